@@ -1,1 +1,15 @@
-export {};
+export { startTestServer, startTestServers } from './testServer.js';
+export type {
+  RecordedRequest,
+  ScriptedResponse,
+  ScriptStep,
+  TestServer,
+  TestServerOptions,
+} from './testServer.js';
+export { startFaultProxy } from './faultProxy.js';
+export type { FaultMode, FaultProxy, FaultProxyOptions } from './faultProxy.js';
+export { freePort } from './freePort.js';
+export { waitFor } from './waitFor.js';
+export type { WaitForOptions } from './waitFor.js';
+export { startNodeProcess } from './childProcess.js';
+export type { NodeProcess, NodeProcessOptions } from './childProcess.js';
