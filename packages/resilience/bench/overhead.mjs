@@ -1,0 +1,117 @@
+// Per-call overhead of the default faultTolerant stack against a bare call, cockatiel
+// wrap(retry, circuitBreaker, timeout) and opossum fire(), plus fast-fail throughput with an open
+// circuit. Each case runs in its own child process (no JIT cross-talk), several rounds, median.
+// Usage: pnpm bench   (builds first)   |   node bench/overhead.mjs [--rounds 7] [--calls 300000]
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const CALLS = Number(option('calls', 300_000));
+const ROUNDS = Number(option('rounds', 7));
+
+const cases = {
+  async bare() {
+    const fn = async () => 42;
+    return { run: fn };
+  },
+  async faultTolerant() {
+    const { faultTolerant } = await import('../dist/index.js');
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    return { run: ft, close: () => ft.close() };
+  },
+  async cockatiel() {
+    const c = await import('cockatiel');
+    const policy = c.wrap(
+      c.retry(c.handleAll, { maxAttempts: 3 }),
+      c.circuitBreaker(c.handleAll, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
+      c.timeout(5_000, c.TimeoutStrategy.Cooperative),
+    );
+    const fn = async () => 42;
+    return { run: () => policy.execute(fn) };
+  },
+  async opossum() {
+    const { default: CircuitBreaker } = await import('opossum');
+    const breaker = new CircuitBreaker(async () => 42, { timeout: 5_000, resetTimeout: 10_000 });
+    return { run: () => breaker.fire(), close: () => breaker.shutdown() };
+  },
+  async 'faultTolerant open circuit'() {
+    const { faultTolerant } = await import('../dist/index.js');
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    await ft();
+    ft.breakers.peek('bench').isolate();
+    return { run: () => ft().catch(() => 0), close: () => ft.close() };
+  },
+  async 'cockatiel open circuit'() {
+    const c = await import('cockatiel');
+    const breaker = c.circuitBreaker(c.handleAll, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) });
+    breaker.isolate();
+    const fn = async () => 42;
+    return { run: () => breaker.execute(fn).catch(() => 0) };
+  },
+  async 'opossum open circuit'() {
+    const { default: CircuitBreaker } = await import('opossum');
+    const breaker = new CircuitBreaker(async () => 42, { timeout: 5_000, resetTimeout: 10_000 });
+    breaker.open();
+    return { run: () => breaker.fire().catch(() => 0), close: () => breaker.shutdown() };
+  },
+};
+
+async function measure(name) {
+  const { run, close } = await cases[name]();
+  const loop = async n => {
+    for (let i = 0; i < n; i++) await run();
+  };
+  await loop(Math.min(CALLS, 100_000)); // warm up
+  const samples = [];
+  for (let r = 0; r < 3; r++) {
+    const start = process.hrtime.bigint();
+    await loop(CALLS);
+    samples.push(Number(process.hrtime.bigint() - start) / CALLS);
+  }
+  await close?.();
+  samples.sort((a, b) => a - b);
+  return samples[1];
+}
+
+if (args[0] === '--case') {
+  const ns = await measure(args[1]);
+  process.stdout.write(JSON.stringify({ ns }));
+  process.exit(0);
+}
+
+const self = fileURLToPath(import.meta.url);
+const results = {};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const name of Object.keys(cases)) {
+    const out = spawnSync(process.execPath, [self, '--case', name, '--calls', String(CALLS)], { encoding: 'utf8' });
+    if (out.status !== 0) throw new Error(`${name} failed: ${out.stderr}`);
+    (results[name] ??= []).push(JSON.parse(out.stdout).ns);
+  }
+}
+const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ns = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+console.log(`@x/resilience overhead — Node ${process.version}, ${CALLS.toLocaleString('en-US')} sequential awaited calls x ${ROUNDS} rounds (median)\n`);
+console.log('| case | ns/call | overhead over bare (ns) | calls/s | ratio |');
+console.log('|---|---:|---:|---:|---|');
+const ours = ns.faultTolerant - ns.bare;
+const row = (name, ratio) =>
+  console.log(`| ${name} | ${fmt(ns[name])} | ${fmt(ns[name] - ns.bare)} | ${fmt(1e9 / ns[name])} | ${ratio} |`);
+row("bare", "");
+row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc');
+row('cockatiel', `faultTolerant is ${fmt((ns.cockatiel - ns.bare) / ours, 1)}x less overhead`);
+row('opossum', `faultTolerant is ${fmt((ns.opossum - ns.bare) / ours, 1)}x less overhead`);
+row('faultTolerant open circuit', '');
+row('cockatiel open circuit', `faultTolerant is ${fmt(ns['cockatiel open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`);
+row('opossum open circuit', `faultTolerant is ${fmt(ns['opossum open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`);
+console.log(
+  `\ntargets: overhead <= 1000 ns: ${ours <= 1000 ? 'met' : 'MISSED'} (${fmt(ours)} ns); ` +
+    `>= 8x less than cockatiel: ${(ns.cockatiel - ns.bare) / ours >= 8 ? 'met' : 'MISSED'}; ` +
+    `faster than opossum: ${ns.faultTolerant < ns.opossum ? 'met' : 'MISSED'}; ` +
+    `open circuit >= 1M calls/s: ${1e9 / ns['faultTolerant open circuit'] >= 1e6 ? 'met' : 'MISSED'}`,
+);

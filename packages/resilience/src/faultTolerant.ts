@@ -1,0 +1,368 @@
+import { ConsecutiveBreaker } from 'cockatiel';
+import type { Dispatcher } from 'undici';
+import { createAgent, type ProxyOption, type TlsOptions } from './agent.js';
+import type { Backoff } from './backoff.js';
+import type { BreakerStore } from './breakerStore.js';
+import { SlowCallBreaker } from './breakers/slowCallBreaker.js';
+import { Bulkhead } from './bulkhead.js';
+import { Call } from './call.js';
+import { CircuitBreaker } from './circuitBreaker.js';
+import { systemClock, type Clock } from './clock.js';
+import { Emitter } from './emitter.js';
+import { HedgePolicy, type HedgeOptions } from './hedge.js';
+import { abortable } from './internal/policyBase.js';
+import { FaultTolerantCall, type FaultTolerantLayers } from './internal/faultTolerantCall.js';
+import { timerQueue } from './internal/timerQueue.js';
+import { invoke } from './internal/invoke.js';
+import { Scope } from './internal/scope.js';
+import { AbortedError } from './errors.js';
+import { byNetloc, keyed, type KeyedPolicy } from './keyed.js';
+import { LatencyHistogram } from './latencyHistogram.js';
+import { LoadBalancePolicy, type LoadBalancerOption } from './loadBalance.js';
+import { silentLogger, type Logger } from './logger.js';
+import { noopMetrics, type Metrics, type Tags } from './metrics/metrics.js';
+import { Pipeline } from './pipeline.js';
+import type { CircuitStateName, Policy, PolicyEvent, Task } from './policy.js';
+import { RetryPolicy } from './retry.js';
+import { RetryBudget, type RetryBudgetOptions } from './retryBudget.js';
+import { TimeoutPolicy } from './timeout.js';
+import { errorCode, isLocalRejection } from './classify.js';
+
+/** Options of {@link faultTolerant}: dace's parameters in camelCase and milliseconds, plus a few more. */
+export interface FaultTolerantOptions<A extends unknown[] = unknown[], R = unknown> {
+  /** Id used in stats, metrics and logs (dace's `dependency_id`). Default: the function's name. */
+  readonly dependencyId?: string;
+  /** Time source (dace's `reactor`). Default: the system clock. */
+  readonly clock?: Clock;
+  /** How long a circuit stays open before a probe (dace's `circuit_reset_timeout`): ms or a growing backoff. Default 10 000. */
+  readonly circuitResetTimeout?: number | Backoff;
+  /** Breaker tuning beyond dace: failure strategy (default 5 consecutive failures), probes, store. */
+  readonly circuitBreaker?: {
+    readonly strategy?: () => import('cockatiel').IBreaker;
+    readonly halfOpenProbes?: number;
+    readonly isFailure?: (error: unknown) => boolean;
+    readonly store?: BreakerStore;
+  };
+  /** Where calls go (dace's `load_balancer`): a function returning `[protocol, netloc]`/a URL, or a list of endpoints. */
+  readonly loadBalancer?: LoadBalancerOption;
+  /** Connections per origin in the HTTP pool (dace's `http_pool_size`). Default 10. */
+  readonly httpPoolSize?: number;
+  /** Answers when the call finally fails; receives the final error, then the call's arguments. */
+  readonly fallback?: (error: unknown, ...args: A) => R | PromiseLike<R>;
+  /** Deadline of the whole operation, retries included, in ms. Default 5 000; `Infinity` for none. */
+  readonly timeout?: number;
+  /** Retries after the first try (dace's `retry_attempts`). Default 3. */
+  readonly retryAttempts?: number;
+  /** Delay between retries. Default exponential 100 ms → 10 s with decorrelated jitter. */
+  readonly retryBackoff?: Backoff;
+  /** Retry budget shared by every call of this function. Default 10 % of calls + 10/s; `false` disables. */
+  readonly retryBudget?: RetryBudget | RetryBudgetOptions | false;
+  /** Concurrent attempts per netloc (dace's `max_open_per_netloc`). Default 10. */
+  readonly maxOpenPerNetloc?: number;
+  /** Attempts waiting per netloc beyond that before `BULKHEAD_FULL`. Default 1 000. */
+  readonly maxQueuedPerNetloc?: number;
+  /** Retry attempts that timed out (`Call.http` timeouts). Default false. */
+  readonly retryOnTimeout?: boolean;
+  /** The operation is safe to repeat. Default true; when false only never-sent failures are retried. */
+  readonly idempotent?: boolean;
+  /** Expected duration in ms (dace's `expected_in`): slower calls are `degraded`, count toward a slow-call breaker and set the hedge delay. */
+  readonly expectedIn?: number;
+  /** Hedged requests (off by default): `true` or options; the delay defaults to `expectedIn`. */
+  readonly hedge?: boolean | HedgeOptions;
+  /** Metrics sink (dace's `statsd`): see `statsdMetrics`, `otelMetrics`, `prometheusMetrics`. */
+  readonly metrics?: Metrics;
+  /** pino-compatible logger for failures. Default silent. */
+  readonly logger?: Logger;
+  /** Proxy for `Call.http` (dace's `use_proxy`). */
+  readonly proxy?: ProxyOption;
+  /** TLS options for `Call.http` (dace's `context_factory`). */
+  readonly tls?: TlsOptions;
+  /** Connect timeout of `Call.http` in ms. Default 1 000. */
+  readonly connectTimeout?: number;
+  /** Bring your own undici dispatcher instead (then pool, proxy, TLS and connect options are ignored). */
+  readonly agent?: Dispatcher;
+}
+
+/** Counters and states of one fault-tolerant function. */
+export interface FaultTolerantStats {
+  readonly dependencyId: string;
+  readonly calls: number;
+  readonly successes: number;
+  readonly failures: number;
+  readonly fallbacks: number;
+  readonly retries: number;
+  readonly hedges: number;
+  readonly timeouts: number;
+  readonly degraded: number;
+  readonly rejections: { readonly circuit: number; readonly bulkhead: number; readonly budget: number };
+  readonly inFlight: number;
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly mean: number; readonly max: number };
+  readonly retryBudget: number | undefined;
+  readonly circuits: ReadonlyArray<{ readonly key: string; readonly state: CircuitStateName; readonly retryAfterMs: number }>;
+  readonly limits: ReadonlyArray<{ readonly key: string; readonly running: number; readonly queued: number }>;
+}
+
+/** The function `faultTolerant` returns: call it like the original, plus controls. */
+export interface FaultTolerantFunction<A extends unknown[], R> {
+  (...args: A): Promise<R>;
+  /** Calls with an abort signal. */
+  run(options: { readonly signal?: AbortSignal }, ...args: A): Promise<R>;
+  readonly dependencyId: string;
+  /** The undici dispatcher behind `Call.http`. */
+  readonly agent: Dispatcher;
+  /** The composed policies (timeout, retry, hedge, load balancing, breakers, limits). */
+  readonly policy: Policy;
+  /** One circuit breaker per netloc. */
+  readonly breakers: KeyedPolicy<CircuitBreaker>;
+  /** One concurrency limit per netloc. */
+  readonly limits: KeyedPolicy<Bulkhead>;
+  /** Events of every layer plus `success`/`failure`/`fallback` of whole calls. */
+  readonly onEvent: (listener: (event: PolicyEvent) => void) => () => void;
+  stats(): FaultTolerantStats;
+  /** Closes the HTTP pool (when created here) and detaches breakers from their store. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open: 1, 'half-open': 2, isolated: 3 };
+
+/**
+ * dace's `fault_tolerant`: wraps `fn` with, from the outside in, logging and metrics, fallback,
+ * a deadline for the whole operation, retry (budgeted, backed off, honouring `Retry-After`),
+ * optional hedging, load balancing (a retry goes to another endpoint), a circuit breaker per
+ * netloc and a concurrency limit per netloc. `fn` may take a {@link Call} first.
+ *
+ * @example
+ * const getUser = faultTolerant(async (call, id: string) => {
+ *   const res = await call.http.request('GET', `/users/${id}`);
+ *   return res.json<User>();
+ * }, { dependencyId: 'users', loadBalancer: ['http://10.0.0.1:8080', 'http://10.0.0.2:8080'], timeout: 2_000 });
+ * const user = await getUser('42');
+ */
+export function faultTolerant<A extends unknown[], R>(
+  fn: (call: Call, ...args: A) => R | PromiseLike<R>,
+  options: FaultTolerantOptions<A, R> = {},
+): FaultTolerantFunction<A, R> {
+  if (typeof fn !== 'function') throw new TypeError('faultTolerant needs a function');
+  const dependencyId = options.dependencyId ?? (fn.name || 'dependency');
+  const clock = options.clock ?? systemClock;
+  const metrics = options.metrics ?? noopMetrics;
+  const log = options.logger ?? silentLogger;
+  const ownAgent = options.agent === undefined;
+  const agent = options.agent ?? createAgent(options);
+  const { expectedIn, timeout = 5_000 } = options;
+  if (!(timeout > 0)) throw new RangeError(`timeout must be > 0 ms (Infinity for none), got ${timeout}`);
+  if (expectedIn !== undefined && !(expectedIn > 0)) throw new RangeError(`expectedIn must be > 0 ms, got ${expectedIn}`);
+
+  const budget =
+    options.retryBudget === false ? undefined : options.retryBudget instanceof RetryBudget ? options.retryBudget : new RetryBudget({ clock, ...options.retryBudget });
+  const breakerOptions = options.circuitBreaker ?? {};
+  const strategy = () => {
+    const failures = breakerOptions.strategy?.() ?? new ConsecutiveBreaker(5);
+    return expectedIn === undefined ? failures : new SlowCallBreaker({ thresholdMs: expectedIn, inner: failures });
+  };
+  const breakers = keyed(
+    byNetloc(dependencyId),
+    key =>
+      new CircuitBreaker({
+        key,
+        clock,
+        strategy: strategy(),
+        halfOpenAfter: options.circuitResetTimeout ?? 10_000,
+        halfOpenProbes: breakerOptions.halfOpenProbes,
+        isFailure: breakerOptions.isFailure,
+        store: breakerOptions.store,
+        slowCallMs: expectedIn,
+      }),
+    { clock },
+  );
+  const limits = keyed(
+    byNetloc(dependencyId),
+    key => new Bulkhead({ key, clock, limit: options.maxOpenPerNetloc ?? 10, queue: options.maxQueuedPerNetloc ?? 1_000 }),
+    { clock },
+  );
+  const retryPolicy = new RetryPolicy({
+    clock,
+    maxRetries: options.retryAttempts ?? 3,
+    backoff: options.retryBackoff,
+    budget,
+    retryOnTimeout: options.retryOnTimeout,
+    idempotent: options.idempotent,
+  });
+  const loadBalancePolicy = options.loadBalancer ? new LoadBalancePolicy(options.loadBalancer, { clock }) : undefined;
+  const deadline = timeout === Infinity ? undefined : new TimeoutPolicy(timeout, { clock });
+  const hedgePolicy = options.hedge
+    ? new HedgePolicy({ delay: expectedIn ?? { percentile: 0.95 }, ...(options.hedge === true ? {} : options.hedge), clock })
+    : undefined;
+  const layers: Policy[] = [deadline, retryPolicy, hedgePolicy, loadBalancePolicy, breakers, limits].filter(
+    (layer): layer is NonNullable<typeof layer> => layer !== undefined,
+  );
+  const policy = new Pipeline(layers);
+
+  const events = new Emitter<PolicyEvent>();
+  const latency = new LatencyHistogram({ clock });
+  const tags: Tags = { dependency: dependencyId };
+  const counts = { calls: 0, successes: 0, failures: 0, fallbacks: 0, retries: 0, hedges: 0, timeouts: 0, degraded: 0, circuit: 0, bulkhead: 0, budget: 0, inFlight: 0 };
+  const onTimeout = () => {
+    counts.timeouts++;
+    metrics.increment('resilience.timeouts', 1, tags);
+    if (events.active) events.emit({ type: 'timeout', timeoutMs: timeout });
+  };
+  policy.onEvent(event => {
+    switch (event.type) {
+      case 'retry':
+        counts.retries++;
+        metrics.increment('resilience.retries', 1, tags);
+        break;
+      case 'hedge':
+        counts.hedges++;
+        metrics.increment('resilience.hedges', 1, tags);
+        break;
+      case 'timeout':
+        return onTimeout(); // emitted by the deadline policy on the hedged path
+      case 'degraded':
+        counts.degraded++;
+        metrics.increment('resilience.degraded', 1, tags);
+        break;
+      case 'reject':
+        if (event.reason === 'circuit') counts.circuit++;
+        else if (event.reason === 'bulkhead') counts.bulkhead++;
+        metrics.increment('resilience.rejections', 1, { dependency: dependencyId, reason: event.reason });
+        break;
+      case 'giveUp':
+        if (event.reason === 'budget') {
+          counts.budget++;
+          metrics.increment('resilience.rejections', 1, { dependency: dependencyId, reason: 'budget' });
+        }
+        break;
+      case 'stateChange':
+        metrics.gauge('resilience.circuit.state', STATE_VALUE[event.to], { dependency: dependencyId, netloc: event.key });
+        log.warn({ dependency: dependencyId, netloc: event.key, from: event.from, to: event.to }, 'circuit state changed');
+        break;
+    }
+    events.emit(event);
+  });
+
+  const fallbackFn = options.fallback;
+  const measure = metrics !== noopMetrics;
+  const callLayers: FaultTolerantLayers = {
+    clock,
+    dependencyId,
+    timeoutMs: timeout,
+    timers: timerQueue(clock),
+    retry: retryPolicy,
+    budget,
+    loadBalance: loadBalancePolicy,
+    breakers,
+    limits,
+    onTimeout,
+  };
+
+  /** Bookkeeping of a finished call: counters, latency, metrics, the failure log line. */
+  function settled(ok: boolean, error: unknown, durationMs: number, now?: number): void {
+    counts.inFlight--;
+    latency.record(durationMs, now);
+    if (measure) metrics.histogram('resilience.call.duration', durationMs, tags);
+    if (ok) {
+      counts.successes++;
+      if (measure) metrics.increment('resilience.calls', 1, { dependency: dependencyId, outcome: 'success' });
+      if (events.active) events.emit({ type: 'success', durationMs });
+      return;
+    }
+    counts.failures++;
+    if (log !== silentLogger) {
+      // Local rejections (open circuit, full limit) can come by the thousand: debug, not warn.
+      log[isLocalRejection(error) ? 'debug' : 'warn']({ dependency: dependencyId, err: error, code: errorCode(error), durationMs }, `${dependencyId} call failed`);
+    }
+    if (events.active) events.emit({ type: 'failure', durationMs, error });
+    const outcome = fallbackFn ? 'fallback' : 'failure';
+    if (fallbackFn) {
+      counts.fallbacks++;
+      if (events.active) events.emit({ type: 'fallback', error });
+    }
+    if (measure) metrics.increment('resilience.calls', 1, { dependency: dependencyId, outcome });
+  }
+
+  // Hedged calls run through the composed policies (several attempts in flight at once).
+  let hedgedChain: Task<unknown> | undefined;
+  if (hedgePolicy) {
+    hedgedChain = scope => (scope as Scope).task!(scope as Scope);
+    for (let i = layers.length - 1; i >= (deadline ? 1 : 0); i--) {
+      const layer = layers[i]!;
+      const next: Task<unknown> = hedgedChain;
+      hedgedChain = scope => layer.run(next, scope);
+    }
+  }
+
+  function executeHedged(signal: AbortSignal | undefined, task: (scope: Scope) => unknown, args: A): Promise<R> {
+    const root = new Scope(clock, undefined, signal);
+    root.task = task;
+    const start = root.startedAt;
+    budget?.deposit(start);
+    const running = (deadline ? deadline.runAt(hedgedChain!, root, start) : invoke(hedgedChain!, root)) as Promise<R>;
+    return (signal ? abortable(running, root, signal) : running).then(
+      value => {
+        settled(true, undefined, clock.now() - start);
+        return value;
+      },
+      (error: unknown) => {
+        settled(false, error, clock.now() - start);
+        if (!fallbackFn) throw error;
+        return fallbackFn(error, ...args);
+      },
+    );
+  }
+
+  function execute(signal: AbortSignal | undefined, args: A): Promise<R> {
+    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
+    counts.calls++;
+    counts.inFlight++;
+    const task = (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args);
+    if (hedgedChain) return executeHedged(signal, task, args);
+    const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
+      callLayers,
+      task,
+      signal,
+      (ok, error, now) => settled(ok, error, now - call.startedAt, now),
+      fallbackFn && (error => fallbackFn(error, ...args)),
+    );
+    return call.start();
+  }
+
+  const wrapped = ((...args: A) => execute(undefined, args)) as FaultTolerantFunction<A, R>;
+  const close = async () => {
+    for (const [, breaker] of breakers) breaker.close();
+    if (ownAgent) await agent.close();
+  };
+  Object.defineProperties(wrapped, {
+    run: { value: (opts: { signal?: AbortSignal }, ...args: A) => execute(opts?.signal, args) },
+    dependencyId: { value: dependencyId },
+    agent: { value: agent },
+    policy: { value: policy },
+    breakers: { value: breakers },
+    limits: { value: limits },
+    onEvent: { value: events.on },
+    close: { value: close },
+    [Symbol.asyncDispose]: { value: close },
+    stats: {
+      value: (): FaultTolerantStats => ({
+        dependencyId,
+        calls: counts.calls,
+        successes: counts.successes,
+        failures: counts.failures,
+        fallbacks: counts.fallbacks,
+        retries: counts.retries,
+        hedges: counts.hedges,
+        timeouts: counts.timeouts,
+        degraded: counts.degraded,
+        rejections: { circuit: counts.circuit, bulkhead: counts.bulkhead, budget: counts.budget },
+        inFlight: counts.inFlight,
+        latencyMs: { p50: latency.percentile(0.5), p99: latency.percentile(0.99), mean: latency.mean, max: latency.max },
+        retryBudget: budget?.balance,
+        circuits: [...breakers].map(([key, b]) => ({ key, state: b.state, retryAfterMs: b.retryAfterMs })),
+        limits: [...limits].map(([key, l]) => ({ key, running: l.running, queued: l.queued })),
+      }),
+    },
+  });
+  return wrapped;
+}

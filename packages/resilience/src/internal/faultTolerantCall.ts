@@ -1,0 +1,235 @@
+import type { Balancer } from '../balancers/balancer.js';
+import type { Bulkhead } from '../bulkhead.js';
+import type { CircuitBreaker } from '../circuitBreaker.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Endpoint } from '../endpoint.js';
+import { AbortedError, TimeoutError } from '../errors.js';
+import type { KeyedPolicy } from '../keyed.js';
+import type { LoadBalancePolicy } from '../loadBalance.js';
+import type { RetryPolicy, RetrySchedule } from '../retry.js';
+import type { RetryBudget } from '../retryBudget.js';
+import { Scope } from './scope.js';
+import type { TimerEntry, TimerQueue } from './timerQueue.js';
+
+/** The policies one `faultTolerant` function runs its calls through. */
+export interface FaultTolerantLayers {
+  readonly clock: Clock;
+  readonly dependencyId: string;
+  readonly timeoutMs: number;
+  readonly timers: TimerQueue;
+  readonly retry: RetryPolicy;
+  readonly budget: RetryBudget | undefined;
+  readonly loadBalance: LoadBalancePolicy | undefined;
+  readonly breakers: KeyedPolicy<CircuitBreaker>;
+  readonly limits: KeyedPolicy<Bulkhead>;
+  readonly onTimeout: () => void;
+}
+
+/** Told how a call ended (`now` is the clock time it ended), before its promise settles. */
+export type OnSettled = (ok: boolean, error: unknown, now: number) => void;
+
+/**
+ * One call of a `faultTolerant` function: deadline → retry → load balancing → breaker per netloc
+ * → limit per netloc → the function. The same policy objects as the composable API decide (breaker
+ * admission and accounting, bulkhead slots, retry schedule and budget, endpoint choice); this only
+ * sequences them with plain callbacks and a single promise, which keeps the per-call overhead
+ * under a microsecond and makes fast-fail cheap (no rethrow per layer, one late rejection).
+ */
+export class FaultTolerantCall<R> {
+  private readonly root: Scope;
+  private resolve!: (value: R | PromiseLike<R>) => void;
+  private reject!: (error: unknown) => void;
+  private settled = false;
+  private starting = true;
+  private deadlineEntry: TimerEntry | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private schedule: RetrySchedule | undefined;
+  // the attempt in progress (attempts run one after another)
+  private scope!: Scope;
+  private breaker!: CircuitBreaker;
+  private permit = -1;
+  private limit: Bulkhead | undefined;
+  private endpoint: Endpoint | undefined;
+  private balancer: Balancer<Endpoint> | undefined;
+  private attemptStart = 0;
+  private abortListener: (() => void) | undefined;
+
+  constructor(
+    private readonly layers: FaultTolerantLayers,
+    task: (scope: Scope) => unknown,
+    private readonly signal: AbortSignal | undefined,
+    private readonly onSettled: OnSettled,
+    private readonly fallback: ((error: unknown) => R | PromiseLike<R>) | undefined,
+  ) {
+    this.root = new Scope(layers.clock, undefined, signal);
+    this.root.task = task;
+  }
+
+  /** Clock time the call started. */
+  get startedAt(): number {
+    return this.root.startedAt;
+  }
+
+  start(): Promise<R> {
+    const promise = new Promise<R>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    const { layers, root } = this;
+    if (layers.timeoutMs !== Infinity) root.deadline = root.startedAt + layers.timeoutMs;
+    layers.budget?.deposit(root.startedAt);
+    this.attempt(root);
+    this.starting = false;
+    // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
+    if (!this.settled) {
+      if (root.deadline !== Infinity) this.deadlineEntry = layers.timers.add(root.deadline, () => this.onDeadline());
+      if (this.signal) {
+        this.abortListener = () => this.onAbort();
+        this.signal.addEventListener('abort', this.abortListener, { once: true });
+      }
+    }
+    return promise;
+  }
+
+  private attempt(scope: Scope): void {
+    const { layers } = this;
+    this.scope = scope;
+    this.limit = undefined;
+    let key = layers.dependencyId;
+    if (layers.loadBalance) {
+      try {
+        this.endpoint = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
+      } catch (error) {
+        this.failed(error);
+        return;
+      }
+      key = this.endpoint.netloc;
+      this.balancer = layers.loadBalance.picker;
+    }
+    this.breaker = layers.breakers.get(key, scope.startedAt);
+    this.permit = this.breaker.tryAdmit();
+    if (this.permit < 0) {
+      this.failed(this.breaker.rejection());
+      return;
+    }
+    this.limit = layers.limits.get(key, scope.startedAt);
+    const wait = this.limit.acquire(scope);
+    if (wait === undefined) this.run(scope.startedAt);
+    else wait.then(() => this.afterQueue(), error => this.onQueueFailure(error));
+  }
+
+  private afterQueue(): void {
+    if (!this.settled) return this.run(this.layers.clock.now());
+    this.limit!.release();
+    this.breaker.release(this.permit);
+  }
+
+  private run(now: number): void {
+    if (this.endpoint) this.balancer?.start(this.endpoint);
+    this.attemptStart = now;
+    let result: unknown;
+    try {
+      result = this.scope.task!(this.scope);
+    } catch (error) {
+      this.onError(error);
+      return;
+    }
+    if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
+      (result as PromiseLike<unknown>).then(
+        value => this.onValue(value),
+        error => this.onError(error),
+      );
+    } else {
+      this.onValue(result);
+    }
+  }
+
+  private onValue(value: unknown): void {
+    const now = this.layers.clock.now();
+    const durationMs = now - this.attemptStart;
+    this.limit!.release();
+    this.breaker.success(this.permit, durationMs);
+    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: true, durationMs });
+    this.finish(true, value as R, undefined, now);
+  }
+
+  private onError(error: unknown): void {
+    const durationMs = this.layers.clock.now() - this.attemptStart;
+    this.limit!.release();
+    // The caller walking away is not the service's fault; our own deadline is.
+    const scope = this.scope;
+    const reason = scope.aborted ? scope.abortReason : error;
+    if (!scope.aborted || reason instanceof TimeoutError) this.breaker.failure(this.permit, reason, durationMs);
+    else this.breaker.release(this.permit);
+    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: false, durationMs });
+    this.failed(error);
+  }
+
+  private onQueueFailure(error: unknown): void {
+    this.breaker.release(this.permit);
+    this.failed(error);
+  }
+
+  private failed(error: unknown): void {
+    if (this.settled) return;
+    const schedule = (this.schedule ??= this.layers.retry.schedule(this.root));
+    const delay = schedule.next(error);
+    if (delay < 0) this.finish(false, undefined, schedule.finalError);
+    else if (delay === 0) this.retryNow();
+    else this.retryTimer = this.layers.clock.setTimeout(() => this.retryNow(), delay);
+  }
+
+  private retryNow(): void {
+    this.retryTimer = undefined;
+    if (this.settled) return;
+    const scope = this.root.fork();
+    scope.attempt = this.schedule!.attempt;
+    scope.startedAt = this.layers.clock.now();
+    this.attempt(scope);
+  }
+
+  private circuitOpen(endpoint: Endpoint): boolean {
+    return this.layers.breakers.peek(endpoint.netloc)?.wouldReject() ?? false;
+  }
+
+  private onDeadline(): void {
+    if (this.settled) return;
+    const error = new TimeoutError(this.layers.timeoutMs, 'operation');
+    this.root.abort(error);
+    this.layers.onTimeout();
+    this.finish(false, undefined, error);
+  }
+
+  private onAbort(): void {
+    if (this.settled) return;
+    const error = new AbortedError({ cause: this.signal!.reason });
+    this.root.abort(error);
+    this.finish(false, undefined, error);
+  }
+
+  private finish(ok: boolean, value: R | undefined, error: unknown, now = this.starting ? this.root.startedAt : this.layers.clock.now()): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.deadlineEntry) this.layers.timers.remove(this.deadlineEntry);
+    if (this.retryTimer) this.layers.clock.clearTimeout(this.retryTimer);
+    if (this.abortListener) this.signal!.removeEventListener('abort', this.abortListener);
+    this.root.dispose();
+    this.onSettled(ok, error, now);
+    if (ok) return this.resolve(value as R);
+    if (!this.fallback) return this.rejectAfterHandlers(error);
+    try {
+      this.resolve(this.fallback(error));
+    } catch (failure) {
+      this.rejectAfterHandlers(failure);
+    }
+  }
+
+  /**
+   * Rejects only once the caller has attached its handlers: a promise rejected with no handler
+   * costs Node's unhandled-rejection bookkeeping (~0.8 µs), more than the whole call.
+   */
+  private rejectAfterHandlers(error: unknown): void {
+    if (this.starting) queueMicrotask(() => this.reject(error));
+    else this.reject(error);
+  }
+}

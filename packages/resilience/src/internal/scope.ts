@@ -1,0 +1,93 @@
+import type { Clock } from '../clock.js';
+import type { Endpoint } from '../endpoint.js';
+import type { PolicyContext } from '../policy.js';
+
+/**
+ * The context of one execution (and, forked, of one attempt). Its `signal` is created only when
+ * somebody reads it: most successful calls never pay for an AbortController. Aborting a scope
+ * aborts every scope forked from it.
+ */
+export class Scope implements PolicyContext {
+  attempt = 0;
+  deadline = Infinity;
+  endpoint: Endpoint | undefined = undefined;
+  /** Endpoints already used by earlier attempts or hedges of this execution (shared by forks). */
+  tried: Endpoint[] | undefined = undefined;
+  /** Clock time the execution (or, for a retry, the attempt) started: cheap "now" for bookkeeping. */
+  startedAt: number;
+  /** The work at the end of a precomputed policy chain (see `faultTolerant`). */
+  task: ((context: Scope) => unknown) | undefined = undefined;
+  private controller: AbortController | undefined;
+  private reason: unknown = undefined;
+  private unlink: (() => void) | undefined;
+
+  constructor(
+    readonly clock: Clock,
+    private readonly parent?: Scope,
+    private readonly external?: AbortSignal,
+  ) {
+    if (parent) {
+      this.attempt = parent.attempt;
+      this.deadline = parent.deadline;
+      this.endpoint = parent.endpoint;
+      this.tried = parent.tried;
+      this.startedAt = parent.startedAt;
+      this.task = parent.task;
+    } else {
+      this.startedAt = clock.now();
+    }
+  }
+
+  /** True once this scope, an ancestor, or the external signal was aborted. */
+  get aborted(): boolean {
+    return this.reason !== undefined || !!this.external?.aborted || !!this.parent?.aborted;
+  }
+
+  /** Why it was aborted (undefined while it is not). */
+  get abortReason(): unknown {
+    if (this.reason !== undefined) return this.reason;
+    if (this.external?.aborted) return this.external.reason;
+    return this.parent?.abortReason;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const controller = (this.controller = new AbortController());
+    if (this.aborted) {
+      controller.abort(this.abortReason);
+      return controller.signal;
+    }
+    const upstream = this.parent ? this.parent.signal : this.external;
+    if (upstream) {
+      const onAbort = () => controller.abort(upstream.reason);
+      upstream.addEventListener('abort', onAbort, { once: true });
+      this.unlink = () => upstream.removeEventListener('abort', onAbort);
+    }
+    return controller.signal;
+  }
+
+  /** Milliseconds left before the deadline (Infinity when there is none). */
+  remaining(): number {
+    return this.deadline === Infinity ? Infinity : this.deadline - this.clock.now();
+  }
+
+  /** Aborts this scope and its forks; the first reason wins. */
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason ?? new Error('aborted');
+    this.controller?.abort(this.reason);
+  }
+
+  /** A child scope for one attempt or layer. */
+  fork(): Scope {
+    return new Scope(this.clock, this);
+  }
+
+  /** Detaches from the parent's signal once the execution settled. */
+  dispose(): void {
+    if (this.unlink) {
+      this.unlink();
+      this.unlink = undefined;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import type { Clock, TimerHandle } from '../clock.js';
+
+/** One scheduled expiry; kept by the caller to cancel it in O(1). */
+export interface TimerEntry {
+  at: number;
+  fire: () => void;
+  prev: TimerEntry | undefined;
+  next: TimerEntry | undefined;
+  queued: boolean;
+}
+
+/**
+ * Deadlines for many concurrent calls on one clock timer. Entries sit in a list sorted by expiry
+ * (inserting from the tail is O(1) when, as usual, deadlines grow with time); removal is O(1).
+ * The single timer is re-armed lazily, and unref'd while no entry waits, so an idle process can
+ * exit. This replaces a setTimeout/clearTimeout pair and an AbortController per call.
+ */
+export class TimerQueue {
+  private head: TimerEntry | undefined;
+  private tail: TimerEntry | undefined;
+  private timer: TimerHandle | undefined;
+  private armedAt = Infinity;
+  private refed = false;
+
+  constructor(private readonly clock: Clock) {}
+
+  add(at: number, fire: () => void): TimerEntry {
+    const entry: TimerEntry = { at, fire, prev: undefined, next: undefined, queued: true };
+    let after = this.tail;
+    while (after && after.at > at) after = after.prev;
+    if (after) {
+      entry.prev = after;
+      entry.next = after.next;
+      if (after.next) after.next.prev = entry;
+      else this.tail = entry;
+      after.next = entry;
+    } else {
+      entry.next = this.head;
+      if (this.head) this.head.prev = entry;
+      else this.tail = entry;
+      this.head = entry;
+    }
+    if (at < this.armedAt) this.arm(at);
+    if (!this.refed) {
+      this.refed = true;
+      this.timer?.ref?.();
+    }
+    return entry;
+  }
+
+  remove(entry: TimerEntry): void {
+    if (!entry.queued) return;
+    entry.queued = false;
+    if (entry.prev) entry.prev.next = entry.next;
+    else this.head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.tail = entry.prev;
+    entry.prev = entry.next = undefined;
+    if (!this.head && this.refed) {
+      this.refed = false;
+      this.timer?.unref?.();
+    }
+  }
+
+  private arm(at: number): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.armedAt = at;
+    this.timer = this.clock.setTimeout(this.onTimer, Math.max(0, Math.ceil(at - this.clock.now())));
+    if (!this.refed) this.timer.unref?.();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.armedAt = Infinity;
+    // Timers may fire up to 1 ms early against performance.now() (libuv rounds to whole ms).
+    const now = this.clock.now() + 1;
+    while (this.head && this.head.at <= now) {
+      const entry = this.head;
+      this.remove(entry);
+      entry.fire();
+    }
+    if (this.head) this.arm(this.head.at);
+  };
+}
+
+const queues = new WeakMap<Clock, TimerQueue>();
+
+/** The shared {@link TimerQueue} of a clock. */
+export function timerQueue(clock: Clock): TimerQueue {
+  let queue = queues.get(clock);
+  if (!queue) queues.set(clock, (queue = new TimerQueue(clock)));
+  return queue;
+}
