@@ -1,4 +1,4 @@
-import { ConsecutiveBreaker } from 'cockatiel';
+import { ConsecutiveBreaker, type IBreaker } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import { createAgent, type ProxyOption, type TlsOptions } from './agent.js';
 import type { Backoff } from './backoff.js';
@@ -38,7 +38,7 @@ export interface FaultTolerantOptions<A extends unknown[] = unknown[], R = unkno
   readonly circuitResetTimeout?: number | Backoff;
   /** Breaker tuning beyond dace: failure strategy (default 5 consecutive failures), probes, store. */
   readonly circuitBreaker?: {
-    readonly strategy?: () => import('cockatiel').IBreaker;
+    readonly strategy?: () => IBreaker;
     readonly halfOpenProbes?: number;
     readonly isFailure?: (error: unknown) => boolean;
     readonly store?: BreakerStore;
