@@ -27,7 +27,10 @@ const cases = {
     const c = await import('cockatiel');
     const policy = c.wrap(
       c.retry(c.handleAll, { maxAttempts: 3 }),
-      c.circuitBreaker(c.handleAll, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
+      c.circuitBreaker(c.handleAll, {
+        halfOpenAfter: 10_000,
+        breaker: new c.ConsecutiveBreaker(5),
+      }),
       c.timeout(5_000, c.TimeoutStrategy.Cooperative),
     );
     const fn = async () => 42;
@@ -47,7 +50,10 @@ const cases = {
   },
   async 'cockatiel open circuit'() {
     const c = await import('cockatiel');
-    const breaker = c.circuitBreaker(c.handleAll, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) });
+    const breaker = c.circuitBreaker(c.handleAll, {
+      halfOpenAfter: 10_000,
+      breaker: new c.ConsecutiveBreaker(5),
+    });
     breaker.isolate();
     const fn = async () => 42;
     return { run: () => breaker.execute(fn).catch(() => 0) };
@@ -87,28 +93,41 @@ const self = fileURLToPath(import.meta.url);
 const results = {};
 for (let round = 0; round < ROUNDS; round++) {
   for (const name of Object.keys(cases)) {
-    const out = spawnSync(process.execPath, [self, '--case', name, '--calls', String(CALLS)], { encoding: 'utf8' });
+    const out = spawnSync(process.execPath, [self, '--case', name, '--calls', String(CALLS)], {
+      encoding: 'utf8',
+    });
     if (out.status !== 0) throw new Error(`${name} failed: ${out.stderr}`);
     (results[name] ??= []).push(JSON.parse(out.stdout).ns);
   }
 }
 const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ns = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
-const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+const fmt = (x, d = 0) =>
+  x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-console.log(`@x/resilience overhead — Node ${process.version}, ${CALLS.toLocaleString('en-US')} sequential awaited calls x ${ROUNDS} rounds (median)\n`);
+console.log(
+  `@x/resilience overhead — Node ${process.version}, ${CALLS.toLocaleString('en-US')} sequential awaited calls x ${ROUNDS} rounds (median)\n`,
+);
 console.log('| case | ns/call | overhead over bare (ns) | calls/s | ratio |');
 console.log('|---|---:|---:|---:|---|');
 const ours = ns.faultTolerant - ns.bare;
 const row = (name, ratio) =>
-  console.log(`| ${name} | ${fmt(ns[name])} | ${fmt(ns[name] - ns.bare)} | ${fmt(1e9 / ns[name])} | ${ratio} |`);
-row("bare", "");
+  console.log(
+    `| ${name} | ${fmt(ns[name])} | ${fmt(ns[name] - ns.bare)} | ${fmt(1e9 / ns[name])} | ${ratio} |`,
+  );
+row('bare', '');
 row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc');
 row('cockatiel', `faultTolerant is ${fmt((ns.cockatiel - ns.bare) / ours, 1)}x less overhead`);
 row('opossum', `faultTolerant is ${fmt((ns.opossum - ns.bare) / ours, 1)}x less overhead`);
 row('faultTolerant open circuit', '');
-row('cockatiel open circuit', `faultTolerant is ${fmt(ns['cockatiel open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`);
-row('opossum open circuit', `faultTolerant is ${fmt(ns['opossum open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`);
+row(
+  'cockatiel open circuit',
+  `faultTolerant is ${fmt(ns['cockatiel open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`,
+);
+row(
+  'opossum open circuit',
+  `faultTolerant is ${fmt(ns['opossum open circuit'] / ns['faultTolerant open circuit'], 1)}x faster`,
+);
 console.log(
   `\ntargets: overhead <= 1000 ns: ${ours <= 1000 ? 'met' : 'MISSED'} (${fmt(ours)} ns); ` +
     `>= 8x less than cockatiel: ${(ns.cockatiel - ns.bare) / ours >= 8 ? 'met' : 'MISSED'}; ` +

@@ -12,16 +12,23 @@ function backend(name, behaviour) {
       res.writeHead(503, { 'retry-after': '0', 'content-type': 'application/json' });
       return res.end('{"error":"busy"}');
     }
-    setTimeout(() => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: req.url.split('/').pop(), servedBy: name }));
-    }, mode === 'slow' ? 80 : 2);
+    setTimeout(
+      () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: req.url.split('/').pop(), servedBy: name }));
+      },
+      mode === 'slow' ? 80 : 2,
+    );
   });
   return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 const flaky = () => (Math.random() < 0.25 ? 503 : Math.random() < 0.05 ? 'slow' : 'ok');
-const servers = [await backend('a', () => 'ok'), await backend('b', flaky), await backend('c', () => 'ok')];
+const servers = [
+  await backend('a', () => 'ok'),
+  await backend('b', flaky),
+  await backend('c', () => 'ok'),
+];
 const urls = servers.map(s => `http://127.0.0.1:${s.address().port}`);
 const cPort = servers[2].address().port;
 
@@ -43,7 +50,9 @@ const getUser = faultTolerant(
   },
 );
 const transitions = [];
-getUser.onEvent(e => e.type === 'stateChange' && transitions.push(`${e.key.split(':')[1]} ${e.from}→${e.to}`));
+getUser.onEvent(
+  e => e.type === 'stateChange' && transitions.push(`${e.key.split(':')[1]} ${e.from}→${e.to}`),
+);
 
 async function phase(name, calls, concurrency = 16) {
   const before = getUser.stats();
@@ -67,7 +76,9 @@ async function phase(name, calls, concurrency = 16) {
 }
 
 console.log('@x/resilience demo: 3 loopback backends (b answers 503 a quarter of the time)\n');
-console.log('| phase                    | calls | ok    | fallbacks | retries | served by                          | circuits (port:state) |');
+console.log(
+  '| phase                    | calls | ok    | fallbacks | retries | served by                          | circuits (port:state) |',
+);
 console.log('|---|---:|---:|---:|---:|---|---|');
 await phase('all up', 600);
 servers[2].closeAllConnections();
@@ -92,8 +103,18 @@ await phase('everything down', 50);
 
 const s = getUser.stats();
 console.log(`\ncircuit transitions: ${transitions.join(', ') || 'none'}`);
-console.log(`latency p50 ${s.latencyMs.p50.toFixed(1)} ms, p99 ${s.latencyMs.p99.toFixed(1)} ms; retry budget left ${s.retryBudget}`);
-console.log(`rejections: ${JSON.stringify(s.rejections)}; timeouts ${s.timeouts}; degraded ${s.degraded}`);
+console.log(
+  `latency p50 ${s.latencyMs.p50.toFixed(1)} ms, p99 ${s.latencyMs.p99.toFixed(1)} ms; retry budget left ${s.retryBudget}`,
+);
+console.log(
+  `rejections: ${JSON.stringify(s.rejections)}; timeouts ${s.timeouts}; degraded ${s.degraded}`,
+);
 const snapshot = metrics.snapshot();
-console.log('metrics (resilience.calls):', Object.entries(snapshot.counters).filter(([k]) => k.startsWith('resilience.calls')).map(([k, v]) => `${k}=${v}`).join(' '));
+console.log(
+  'metrics (resilience.calls):',
+  Object.entries(snapshot.counters)
+    .filter(([k]) => k.startsWith('resilience.calls'))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' '),
+);
 await getUser.close();

@@ -4,7 +4,17 @@ import { Agent, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
 /** TLS settings for outgoing connections (dace's `context_factory`): CA, client certificate, SNI… */
 export type TlsOptions = Pick<
   ConnectionOptions,
-  'ca' | 'cert' | 'key' | 'passphrase' | 'pfx' | 'rejectUnauthorized' | 'servername' | 'ciphers' | 'minVersion' | 'maxVersion' | 'checkServerIdentity'
+  | 'ca'
+  | 'cert'
+  | 'key'
+  | 'passphrase'
+  | 'pfx'
+  | 'rejectUnauthorized'
+  | 'servername'
+  | 'ciphers'
+  | 'minVersion'
+  | 'maxVersion'
+  | 'checkServerIdentity'
 >;
 
 /** A proxy (dace's `use_proxy`): a URL, `{ uri, token }`, or `'env'` for `HTTP(S)_PROXY`/`NO_PROXY`. */
@@ -23,10 +33,13 @@ export interface AgentOptions {
 /** The undici dispatcher behind `Call.http`: an `Agent`, `ProxyAgent` or `EnvHttpProxyAgent`. */
 export function createAgent(options: AgentOptions = {}): Dispatcher {
   const { httpPoolSize = 10, connectTimeout = 1000, tls = {}, proxy } = options;
-  if (!Number.isInteger(httpPoolSize) || httpPoolSize < 1) throw new RangeError(`httpPoolSize must be an integer >= 1, got ${httpPoolSize}`);
-  if (!(connectTimeout > 0)) throw new RangeError(`connectTimeout must be > 0 ms, got ${connectTimeout}`);
+  if (!Number.isInteger(httpPoolSize) || httpPoolSize < 1)
+    throw new RangeError(`httpPoolSize must be an integer >= 1, got ${httpPoolSize}`);
+  if (!(connectTimeout > 0))
+    throw new RangeError(`connectTimeout must be > 0 ms, got ${connectTimeout}`);
   const connect = { timeout: connectTimeout, ...tls };
-  if (proxy === 'env') return new EnvHttpProxyAgent({ connections: httpPoolSize, connect, requestTls: connect });
+  if (proxy === 'env')
+    return new EnvHttpProxyAgent({ connections: httpPoolSize, connect, requestTls: connect });
   if (proxy !== undefined) {
     const { uri, token } = typeof proxy === 'string' ? { uri: proxy, token: undefined } : proxy;
     try {
@@ -34,7 +47,13 @@ export function createAgent(options: AgentOptions = {}): Dispatcher {
     } catch {
       throw new TypeError(`proxy must be a URL, got ${JSON.stringify(uri)}`);
     }
-    return new ProxyAgent({ uri, ...(token ? { token } : {}), connections: httpPoolSize, connect, requestTls: connect });
+    return new ProxyAgent({
+      uri,
+      ...(token ? { token } : {}),
+      connections: httpPoolSize,
+      connect,
+      requestTls: connect,
+    });
   }
   return new Agent({ connections: httpPoolSize, connect });
 }

@@ -54,19 +54,37 @@ export interface ExponentialBackoffOptions {
  * generator because cockatiel's ignore `exponent` (they always grow by 2).
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Backoff {
-  const { initialMs = 100, maxMs = 10_000, exponent = 2, jitter = 'decorrelated', random } = options;
+  const {
+    initialMs = 100,
+    maxMs = 10_000,
+    exponent = 2,
+    jitter = 'decorrelated',
+    random,
+  } = options;
   if (!(initialMs >= 0) || !(maxMs >= initialMs) || !(exponent >= 1)) {
-    throw new RangeError(`invalid exponential backoff: initialMs ${initialMs}, maxMs ${maxMs}, exponent ${exponent}`);
+    throw new RangeError(
+      `invalid exponential backoff: initialMs ${initialMs}, maxMs ${maxMs}, exponent ${exponent}`,
+    );
   }
   const generator: GeneratorFn<any> =
-    jitter === 'decorrelated' ? decorrelatedJitterGenerator : seededGenerator(jitter, random ?? Math.random);
+    jitter === 'decorrelated'
+      ? decorrelatedJitterGenerator
+      : seededGenerator(jitter, random ?? Math.random);
   return new ExponentialBackoff({ initialDelay: initialMs, maxDelay: maxMs, exponent, generator });
 }
 
-function seededGenerator(jitter: Exclude<Jitter, 'decorrelated'>, random: () => number): GeneratorFn<number> {
+function seededGenerator(
+  jitter: Exclude<Jitter, 'decorrelated'>,
+  random: () => number,
+): GeneratorFn<number> {
   return (attempt = 0, { initialDelay, exponent, maxDelay }) => {
     const base = Math.min(maxDelay, initialDelay * exponent ** attempt);
-    const delay = jitter === 'none' ? base : jitter === 'full' ? base * random() : base / 2 + (base / 2) * random();
+    const delay =
+      jitter === 'none'
+        ? base
+        : jitter === 'full'
+          ? base * random()
+          : base / 2 + (base / 2) * random();
     return [delay, attempt + 1];
   };
 }
@@ -78,8 +96,15 @@ export function constantBackoff(ms: number): Backoff {
 }
 
 /** `initialMs`, then `stepMs` more on every retry, at most `maxMs`. */
-export function linearBackoff(options: { initialMs: number; stepMs: number; maxMs?: number }): Backoff {
+export function linearBackoff(options: {
+  initialMs: number;
+  stepMs: number;
+  maxMs?: number;
+}): Backoff {
   const { initialMs, stepMs, maxMs = Infinity } = options;
-  if (!(initialMs >= 0) || !(stepMs >= 0)) throw new RangeError('linear backoff needs initialMs >= 0 and stepMs >= 0');
-  return new DelegateBackoff<BackoffContext>(context => Math.min(maxMs, initialMs + stepMs * (context.attempt - 1)));
+  if (!(initialMs >= 0) || !(stepMs >= 0))
+    throw new RangeError('linear backoff needs initialMs >= 0 and stepMs >= 0');
+  return new DelegateBackoff<BackoffContext>(context =>
+    Math.min(maxMs, initialMs + stepMs * (context.attempt - 1)),
+  );
 }

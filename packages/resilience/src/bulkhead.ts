@@ -42,8 +42,10 @@ export class Bulkhead extends PolicyBase {
   constructor(options: BulkheadOptions) {
     super(options.clock);
     const { limit, queue = 0 } = options;
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`bulkhead limit must be an integer >= 1, got ${limit}`);
-    if (!(Number.isInteger(queue) || queue === Infinity) || queue < 0) throw new RangeError(`bulkhead queue must be an integer >= 0, got ${queue}`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new RangeError(`bulkhead limit must be an integer >= 1, got ${limit}`);
+    if (!(Number.isInteger(queue) || queue === Infinity) || queue < 0)
+      throw new RangeError(`bulkhead queue must be an integer >= 0, got ${queue}`);
     this.limit = limit;
     this.queueLimit = queue;
     this.key = options.key;
@@ -79,7 +81,8 @@ export class Bulkhead extends PolicyBase {
       return undefined;
     }
     if (this.waitingCount >= this.queueLimit) {
-      if (this.events.active) this.events.emit({ type: 'reject', reason: 'bulkhead', key: this.key });
+      if (this.events.active)
+        this.events.emit({ type: 'reject', reason: 'bulkhead', key: this.key });
       return Promise.reject(this.fullError());
     }
     return this.enqueue(scope);
@@ -147,7 +150,8 @@ export class Bulkhead extends PolicyBase {
       if (this.queueTimeoutMs !== undefined) {
         timer = this.clock.setTimeout(() => leave(this.fullError()), this.queueTimeoutMs);
       }
-      if (this.waiting.length > 2 * this.waitingCount + 16) this.waiting = this.waiting.filter(w => !w.cancelled);
+      if (this.waiting.length > 2 * this.waitingCount + 16)
+        this.waiting = this.waiting.filter(w => !w.cancelled);
       this.waiting.push(waiter);
       this.waitingCount++;
     });
@@ -159,6 +163,10 @@ export class Bulkhead extends PolicyBase {
 }
 
 /** A {@link Bulkhead}: at most `limit` concurrent calls, `queue` more waiting. */
-export function bulkhead(limit: number, queue = 0, options: Omit<BulkheadOptions, 'limit' | 'queue'> = {}): Bulkhead {
+export function bulkhead(
+  limit: number,
+  queue = 0,
+  options: Omit<BulkheadOptions, 'limit' | 'queue'> = {},
+): Bulkhead {
   return new Bulkhead({ ...options, limit, queue });
 }

@@ -89,7 +89,8 @@ export class CircuitBreaker extends PolicyBase {
     this.timed = this.slowCallMs !== Infinity || this.strategy instanceof SlowCallBreaker;
     this.store = options.store;
     if (options.initialState) this.restore(options.initialState);
-    if (this.store?.subscribe) this.unsubscribe = this.store.subscribe(this.key, s => this.adopt(s));
+    if (this.store?.subscribe)
+      this.unsubscribe = this.store.subscribe(this.key, s => this.adopt(s));
   }
 
   /** The current state (`open` turns `half-open` on the first call after `halfOpenAfter`). */
@@ -133,7 +134,8 @@ export class CircuitBreaker extends PolicyBase {
       case 'isolated':
         break;
     }
-    if (this.events.active) this.events.emit((this.rejectEvent ??= { type: 'reject', reason: 'circuit', key: this.key }));
+    if (this.events.active)
+      this.events.emit((this.rejectEvent ??= { type: 'reject', reason: 'circuit', key: this.key }));
     return -1;
   }
 
@@ -155,7 +157,9 @@ export class CircuitBreaker extends PolicyBase {
   rejection(): CircuitOpenError {
     if (this.rejectionGeneration !== this.generation || !this.cachedRejection) {
       const retryAt = this.current === 'isolated' ? 0 : Date.now() + this.retryAfterMs;
-      this.cachedRejection = withoutStack(() => new CircuitOpenError(this.key, retryAt, this.current === 'isolated'));
+      this.cachedRejection = withoutStack(
+        () => new CircuitOpenError(this.key, retryAt, this.current === 'isolated'),
+      );
       this.rejectionGeneration = this.generation;
     }
     return this.cachedRejection;
@@ -163,19 +167,34 @@ export class CircuitBreaker extends PolicyBase {
 
   /** Hands back a permit whose call never ran or was abandoned by its caller (frees a half-open probe). */
   release(permit: number): void {
-    if (permit === this.generation && this.current === 'half-open' && this.probes > 0) this.probes--;
+    if (permit === this.generation && this.current === 'half-open' && this.probes > 0)
+      this.probes--;
   }
 
   /** Records a successful call that took `durationMs`. */
   success(permit: number, durationMs: number): void {
     if (durationMs >= this.slowCallMs && this.events.active) {
-      this.events.emit({ type: 'degraded', durationMs, expectedMs: this.slowCallMs, key: this.key });
+      this.events.emit({
+        type: 'degraded',
+        durationMs,
+        expectedMs: this.slowCallMs,
+        key: this.key,
+      });
     }
     if (permit !== this.generation) return;
     if (this.current === 'closed') {
-      if ((this.strategy.success as (s: CircuitState, d: number) => unknown)(CircuitState.Closed, durationMs) === true) this.open(undefined);
+      if (
+        (this.strategy.success as (s: CircuitState, d: number) => unknown)(
+          CircuitState.Closed,
+          durationMs,
+        ) === true
+      )
+        this.open(undefined);
     } else if (this.current === 'half-open') {
-      (this.strategy.success as (s: CircuitState, d: number) => unknown)(CircuitState.HalfOpen, durationMs);
+      (this.strategy.success as (s: CircuitState, d: number) => unknown)(
+        CircuitState.HalfOpen,
+        durationMs,
+      );
       this.probes--;
       if (++this.probeSuccesses >= this.probeLimit) this.transition('closed');
     }
@@ -190,7 +209,10 @@ export class CircuitBreaker extends PolicyBase {
     }
     const state = this.current;
     if (state !== 'closed' && state !== 'half-open') return;
-    const open = (this.strategy.failure as (s: CircuitState, d: number) => boolean)(STRATEGY_STATE[state], durationMs);
+    const open = (this.strategy.failure as (s: CircuitState, d: number) => boolean)(
+      STRATEGY_STATE[state],
+      durationMs,
+    );
     if (open || state === 'half-open') this.open(error);
   }
 
@@ -207,7 +229,8 @@ export class CircuitBreaker extends PolicyBase {
       error => {
         // The caller walking away is not the service's fault; our own deadline is.
         const reason = scope.aborted ? scope.abortReason : error;
-        if (!scope.aborted || reason instanceof TimeoutError) this.failure(permit, reason, this.timed ? this.clock.now() - start : 0);
+        if (!scope.aborted || reason instanceof TimeoutError)
+          this.failure(permit, reason, this.timed ? this.clock.now() - start : 0);
         else this.release(permit);
         throw error;
       },
@@ -275,14 +298,16 @@ export class CircuitBreaker extends PolicyBase {
       this.backoff = undefined;
     }
     if (this.events.active) this.events.emit({ type: 'stateChange', key: this.key, from, to });
-    if (save && this.store && to !== 'half-open') this.store.save(this.key, this.toJSON()).catch(() => {});
+    if (save && this.store && to !== 'half-open')
+      this.store.save(this.key, this.toJSON()).catch(() => {});
   }
 
   private restore(snapshot: BreakerSnapshot): void {
     this.openCount = snapshot.openCount;
     if (snapshot.strategy !== undefined) this.strategy.state = snapshot.strategy;
     this.openUntil = snapshot.openUntil - (Date.now() - this.clock.now());
-    if (snapshot.state !== this.current) this.transition(snapshot.state === 'isolated' ? 'open' : snapshot.state, false);
+    if (snapshot.state !== this.current)
+      this.transition(snapshot.state === 'isolated' ? 'open' : snapshot.state, false);
   }
 
   private adopt(snapshot: BreakerSnapshot): void {

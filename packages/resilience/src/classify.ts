@@ -14,11 +14,22 @@ const NOT_SENT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-const LOCAL_REJECTIONS = new Set(['CIRCUIT_OPEN', 'BULKHEAD_FULL', 'RATE_LIMITED', 'RETRY_BUDGET_EXHAUSTED', 'ABORTED', 'NO_ENDPOINT']);
+const LOCAL_REJECTIONS = new Set([
+  'CIRCUIT_OPEN',
+  'BULKHEAD_FULL',
+  'RATE_LIMITED',
+  'RETRY_BUDGET_EXHAUSTED',
+  'ABORTED',
+  'NO_ENDPOINT',
+]);
 
 /** The `code` of an error or of its `cause` chain (undici and Node put it on the cause). */
 export function errorCode(error: unknown): string | undefined {
-  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e = error, depth = 0;
+    e && typeof e === 'object' && depth < 4;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string') return code;
   }
@@ -42,7 +53,10 @@ export function isLocalRejection(error: unknown): boolean {
  */
 export function isServiceFailure(error: unknown): boolean {
   if (isLocalRejection(error)) return false;
-  if (error instanceof HttpError || isXError(error, 'HTTP_ERROR')) return (error as HttpError).status >= 500 || RETRYABLE_STATUSES.has((error as HttpError).status);
+  if (error instanceof HttpError || isXError(error, 'HTTP_ERROR'))
+    return (
+      (error as HttpError).status >= 500 || RETRYABLE_STATUSES.has((error as HttpError).status)
+    );
   return true;
 }
 

@@ -11,5 +11,10 @@ export interface ConcurrencyLimitOptions extends Omit<BulkheadOptions, 'key'>, K
 /** A bulkhead per key: at most `limit` concurrent calls per host (or per whatever `key` returns). */
 export function concurrencyLimit(options: ConcurrencyLimitOptions): KeyedPolicy<Bulkhead> {
   const { key = byNetloc(), maxKeys, idleTtlMs, ...bulkheadOptions } = options;
-  return keyed(key, k => new Bulkhead({ ...bulkheadOptions, key: k }), { maxKeys, idleTtlMs, clock: options.clock });
+  new Bulkhead({ ...bulkheadOptions }); // validates limit and queue now, not on the first call
+  return keyed(key, k => new Bulkhead({ ...bulkheadOptions, key: k }), {
+    maxKeys,
+    idleTtlMs,
+    clock: options.clock,
+  });
 }

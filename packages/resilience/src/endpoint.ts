@@ -15,14 +15,28 @@ export interface Endpoint {
 export function toEndpoint(value: string | readonly [string, string] | Endpoint): Endpoint {
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const e = value as Partial<Endpoint>;
-    if (typeof e.protocol === 'string' && typeof e.netloc === 'string' && typeof e.origin === 'string') return value as Endpoint;
-    throw new TypeError(`not an endpoint (expected { protocol, netloc, origin }): ${String(value)}`);
+    if (
+      typeof e.protocol === 'string' &&
+      typeof e.netloc === 'string' &&
+      typeof e.origin === 'string'
+    )
+      return value as Endpoint;
+    throw new TypeError(
+      `not an endpoint (expected { protocol, netloc, origin }): ${String(value)}`,
+    );
   }
   let protocol: string;
   let netloc: string;
   if (Array.isArray(value)) {
-    if (value.length !== 2 || typeof value[0] !== 'string' || typeof value[1] !== 'string' || !/^[a-z][a-z0-9+.-]*:?$/i.test(value[0])) {
-      throw new TypeError(`not an endpoint (expected [protocol, netloc]): ${JSON.stringify(value)}`);
+    if (
+      value.length !== 2 ||
+      typeof value[0] !== 'string' ||
+      typeof value[1] !== 'string' ||
+      !/^[a-z][a-z0-9+.-]*:?$/i.test(value[0])
+    ) {
+      throw new TypeError(
+        `not an endpoint (expected [protocol, netloc]): ${JSON.stringify(value)}`,
+      );
     }
     protocol = value[0];
     netloc = value[1];
@@ -37,10 +51,13 @@ export function toEndpoint(value: string | readonly [string, string] | Endpoint)
       protocol = 'http';
       netloc = text;
     } else {
-      throw new TypeError(`not an endpoint (expected "http://host:port" or "host:port"): ${JSON.stringify(text)}`);
+      throw new TypeError(
+        `not an endpoint (expected "http://host:port" or "host:port"): ${JSON.stringify(text)}`,
+      );
     }
   }
   protocol = protocol.toLowerCase().replace(/:?$/, ':');
-  if (!netloc || /[\s/?#]/.test(netloc)) throw new TypeError(`invalid netloc: ${JSON.stringify(netloc)}`);
+  if (!netloc || /[\s/?#]/.test(netloc))
+    throw new TypeError(`invalid netloc: ${JSON.stringify(netloc)}`);
   return { protocol, netloc: netloc.toLowerCase(), origin: `${protocol}//${netloc.toLowerCase()}` };
 }

@@ -26,7 +26,11 @@ export class TimeoutError extends ResilienceError {
     readonly scope: 'operation' | 'attempt' = 'operation',
     options?: XErrorOptions,
   ) {
-    super('TIMEOUT', `${scope === 'attempt' ? 'attempt' : 'operation'} timed out after ${timeoutMs} ms`, options);
+    super(
+      'TIMEOUT',
+      `${scope === 'attempt' ? 'attempt' : 'operation'} timed out after ${timeoutMs} ms`,
+      options,
+    );
   }
 }
 

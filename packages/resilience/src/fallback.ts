@@ -20,7 +20,8 @@ export class FallbackPolicy<F> extends PolicyBase {
     private readonly options: FallbackOptions = {},
   ) {
     super(options.clock);
-    if (typeof fallbackFn !== 'function') throw new TypeError('fallback needs a function (error, context) => value');
+    if (typeof fallbackFn !== 'function')
+      throw new TypeError('fallback needs a function (error, context) => value');
   }
 
   run<T>(task: Task<T>, context: PolicyContext): Promise<T> {

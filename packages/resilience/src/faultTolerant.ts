@@ -94,12 +94,29 @@ export interface FaultTolerantStats {
   readonly hedges: number;
   readonly timeouts: number;
   readonly degraded: number;
-  readonly rejections: { readonly circuit: number; readonly bulkhead: number; readonly budget: number };
+  readonly rejections: {
+    readonly circuit: number;
+    readonly bulkhead: number;
+    readonly budget: number;
+  };
   readonly inFlight: number;
-  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly mean: number; readonly max: number };
+  readonly latencyMs: {
+    readonly p50: number;
+    readonly p99: number;
+    readonly mean: number;
+    readonly max: number;
+  };
   readonly retryBudget: number | undefined;
-  readonly circuits: ReadonlyArray<{ readonly key: string; readonly state: CircuitStateName; readonly retryAfterMs: number }>;
-  readonly limits: ReadonlyArray<{ readonly key: string; readonly running: number; readonly queued: number }>;
+  readonly circuits: ReadonlyArray<{
+    readonly key: string;
+    readonly state: CircuitStateName;
+    readonly retryAfterMs: number;
+  }>;
+  readonly limits: ReadonlyArray<{
+    readonly key: string;
+    readonly running: number;
+    readonly queued: number;
+  }>;
 }
 
 /** The function `faultTolerant` returns: call it like the original, plus controls. */
@@ -124,7 +141,12 @@ export interface FaultTolerantFunction<A extends unknown[], R> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open: 1, 'half-open': 2, isolated: 3 };
+const STATE_VALUE: Record<CircuitStateName, number> = {
+  closed: 0,
+  open: 1,
+  'half-open': 2,
+  isolated: 3,
+};
 
 /**
  * dace's `fault_tolerant`: wraps `fn` with, from the outside in, logging and metrics, fallback,
@@ -151,16 +173,36 @@ export function faultTolerant<A extends unknown[], R>(
   const ownAgent = options.agent === undefined;
   const agent = options.agent ?? createAgent(options);
   const { expectedIn, timeout = 5_000 } = options;
-  if (!(timeout > 0)) throw new RangeError(`timeout must be > 0 ms (Infinity for none), got ${timeout}`);
-  if (expectedIn !== undefined && !(expectedIn > 0)) throw new RangeError(`expectedIn must be > 0 ms, got ${expectedIn}`);
+  if (!(timeout > 0))
+    throw new RangeError(`timeout must be > 0 ms (Infinity for none), got ${timeout}`);
+  if (expectedIn !== undefined && !(expectedIn > 0))
+    throw new RangeError(`expectedIn must be > 0 ms, got ${expectedIn}`);
 
   const budget =
-    options.retryBudget === false ? undefined : options.retryBudget instanceof RetryBudget ? options.retryBudget : new RetryBudget({ clock, ...options.retryBudget });
+    options.retryBudget === false
+      ? undefined
+      : options.retryBudget instanceof RetryBudget
+        ? options.retryBudget
+        : new RetryBudget({ clock, ...options.retryBudget });
   const breakerOptions = options.circuitBreaker ?? {};
   const strategy = () => {
     const failures = breakerOptions.strategy?.() ?? new ConsecutiveBreaker(5);
-    return expectedIn === undefined ? failures : new SlowCallBreaker({ thresholdMs: expectedIn, inner: failures });
+    return expectedIn === undefined
+      ? failures
+      : new SlowCallBreaker({ thresholdMs: expectedIn, inner: failures });
   };
+  // Per-netloc policies are created on first use: validate their options now.
+  const bulkheadOptions = {
+    clock,
+    limit: options.maxOpenPerNetloc ?? 10,
+    queue: options.maxQueuedPerNetloc ?? 1_000,
+  };
+  new Bulkhead(bulkheadOptions);
+  new CircuitBreaker({
+    clock,
+    halfOpenAfter: options.circuitResetTimeout ?? 10_000,
+    halfOpenProbes: breakerOptions.halfOpenProbes,
+  });
   const breakers = keyed(
     byNetloc(dependencyId),
     key =>
@@ -176,11 +218,9 @@ export function faultTolerant<A extends unknown[], R>(
       }),
     { clock },
   );
-  const limits = keyed(
-    byNetloc(dependencyId),
-    key => new Bulkhead({ key, clock, limit: options.maxOpenPerNetloc ?? 10, queue: options.maxQueuedPerNetloc ?? 1_000 }),
-    { clock },
-  );
+  const limits = keyed(byNetloc(dependencyId), key => new Bulkhead({ ...bulkheadOptions, key }), {
+    clock,
+  });
   const retryPolicy = new RetryPolicy({
     clock,
     maxRetries: options.retryAttempts ?? 3,
@@ -189,20 +229,44 @@ export function faultTolerant<A extends unknown[], R>(
     retryOnTimeout: options.retryOnTimeout,
     idempotent: options.idempotent,
   });
-  const loadBalancePolicy = options.loadBalancer ? new LoadBalancePolicy(options.loadBalancer, { clock }) : undefined;
+  const loadBalancePolicy = options.loadBalancer
+    ? new LoadBalancePolicy(options.loadBalancer, { clock })
+    : undefined;
   const deadline = timeout === Infinity ? undefined : new TimeoutPolicy(timeout, { clock });
   const hedgePolicy = options.hedge
-    ? new HedgePolicy({ delay: expectedIn ?? { percentile: 0.95 }, ...(options.hedge === true ? {} : options.hedge), clock })
+    ? new HedgePolicy({
+        delay: expectedIn ?? { percentile: 0.95 },
+        ...(options.hedge === true ? {} : options.hedge),
+        clock,
+      })
     : undefined;
-  const layers: Policy[] = [deadline, retryPolicy, hedgePolicy, loadBalancePolicy, breakers, limits].filter(
-    (layer): layer is NonNullable<typeof layer> => layer !== undefined,
-  );
+  const layers: Policy[] = [
+    deadline,
+    retryPolicy,
+    hedgePolicy,
+    loadBalancePolicy,
+    breakers,
+    limits,
+  ].filter((layer): layer is NonNullable<typeof layer> => layer !== undefined);
   const policy = new Pipeline(layers);
 
   const events = new Emitter<PolicyEvent>();
   const latency = new LatencyHistogram({ clock });
   const tags: Tags = { dependency: dependencyId };
-  const counts = { calls: 0, successes: 0, failures: 0, fallbacks: 0, retries: 0, hedges: 0, timeouts: 0, degraded: 0, circuit: 0, bulkhead: 0, budget: 0, inFlight: 0 };
+  const counts = {
+    calls: 0,
+    successes: 0,
+    failures: 0,
+    fallbacks: 0,
+    retries: 0,
+    hedges: 0,
+    timeouts: 0,
+    degraded: 0,
+    circuit: 0,
+    bulkhead: 0,
+    budget: 0,
+    inFlight: 0,
+  };
   const onTimeout = () => {
     counts.timeouts++;
     metrics.increment('resilience.timeouts', 1, tags);
@@ -227,17 +291,29 @@ export function faultTolerant<A extends unknown[], R>(
       case 'reject':
         if (event.reason === 'circuit') counts.circuit++;
         else if (event.reason === 'bulkhead') counts.bulkhead++;
-        metrics.increment('resilience.rejections', 1, { dependency: dependencyId, reason: event.reason });
+        metrics.increment('resilience.rejections', 1, {
+          dependency: dependencyId,
+          reason: event.reason,
+        });
         break;
       case 'giveUp':
         if (event.reason === 'budget') {
           counts.budget++;
-          metrics.increment('resilience.rejections', 1, { dependency: dependencyId, reason: 'budget' });
+          metrics.increment('resilience.rejections', 1, {
+            dependency: dependencyId,
+            reason: 'budget',
+          });
         }
         break;
       case 'stateChange':
-        metrics.gauge('resilience.circuit.state', STATE_VALUE[event.to], { dependency: dependencyId, netloc: event.key });
-        log.warn({ dependency: dependencyId, netloc: event.key, from: event.from, to: event.to }, 'circuit state changed');
+        metrics.gauge('resilience.circuit.state', STATE_VALUE[event.to], {
+          dependency: dependencyId,
+          netloc: event.key,
+        });
+        log.warn(
+          { dependency: dependencyId, netloc: event.key, from: event.from, to: event.to },
+          'circuit state changed',
+        );
         break;
     }
     events.emit(event);
@@ -265,14 +341,18 @@ export function faultTolerant<A extends unknown[], R>(
     if (measure) metrics.histogram('resilience.call.duration', durationMs, tags);
     if (ok) {
       counts.successes++;
-      if (measure) metrics.increment('resilience.calls', 1, { dependency: dependencyId, outcome: 'success' });
+      if (measure)
+        metrics.increment('resilience.calls', 1, { dependency: dependencyId, outcome: 'success' });
       if (events.active) events.emit({ type: 'success', durationMs });
       return;
     }
     counts.failures++;
     if (log !== silentLogger) {
       // Local rejections (open circuit, full limit) can come by the thousand: debug, not warn.
-      log[isLocalRejection(error) ? 'debug' : 'warn']({ dependency: dependencyId, err: error, code: errorCode(error), durationMs }, `${dependencyId} call failed`);
+      log[isLocalRejection(error) ? 'debug' : 'warn'](
+        { dependency: dependencyId, err: error, code: errorCode(error), durationMs },
+        `${dependencyId} call failed`,
+      );
     }
     if (events.active) events.emit({ type: 'failure', durationMs, error });
     const outcome = fallbackFn ? 'fallback' : 'failure';
@@ -294,12 +374,17 @@ export function faultTolerant<A extends unknown[], R>(
     }
   }
 
-  function executeHedged(signal: AbortSignal | undefined, task: (scope: Scope) => unknown, args: A): Promise<R> {
+  function executeHedged(
+    signal: AbortSignal | undefined,
+    task: (scope: Scope) => unknown,
+    args: A,
+  ): Promise<R> {
     const root = new Scope(clock, undefined, signal);
     root.task = task;
-    const start = root.startedAt;
-    budget?.deposit(start);
-    const running = (deadline ? deadline.runAt(hedgedChain!, root, start) : invoke(hedgedChain!, root)) as Promise<R>;
+    const start = root.startedAt; // the retry layer deposits into the budget
+    const running = (
+      deadline ? deadline.runAt(hedgedChain!, root, start) : invoke(hedgedChain!, root)
+    ) as Promise<R>;
     return (signal ? abortable(running, root, signal) : running).then(
       value => {
         settled(true, undefined, clock.now() - start);
@@ -330,10 +415,12 @@ export function faultTolerant<A extends unknown[], R>(
   }
 
   const wrapped = ((...args: A) => execute(undefined, args)) as FaultTolerantFunction<A, R>;
-  const close = async () => {
-    for (const [, breaker] of breakers) breaker.close();
-    if (ownAgent) await agent.close();
-  };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const [, breaker] of breakers) breaker.close();
+      if (ownAgent) await agent.close();
+    })());
   Object.defineProperties(wrapped, {
     run: { value: (opts: { signal?: AbortSignal }, ...args: A) => execute(opts?.signal, args) },
     dependencyId: { value: dependencyId },
@@ -357,9 +444,18 @@ export function faultTolerant<A extends unknown[], R>(
         degraded: counts.degraded,
         rejections: { circuit: counts.circuit, bulkhead: counts.bulkhead, budget: counts.budget },
         inFlight: counts.inFlight,
-        latencyMs: { p50: latency.percentile(0.5), p99: latency.percentile(0.99), mean: latency.mean, max: latency.max },
+        latencyMs: {
+          p50: latency.percentile(0.5),
+          p99: latency.percentile(0.99),
+          mean: latency.mean,
+          max: latency.max,
+        },
         retryBudget: budget?.balance,
-        circuits: [...breakers].map(([key, b]) => ({ key, state: b.state, retryAfterMs: b.retryAfterMs })),
+        circuits: [...breakers].map(([key, b]) => ({
+          key,
+          state: b.state,
+          retryAfterMs: b.retryAfterMs,
+        })),
         limits: [...limits].map(([key, l]) => ({ key, running: l.running, queued: l.queued })),
       }),
     },

@@ -50,11 +50,20 @@ export class HedgePolicy extends PolicyBase {
     this.delay = options.delay ?? { percentile: 0.95 };
     this.maxHedges = options.maxHedges ?? 1;
     const maxExtraLoad = options.maxExtraLoad ?? 0.1;
-    if (!Number.isInteger(this.maxHedges) || this.maxHedges < 1 || this.maxHedges > 10) throw new RangeError(`maxHedges must be an integer in [1, 10], got ${this.maxHedges}`);
-    if (typeof this.delay === 'number' ? !(this.delay >= 0) : !(this.delay.percentile > 0 && this.delay.percentile < 1)) {
+    if (!Number.isInteger(this.maxHedges) || this.maxHedges < 1 || this.maxHedges > 10)
+      throw new RangeError(`maxHedges must be an integer in [1, 10], got ${this.maxHedges}`);
+    if (
+      typeof this.delay === 'number'
+        ? !(this.delay >= 0)
+        : !(this.delay.percentile > 0 && this.delay.percentile < 1)
+    ) {
       throw new RangeError('hedge delay must be ms >= 0 or { percentile } in (0, 1)');
     }
-    this.budget = new RetryBudget({ percentCanRetry: maxExtraLoad, minRetriesPerSec: 0, clock: this.clock });
+    this.budget = new RetryBudget({
+      percentCanRetry: maxExtraLoad,
+      minRetriesPerSec: 0,
+      clock: this.clock,
+    });
     this.latency = new LatencyHistogram({ clock: this.clock });
   }
 
@@ -77,11 +86,12 @@ export class HedgePolicy extends PolicyBase {
       let pending = 0;
       let done = false;
       let timer: ReturnType<Clock['setTimeout']> | undefined;
-      const finish = () => {
+      // Aborts the losers; the winner's signal stays live (its result may still be streaming).
+      const finish = (winner?: Scope) => {
         done = true;
         if (timer) this.clock.clearTimeout(timer);
         for (const a of attempts) {
-          a.abort(LOST);
+          if (a !== winner) a.abort(LOST);
           a.dispose();
         }
       };
@@ -92,14 +102,15 @@ export class HedgePolicy extends PolicyBase {
         attempts.push(attempt);
         pending++;
         const start = this.clock.now();
-        if (attempts.length > 1 && this.events.active) this.events.emit({ type: 'hedge', attempt: attempts.length - 1, delayMs });
+        if (attempts.length > 1 && this.events.active)
+          this.events.emit({ type: 'hedge', attempt: attempts.length - 1, delayMs });
         if (attempts.length <= this.maxHedges) timer = this.clock.setTimeout(hedgeNow, delayMs);
         invoke(task, attempt).then(
           value => {
             pending--;
             if (done) return;
             this.latency.record(this.clock.now() - start);
-            finish();
+            finish(attempt);
             resolve(value);
           },
           error => {

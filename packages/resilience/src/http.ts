@@ -7,7 +7,12 @@ import { parseRetryAfter } from './retryAfter.js';
 export type QueryParams =
   | URLSearchParams
   | ReadonlyArray<readonly [string, string]>
-  | Readonly<Record<string, string | number | boolean | undefined | ReadonlyArray<string | number | boolean>>>;
+  | Readonly<
+      Record<
+        string,
+        string | number | boolean | undefined | ReadonlyArray<string | number | boolean>
+      >
+    >;
 
 /** Options of {@link Http.request} (dace's `Http.request` keyword arguments). */
 export interface HttpRequestOptions {
@@ -23,7 +28,8 @@ export interface HttpRequestOptions {
   /** Follow redirects (up to 10). Default true. */
   readonly allowRedirects?: boolean;
   /** HTTP basic authentication. */
-  readonly auth?: readonly [string, string] | { readonly username: string; readonly password: string };
+  readonly auth?:
+    readonly [string, string] | { readonly username: string; readonly password: string };
   /** Timeout of this request in ms (an attempt timeout: retried only with `retryOnTimeout`). */
   readonly timeout?: number;
   readonly signal?: AbortSignal;
@@ -71,19 +77,30 @@ export class Http {
     private readonly context: HttpContext = {},
   ) {}
 
-  async request(method: string, url: string | URL, options: HttpRequestOptions = {}): Promise<HttpResponse> {
+  async request(
+    method: string,
+    url: string | URL,
+    options: HttpRequestOptions = {},
+  ): Promise<HttpResponse> {
     const verb = method.toUpperCase();
-    if (!/^[A-Z]+$/.test(verb)) throw new TypeError(`invalid HTTP method: ${JSON.stringify(method)}`);
+    if (!/^[A-Z]+$/.test(verb))
+      throw new TypeError(`invalid HTTP method: ${JSON.stringify(method)}`);
     const target = resolveUrl(url, this.context.baseUrl, options.query);
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(options.headers ?? {})) headers[k.toLowerCase()] = typeof v === 'string' ? v : [...v];
+    for (const [k, v] of Object.entries(options.headers ?? {}))
+      headers[k.toLowerCase()] = typeof v === 'string' ? v : [...v];
     let body = options.body ?? undefined;
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);
       headers['content-type'] ??= 'application/json';
     }
     if (options.auth) {
-      const [user, pass] = Array.isArray(options.auth) ? options.auth : [(options.auth as { username: string }).username, (options.auth as { password: string }).password];
+      const [user, pass] = Array.isArray(options.auth)
+        ? options.auth
+        : [
+            (options.auth as { username: string }).username,
+            (options.auth as { password: string }).password,
+          ];
       headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
     }
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
@@ -91,21 +108,47 @@ export class Http {
 
     const remaining = this.context.remaining?.() ?? Infinity;
     const attemptMs = options.timeout;
-    if (attemptMs !== undefined && !(attemptMs > 0)) throw new RangeError(`timeout must be > 0 ms, got ${attemptMs}`);
+    if (attemptMs !== undefined && !(attemptMs > 0))
+      throw new RangeError(`timeout must be > 0 ms, got ${attemptMs}`);
     const limitMs = Math.min(remaining, attemptMs ?? Infinity);
-    const parents = [this.context.signal, options.signal].filter((s): s is AbortSignal => s !== undefined);
+    const parents = [this.context.signal, options.signal].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
     const controller = new AbortController();
     const onAbort = (event: Event) => controller.abort((event.target as AbortSignal).reason);
     for (const s of parents) if (s.aborted) throw abortError(s.reason);
     for (const s of parents) s.addEventListener('abort', onAbort, { once: true });
+    // A limit that comes from the context (the call's deadline) is enforced by the owner of the
+    // context's signal, which aborts it with its own TimeoutError; a second timer here would race
+    // that one (reporting a rounded-down timeoutMs and hiding the timeout from the policy's events).
+    const contextEnforces = this.context.signal !== undefined && limitMs !== attemptMs;
     const timer =
-      limitMs === Infinity
+      limitMs === Infinity || contextEnforces
         ? undefined
         : setTimeout(
-            () => controller.abort(new TimeoutError(Math.round(limitMs), limitMs === attemptMs ? 'attempt' : 'operation')),
+            () =>
+              controller.abort(
+                new TimeoutError(
+                  Math.round(limitMs),
+                  limitMs === attemptMs ? 'attempt' : 'operation',
+                ),
+              ),
             Math.max(0, limitMs),
           );
     const dispatcher = options.allowRedirects === false ? this.agent : withRedirects(this.agent);
+    // The deadline and signals bound the whole request, body included: they stay linked until the
+    // body has been read or destroyed, so a body that stalls after the headers is aborted too.
+    let linked = true;
+    const unlink = () => {
+      if (!linked) return;
+      linked = false;
+      if (timer) clearTimeout(timer);
+      for (const s of parents) s.removeEventListener('abort', onAbort);
+    };
+    const bodyError = (error: unknown): never => {
+      throw controller.signal.aborted ? abortError(controller.signal.reason, error) : error;
+    };
+    let bodyOwnsLink = false;
     try {
       const response = await dispatcher.request({
         method: verb as Dispatcher.HttpMethod,
@@ -117,7 +160,11 @@ export class Http {
         reset: options.persistent === false,
       });
       const throwOn = options.throwOnStatus === undefined ? defaultThrowOn : options.throwOnStatus;
-      if (throwOn === true ? response.statusCode >= 400 : throwOn !== false && throwOn(response.statusCode)) {
+      if (
+        throwOn === true
+          ? response.statusCode >= 400
+          : throwOn !== false && throwOn(response.statusCode)
+      ) {
         const text = await readSnippet(response.body);
         throw new HttpError(
           response.statusCode,
@@ -134,16 +181,19 @@ export class Http {
         headers: response.headers,
         url: target.href,
         body: response.body,
-        text: () => response.body.text(),
-        json: <T>() => response.body.json() as Promise<T>,
+        text: () => response.body.text().catch(bodyError),
+        json: <T>() => (response.body.json() as Promise<T>).catch(bodyError),
       };
+      if (!response.body.destroyed) {
+        bodyOwnsLink = true;
+        response.body.once('end', unlink).once('close', unlink);
+      }
       return res;
     } catch (error) {
       if (controller.signal.aborted) throw abortError(controller.signal.reason, error);
       throw error;
     } finally {
-      if (timer) clearTimeout(timer);
-      for (const s of parents) s.removeEventListener('abort', onAbort);
+      if (!bodyOwnsLink) unlink();
     }
   }
 
@@ -158,12 +208,21 @@ export class Http {
 
 function withRedirects(agent: Dispatcher): Dispatcher {
   let composed = redirecting.get(agent);
-  if (!composed) redirecting.set(agent, (composed = agent.compose(interceptors.redirect({ maxRedirections: 10 }))));
+  if (!composed)
+    redirecting.set(
+      agent,
+      (composed = agent.compose(interceptors.redirect({ maxRedirections: 10 }))),
+    );
   return composed;
 }
 
 function abortError(reason: unknown, cause?: unknown): unknown {
-  if (reason instanceof TimeoutError || reason instanceof AbortedError || (reason as { code?: string } | null)?.code === 'TIMEOUT') return reason;
+  if (
+    reason instanceof TimeoutError ||
+    reason instanceof AbortedError ||
+    (reason as { code?: string } | null)?.code === 'TIMEOUT'
+  )
+    return reason;
   return new AbortedError({ cause: reason ?? cause });
 }
 
@@ -182,20 +241,31 @@ async function readSnippet(body: Dispatcher.ResponseData['body']): Promise<strin
   return text.slice(0, 4096);
 }
 
-function resolveUrl(url: string | URL, base: string | undefined, query: QueryParams | undefined): URL {
+function resolveUrl(
+  url: string | URL,
+  base: string | undefined,
+  query: QueryParams | undefined,
+): URL {
   let target: URL;
   try {
     target = typeof url === 'string' ? new URL(url, base) : new URL(url.href);
   } catch {
-    throw new TypeError(`invalid URL ${JSON.stringify(String(url))}${base ? '' : ' (relative URLs need a load-balanced endpoint)'}`);
+    throw new TypeError(
+      `invalid URL ${JSON.stringify(String(url))}${base ? '' : ' (relative URLs need a load-balanced endpoint)'}`,
+    );
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new TypeError(`unsupported URL scheme: ${target.protocol}`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    throw new TypeError(`unsupported URL scheme: ${target.protocol}`);
   if (query) {
     const entries =
       query instanceof URLSearchParams || Array.isArray(query)
         ? [...(query as Iterable<readonly [string, string]>)]
         : Object.entries(query).flatMap(([k, v]) =>
-            v === undefined ? [] : Array.isArray(v) ? v.map(x => [k, String(x)] as const) : [[k, String(v)] as const],
+            v === undefined
+              ? []
+              : Array.isArray(v)
+                ? v.map(x => [k, String(x)] as const)
+                : [[k, String(v)] as const],
           );
     for (const [k, v] of entries) target.searchParams.append(k, v);
   }

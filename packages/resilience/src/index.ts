@@ -64,11 +64,24 @@ export { rateLimit, RateLimiter, type RateLimitOptions } from './rateLimit.js';
 export { hedge, HedgePolicy, type HedgeOptions, type HedgeDelay } from './hedge.js';
 export { fallback, FallbackPolicy, type FallbackFn, type FallbackOptions } from './fallback.js';
 export { pipeline, wrap, Pipeline } from './pipeline.js';
-export { loadBalance, LoadBalancePolicy, type LoadBalancerOption, type EndpointLike, type LoadBalanceOptions } from './loadBalance.js';
+export {
+  loadBalance,
+  LoadBalancePolicy,
+  type LoadBalancerOption,
+  type EndpointLike,
+  type LoadBalanceOptions,
+} from './loadBalance.js';
 
 // Load balancers
 export { toEndpoint, type Endpoint } from './endpoint.js';
-export { LoadTracker, createBalancer, type Balancer, type EndpointLoad, type Outcome, type LoadTrackerOptions } from './balancers/balancer.js';
+export {
+  LoadTracker,
+  createBalancer,
+  type Balancer,
+  type EndpointLoad,
+  type Outcome,
+  type LoadTrackerOptions,
+} from './balancers/balancer.js';
 export { roundRobin, type RoundRobinOptions } from './balancers/roundRobin.js';
 export { random, type RandomOptions } from './balancers/random.js';
 export { leastLoaded, type LeastLoadedOptions } from './balancers/leastLoaded.js';
@@ -87,7 +100,11 @@ export {
   type MemoryHistogramSnapshot,
 } from './metrics/memoryMetrics.js';
 export { multiMetrics } from './metrics/multiMetrics.js';
-export { statsdMetrics, type StatsdClientLike, type StatsdMetricsOptions } from './metrics/statsdMetrics.js';
+export {
+  statsdMetrics,
+  type StatsdClientLike,
+  type StatsdMetricsOptions,
+} from './metrics/statsdMetrics.js';
 export { otelMetrics, type MeterLike, type OtelMetricsOptions } from './metrics/otelMetrics.js';
 export {
   prometheusMetrics,
@@ -98,7 +115,18 @@ export {
 } from './metrics/prometheusMetrics.js';
 
 // dace: fault_tolerant, Call, Http
-export { faultTolerant, type FaultTolerantOptions, type FaultTolerantFunction, type FaultTolerantStats } from './faultTolerant.js';
+export {
+  faultTolerant,
+  type FaultTolerantOptions,
+  type FaultTolerantFunction,
+  type FaultTolerantStats,
+} from './faultTolerant.js';
 export { Call } from './call.js';
-export { Http, type HttpRequestOptions, type HttpResponse, type HttpContext, type QueryParams } from './http.js';
+export {
+  Http,
+  type HttpRequestOptions,
+  type HttpResponse,
+  type HttpContext,
+  type QueryParams,
+} from './http.js';
 export { createAgent, type AgentOptions, type TlsOptions, type ProxyOption } from './agent.js';

@@ -37,7 +37,8 @@ export class KeyedPolicy<P extends Policy> implements Policy {
   ) {
     this.maxKeys = options.maxKeys ?? 1000;
     this.idleTtlMs = options.idleTtlMs ?? 600_000;
-    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1) throw new RangeError(`maxKeys must be an integer >= 1, got ${this.maxKeys}`);
+    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1)
+      throw new RangeError(`maxKeys must be an integer >= 1, got ${this.maxKeys}`);
     if (!(this.idleTtlMs > 0)) throw new RangeError(`idleTtlMs must be > 0, got ${this.idleTtlMs}`);
     this.clock = options.clock ?? systemClock;
     this.lastSweep = this.clock.now();
@@ -104,7 +105,8 @@ export class KeyedPolicy<P extends Policy> implements Policy {
 
   private sweep(now: number): void {
     this.lastSweep = now;
-    for (const [key, entry] of this.entries) if (now - entry.lastUsed > this.idleTtlMs) this.drop(key, entry);
+    for (const [key, entry] of this.entries)
+      if (now - entry.lastUsed > this.idleTtlMs) this.drop(key, entry);
   }
 
   private evictOldest(): void {

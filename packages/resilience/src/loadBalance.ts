@@ -32,22 +32,27 @@ export interface LoadBalanceOptions {
 export class LoadBalancePolicy extends PolicyBase {
   private readonly endpoints: Endpoint[] | undefined;
   private readonly balancer: Balancer<Endpoint> | undefined;
-  private readonly source: ((attempt: { attempt: number; tried: readonly Endpoint[] }) => EndpointLike) | undefined;
+  private readonly source:
+    ((attempt: { attempt: number; tried: readonly Endpoint[] }) => EndpointLike) | undefined;
 
   constructor(option: LoadBalancerOption, options: LoadBalanceOptions = {}) {
     super(options.clock);
     if (typeof option === 'function') {
       this.source = option;
     } else {
-      const list = Array.isArray(option) ? (option as readonly EndpointLike[]) : (option as { endpoints: readonly EndpointLike[] }).endpoints;
-      if (!Array.isArray(list) || list.length === 0) throw new RangeError('loadBalancer needs at least one endpoint');
+      const list = Array.isArray(option)
+        ? (option as readonly EndpointLike[])
+        : (option as { endpoints: readonly EndpointLike[] }).endpoints;
+      if (!Array.isArray(list) || list.length === 0)
+        throw new RangeError('loadBalancer needs at least one endpoint');
       const seen = new Map<string, Endpoint>();
       for (const e of list) {
         const endpoint = toEndpoint(e);
         if (!seen.has(endpoint.origin)) seen.set(endpoint.origin, endpoint);
       }
       this.endpoints = [...seen.values()];
-      this.balancer = (option as { balancer?: Balancer<Endpoint> }).balancer ?? leastLoaded<Endpoint>();
+      this.balancer =
+        (option as { balancer?: Balancer<Endpoint> }).balancer ?? leastLoaded<Endpoint>();
     }
   }
 
@@ -115,6 +120,9 @@ export class LoadBalancePolicy extends PolicyBase {
 }
 
 /** A {@link LoadBalancePolicy}. */
-export function loadBalance(option: LoadBalancerOption, options?: LoadBalanceOptions): LoadBalancePolicy {
+export function loadBalance(
+  option: LoadBalancerOption,
+  options?: LoadBalanceOptions,
+): LoadBalancePolicy {
   return new LoadBalancePolicy(option, options);
 }

@@ -22,7 +22,12 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {
-    const timer: ManualTimer = { at: this.time + Math.max(0, ms), seq: this.seq++, callback, cancelled: false };
+    const timer: ManualTimer = {
+      at: this.time + Math.max(0, ms),
+      seq: this.seq++,
+      callback,
+      cancelled: false,
+    };
     this.timers.push(timer);
     return timer;
   }
@@ -68,7 +73,8 @@ export class ManualClock implements Clock {
   private nextDue(limit: number): ManualTimer | undefined {
     let best: ManualTimer | undefined;
     for (const t of this.timers) {
-      if (t.at <= limit && (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq))) best = t;
+      if (t.at <= limit && (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)))
+        best = t;
     }
     return best;
   }

@@ -37,7 +37,12 @@ export class Pipeline implements Policy {
   };
 
   execute<T>(task: Task<T>, signal?: AbortSignal): Promise<T> {
-    return executeRoot(this, task, signal, (this.policies[0] as { clock?: typeof systemClock }).clock ?? systemClock);
+    return executeRoot(
+      this,
+      task,
+      signal,
+      (this.policies[0] as { clock?: typeof systemClock }).clock ?? systemClock,
+    );
   }
 
   run<T>(task: Task<T>, context: PolicyContext): Promise<T> {

@@ -19,16 +19,45 @@ export type Task<T, C extends PolicyContext = PolicyContext> = (context: C) => T
 /** Events of every policy, merged by {@link pipeline}. */
 export type PolicyEvent =
   | { readonly type: 'success'; readonly durationMs: number; readonly key?: string }
-  | { readonly type: 'failure'; readonly durationMs: number; readonly error: unknown; readonly key?: string }
+  | {
+      readonly type: 'failure';
+      readonly durationMs: number;
+      readonly error: unknown;
+      readonly key?: string;
+    }
   | { readonly type: 'timeout'; readonly timeoutMs: number }
   | { readonly type: 'lateSettle'; readonly error?: unknown }
-  | { readonly type: 'retry'; readonly attempt: number; readonly delayMs: number; readonly error: unknown }
-  | { readonly type: 'giveUp'; readonly attempt: number; readonly error: unknown; readonly reason: 'maxRetries' | 'notRetryable' | 'budget' | 'deadline' | 'aborted' }
-  | { readonly type: 'stateChange'; readonly key: string; readonly from: CircuitStateName; readonly to: CircuitStateName }
-  | { readonly type: 'reject'; readonly reason: 'circuit' | 'bulkhead' | 'rateLimit'; readonly key?: string }
+  | {
+      readonly type: 'retry';
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly error: unknown;
+    }
+  | {
+      readonly type: 'giveUp';
+      readonly attempt: number;
+      readonly error: unknown;
+      readonly reason: 'maxRetries' | 'notRetryable' | 'budget' | 'deadline' | 'aborted';
+    }
+  | {
+      readonly type: 'stateChange';
+      readonly key: string;
+      readonly from: CircuitStateName;
+      readonly to: CircuitStateName;
+    }
+  | {
+      readonly type: 'reject';
+      readonly reason: 'circuit' | 'bulkhead' | 'rateLimit';
+      readonly key?: string;
+    }
   | { readonly type: 'hedge'; readonly attempt: number; readonly delayMs: number }
   | { readonly type: 'fallback'; readonly error: unknown }
-  | { readonly type: 'degraded'; readonly durationMs: number; readonly expectedMs: number; readonly key?: string };
+  | {
+      readonly type: 'degraded';
+      readonly durationMs: number;
+      readonly expectedMs: number;
+      readonly key?: string;
+    };
 
 /** A circuit breaker's state. */
 export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated';

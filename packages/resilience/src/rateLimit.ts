@@ -65,7 +65,13 @@ export class RateLimiter extends PolicyBase {
     if (wait === 0) return invoke(task, scope);
     if (wait <= this.maxWaitMs && wait < scope.remaining()) {
       this.tokens -= 1; // reserve the token that arrives after `wait`
-      return sleep(this.clock, wait, scope.signal).then(() => invoke(task, scope));
+      return sleep(this.clock, wait, scope.signal).then(
+        () => invoke(task, scope),
+        (error: unknown) => {
+          this.tokens += 1; // aborted while waiting: the call never runs, give its token back
+          throw error;
+        },
+      );
     }
     if (this.events.active) this.events.emit({ type: 'reject', reason: 'rateLimit' });
     return Promise.reject(withoutStack(() => new RateLimitedError(wait)));

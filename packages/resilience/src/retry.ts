@@ -69,7 +69,11 @@ export class RetrySchedule {
     return delay;
   }
 
-  private giveUp(reason: Extract<PolicyEvent, { type: 'giveUp' }>['reason'], error: unknown, final: unknown): number {
+  private giveUp(
+    reason: Extract<PolicyEvent, { type: 'giveUp' }>['reason'],
+    error: unknown,
+    final: unknown,
+  ): number {
     const events = this.policy.events;
     if (events.active) events.emit({ type: 'giveUp', attempt: this.attempt, error, reason });
     this.finalError = final;
@@ -77,7 +81,9 @@ export class RetrySchedule {
   }
 }
 
-type ResolvedRetryOptions = Required<Omit<RetryOptions, 'budget' | 'retryOn' | 'clock' | 'retryOnTimeout' | 'idempotent'>> & {
+type ResolvedRetryOptions = Required<
+  Omit<RetryOptions, 'budget' | 'retryOn' | 'clock' | 'retryOnTimeout' | 'idempotent'>
+> & {
   readonly budget: RetryBudget | undefined;
 };
 
@@ -104,7 +110,10 @@ export class RetryPolicy extends PolicyBase {
       maxRetryAfterMs: options.maxRetryAfterMs ?? 30_000,
       budget: options.budget,
     };
-    const rules = { retryOnTimeout: options.retryOnTimeout ?? false, idempotent: options.idempotent ?? true };
+    const rules = {
+      retryOnTimeout: options.retryOnTimeout ?? false,
+      idempotent: options.idempotent ?? true,
+    };
     this.retryOn = options.retryOn ?? (error => isRetryable(error, rules));
   }
 

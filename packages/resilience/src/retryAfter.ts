@@ -2,7 +2,10 @@
  * Parses an HTTP `Retry-After` value (delta seconds or an HTTP date) into milliseconds from
  * `now` (epoch ms). Returns undefined for a missing or malformed value; never negative.
  */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  now = Date.now(),
+): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;
   if (text === undefined) return undefined;
   const trimmed = text.trim();

@@ -32,9 +32,12 @@ export class RetryBudget {
 
   constructor(options: RetryBudgetOptions = {}) {
     const { percentCanRetry = 0.1, minRetriesPerSec = 10, ttlMs = 10_000 } = options;
-    if (!(percentCanRetry >= 0 && percentCanRetry <= 1)) throw new RangeError(`percentCanRetry must be in [0, 1], got ${percentCanRetry}`);
-    if (!(minRetriesPerSec >= 0)) throw new RangeError(`minRetriesPerSec must be >= 0, got ${minRetriesPerSec}`);
-    if (!(ttlMs >= 1000 && ttlMs <= 60_000)) throw new RangeError(`ttlMs must be in [1000, 60000], got ${ttlMs}`);
+    if (!(percentCanRetry >= 0 && percentCanRetry <= 1))
+      throw new RangeError(`percentCanRetry must be in [0, 1], got ${percentCanRetry}`);
+    if (!(minRetriesPerSec >= 0))
+      throw new RangeError(`minRetriesPerSec must be >= 0, got ${minRetriesPerSec}`);
+    if (!(ttlMs >= 1000 && ttlMs <= 60_000))
+      throw new RangeError(`ttlMs must be in [1000, 60000], got ${ttlMs}`);
     this.clock = options.clock ?? systemClock;
     // As Finagle: with no percentage, calls earn nothing and every retry comes from the reserve.
     this.depositAmount = percentCanRetry === 0 ? 0 : DEPOSIT;

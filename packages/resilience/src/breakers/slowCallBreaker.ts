@@ -31,9 +31,12 @@ export class SlowCallBreaker implements IBreaker {
 
   constructor(options: SlowCallBreakerOptions) {
     const { thresholdMs, rate = 0.8, size = 20 } = options;
-    if (!(thresholdMs > 0)) throw new RangeError(`slow-call thresholdMs must be > 0, got ${thresholdMs}`);
-    if (!(rate > 0 && rate <= 1)) throw new RangeError(`slow-call rate must be in (0, 1], got ${rate}`);
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`slow-call window size must be an integer >= 1, got ${size}`);
+    if (!(thresholdMs > 0))
+      throw new RangeError(`slow-call thresholdMs must be > 0, got ${thresholdMs}`);
+    if (!(rate > 0 && rate <= 1))
+      throw new RangeError(`slow-call rate must be in (0, 1], got ${rate}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`slow-call window size must be an integer >= 1, got ${size}`);
     this.thresholdMs = thresholdMs;
     this.rate = rate;
     this.minimumCalls = Math.min(size, options.minimumCalls ?? size);
@@ -42,11 +45,23 @@ export class SlowCallBreaker implements IBreaker {
   }
 
   get state(): unknown {
-    return { window: Array.from(this.window), index: this.index, filled: this.filled, slow: this.slow, inner: this.inner?.state };
+    return {
+      window: Array.from(this.window),
+      index: this.index,
+      filled: this.filled,
+      slow: this.slow,
+      inner: this.inner?.state,
+    };
   }
 
   set state(value: unknown) {
-    const v = value as { window: number[]; index: number; filled: number; slow: number; inner: unknown };
+    const v = value as {
+      window: number[];
+      index: number;
+      filled: number;
+      slow: number;
+      inner: unknown;
+    };
     this.window = Uint8Array.from(v.window);
     this.index = v.index;
     this.filled = v.filled;

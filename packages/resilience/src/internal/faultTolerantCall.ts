@@ -82,7 +82,8 @@ export class FaultTolerantCall<R> {
     this.starting = false;
     // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
     if (!this.settled) {
-      if (root.deadline !== Infinity) this.deadlineEntry = layers.timers.add(root.deadline, () => this.onDeadline());
+      if (root.deadline !== Infinity)
+        this.deadlineEntry = layers.timers.add(root.deadline, () => this.onDeadline());
       if (this.signal) {
         this.abortListener = () => this.onAbort();
         this.signal.addEventListener('abort', this.abortListener, { once: true });
@@ -92,17 +93,30 @@ export class FaultTolerantCall<R> {
   }
 
   private attempt(scope: Scope): void {
+    let wait: Promise<void> | undefined;
+    try {
+      if (!this.admit(scope)) return;
+      wait = this.limit!.acquire(scope);
+    } catch (error) {
+      this.failed(error); // a call never throws synchronously, whatever a layer does
+      return;
+    }
+    if (wait === undefined) this.run(scope.startedAt);
+    else
+      wait.then(
+        () => this.afterQueue(),
+        error => this.onQueueFailure(error),
+      );
+  }
+
+  /** Chooses the endpoint and passes its breaker; false when the call was rejected (and handled). */
+  private admit(scope: Scope): boolean {
     const { layers } = this;
     this.scope = scope;
     this.limit = undefined;
     let key = layers.dependencyId;
     if (layers.loadBalance) {
-      try {
-        this.endpoint = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
-      } catch (error) {
-        this.failed(error);
-        return;
-      }
+      this.endpoint = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
       key = this.endpoint.netloc;
       this.balancer = layers.loadBalance.picker;
     }
@@ -110,12 +124,10 @@ export class FaultTolerantCall<R> {
     this.permit = this.breaker.tryAdmit();
     if (this.permit < 0) {
       this.failed(this.breaker.rejection());
-      return;
+      return false;
     }
     this.limit = layers.limits.get(key, scope.startedAt);
-    const wait = this.limit.acquire(scope);
-    if (wait === undefined) this.run(scope.startedAt);
-    else wait.then(() => this.afterQueue(), error => this.onQueueFailure(error));
+    return true;
   }
 
   private afterQueue(): void {
@@ -159,7 +171,8 @@ export class FaultTolerantCall<R> {
     // The caller walking away is not the service's fault; our own deadline is.
     const scope = this.scope;
     const reason = scope.aborted ? scope.abortReason : error;
-    if (!scope.aborted || reason instanceof TimeoutError) this.breaker.failure(this.permit, reason, durationMs);
+    if (!scope.aborted || reason instanceof TimeoutError)
+      this.breaker.failure(this.permit, reason, durationMs);
     else this.breaker.release(this.permit);
     if (this.endpoint) this.balancer?.end(this.endpoint, { ok: false, durationMs });
     this.failed(error);
@@ -207,7 +220,12 @@ export class FaultTolerantCall<R> {
     this.finish(false, undefined, error);
   }
 
-  private finish(ok: boolean, value: R | undefined, error: unknown, now = this.starting ? this.root.startedAt : this.layers.clock.now()): void {
+  private finish(
+    ok: boolean,
+    value: R | undefined,
+    error: unknown,
+    now = this.starting ? this.root.startedAt : this.layers.clock.now(),
+  ): void {
     if (this.settled) return;
     this.settled = true;
     if (this.deadlineEntry) this.layers.timers.remove(this.deadlineEntry);

@@ -38,8 +38,10 @@ export function executeRoot<T>(
 export function abortable<T>(running: Promise<T>, scope: Scope, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
+      const error = new AbortedError({ cause: signal.reason });
+      scope.abort(error); // reaches signals derived from the scope, even ones linked after this listener
       scope.dispose();
-      reject(new AbortedError({ cause: signal.reason }));
+      reject(error);
     };
     signal.addEventListener('abort', onAbort, { once: true });
     running.then(

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 
 /** One scheduled expiry; kept by the caller to cancel it in O(1). */
 export interface TimerEntry {
@@ -22,7 +22,12 @@ export class TimerQueue {
   private armedAt = Infinity;
   private refed = false;
 
-  constructor(private readonly clock: Clock) {}
+  /** Real timers may fire up to 1 ms early against performance.now() (libuv rounds to whole ms). */
+  private readonly toleranceMs: number;
+
+  constructor(private readonly clock: Clock) {
+    this.toleranceMs = clock === systemClock ? 1 : 0;
+  }
 
   add(at: number, fire: () => void): TimerEntry {
     const entry: TimerEntry = { at, fire, prev: undefined, next: undefined, queued: true };
@@ -72,8 +77,7 @@ export class TimerQueue {
   private readonly onTimer = (): void => {
     this.timer = undefined;
     this.armedAt = Infinity;
-    // Timers may fire up to 1 ms early against performance.now() (libuv rounds to whole ms).
-    const now = this.clock.now() + 1;
+    const now = this.clock.now() + this.toleranceMs;
     while (this.head && this.head.at <= now) {
       const entry = this.head;
       this.remove(entry);
