@@ -31,7 +31,7 @@ export { silentLogger, type Logger, type LogFn } from './logger.js';
 
 // Policies
 export type { Policy, PolicyContext, PolicyEvent, Task, CircuitStateName } from './policy.js';
-export { timeout, TimeoutPolicy, type TimeoutOptions } from './timeout.js';
+export { timeout, timeout as deadline, TimeoutPolicy, type TimeoutOptions } from './timeout.js';
 export { retry, RetryPolicy, RetrySchedule, type RetryOptions } from './retry.js';
 export { retryBudget, RetryBudget, type RetryBudgetOptions } from './retryBudget.js';
 export {
