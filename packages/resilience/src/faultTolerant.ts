@@ -12,7 +12,7 @@ import { Emitter } from './emitter.js';
 import { HedgePolicy, type HedgeOptions } from './hedge.js';
 import { abortable } from './internal/policyBase.js';
 import { FaultTolerantCall, type FaultTolerantLayers } from './internal/faultTolerantCall.js';
-import { timerQueue } from './internal/timerQueue.js';
+import { timerQueue } from './timerQueue.js';
 import { invoke } from './internal/invoke.js';
 import { Scope } from './internal/scope.js';
 import { AbortedError } from './errors.js';

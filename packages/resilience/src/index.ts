@@ -26,6 +26,7 @@ export { parseRetryAfter } from './retryAfter.js';
 // Time, events, logging
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { ManualClock } from './manualClock.js';
+export { TimerQueue, timerQueue, type TimerEntry } from './timerQueue.js';
 export { Emitter, type Listen, type Disposer } from './emitter.js';
 export { silentLogger, type Logger, type LogFn } from './logger.js';
 

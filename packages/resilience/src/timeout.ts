@@ -1,7 +1,7 @@
 import type { Clock } from './clock.js';
 import { TimeoutError } from './errors.js';
 import { asScope, PolicyBase } from './internal/policyBase.js';
-import { timerQueue, type TimerQueue } from './internal/timerQueue.js';
+import { timerQueue, type TimerQueue } from './timerQueue.js';
 import { invoke } from './internal/invoke.js';
 import type { PolicyContext, Task } from './policy.js';
 import type { Scope } from './internal/scope.js';

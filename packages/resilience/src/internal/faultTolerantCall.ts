@@ -9,7 +9,7 @@ import type { LoadBalancePolicy } from '../loadBalance.js';
 import type { RetryPolicy, RetrySchedule } from '../retry.js';
 import type { RetryBudget } from '../retryBudget.js';
 import { Scope } from './scope.js';
-import type { TimerEntry, TimerQueue } from './timerQueue.js';
+import type { TimerEntry, TimerQueue } from '../timerQueue.js';
 
 /** The policies one `faultTolerant` function runs its calls through. */
 export interface FaultTolerantLayers {

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 /** One scheduled expiry; kept by the caller to cancel it in O(1). */
 export interface TimerEntry {
