@@ -12,7 +12,11 @@ import { faultTolerant } from './faultTolerant.js';
 import { Http } from './http.js';
 
 /** A real HTTP CONNECT proxy on loopback that counts the tunnels it opened. */
-async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; close(): Promise<void> }> {
+async function startConnectProxy(): Promise<{
+  url: string;
+  tunnels: string[];
+  close(): Promise<void>;
+}> {
   const tunnels: string[] = [];
   const server: Server = createHttpServer((_req, res) => res.writeHead(405).end());
   server.on('connect', (req, clientSocket, head) => {
@@ -49,10 +53,13 @@ describe('createAgent', () => {
   it('sends requests through an HTTP proxy (dace use_proxy)', async () => {
     const backend = await startTestServer({ body: { via: 'backend' } });
     const proxy = await startConnectProxy();
-    const fn = faultTolerant(async call => (await call.http.request('GET', `${backend.url}/thing`)).json(), {
-      proxy: proxy.url,
-      retryAttempts: 0,
-    });
+    const fn = faultTolerant(
+      async call => (await call.http.request('GET', `${backend.url}/thing`)).json(),
+      {
+        proxy: proxy.url,
+        retryAttempts: 0,
+      },
+    );
     try {
       await expect(fn()).resolves.toEqual({ via: 'backend' });
       expect(proxy.tunnels).toEqual([`127.0.0.1:${backend.port}`]);
@@ -93,11 +100,27 @@ describe('tls (dace context_factory)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'x-tls-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     cert = readFileSync(join(dir, 'cert.pem'));
     server = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"secure":true}');
@@ -113,7 +136,9 @@ describe('tls (dace context_factory)', () => {
   });
 
   it('refuses a self-signed server by default and accepts it with its CA', async () => {
-    const strict = faultTolerant(async call => (await call.http.request('GET', url)).json(), { retryAttempts: 0 });
+    const strict = faultTolerant(async call => (await call.http.request('GET', url)).json(), {
+      retryAttempts: 0,
+    });
     const trusting = faultTolerant(async call => (await call.http.request('GET', url)).json(), {
       retryAttempts: 0,
       tls: { ca: cert },

@@ -204,3 +204,22 @@ describe('bulkhead', () => {
     expect(() => bulkhead(1, Infinity)).not.toThrow();
   });
 });
+
+describe('Bulkhead.acquire with a plain signal', () => {
+  it('queues behind a held slot and leaves the queue when its signal aborts', async () => {
+    const b = bulkhead(1, 1);
+    expect(b.acquire()).toBeUndefined();
+    const controller = new AbortController();
+    const wait = b.acquire(controller.signal)!;
+    expect(b.queued).toBe(1);
+    controller.abort(new Error('gave up'));
+    await expect(wait).rejects.toThrow('gave up');
+    expect(b.queued).toBe(0);
+    const granted = b.acquire(new AbortController().signal)!;
+    b.release();
+    await expect(granted).resolves.toBeUndefined();
+    expect(b.running).toBe(1);
+    b.release();
+    expect(b.running).toBe(0);
+  });
+});

@@ -74,8 +74,10 @@ export class Bulkhead extends PolicyBase {
   /**
    * Takes a slot: `undefined` when granted at once (the fast path allocates nothing), otherwise a
    * promise that resolves when granted, or rejects with `BULKHEAD_FULL` or the abort reason.
+   * `waiter` is what may abort the wait: a signal, or a policy context (its signal is only read
+   * when the call has to queue). Pair every grant with {@link release}.
    */
-  acquire(scope: Scope): Promise<void> | undefined {
+  acquire(waiter?: AbortSignal | { readonly signal: AbortSignal }): Promise<void> | undefined {
     if (this.active < this.limit) {
       this.active++;
       return undefined;
@@ -85,7 +87,9 @@ export class Bulkhead extends PolicyBase {
         this.events.emit({ type: 'reject', reason: 'bulkhead', key: this.key });
       return Promise.reject(this.fullError());
     }
-    return this.enqueue(scope);
+    return this.enqueue(
+      waiter === undefined || waiter instanceof AbortSignal ? waiter : waiter.signal,
+    );
   }
 
   /** Gives a slot back, handing it to the first live waiter. */
@@ -120,11 +124,10 @@ export class Bulkhead extends PolicyBase {
     );
   }
 
-  private enqueue(scope: Scope): Promise<void> {
-    if (scope.aborted) return Promise.reject(scope.abortReason);
+  private enqueue(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       let timer: ReturnType<Clock['setTimeout']> | undefined;
-      const signal = scope.signal;
       const leave = (error: unknown) => {
         if (waiter.cancelled) return;
         waiter.cancelled = true;
@@ -132,9 +135,9 @@ export class Bulkhead extends PolicyBase {
         cleanup();
         reject(error);
       };
-      const onAbort = () => leave(signal.reason);
+      const onAbort = () => leave(signal!.reason);
       const cleanup = () => {
-        signal.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         if (timer) this.clock.clearTimeout(timer);
       };
       const waiter: Waiter = {
@@ -146,7 +149,7 @@ export class Bulkhead extends PolicyBase {
         },
         fail: leave,
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (this.queueTimeoutMs !== undefined) {
         timer = this.clock.setTimeout(() => leave(this.fullError()), this.queueTimeoutMs);
       }

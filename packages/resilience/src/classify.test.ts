@@ -90,3 +90,14 @@ describe('classify', () => {
     expect(isRetryable(http(503), { idempotent: false })).toBe(false);
   });
 });
+
+describe('isNotSentError through wrappers', () => {
+  it('finds a never-sent code below a wrapper that has its own code', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const wrapped = Object.assign(new Error('request failed', { cause: refused }), {
+      code: 'CONNECT',
+    });
+    expect(isNotSentError(wrapped)).toBe(true);
+    expect(isNotSentError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(false);
+  });
+});

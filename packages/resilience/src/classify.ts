@@ -36,10 +36,17 @@ export function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
-/** True when the request certainly never reached the server (connection refused, DNS, connect timeout). */
+/** True when the request certainly never reached the server (connection refused, DNS, connect timeout), at any depth of the `cause` chain. */
 export function isNotSentError(error: unknown): boolean {
-  const code = errorCode(error);
-  return code !== undefined && NOT_SENT_CODES.has(code);
+  for (
+    let e = error, depth = 0;
+    e && typeof e === 'object' && depth < 4;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
+  }
+  return false;
 }
 
 /** True for rejections made locally by a policy (open circuit, full bulkhead, rate limit, budget, abort). */

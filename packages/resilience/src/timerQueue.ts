@@ -1,9 +1,14 @@
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
-/** One scheduled expiry; kept by the caller to cancel it in O(1). */
+/**
+ * One scheduled expiry, kept by the caller to cancel it in O(1). Hot paths can make their own
+ * request objects implement it and {@link TimerQueue.insert} them (no allocation per deadline).
+ */
 export interface TimerEntry {
+  /** Expiry on the queue's clock. */
   at: number;
-  fire: () => void;
+  /** Called once when `at` passes while the entry is queued. */
+  fire(): void;
   prev: TimerEntry | undefined;
   next: TimerEntry | undefined;
   queued: boolean;
@@ -29,8 +34,18 @@ export class TimerQueue {
     this.toleranceMs = clock === systemClock ? 1 : 0;
   }
 
+  /** Schedules `fire` at `at` (clock time); keep the entry to {@link remove} it. */
   add(at: number, fire: () => void): TimerEntry {
-    const entry: TimerEntry = { at, fire, prev: undefined, next: undefined, queued: true };
+    const entry: TimerEntry = { at, fire, prev: undefined, next: undefined, queued: false };
+    this.insert(entry);
+    return entry;
+  }
+
+  /** Queues a caller-owned entry to fire at `entry.at` (`Infinity`: never, not queued). */
+  insert(entry: TimerEntry): void {
+    const at = entry.at;
+    if (entry.queued || at === Infinity) return;
+    entry.queued = true;
     let after = this.tail;
     while (after && after.at > at) after = after.prev;
     if (after) {
@@ -40,6 +55,7 @@ export class TimerQueue {
       else this.tail = entry;
       after.next = entry;
     } else {
+      entry.prev = undefined;
       entry.next = this.head;
       if (this.head) this.head.prev = entry;
       else this.tail = entry;
@@ -50,7 +66,6 @@ export class TimerQueue {
       this.refed = true;
       this.timer?.ref?.();
     }
-    return entry;
   }
 
   remove(entry: TimerEntry): void {
@@ -65,6 +80,20 @@ export class TimerQueue {
       this.refed = false;
       this.timer?.unref?.();
     }
+  }
+
+  /** Entries waiting (O(n): for tests and stats). */
+  get size(): number {
+    let n = 0;
+    for (let e = this.head; e; e = e.next) n++;
+    return n;
+  }
+
+  /** Cancels the timer of a private queue being closed (entries stay queued, unfired). */
+  stop(): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedAt = Infinity;
   }
 
   private arm(at: number): void {

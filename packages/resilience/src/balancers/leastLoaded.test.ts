@@ -102,3 +102,25 @@ describe('leastLoaded', () => {
     expect(() => leastLoaded({ errorPenalty: Number.NaN })).toThrow(RangeError);
   });
 });
+
+describe('leastLoaded failure penalty', () => {
+  it('fades while the failed endpoint rests, so it is tried again under light load', async () => {
+    const { ManualClock } = await import('../manualClock.js');
+    const clock = new ManualClock();
+    let i = 0;
+    const sequence = [0.1, 0.6]; // P2C samples both endpoints, in either order
+    const balancer = leastLoaded<string>({
+      clock,
+      decayMs: 1_000,
+      random: () => sequence[i++ % 2]!,
+    });
+    balancer.start('a');
+    balancer.end('a', { ok: false, durationMs: 1 });
+    balancer.start('b'); // b is busy with one request
+    const picks = () =>
+      Array.from({ length: 10 }, () => balancer.pick(['a', 'b'])).filter(p => p === 'a').length;
+    expect(picks()).toBe(0); // penalty 5 > 1 in flight
+    await clock.advance(5_000); // exp(-5) * 5 ≈ 0.03 < 1
+    expect(picks()).toBe(10);
+  });
+});

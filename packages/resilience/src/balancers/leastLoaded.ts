@@ -6,7 +6,11 @@ import { powerOfTwoChoices } from './powerOfTwoChoices.js';
 export interface LeastLoadedOptions extends LoadTrackerOptions {
   /** Source of uniform numbers in [0, 1). Default `Math.random`. */
   random?: () => number;
-  /** Cost of each consecutive failure (counted up to 10), in in-flight requests. Default 5. */
+  /**
+   * Cost of each consecutive failure (counted up to 10), in in-flight requests. Default 5. It
+   * fades with the time since the endpoint was last used (`exp(-idle / decayMs)`), so an endpoint
+   * that failed is tried again once it has rested, even under light load.
+   */
   errorPenalty?: number;
 }
 
@@ -15,7 +19,7 @@ const MAX_COUNTED_FAILURES = 10;
 
 /**
  * The default balancer. Power of two choices: samples two distinct eligible candidates at random
- * and picks the lower `inFlight + errorPenalty * min(consecutiveFailures, 10)`; ties at random;
+ * and picks the lower `inFlight + errorPenalty * min(consecutiveFailures, 10) * exp(-idle / decayMs)`; ties at random;
  * a single eligible candidate is returned as is. Defaults: `errorPenalty` 5, `random`
  * `Math.random`, `decayMs` 10_000, `clock` systemClock.
  */
@@ -28,7 +32,12 @@ export function leastLoaded<E>(options: LeastLoadedOptions = {}): Balancer<E> {
   const tracker = new LoadTracker<E>(options);
   const cost = (endpoint: E): number => {
     const load = tracker.peek(endpoint);
-    return load.inFlight + errorPenalty * Math.min(load.consecutiveFailures, MAX_COUNTED_FAILURES);
+    if (load.consecutiveFailures === 0) return load.inFlight;
+    const rested = Math.exp(-(tracker.clock.now() - load.lastUpdate) / tracker.decayMs);
+    return (
+      load.inFlight +
+      errorPenalty * Math.min(load.consecutiveFailures, MAX_COUNTED_FAILURES) * rested
+    );
   };
   return createBalancer('leastLoaded', tracker, (candidates, exclude) =>
     powerOfTwoChoices(candidates, exclude, rnd, cost),

@@ -1,0 +1,124 @@
+import { RETRYABLE_STATUSES, XError, isRetryable, isXError } from '@x/resilience';
+import { describe, expect, it } from 'vitest';
+import {
+  AbortError,
+  BroadcastError,
+  ClosedError,
+  ConnectError,
+  DecodeError,
+  HttpError,
+  InvalidRequestError,
+  NoHostError,
+  QueueFullError,
+  ResponseTooLargeError,
+  RestClientError,
+  RetryBudgetExhaustedError,
+  SocketError,
+  TimeoutError,
+  isRestClientError,
+  type RestClientErrorCode,
+} from './errors.js';
+import { Response } from './response.js';
+
+const info = { host: 'http://h:1', method: 'GET', path: '/x', idempotent: true, attempts: 2 };
+
+describe('errors', () => {
+  const response = new Response(
+    'http://h:1',
+    'GET',
+    '/x',
+    503,
+    'Service Unavailable',
+    { 'retry-after': '2' },
+    { down: true },
+    1,
+    5,
+    true,
+  );
+  const all: Array<[RestClientError, RestClientErrorCode]> = [
+    [new HttpError(response, info), 'HTTP_ERROR'],
+    [new TimeoutError('try', 100, info), 'TIMEOUT'],
+    [new AbortError('bye', info), 'ABORTED'],
+    [
+      new ConnectError({
+        ...info,
+        cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }),
+      }),
+      'CONNECT',
+    ],
+    [new SocketError(true, info), 'SOCKET'],
+    [new NoHostError(), 'NO_HOST'],
+    [
+      new BroadcastError(
+        {
+          mode: 'all',
+          hosts: [],
+          responses: new Map(),
+          failures: new Map([['h', new ClosedError()]]),
+          complete: false,
+          satisfied: false,
+        },
+        'broadcast failed',
+      ),
+      'BROADCAST',
+    ],
+    [new DecodeError(200, 'application/json', '{', info), 'DECODE'],
+    [new ResponseTooLargeError(10, info), 'RESPONSE_TOO_LARGE'],
+    [new RetryBudgetExhaustedError(info), 'RETRY_BUDGET_EXHAUSTED'],
+    [new InvalidRequestError('bad path'), 'INVALID_REQUEST'],
+    [new QueueFullError(5, info), 'QUEUE_FULL'],
+    [new ClosedError(info), 'CLOSED'],
+  ];
+
+  it.each(all.map(([error, code]) => [code, error] as const))(
+    '%s: code, name, brand, XError',
+    (code, error) => {
+      expect(error.code).toBe(code);
+      expect(error).toBeInstanceOf(RestClientError);
+      expect(error).toBeInstanceOf(XError);
+      expect(error.name).toBe(error.constructor.name);
+      expect(isRestClientError(error)).toBe(true);
+      expect(isRestClientError(error, code)).toBe(true);
+      expect(isXError(error, code)).toBe(true);
+      expect(error.message.length).toBeGreaterThan(3);
+    },
+  );
+
+  it('the brand works on plain copies (another install) and rejects lookalikes', () => {
+    expect(isRestClientError(new Error('x'))).toBe(false);
+    expect(isRestClientError({ code: 'TIMEOUT' })).toBe(false);
+    expect(isRestClientError(new XError('TIMEOUT', 'other package'))).toBe(false);
+    expect(isRestClientError(null)).toBe(false);
+    expect(isRestClientError(new TimeoutError('total', 1), 'ABORTED')).toBe(false);
+  });
+
+  it('carries request details and the decoded body', () => {
+    const error = new HttpError(response, info);
+    expect(error).toMatchObject({
+      status: 503,
+      reason: 'Service Unavailable',
+      body: { down: true },
+      retryAfterMs: 2000,
+      host: 'http://h:1',
+      attempts: 2,
+    });
+    expect(error.message).toBe('GET http://h:1/x answered 503 Service Unavailable');
+    expect(new TimeoutError('total', 5).scope).toBe('operation');
+    expect(new TimeoutError('connect', 5).scope).toBe('attempt');
+    expect(
+      new ConnectError({
+        ...info,
+        cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }),
+      }).message,
+    ).toContain('ECONNREFUSED');
+  });
+
+  it('is understood by the @x/resilience classification (isRetryable)', () => {
+    expect(isRetryable(new HttpError(response, info))).toBe(true);
+    expect(isRetryable(new HttpError(response, { ...info, idempotent: false }))).toBe(false);
+    expect(isRetryable(new TimeoutError('total', 5))).toBe(false);
+    expect(isRetryable(new TimeoutError('try', 5), { retryOnTimeout: true })).toBe(true);
+    expect(isRetryable(new AbortError('x'))).toBe(false);
+    expect(RETRYABLE_STATUSES.has(503)).toBe(true);
+  });
+});

@@ -1,0 +1,64 @@
+// Clients
+export { Resource, toOrigin, type StreamResponse } from './resource.js';
+export {
+  Resources,
+  type ResourcesOptions,
+  type UnicastOptions,
+  type BroadcastOptions,
+  type PendingRequest,
+} from './resources.js';
+export {
+  Shards,
+  type ShardsOptions,
+  type ShardKey,
+  type MulticastOptions,
+  type Cover,
+  type PathFor,
+} from './shards.js';
+export { Replicas } from './replicas.js';
+export type { ResourceOptions } from './resourceOptions.js';
+
+// Requests and responses
+export { Response, type ResponseHeaders } from './response.js';
+export type {
+  CallOptions,
+  DecodeMode,
+  HedgeOption,
+  QueryParams,
+  RetryOptions,
+  Timeouts,
+} from './callOptions.js';
+export {
+  quorum,
+  type BroadcastMode,
+  type BroadcastResult,
+  type MulticastResult,
+} from './broadcastResult.js';
+
+// Balancing, health, stats, events
+export { balancers } from './balancers.js';
+export type { HealthOptions, ProbeOptions } from './passiveHealth.js';
+export type { HostStats, HostState, Upstream } from './hostStats.js';
+export type { RestClientEvent, RestClientEventType, RestClientEventOf } from './events.js';
+
+// Errors
+export {
+  RestClientError,
+  isRestClientError,
+  HttpError,
+  TimeoutError,
+  AbortError,
+  ConnectError,
+  SocketError,
+  NoHostError,
+  BroadcastError,
+  DecodeError,
+  ResponseTooLargeError,
+  RetryBudgetExhaustedError,
+  InvalidRequestError,
+  QueueFullError,
+  ClosedError,
+  type RestClientErrorCode,
+  type RestClientErrorOptions,
+  type RequestInfo,
+} from './errors.js';

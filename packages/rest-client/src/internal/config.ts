@@ -1,0 +1,149 @@
+import {
+  HedgePolicy,
+  RETRYABLE_STATUSES,
+  RetryBudget,
+  RetryPolicy,
+  exponentialBackoff,
+  silentLogger,
+  systemClock,
+  type Balancer,
+} from '@x/resilience';
+import type { RetryOptions } from '../callOptions.js';
+import { InvalidRequestError } from '../errors.js';
+import type { ResolvedHealth } from '../passiveHealth.js';
+import type { ResourceOptions } from '../resourceOptions.js';
+import type { EngineConfig, ResolvedRetry } from './engine.js';
+import type { HostPool } from './hostPool.js';
+import type { CachedClock } from './cachedClock.js';
+
+const MiB = 1024 * 1024;
+
+function positive(name: string, value: unknown, fallback: number, integer = false): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== 'number' ||
+    !(value > 0) ||
+    (integer && !Number.isInteger(value) && value !== Infinity)
+  ) {
+    throw new RangeError(
+      `${name} must be a ${integer ? 'positive integer' : 'number > 0'}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Resolves the `timeout` option of a client or a call into total and per-try milliseconds. */
+export function resolveTimeouts(
+  timeout: ResourceOptions['timeout'],
+  fallbackTotal: number,
+  fallbackPerTry: number,
+  ErrorType: new (message: string) => Error = InvalidRequestError,
+): { totalMs: number; perTryMs: number } {
+  if (timeout === undefined) return { totalMs: fallbackTotal, perTryMs: fallbackPerTry };
+  if (typeof timeout === 'number') {
+    if (!(timeout > 0))
+      throw new ErrorType(`timeout must be a number of ms > 0, got ${String(timeout)}`);
+    return { totalMs: timeout, perTryMs: fallbackPerTry };
+  }
+  if (typeof timeout !== 'object' || timeout === null)
+    throw new ErrorType(`timeout must be ms or { total, perTry }, got ${String(timeout)}`);
+  const totalMs = timeout.total ?? fallbackTotal;
+  const perTryMs = timeout.perTry ?? fallbackPerTry;
+  if (!(totalMs > 0) || !(perTryMs > 0))
+    throw new ErrorType(
+      `timeouts must be > 0 ms, got total ${String(totalMs)}, perTry ${String(perTryMs)}`,
+    );
+  return { totalMs, perTryMs };
+}
+
+function resolveRetry(
+  retry: RetryOptions | false | undefined,
+  options: ResourceOptions,
+): ResolvedRetry | undefined {
+  if (retry === false) return undefined;
+  const clock = options.clock ?? systemClock;
+  const r = retry ?? {};
+  let budget: RetryBudget | undefined;
+  if (r.budget instanceof RetryBudget) budget = r.budget;
+  else if (r.budget !== false)
+    budget = new RetryBudget({ percentCanRetry: 0.2, minRetriesPerSec: 10, ...r.budget, clock });
+  const policy = new RetryPolicy({
+    maxRetries: r.maxRetries ?? 2,
+    backoff:
+      r.backoff ??
+      exponentialBackoff({ initialMs: 25, maxMs: 1_000, jitter: 'full', random: options.random }),
+    maxRetryAfterMs: r.maxRetryAfterMs ?? 30_000,
+    // Retryability is decided by the engine (it knows the request's idempotency) before asking the schedule.
+    retryOn: () => true,
+    budget,
+    clock,
+  });
+  return {
+    policy,
+    budget,
+    retryOn: r.retryOn,
+    statuses: r.statuses ?? RETRYABLE_STATUSES,
+    retryOnTimeout: r.retryOnTimeout ?? false,
+  };
+}
+
+/** Validates client options and builds the engine configuration. */
+export function resolveConfig(
+  options: ResourceOptions & { readonly maxConnectionsTotal?: number },
+  balancer: Balancer<HostPool>,
+  health: ResolvedHealth | undefined,
+  cachedClock?: CachedClock,
+): EngineConfig {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options must be an object');
+  const clock = options.clock ?? systemClock;
+  const { totalMs, perTryMs } = resolveTimeouts(options.timeout, 30_000, Infinity, RangeError);
+  const connectTimeoutMs =
+    typeof options.timeout === 'object' && options.timeout.connect !== undefined
+      ? positive('timeout.connect', options.timeout.connect, 10_000)
+      : 10_000;
+  const maxResponseSize = positive('maxResponseSize', options.maxResponseSize, 16 * MiB, true);
+  const hedge =
+    options.hedge instanceof HedgePolicy
+      ? options.hedge
+      : options.hedge
+        ? new HedgePolicy({ clock, ...options.hedge })
+        : undefined;
+  const decode = options.decode ?? 'auto';
+  if (!['auto', 'json', 'text', 'bytes'].includes(decode))
+    throw new RangeError(`decode must be auto, json, text or bytes, got ${String(decode)}`);
+  return {
+    clock,
+    cachedClock,
+    totalMs,
+    perTryMs,
+    decode,
+    headers:
+      options.headers && Object.keys(options.headers).length > 0
+        ? { ...options.headers }
+        : undefined,
+    compress: options.compress ?? false,
+    pool: {
+      connections: positive('connections', options.connections, 16, true),
+      pipelining: positive('pipelining', options.pipelining, 1, true),
+      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000),
+      connectTimeoutMs,
+      maxResponseSize,
+      headersTimeoutMs: totalMs === Infinity ? 300_000 : Math.max(300_000, Math.ceil(totalMs)),
+      pool: options.pool,
+    },
+    retry: resolveRetry(options.retry, options),
+    hedge,
+    health,
+    maxPending: positive('maxPending', options.maxPending, 1024, true),
+    maxConnectionsTotal: positive(
+      'maxConnectionsTotal',
+      options.maxConnectionsTotal,
+      Infinity,
+      true,
+    ),
+    metrics: options.metrics,
+    logger: options.logger ?? silentLogger,
+    balancer,
+  };
+}

@@ -1,0 +1,107 @@
+import { Pool } from 'undici';
+import type { TimerHandle } from '@x/resilience';
+import type { RestClientError } from '../errors.js';
+import type { HostState, HostStats, Upstream } from '../hostStats.js';
+
+/** undici `Pool` settings of every host of a client. */
+export interface PoolSettings {
+  readonly connections: number;
+  readonly pipelining: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxResponseSize: number;
+  readonly headersTimeoutMs: number;
+  /** Extra undici `Pool` options (TLS `connect` options, `allowH2`...), merged last. */
+  readonly pool: Pool.Options | undefined;
+}
+
+/**
+ * One host: its undici `Pool` (one per host, as the design asks) and O(1) counters. It is the
+ * endpoint object balancers see (`Upstream`).
+ */
+export class HostPool implements Upstream {
+  readonly pool: Pool;
+  readonly connections: number;
+  inFlight = 0;
+  connected = 0;
+  requests = 0;
+  failures = 0;
+  consecutiveFailures = 0;
+  status5xx = 0;
+  replays = 0;
+  retries = 0;
+  lastError: RestClientError | undefined = undefined;
+  // Passive health.
+  state: HostState = 'healthy';
+  ejections = 0;
+  ejectedAt = 0;
+  ejectedUntil = 0;
+  /** Clock time the last ejection ended (for resetting the doubling after a healthy period). */
+  readmittedAt = 0;
+  probeInFlight = false;
+  probeTimer: TimerHandle | undefined = undefined;
+  removed = false;
+
+  constructor(
+    readonly origin: string,
+    settings: PoolSettings,
+  ) {
+    this.connections = settings.connections;
+    this.pool = new Pool(origin, {
+      connections: settings.connections,
+      pipelining: settings.pipelining,
+      keepAliveTimeout: settings.keepAliveTimeoutMs,
+      headersTimeout: settings.headersTimeoutMs,
+      bodyTimeout: settings.headersTimeoutMs,
+      maxResponseSize: settings.maxResponseSize === Infinity ? -1 : settings.maxResponseSize,
+      ...settings.pool,
+      connect: {
+        timeout: settings.connectTimeoutMs,
+        ...(settings.pool?.connect as object | undefined),
+      },
+    });
+    this.pool.on('connect', () => {
+      this.connected++;
+    });
+    this.pool.on('disconnect', () => {
+      if (this.connected > 0) this.connected--;
+    });
+    // A failed connection attempt is reported to the request; the pool must not crash the process.
+    this.pool.on('connectionError', () => {});
+  }
+
+  /** Open connections not carrying a request (lupyne's cached connections). */
+  get idle(): number {
+    const idle = this.connected - this.inFlight;
+    return idle > 0 ? idle : 0;
+  }
+
+  /** Requests waiting for a connection. */
+  get pending(): number {
+    const pending = this.inFlight - this.connections;
+    return pending > 0 ? pending : 0;
+  }
+
+  /** A snapshot of the counters; `ewmaMs` comes from the balancer's tracker. */
+  snapshot(ewmaMs: number): HostStats {
+    return {
+      host: this.origin,
+      inFlight: this.inFlight,
+      pending: this.pending,
+      connected: this.connected,
+      idle: this.idle,
+      requests: this.requests,
+      failures: this.failures,
+      consecutiveFailures: this.consecutiveFailures,
+      status5xx: this.status5xx,
+      replays: this.replays,
+      retries: this.retries,
+      ewmaMs,
+      state: this.state,
+      ejected: this.state !== 'healthy',
+      ejectedUntil: this.state === 'healthy' ? undefined : this.ejectedUntil,
+      ejections: this.ejections,
+      lastError: this.lastError,
+    };
+  }
+}

@@ -1,0 +1,163 @@
+import { LoadTracker, createBalancer, systemClock, toEndpoint, type Disposer } from '@x/resilience';
+import { CachedClock } from './internal/cachedClock.js';
+import type { CallOptions } from './callOptions.js';
+import type { RestClientEvent, RestClientEventOf, RestClientEventType } from './events.js';
+import type { HostStats } from './hostStats.js';
+import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
+import { resolveConfig } from './internal/config.js';
+import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
+import type { HostPool } from './internal/hostPool.js';
+import type { QueryParams } from './internal/path.js';
+import type { ResourceOptions } from './resourceOptions.js';
+import type { Response } from './response.js';
+
+export type { StreamResponse } from './internal/engine.js';
+
+/** Normalises `http://host:port` or `host:port` to an origin, or throws `TypeError`. */
+export function toOrigin(host: string): string {
+  return toEndpoint(host).origin;
+}
+
+/**
+ * A JSON client for one host (lupyne's `Resource`), on one undici `Pool`.
+ *
+ * `call()` returns a {@link Response} and never throws on status; the verb methods return the
+ * decoded body or throw `HttpError`. Every call has a total deadline (default 30 s), an optional
+ * per-try deadline and an `AbortSignal`; idempotent requests are retried (default 2 retries, within
+ * a retry budget); a request that meets a keep-alive connection the server had just closed is
+ * replayed once at once (idempotent requests, or a 408).
+ */
+export class Resource implements AsyncDisposable {
+  /** The host's origin, e.g. `http://127.0.0.1:8080`. */
+  readonly host: string;
+  private readonly engine: Engine;
+  private readonly hostPool: HostPool;
+  private readonly pick: Picker;
+  private readonly defaults: SpecDefaults;
+
+  constructor(host: string, options: ResourceOptions = {}) {
+    this.host = toOrigin(host);
+    const clock = new CachedClock(options.clock ?? systemClock);
+    const tracker = new LoadTracker<HostPool>({ clock });
+    // One host: the "balancer" only tracks load (for stats); there is nothing to pick from.
+    const balancer = createBalancer<HostPool>('single', tracker, candidates => candidates[0]);
+    this.engine = new Engine(resolveConfig(options, balancer, undefined, clock));
+    this.hostPool = this.engine.addHost(this.host);
+    const hostPool = this.hostPool;
+    // One host: a retry goes back to it (after the backoff; "not tried yet" never holds).
+    this.pick = tried => (tried !== undefined && tried.length > 0 ? undefined : hostPool);
+    const config = this.engine.config;
+    this.defaults = {
+      headers: config.headers === undefined ? undefined : config.headers,
+      decode: config.decode,
+      totalMs: config.totalMs,
+      perTryMs: config.perTryMs,
+      hedge: config.hedge !== undefined,
+    };
+    if (config.compress)
+      this.defaults = {
+        ...this.defaults,
+        headers: { 'accept-encoding': 'gzip, deflate, br', ...config.headers },
+      };
+  }
+
+  /** Sends a request and returns the {@link Response}, whatever its status (lupyne's `call`). */
+  call<T = unknown>(method: string, path: string, options?: CallOptions): Promise<Response<T>> {
+    return this.run(method, path, options, undefined, undefined, false, Mode.Response) as Promise<
+      Response<T>
+    >;
+  }
+
+  /** GET: the decoded body, or throws `HttpError`. */
+  get<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
+    return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
+  }
+
+  /** DELETE: the decoded body, or throws `HttpError`. */
+  delete<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
+    return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
+  }
+
+  /** POST a JSON body: the decoded response body, or throws `HttpError`. */
+  post<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+    return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /** PUT a JSON body: the decoded response body, or throws `HttpError`. */
+  put<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+    return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /** PATCH a JSON body: the decoded response body, or throws `HttpError`. */
+  patch<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+    return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /**
+   * The streaming escape hatch: resolves once the headers arrive, with the body as a stream that
+   * you must consume or `destroy()` (otherwise the connection is never reused). The deadline keeps
+   * running until the body ends. No retries (a stale keep-alive connection is still replayed).
+   */
+  stream(method: string, path: string, options?: CallOptions): Promise<StreamResponse> {
+    try {
+      return this.engine.stream(this.hostPool, buildSpec(this.defaults, method, path, options));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** O(1) counters of the host. */
+  stats(): HostStats {
+    return this.engine.stats(this.hostPool);
+  }
+
+  /** Subscribes to one type of event (`retry`, `replay`, `hedge`); returns the unsubscribe function. */
+  on<K extends RestClientEventType>(
+    type: K,
+    listener: (event: RestClientEventOf<K>) => void,
+  ): Disposer {
+    return this.engine.on(type, listener);
+  }
+
+  /** Subscribes to every event. */
+  onEvent(listener: (event: RestClientEvent) => void): Disposer {
+    return this.engine.events.on(listener);
+  }
+
+  /** True once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.engine.closed;
+  }
+
+  /** Refuses new calls, lets running ones finish (each bounded by its deadline), closes the connections. */
+  close(): Promise<void> {
+    return this.engine.close();
+  }
+
+  /** Closes at once: running calls fail with `CLOSED`. */
+  destroy(): Promise<void> {
+    return this.engine.destroy();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private run(
+    method: string,
+    path: string,
+    options: CallOptions | undefined,
+    query: QueryParams | undefined,
+    json: unknown,
+    hasJson: boolean,
+    mode: Mode,
+  ): Promise<unknown> {
+    let spec;
+    try {
+      spec = buildSpec(this.defaults, method, path, options, query, json, hasJson);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.engine.perform(spec, this.pick, mode);
+  }
+}

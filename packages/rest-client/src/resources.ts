@@ -1,0 +1,370 @@
+import { leastLoaded, systemClock, type Balancer, type Disposer } from '@x/resilience';
+import { CachedClock } from './internal/cachedClock.js';
+import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
+import type { CallOptions } from './callOptions.js';
+import { InvalidRequestError, NoHostError } from './errors.js';
+import type { RestClientEvent, RestClientEventOf, RestClientEventType } from './events.js';
+import type { HostStats, Upstream } from './hostStats.js';
+import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
+import { resolveConfig } from './internal/config.js';
+import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
+import type { HostPool } from './internal/hostPool.js';
+import type { QueryParams } from './internal/path.js';
+import { resolveHealth, type HealthOptions } from './passiveHealth.js';
+import { toOrigin } from './resource.js';
+import type { ResourceOptions } from './resourceOptions.js';
+import type { Response } from './response.js';
+
+/** Options of {@link Resources} (and `Shards`, `Replicas`). */
+export interface ResourcesOptions extends ResourceOptions {
+  /** Most requests on the wire at once across every host (a `@x/resilience` bulkhead). Default: unlimited. */
+  readonly maxConnectionsTotal?: number;
+  /** Chooses hosts. Default `balancers.leastLoaded()` (power of two choices, error-aware). */
+  readonly balancer?: Balancer<Upstream>;
+  /** Passive health checking (ejection and readmission), or false. Default: see {@link HealthOptions}. */
+  readonly health?: HealthOptions | false;
+  /**
+   * lupyne's extension point as an option: the priority of a host (lower is better, `null`
+   * eliminates it). Same as overriding the `priority` method.
+   */
+  readonly priority?: (host: string, stats: HostStats) => number | null;
+}
+
+/** Options of {@link Resources.unicast} and the verb methods. */
+export interface UnicastOptions extends CallOptions {
+  /** Choose among these hosts only (lupyne's `hosts=`). Default: every host. */
+  readonly hosts?: Iterable<string>;
+}
+
+/** Options of {@link Resources.broadcast}. */
+export interface BroadcastOptions extends CallOptions {
+  /** Send to these hosts only. Default: every host. */
+  readonly hosts?: Iterable<string>;
+  /** When the broadcast is decided. Default `'all'`. */
+  readonly mode?: BroadcastMode;
+}
+
+/** A request sent with {@link Resources.request}, to collect with {@link Resources.getresponse}. */
+export interface PendingRequest<T = unknown> {
+  readonly host: string;
+  readonly method: string;
+  readonly path: string;
+  /** Settles with the response (lupyne's `getresponse`); rejects with a `RestClientError`. */
+  readonly response: Promise<Response<T>>;
+}
+
+/**
+ * JSON clients for many hosts (lupyne's `Resources`): one undici `Pool` per host, a balancer,
+ * retries to other hosts, passive health, hedging, broadcasts, O(1) stats and events.
+ *
+ * - `unicast` sends to one host chosen by `choice`; an idempotent request (or one with an
+ *   idempotency key) that fails is retried on a different host, within a retry budget.
+ * - `broadcast` sends to every host at once and resolves according to its mode.
+ * - `priority(host)` is lupyne's extension point: override it (or pass `priority`) to steer the
+ *   choice: the hosts with the lowest value form the tier the balancer picks from; `null`
+ *   eliminates a host.
+ */
+export class Resources implements AsyncDisposable {
+  /** @internal */
+  protected readonly engine: Engine;
+  /** @internal */
+  protected readonly defaults: SpecDefaults;
+  private readonly pickAny: Picker;
+  private readonly priorityOption: ResourcesOptions['priority'];
+
+  constructor(hosts: Iterable<string>, options: ResourcesOptions = {}) {
+    if (
+      hosts === null ||
+      typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
+      typeof hosts === 'string'
+    ) {
+      throw new TypeError('hosts must be an iterable of "http://host:port" or "host:port" strings');
+    }
+    const clock = new CachedClock(options.clock ?? systemClock);
+    const balancer = (options.balancer ??
+      leastLoaded<Upstream>({
+        clock,
+        ...(options.random ? { random: options.random } : {}),
+      })) as unknown as Balancer<HostPool>;
+    this.engine = new Engine(
+      resolveConfig(options, balancer, resolveHealth(options.health, this.healthDefaults()), clock),
+    );
+    for (const host of hosts) this.engine.addHost(toOrigin(host));
+    const config = this.engine.config;
+    this.defaults = {
+      headers: config.compress
+        ? { 'accept-encoding': 'gzip, deflate, br', ...config.headers }
+        : config.headers,
+      decode: config.decode,
+      totalMs: config.totalMs,
+      perTryMs: config.perTryMs,
+      hedge: config.hedge !== undefined,
+    };
+    this.priorityOption = options.priority;
+    if (options.priority !== undefined || this.priority !== Resources.prototype.priority) {
+      this.engine.priorityFn = origin => this.priority(origin);
+    }
+    const engine = this.engine;
+    this.pickAny = tried => engine.choose(engine.hosts, tried);
+  }
+
+  /** Health defaults of this class (`Replicas` overrides them). @internal */
+  protected healthDefaults(): Partial<HealthOptions> {
+    return {};
+  }
+
+  /** The hosts' origins, in order. */
+  get hosts(): readonly string[] {
+    return this.engine.hosts.map(h => h.origin);
+  }
+
+  /** Number of hosts. */
+  get size(): number {
+    return this.engine.hosts.length;
+  }
+
+  /** True when `host` is one of the hosts. */
+  has(host: string): boolean {
+    return this.engine.byOrigin.has(safeOrigin(host) ?? '');
+  }
+
+  /** Adds a host (no-op when present). */
+  add(host: string): void {
+    this.engine.addHost(toOrigin(host));
+  }
+
+  /** Removes a host and closes its connections once its requests finish; false when unknown. */
+  remove(host: string): Promise<boolean> {
+    const origin = safeOrigin(host);
+    return origin === undefined ? Promise.resolve(false) : this.engine.removeHost(origin);
+  }
+
+  /**
+   * The priority of a host, lower is better, `null` eliminates it (lupyne). Default: null while
+   * the host is ejected, else its load: requests in flight plus 5 per consecutive failure (up to 10).
+   * `Shards` adds these up to weigh covers.
+   */
+  priority(host: string): number | null {
+    const pool = this.engine.byOrigin.get(host);
+    if (pool === undefined) return null;
+    if (this.priorityOption !== undefined)
+      return this.priorityOption(host, this.engine.stats(pool));
+    return this.engine.defaultPriority(pool);
+  }
+
+  /** The host a request would go to now (lupyne's `choice`); throws `NO_HOST` when none is eligible. */
+  choice(hosts?: Iterable<string>): string {
+    const candidates = hosts === undefined ? this.engine.hosts : this.resolve(hosts);
+    const host = this.engine.choose(candidates, undefined);
+    if (host === undefined) throw new NoHostError(`no eligible host among ${candidates.length}`);
+    return host.origin;
+  }
+
+  /** Sends to one host chosen by {@link choice} and returns the Response, whatever its status. */
+  unicast<T = unknown>(
+    method: string,
+    path: string,
+    options?: UnicastOptions,
+  ): Promise<Response<T>> {
+    return this.run(method, path, options, undefined, undefined, false, Mode.Response) as Promise<
+      Response<T>
+    >;
+  }
+
+  /** GET on one host: the decoded body, or throws `HttpError`. */
+  get<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+    return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
+  }
+
+  /** DELETE on one host: the decoded body, or throws `HttpError`. */
+  delete<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+    return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
+  }
+
+  /** POST JSON to one host: the decoded body, or throws `HttpError`. Retried elsewhere only with an idempotency key. */
+  post<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
+    return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /** PUT JSON to one host: the decoded body, or throws `HttpError`. */
+  put<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
+    return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /** PATCH JSON to one host: the decoded body, or throws `HttpError`. */
+  patch<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
+    return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
+  }
+
+  /**
+   * Sends to every host (or `hosts`) at once. Resolves with a {@link BroadcastResult} when the
+   * mode is satisfied, else rejects with `BroadcastError` carrying the same result. Non-2xx
+   * responses are results, not failures (lupyne); transport failures are per host.
+   */
+  broadcast<T = unknown>(
+    method: string,
+    path: string,
+    options?: BroadcastOptions,
+  ): Promise<BroadcastResult<T>> {
+    let spec;
+    let hosts: readonly HostPool[];
+    try {
+      spec = buildSpec(this.defaults, method, path, options);
+      hosts =
+        options?.hosts === undefined ? this.engine.hosts.slice() : this.resolve(options.hosts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.engine.broadcast(spec, hosts, options?.mode ?? 'all') as Promise<
+      BroadcastResult<T>
+    >;
+  }
+
+  /**
+   * lupyne's low-level `request`: sends at once to the given host (no balancing, no retries; a
+   * stale connection is still replayed) and returns a handle to collect with {@link getresponse}.
+   */
+  request<T = unknown>(
+    host: string,
+    method: string,
+    path: string,
+    options?: CallOptions,
+  ): PendingRequest<T> {
+    const origin = safeOrigin(host) ?? String(host);
+    let response: Promise<Response<T>>;
+    try {
+      const pool = this.engine.byOrigin.get(origin);
+      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      const spec = buildSpec(this.defaults, method, path, options);
+      const single: Picker = () => pool;
+      response = this.engine.perform(
+        { ...spec, retry: false, hedge: false },
+        single,
+        Mode.Response,
+      ) as Promise<Response<T>>;
+    } catch (error) {
+      response = Promise.reject(error);
+    }
+    response.catch(() => {}); // collected (and rethrown) by getresponse; never an unhandled rejection
+    return { host: origin, method: String(method), path: String(path), response };
+  }
+
+  /** lupyne's `getresponse`: the Response of a {@link request}. */
+  getresponse<T = unknown>(pending: PendingRequest<T>): Promise<Response<T>> {
+    return pending.response;
+  }
+
+  /** The streaming escape hatch on a given host (see `Resource.stream`). */
+  stream(
+    host: string,
+    method: string,
+    path: string,
+    options?: CallOptions,
+  ): Promise<StreamResponse> {
+    try {
+      const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      return this.engine.stream(pool, buildSpec(this.defaults, method, path, options));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** O(1) counters of every host, by origin. */
+  stats(): Map<string, HostStats> {
+    const out = new Map<string, HostStats>();
+    for (const host of this.engine.hosts) out.set(host.origin, this.engine.stats(host));
+    return out;
+  }
+
+  /** O(1) counters of one host, or undefined when unknown. */
+  hostStats(host: string): HostStats | undefined {
+    const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+    return pool === undefined ? undefined : this.engine.stats(pool);
+  }
+
+  /** Subscribes to one type of event (`eject`, `readmit`, `probeFailed`, `retry`, `replay`, `hedge`). */
+  on<K extends RestClientEventType>(
+    type: K,
+    listener: (event: RestClientEventOf<K>) => void,
+  ): Disposer {
+    return this.engine.on(type, listener);
+  }
+
+  /** Subscribes to every event. */
+  onEvent(listener: (event: RestClientEvent) => void): Disposer {
+    return this.engine.events.on(listener);
+  }
+
+  /** True once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.engine.closed;
+  }
+
+  /** Refuses new calls, lets running ones finish (each bounded by its deadline), closes every pool. */
+  close(): Promise<void> {
+    return this.engine.close();
+  }
+
+  /** Closes at once: running calls fail with `CLOSED`. */
+  destroy(): Promise<void> {
+    return this.engine.destroy();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** @internal */
+  protected resolve(hosts: Iterable<string>): HostPool[] {
+    if (
+      hosts === null ||
+      typeof hosts !== 'object' ||
+      typeof (hosts as Iterable<string>)[Symbol.iterator] !== 'function'
+    ) {
+      throw new InvalidRequestError('hosts must be an iterable of host strings');
+    }
+    const out: HostPool[] = [];
+    for (const host of hosts) {
+      const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (!out.includes(pool)) out.push(pool);
+    }
+    return out;
+  }
+
+  /** @internal */
+  protected run(
+    method: string,
+    path: string,
+    options: UnicastOptions | undefined,
+    query: QueryParams | undefined,
+    json: unknown,
+    hasJson: boolean,
+    mode: Mode,
+    pick?: Picker,
+  ): Promise<unknown> {
+    let spec;
+    let picker = pick ?? this.pickAny;
+    try {
+      spec = buildSpec(this.defaults, method, path, options, query, json, hasJson);
+      if (options?.hosts !== undefined && pick === undefined) {
+        const candidates = this.resolve(options.hosts);
+        const engine = this.engine;
+        picker = tried => engine.choose(candidates, tried);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.engine.perform(spec, picker, mode);
+  }
+}
+
+function safeOrigin(host: unknown): string | undefined {
+  if (typeof host !== 'string') return undefined;
+  try {
+    return toOrigin(host);
+  } catch {
+    return undefined;
+  }
+}
