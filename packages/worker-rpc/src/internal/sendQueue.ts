@@ -1,0 +1,306 @@
+/** What a send queue writes to: a zeromq.js socket (one pending `send` at a time). */
+export interface Writable {
+  send(frames: (Uint8Array | string)[]): Promise<void>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Most header/body pairs coalesced into one ZeroMQ message. */
+export const MAX_BATCH = 128;
+/** Coalescing stops once a message holds this many body bytes... */
+const MAX_BATCH_BYTES = 512 * 1024;
+/** ...or this many header bytes. */
+const MAX_BATCH_HEADER_BYTES = 64 * 1024;
+/**
+ * What a batch adds to the largest single frame a peer must accept: sockets set their
+ * `maxMessageSize` to `maxBodyBytes + BATCH_ALLOWANCE_BYTES`.
+ */
+export const BATCH_ALLOWANCE_BYTES = MAX_BATCH_BYTES + MAX_BATCH_HEADER_BYTES + 128 * 1024;
+
+/**
+ * A bounded FIFO in front of a zeromq.js socket, drained by a single sender loop: zeromq.js allows
+ * only one pending `send()` per socket (a second one rejects with EBUSY), so every send of a socket
+ * goes through here. `push`/`pushPair` return false when the queue is full or closed; a failed send
+ * is reported to `onError` with the tags of the messages it carried.
+ *
+ * wrpc/1 messages (`pushPair`) queued together are coalesced: consecutive pairs with the same
+ * routing envelope leave as one batch message `[...routing, '', packed headers, packed bodies]`
+ * (see {@link packBatch}). The sender starts
+ * one microtask after the first push (no timer, no added latency), so everything produced by the
+ * same burst of work — the replies to one incoming batch, the calls made when a batch of results
+ * resolved — shares a native send, and the peer a native receive.
+ */
+export class SendQueue<Tag = undefined> {
+  private routings: (readonly Uint8Array[] | undefined)[] = [];
+  private headers: (Uint8Array | undefined)[] = [];
+  private bodies: (Uint8Array | undefined)[] = [];
+  private raws: ((Uint8Array | string)[] | undefined)[] = [];
+  private tags: (Tag | undefined)[] = [];
+  private head = 0;
+  private running = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: Writable,
+    /** Most messages waiting (not counting the ones being sent). */
+    readonly limit: number,
+    private readonly onError: (error: unknown, tags: readonly (Tag | undefined)[]) => void,
+    /** Coalesce pairs (off for peers that only understand one message per ZeroMQ message). */
+    private readonly batching = true,
+  ) {}
+
+  /** Messages waiting to be sent. */
+  get size(): number {
+    return this.headers.length - this.head;
+  }
+
+  /** Queues raw frames (sent as they are, never coalesced); false when full or closed. */
+  push(frames: (Uint8Array | string)[], tag?: Tag): boolean {
+    return this.enqueue(undefined, undefined, undefined, frames, tag);
+  }
+
+  /** Queues a wrpc/1 message `[...routing, '', header, body?]`; false when full or closed. */
+  pushPair(
+    routing: readonly Uint8Array[],
+    header: Uint8Array,
+    body: Uint8Array | undefined,
+    tag?: Tag,
+  ): boolean {
+    return this.enqueue(routing, header, body, undefined, tag);
+  }
+
+  private enqueue(
+    routing: readonly Uint8Array[] | undefined,
+    header: Uint8Array | undefined,
+    body: Uint8Array | undefined,
+    raw: (Uint8Array | string)[] | undefined,
+    tag: Tag | undefined,
+  ): boolean {
+    if (this.closed || this.headers.length - this.head >= this.limit) return false;
+    this.routings.push(routing);
+    this.headers.push(header);
+    this.bodies.push(body);
+    this.raws.push(raw);
+    this.tags.push(tag);
+    if (!this.running) {
+      // Start sending after the current burst of synchronous work (one microtask later): replies
+      // resolved together produce their next requests together, and they leave as one message.
+      this.running = true;
+      queueMicrotask(this.start);
+    }
+    return true;
+  }
+
+  /** Drops everything queued and refuses new items; returns the dropped tags. */
+  close(): (Tag | undefined)[] {
+    this.closed = true;
+    const dropped = this.tags.slice(this.head);
+    this.reset();
+    return dropped;
+  }
+
+  private reset(): void {
+    this.routings = [];
+    this.headers = [];
+    this.bodies = [];
+    this.raws = [];
+    this.tags = [];
+    this.head = 0;
+  }
+
+  /** Takes the next message (a raw one, or one or more coalesced pairs) off the queue. */
+  private take(): { frames: (Uint8Array | string)[]; tags: (Tag | undefined)[] } {
+    const i = this.head++;
+    const raw = this.raws[i];
+    const tags: (Tag | undefined)[] = [this.tags[i]];
+    const routing = this.routings[i]!;
+    const header = this.headers[i]!;
+    const body = this.bodies[i];
+    this.release(i);
+    if (raw !== undefined) return { frames: raw, tags };
+    let headers: Uint8Array[] | undefined;
+    let bodies: (Uint8Array | undefined)[] | undefined;
+    let bytes = body?.byteLength ?? 0;
+    let headerBytes = header.byteLength;
+    while (
+      this.batching &&
+      this.head < this.headers.length &&
+      tags.length < MAX_BATCH &&
+      bytes < MAX_BATCH_BYTES &&
+      headerBytes < MAX_BATCH_HEADER_BYTES
+    ) {
+      const j = this.head;
+      if (this.raws[j] !== undefined || !sameRouting(this.routings[j]!, routing)) break;
+      if (headers === undefined) {
+        headers = [header];
+        bodies = [body];
+      }
+      const nextBody = this.bodies[j];
+      headers.push(this.headers[j]!);
+      bodies!.push(nextBody);
+      bytes += nextBody?.byteLength ?? 0;
+      headerBytes += this.headers[j]!.byteLength;
+      tags.push(this.tags[j]);
+      this.release(j);
+      this.head++;
+    }
+    if (headers !== undefined) {
+      const [packedHeaders, packedBodies] = packBatch(headers, bodies!);
+      return {
+        frames:
+          routing.length === 0
+            ? [EMPTY, packedHeaders, packedBodies]
+            : [...routing, EMPTY, packedHeaders, packedBodies],
+        tags,
+      };
+    }
+    const frames =
+      routing.length === 0
+        ? body === undefined
+          ? [EMPTY, header]
+          : [EMPTY, header, body]
+        : body === undefined
+          ? [...routing, EMPTY, header]
+          : [...routing, EMPTY, header, body];
+    return { frames, tags };
+  }
+
+  private release(i: number): void {
+    this.routings[i] = undefined;
+    this.headers[i] = undefined;
+    this.bodies[i] = undefined;
+    this.raws[i] = undefined;
+    this.tags[i] = undefined;
+  }
+
+  private readonly start = (): void => void this.drain();
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.head < this.headers.length && !this.closed) {
+        const { frames, tags } = this.take();
+        if (this.head >= 1024 && this.head * 2 >= this.headers.length) this.compact();
+        try {
+          await this.socket.send(frames);
+        } catch (error) {
+          this.onError(error, tags);
+        }
+      }
+      if (this.head === this.headers.length && this.head > 0) this.reset();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private compact(): void {
+    const h = this.head;
+    this.routings = this.routings.slice(h);
+    this.headers = this.headers.slice(h);
+    this.bodies = this.bodies.slice(h);
+    this.raws = this.raws.slice(h);
+    this.tags = this.tags.slice(h);
+    this.head = 0;
+  }
+}
+
+function sameRouting(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    if (
+      x.byteLength !== y.byteLength ||
+      !Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(y)
+    )
+      return false;
+  }
+  return true;
+}
+
+/** First byte of a batch's headers frame (a single header starts with the protocol version, 1). */
+export const BATCH_MARKER = 0xb1;
+/** Most messages accepted in one batch. */
+export const MAX_BATCH_ENTRIES = 1024;
+
+/**
+ * Packs several messages into the two frames of a batch: headers `[0xB1, u16 count, (u16 length,
+ * header)*]` and bodies `[(u32 length, body)*]` (length 0 = no body). Two frames instead of two per
+ * message: the native cost of a ZeroMQ send and receive is per frame.
+ */
+export function packBatch(
+  headers: readonly Uint8Array[],
+  bodies: readonly (Uint8Array | undefined)[],
+): [Buffer, Buffer] {
+  let headerBytes = 3;
+  let bodyBytes = 0;
+  for (let k = 0; k < headers.length; k++) {
+    headerBytes += 2 + headers[k]!.byteLength;
+    bodyBytes += 4 + (bodies[k]?.byteLength ?? 0);
+  }
+  const h = Buffer.allocUnsafe(headerBytes);
+  const b = Buffer.allocUnsafe(bodyBytes);
+  h[0] = BATCH_MARKER;
+  h.writeUInt16LE(headers.length, 1);
+  let ho = 3;
+  let bo = 0;
+  for (let k = 0; k < headers.length; k++) {
+    const header = headers[k]!;
+    h.writeUInt16LE(header.byteLength, ho);
+    h.set(header, ho + 2);
+    ho += 2 + header.byteLength;
+    const body = bodies[k];
+    const len = body?.byteLength ?? 0;
+    b.writeUInt32LE(len, bo);
+    if (len > 0) b.set(body!, bo + 4);
+    bo += 4 + len;
+  }
+  return [h, b];
+}
+
+function unpackBatch(headers: Buffer, bodies: Buffer): [Buffer, Buffer | undefined][] | undefined {
+  if (headers.byteLength < 3) return undefined;
+  const count = headers.readUInt16LE(1);
+  if (count === 0 || count > MAX_BATCH_ENTRIES) return undefined;
+  const pairs: [Buffer, Buffer | undefined][] = [];
+  let ho = 3;
+  let bo = 0;
+  for (let k = 0; k < count; k++) {
+    if (ho + 2 > headers.byteLength || bo + 4 > bodies.byteLength) return undefined;
+    const hl = headers.readUInt16LE(ho);
+    const bl = bodies.readUInt32LE(bo);
+    ho += 2;
+    bo += 4;
+    if (ho + hl > headers.byteLength || bo + bl > bodies.byteLength) return undefined;
+    pairs.push([
+      headers.subarray(ho, ho + hl),
+      bl === 0 ? undefined : bodies.subarray(bo, bo + bl),
+    ]);
+    ho += hl;
+    bo += bl;
+  }
+  if (ho !== headers.byteLength || bo !== bodies.byteLength) return undefined;
+  return pairs;
+}
+
+/**
+ * Splits the content of a wrpc/1 message (the frames after the delimiter) into header/body pairs:
+ * `[h]` is one bodiless message, `[h, b]` one message, `[h, b, h, b, ...]` several, and a batch
+ * (`[packed headers, packed bodies]`, see {@link packBatch}) several more. A zero-length body is
+ * none. Returns undefined for anything else (odd frame counts, malformed batches).
+ */
+export function splitPairs(content: readonly Buffer[]): [Buffer, Buffer | undefined][] | undefined {
+  const n = content.length;
+  if (n === 1) return [[content[0]!, undefined]];
+  if (n === 0 || n % 2 !== 0) return undefined;
+  if (n === 2 && content[0]!.byteLength > 0 && content[0]![0] === BATCH_MARKER)
+    return unpackBatch(content[0]!, content[1]!);
+  const pairs: [Buffer, Buffer | undefined][] = [];
+  for (let i = 0; i < n; i += 2) {
+    const body = content[i + 1]!;
+    pairs.push([content[i]!, body.byteLength === 0 ? undefined : body]);
+  }
+  return pairs;
+}

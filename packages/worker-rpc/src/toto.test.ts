@@ -1,0 +1,257 @@
+// toto compatibility: our client against workers that speak toto's own frames, and toto-style
+// clients against our worker.
+import { deflateSync, inflateSync } from 'node:zlib';
+import { freePort, startTestServer, waitFor } from '@x/testkit';
+import { Dealer, Reply } from 'zeromq';
+import { afterEach, describe, expect, test } from 'vitest';
+import { asynchronous } from './asynchronous.js';
+import { deflate } from './compression.js';
+import { isWorkerRpcError, type WorkerRpcError } from './errors.js';
+import { httpTransport } from './httpTransport.js';
+import { createQueueDevice } from './queueDevice.js';
+import { startHttpWorker, startZmqWorker } from './test/helpers.js';
+import { createWorker } from './worker.js';
+import { createWorkerConnection } from './workerConnection.js';
+import { zmqTransport } from './zmqTransport.js';
+import { zmqWorkerTransport } from './zmqWorkerTransport.js';
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function rejection(promise: Promise<unknown>): Promise<WorkerRpcError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isWorkerRpcError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+type TotoMethod = ((parameters: any) => unknown) & { asynchronous?: boolean };
+
+/**
+ * toto's `TotoWorker.start()` loop, faithfully: a REP socket connected to the router's backend,
+ * `[message_id, body] = recv_multipart()`, `loads(decompress(body))`, a getattr chain over the
+ * method name, `[id]` first for `@asynchronous` methods, errors as `{'error': {code, value}}`.
+ * JSON serialization; `compress`/`decompress` = Python's zlib (zlib format, our `deflate`).
+ */
+function startTotoWorker(
+  backend: string,
+  methods: Record<string, Record<string, TotoMethod>>,
+  compression = false,
+) {
+  const socket = new Reply({ linger: 0 });
+  socket.connect(backend);
+  const seen: string[] = [];
+  const loads = (b: Buffer) => JSON.parse((compression ? inflateSync(b) : b).toString());
+  const dumps = (v: unknown) =>
+    compression ? deflateSync(Buffer.from(JSON.stringify(v))) : Buffer.from(JSON.stringify(v));
+  void (async () => {
+    for await (const [messageId, body] of socket) {
+      seen.push(messageId!.toString());
+      try {
+        const data = loads(body!);
+        let method: any = methods;
+        for (const part of String(data.method).split('.')) {
+          if (!Object.prototype.hasOwnProperty.call(method, part))
+            throw { code: 1000, value: `'module' object has no attribute '${part}'` };
+          method = method[part];
+        }
+        if ((method as TotoMethod).asynchronous) {
+          await socket.send([messageId!]);
+          (method as TotoMethod)(data.parameters);
+        } else {
+          await socket.send([messageId!, dumps(await (method as TotoMethod)(data.parameters))]);
+        }
+      } catch (e) {
+        const error =
+          typeof e === 'object' && e !== null && 'code' in e ? e : { code: 1000, value: String(e) };
+        await socket.send([messageId!, dumps({ error })]);
+      }
+    }
+  })().catch(() => {});
+  cleanup.push(() => socket.close());
+  return { seen };
+}
+
+describe('toto-compatible ZeroMQ mode', () => {
+  test('round trip through a toto QUEUE device to a toto REP worker', async () => {
+    const device = await createQueueDevice({
+      frontend: `tcp://127.0.0.1:${await freePort()}`,
+      backend: `tcp://127.0.0.1:${await freePort()}`,
+    }).start();
+    cleanup.push(() => device.close());
+    let pushed: unknown;
+    const async = Object.assign((p: unknown) => void (pushed = p), { asynchronous: true });
+    const toto = startTotoWorker(device.backendAddresses[0]!, {
+      account: { create: (p: { name: string }) => ({ id: 1, name: p.name }) },
+      queue: { push: async },
+      secure: {
+        op: () => {
+          throw { code: 1004, value: 'not authorized' };
+        },
+      },
+    });
+    const conn = createWorkerConnection({
+      addresses: device.frontendAddresses[0]!,
+      transport: zmqTransport({ protocol: 'toto' }),
+      timeoutMs: 3_000,
+    });
+    cleanup.push(() => conn.close());
+    expect(await conn.invoke('account.create', { name: 'ada' })).toEqual({ id: 1, name: 'ada' });
+    expect(toto.seen[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // @asynchronous: the bare [id] ack completes the call (toto's client crashed on it: message[2])
+    expect(await conn.invoke('queue.push', { job: 7 })).toBeUndefined();
+    await waitFor(() => pushed !== undefined);
+    expect(pushed).toEqual({ job: 7 });
+    // {'error': {code, value}} replies reject with the mapped name
+    expect(await rejection(conn.invoke('secure.op'))).toMatchObject({
+      code: 'NOT_AUTHORIZED',
+      appCode: 1004,
+      message: 'not authorized',
+      remote: true,
+    });
+    expect(await rejection(conn.invoke('account.nope'))).toMatchObject({
+      code: 'SERVER_ERROR',
+      appCode: 1000,
+    });
+    // toto's own behaviour, opt-in: errors as values
+    const legacy = createWorkerConnection({
+      addresses: device.frontendAddresses[0]!,
+      transport: zmqTransport({ protocol: 'toto' }),
+      legacyErrorsAsValues: true,
+    });
+    cleanup.push(() => legacy.close());
+    expect(await legacy.invoke('secure.op')).toEqual({
+      error: { code: 1004, value: 'not authorized' },
+    });
+  });
+
+  test('compression module applied to every message both ways (Python zlib ⇄ deflate)', async () => {
+    const device = await createQueueDevice({
+      frontend: `tcp://127.0.0.1:${await freePort()}`,
+      backend: `tcp://127.0.0.1:${await freePort()}`,
+    }).start();
+    cleanup.push(() => device.close());
+    startTotoWorker(device.backendAddresses[0]!, { echo: { it: (p: unknown) => p } }, true);
+    const conn = createWorkerConnection({
+      addresses: device.frontendAddresses[0]!,
+      transport: zmqTransport({ protocol: 'toto' }),
+      compression: deflate(),
+    });
+    cleanup.push(() => conn.close());
+    expect(await conn.invoke('echo.it', { s: 'x'.repeat(10) })).toEqual({ s: 'x'.repeat(10) });
+  });
+
+  test('a toto client (raw DEALER frames) calls our worker, directly and behind the toto device', async () => {
+    const handlers = {
+      math: { add: (p: { a: number; b: number }) => p.a + p.b },
+      jobs: { start: asynchronous(async () => 'started') },
+    };
+    const direct = await startZmqWorker({ handlers });
+    cleanup.push(() => direct.close());
+    const device = await createQueueDevice({
+      frontend: `tcp://127.0.0.1:${await freePort()}`,
+      backend: `tcp://127.0.0.1:${await freePort()}`,
+    }).start();
+    cleanup.push(() => device.close());
+    const behind = createWorker({
+      handlers,
+      transport: zmqWorkerTransport({ connect: device.backendAddresses[0]! }),
+    });
+    await behind.start();
+    cleanup.push(() => behind.close());
+
+    for (const address of [direct.address, device.frontendAddresses[0]!]) {
+      const dealer = new Dealer({ linger: 0 });
+      dealer.connect(address);
+      cleanup.push(() => dealer.close());
+      const call = async (id: string, body: unknown) => {
+        await dealer.send(['', id, JSON.stringify(body)]);
+        const [empty, replyId, reply] = await dealer.receive();
+        expect(empty!.byteLength).toBe(0);
+        expect(replyId!.toString()).toBe(id);
+        return reply === undefined ? 'ACK' : JSON.parse(reply.toString());
+      };
+      expect(
+        await call('6f1c0b0e-5d0c-4c57-9d35-7d3f3f0f8a01', {
+          method: 'math.add',
+          parameters: { a: 2, b: 40 },
+        }),
+      ).toBe(42);
+      expect(
+        await call('6f1c0b0e-5d0c-4c57-9d35-7d3f3f0f8a02', { method: 'math.nope', parameters: {} }),
+      ).toEqual({ error: { code: 1002, value: expect.stringContaining('math.nope') } });
+      expect(
+        await call('6f1c0b0e-5d0c-4c57-9d35-7d3f3f0f8a03', {
+          method: '__proto__.constructor',
+          parameters: {},
+        }),
+      ).toEqual({ error: { code: 1002, value: expect.any(String) } });
+      // @asynchronous: toto's worker answers [id] before running and nothing after
+      expect(
+        await call('6f1c0b0e-5d0c-4c57-9d35-7d3f3f0f8a04', {
+          method: 'jobs.start',
+          parameters: {},
+        }),
+      ).toBe('ACK');
+    }
+    expect(direct.status().completed).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('toto-compatible HTTP mode', () => {
+  test('POST {address} with {method, parameters}; error statuses reject (toto resolved them)', async () => {
+    const server = await startTestServer([
+      req => ({
+        status: 200,
+        body: {
+          got: (req.json as { method: string }).method,
+          params: (req.json as { parameters: unknown }).parameters,
+        },
+      }),
+      { status: 500, body: { error: { code: 1000, value: 'boom' } } },
+      { status: 404, body: 'not json' },
+    ]);
+    cleanup.push(() => server.close());
+    const conn = createWorkerConnection({
+      addresses: `${server.url}/worker`,
+      transport: httpTransport({ protocol: 'toto' }),
+      timeoutMs: 2_000,
+    });
+    cleanup.push(() => conn.close());
+    expect(await conn.invoke('account.login', { user: 'x' })).toEqual({
+      got: 'account.login',
+      params: { user: 'x' },
+    });
+    expect(server.requests[0]).toMatchObject({ method: 'POST', path: '/worker' });
+    expect(server.requests[0]!.headers['content-type']).toBe('application/json');
+    expect(server.requests[0]!.headers['x-rpc-timeout-ms']).toMatch(/^\d+$/);
+    expect(await rejection(conn.invoke('a.b'))).toMatchObject({
+      code: 'SERVER_ERROR',
+      appCode: 1000,
+      message: 'boom',
+    });
+    expect(await rejection(conn.invoke('a.b'))).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  test('our HTTP worker answers toto bodies on its base path', async () => {
+    const worker = await startHttpWorker({
+      handlers: { math: { add: (p: { a: number; b: number }) => p.a + p.b } },
+    });
+    cleanup.push(() => worker.close());
+    const conn = createWorkerConnection({
+      addresses: worker.address,
+      transport: httpTransport({ protocol: 'toto' }),
+    });
+    cleanup.push(() => conn.close());
+    expect(await conn.invoke('math.add', { a: 1, b: 1 })).toBe(2);
+    expect(await rejection(conn.invoke('math.sub', {}))).toMatchObject({
+      code: 'MISSING_METHOD',
+      appCode: 1002,
+    });
+  });
+});

@@ -1,0 +1,1029 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  noopMetrics,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type Metrics,
+  type TimerHandle,
+} from '@x/resilience';
+import type { Handlers, UntypedApi } from './api.js';
+import { isAsynchronous } from './asynchronous.js';
+import { codecTable, resolveCodec, type Codec } from './codec.js';
+import {
+  compressorTable,
+  resolveCompression,
+  type CompressionOption,
+  type Compressor,
+} from './compression.js';
+import {
+  WorkerRpcError,
+  isWorkerRpcError,
+  toTotoError,
+  toWireError,
+  type WireError,
+} from './errors.js';
+import { DedupeWindow } from './internal/dedupeWindow.js';
+import { idHex, idKey, Kind, type KindValue } from './protocol.js';
+import type { IncomingRequest, WorkerSink, WorkerTransport } from './workerTransport.js';
+
+/** What a handler receives as its second argument. */
+export interface HandlerContext {
+  /** Request id as 32 hex characters (the same across retries and hedges of one call). */
+  readonly requestId: string;
+  readonly method: string;
+  /** 0 for the first attempt. */
+  readonly attempt: number;
+  /** Absolute deadline on the worker's clock (`clock.now()` ms), `Infinity` when the caller set none. */
+  readonly deadline: number;
+  /** Milliseconds left before the deadline. */
+  remainingMs(): number;
+  /** Aborted on CANCEL, when the deadline passes, or on a forced drain. Created on first read. */
+  readonly signal: AbortSignal;
+  /** Caller metadata (`x-rpc-meta` / header meta). */
+  readonly meta: Readonly<Record<string, string>>;
+  /** Sends the early acknowledgement now (toto's `@asynchronous`); the result still follows. */
+  ack(): void;
+  /** The worker running the handler (toto passed it as the handler's first argument). */
+  readonly worker: Worker<any>;
+}
+
+/** Dedupe window settings. */
+export interface DedupeOptions {
+  /** How long a finished result is replayed to duplicates (ms). Default 60 000. */
+  readonly ttlMs?: number;
+  /** Most remembered requests. Default 10 000. */
+  readonly max?: number;
+}
+
+/** Options of {@link createWorker}. */
+export interface WorkerOptions<Api = UntypedApi> {
+  /** One or more transports serving the same handlers (e.g. ZeroMQ and HTTP). */
+  readonly transport: WorkerTransport | readonly WorkerTransport[];
+  /** Nested handler object addressed by dotted names (toto's `methods.<module>.<fn>`). */
+  readonly handlers: NoInfer<Handlers<Api, HandlerContext>>;
+  /** Handlers running at once. Default 64. */
+  readonly concurrency?: number;
+  /** Requests waiting for a slot; beyond it requests fail with OVERLOADED (not started). Default 256. */
+  readonly queue?: number;
+  /** Dedupe of idempotent requests by id (or idempotency key); `false` to disable. Default `{ ttlMs: 60 000, max: 10 000 }`. */
+  readonly dedupe?: DedupeOptions | false;
+  /** Codec for toto frames (toto has no codec field). Default JSON. */
+  readonly codec?: Codec | 'json' | 'msgpack';
+  /** Extra codecs accepted from clients. */
+  readonly codecs?: readonly Codec[];
+  /** Reply compression threshold, and the compressor used for toto frames. Default: replies above 1 024 bytes use the client's compression. */
+  readonly compression?: CompressionOption;
+  /** Extra compressors accepted from clients. */
+  readonly compressors?: readonly Compressor[];
+  /** Largest request body in bytes (also after decompression). Default 16 MiB. */
+  readonly maxBodyBytes?: number;
+  /** `$status` and `$drain` admin methods (toto's control commands): `true` (default), `false`, or `{ token }` required in `meta.authorization`. */
+  readonly admin?: boolean | { readonly token: string };
+  /** Include stack traces in INTERNAL error messages (toto's `debug`). Default false. */
+  readonly debug?: boolean;
+  /** How long `drain()` waits for running handlers before aborting their signals (ms). Default 10 000. */
+  readonly drainTimeoutMs?: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+}
+
+/** Worker state. */
+export type WorkerState = 'idle' | 'running' | 'draining' | 'closed';
+
+/** What `status()` (and the `$status` admin method) reports. */
+export interface WorkerStatus {
+  readonly state: WorkerState;
+  readonly active: number;
+  readonly queued: number;
+  readonly concurrency: number;
+  readonly queue: number;
+  /** Idle handler slots advertised as credit. */
+  readonly credit: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly rejected: number;
+  /** Duplicate requests answered from the dedupe window (joined or replayed). */
+  readonly deduplicated: number;
+  /** Frames dropped or answered with BAD_FRAME / UNSUPPORTED / FRAME_TOO_LARGE. */
+  readonly badFrames: number;
+  readonly dedupeEntries: number;
+  readonly uptimeMs: number;
+  readonly addresses: readonly string[];
+}
+
+type HandlerFn = (params: unknown, context: HandlerContext) => unknown;
+
+interface Outcome {
+  readonly ok: boolean;
+  readonly value: unknown;
+  readonly error: WireError | undefined;
+  readonly cause: unknown;
+}
+
+/** Names never resolved as handler path segments, even when defined. */
+const FORBIDDEN = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+]);
+
+/**
+ * Looks up a dotted method on own enumerable-or-not data properties only: inherited members
+ * (`toString`, `hasOwnProperty`, ...), `__proto__`, `constructor`, `prototype`, getters and empty
+ * segments all resolve to undefined (NOT_FOUND).
+ */
+export function resolveHandler(
+  tree: unknown,
+  method: string,
+): { fn: HandlerFn; self: unknown } | undefined {
+  if (typeof method !== 'string' || method.length === 0 || method.length > 512) return undefined;
+  const parts = method.split('.');
+  if (parts.length > 32) return undefined;
+  let node: unknown = tree;
+  let parent: unknown = undefined;
+  for (const part of parts) {
+    if (part.length === 0 || FORBIDDEN.has(part)) return undefined;
+    if (node === null || (typeof node !== 'object' && typeof node !== 'function')) return undefined;
+    const descriptor = Object.getOwnPropertyDescriptor(node, part);
+    if (descriptor === undefined || !('value' in descriptor)) return undefined;
+    parent = node;
+    node = descriptor.value;
+  }
+  return typeof node === 'function' ? { fn: node as HandlerFn, self: parent } : undefined;
+}
+
+class Execution {
+  requests: IncomingRequest[];
+  controller: AbortController | undefined;
+  timer: TimerHandle | undefined;
+  acked = false;
+  started = false;
+  finished = false;
+  queued = false;
+  startedAt = 0;
+  ctx: HandlerContext | undefined;
+
+  constructor(
+    first: IncomingRequest,
+    readonly method: string,
+    readonly handler: { fn: HandlerFn; self: unknown } | undefined,
+    readonly params: unknown,
+    readonly deadline: number,
+    readonly dedupeKey: string | undefined,
+    readonly receivedAt: number,
+  ) {
+    this.requests = [first];
+  }
+}
+
+/** The serving side: dispatches requests from its transports to handlers. Create it with {@link createWorker}. */
+export class Worker<Api = UntypedApi> {
+  readonly transports: readonly WorkerTransport[];
+  readonly clock: Clock;
+  readonly concurrency: number;
+  readonly queueLimit: number;
+  private readonly handlers: unknown;
+  private readonly handlerCache = new Map<string, { fn: HandlerFn; self: unknown }>();
+  private readonly dedupe: DedupeWindow<Execution | Outcome> | undefined;
+  private readonly defaultCodec: Codec;
+  private readonly codecs: Map<string, Codec>;
+  private readonly compressors: Map<string, Compressor>;
+  private readonly totoCompressor: Compressor | undefined;
+  private readonly thresholdBytes: number;
+  readonly maxBodyBytes: number;
+  private readonly admin: boolean | { readonly token: string };
+  private readonly debug: boolean;
+  private readonly drainTimeoutMs: number;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics | undefined;
+  private readonly byId = new Map<string, Execution>();
+  private waiting: (Execution | undefined)[] = [];
+  private waitingHead = 0;
+  private active = 0;
+  private queuedCount = 0;
+  private stateValue: WorkerState = 'idle';
+  private completed = 0;
+  private failed = 0;
+  private rejectedCount = 0;
+  private deduplicated = 0;
+  private badFrames = 0;
+  private startedAt = 0;
+  private idleWaiters: (() => void)[] = [];
+  private draining: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly sink: WorkerSink;
+  private readonly internals: Internals = {
+    signalOf: execution => this.signalOf(execution),
+    ackAll: execution => this.ackAll(execution),
+  };
+
+  constructor(options: WorkerOptions<Api>) {
+    const transports = Array.isArray(options.transport) ? options.transport : [options.transport];
+    if (
+      transports.length === 0 ||
+      transports.some(t => typeof (t as WorkerTransport)?.start !== 'function')
+    ) {
+      throw new TypeError('transport must be a WorkerTransport or a non-empty list of them');
+    }
+    this.transports = transports as WorkerTransport[];
+    if (typeof options.handlers !== 'object' || options.handlers === null)
+      throw new TypeError('handlers must be an object');
+    this.handlers = options.handlers;
+    this.clock = options.clock ?? systemClock;
+    this.concurrency = int(options.concurrency ?? 64, 1, 'concurrency');
+    this.queueLimit = int(options.queue ?? 256, 0, 'queue');
+    const dedupe = options.dedupe ?? {};
+    this.dedupe =
+      dedupe === false
+        ? undefined
+        : new DedupeWindow(
+            dedupe.ttlMs ?? 60_000,
+            int(dedupe.max ?? 10_000, 1, 'dedupe.max'),
+            this.clock,
+          );
+    this.defaultCodec = resolveCodec(options.codec);
+    this.codecs = codecTable([...(options.codecs ?? []), this.defaultCodec]);
+    const compression = resolveCompression(options.compression);
+    this.totoCompressor = compression.compressor;
+    this.thresholdBytes = options.compression === undefined ? 1024 : compression.thresholdBytes;
+    this.compressors = compressorTable([
+      ...(options.compressors ?? []),
+      ...(compression.compressor ? [compression.compressor] : []),
+    ]);
+    this.maxBodyBytes = int(options.maxBodyBytes ?? 16 * 1024 * 1024, 1, 'maxBodyBytes');
+    this.admin = options.admin ?? true;
+    this.debug = options.debug ?? false;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    this.logger = options.logger ?? silentLogger;
+    this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;
+    this.sink = {
+      request: request => this.onRequest(request),
+      cancel: id => this.onCancel(id),
+      credit: () => this.credit,
+      rejected: error => {
+        this.badFrames++;
+        this.logger.debug({ err: error }, 'worker rejected a frame');
+      },
+      maxBodyBytes: this.maxBodyBytes,
+    };
+  }
+
+  /** Current state. */
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  /**
+   * Credit advertised to clients and brokers: idle handler slots (`concurrency - active`), 0 while
+   * draining. Brokers send only to workers with credit, so a slow call never has work queued
+   * behind it; the worker's own `queue` only absorbs clients that overcommit.
+   */
+  get credit(): number {
+    if (this.stateValue !== 'running') return 0;
+    return Math.max(0, this.concurrency - this.active);
+  }
+
+  /** Addresses the transports are bound or connected to. */
+  get addresses(): string[] {
+    return this.transports.flatMap(t => t.addresses);
+  }
+
+  /** Binds/connects every transport and starts serving. */
+  async start(): Promise<this> {
+    if (this.stateValue !== 'idle')
+      throw new WorkerRpcError('CLOSED', `worker is ${this.stateValue}`);
+    this.stateValue = 'running';
+    this.startedAt = this.clock.now();
+    try {
+      for (const transport of this.transports) await transport.start(this.sink);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    return this;
+  }
+
+  /** Counters and state (also served as the `$status` admin method, toto's `status` command). */
+  status(): WorkerStatus {
+    return {
+      state: this.stateValue,
+      active: this.active,
+      queued: this.queuedCount,
+      concurrency: this.concurrency,
+      queue: this.queueLimit,
+      credit: this.credit,
+      completed: this.completed,
+      failed: this.failed,
+      rejected: this.rejectedCount,
+      deduplicated: this.deduplicated,
+      badFrames: this.badFrames,
+      dedupeEntries: this.dedupe?.size ?? 0,
+      uptimeMs: this.startedAt ? this.clock.now() - this.startedAt : 0,
+      addresses: this.addresses,
+    };
+  }
+
+  /** Requests being handled or queued (bookkeeping entries; 0 when idle). */
+  get pending(): number {
+    return this.byId.size;
+  }
+
+  /**
+   * Graceful drain (toto's `shutdown` command): tells clients and brokers (DRAIN), refuses new
+   * requests with UNAVAILABLE (retryable, never started), lets running and queued work finish for
+   * up to `timeoutMs` (default `drainTimeoutMs`), then aborts the signals of what is left.
+   */
+  drain(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.draining ??= this.doDrain(options.timeoutMs ?? this.drainTimeoutMs);
+    return this.draining;
+  }
+
+  private async doDrain(timeoutMs: number): Promise<void> {
+    if (this.stateValue === 'running') this.stateValue = 'draining';
+    for (const transport of this.transports) {
+      try {
+        transport.drain();
+      } catch (error) {
+        this.logger.warn({ err: error }, 'transport drain failed');
+      }
+    }
+    if (this.byId.size > 0) {
+      let timer: TimerHandle | undefined;
+      await new Promise<void>(resolve => {
+        this.idleWaiters.push(resolve);
+        timer = this.clock.setTimeout(resolve, Math.max(0, timeoutMs));
+      });
+      if (timer) this.clock.clearTimeout(timer);
+    }
+    if (this.byId.size > 0) {
+      const reason = new WorkerRpcError('UNAVAILABLE', 'worker drain timed out', {
+        retryable: true,
+      });
+      for (const execution of new Set(this.byId.values())) {
+        if (!execution.started)
+          this.complete(execution, {
+            ok: false,
+            value: undefined,
+            error: toWireError(reason),
+            cause: reason,
+          });
+        else this.abortExecution(execution, reason);
+      }
+    }
+  }
+
+  /** Drains (for up to `drainMs`, default 0) and closes every transport. Idempotent. */
+  close(options: { drainMs?: number } = {}): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.stateValue === 'running' || this.stateValue === 'draining')
+        await this.drain({ timeoutMs: options.drainMs ?? 0 });
+      this.stateValue = 'closed';
+      await Promise.all(
+        this.transports.map(t =>
+          t.close().catch(error => this.logger.warn({ err: error }, 'transport close failed')),
+        ),
+      );
+      for (const execution of new Set(this.byId.values()))
+        this.abortExecution(execution, new WorkerRpcError('CLOSED', 'worker closed'));
+      this.byId.clear();
+      this.waiting = [];
+      this.waitingHead = 0;
+      this.queuedCount = 0;
+      this.dedupe?.clear();
+      this.handlerCache.clear();
+    })();
+    return this.closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private onRequest(request: IncomingRequest): void {
+    try {
+      this.accept(request);
+    } catch (error) {
+      // never let a bug in one request take the worker down
+      this.logger.error({ err: error }, 'worker failed to accept a request');
+      this.reply(request, {
+        ok: false,
+        value: undefined,
+        error: toWireError(error, this.debug),
+        cause: error,
+      });
+    }
+  }
+
+  private accept(request: IncomingRequest): void {
+    if (this.stateValue !== 'running') {
+      this.rejectedCount++;
+      this.replyError(
+        request,
+        new WorkerRpcError('UNAVAILABLE', `worker is ${this.stateValue}`, { retryable: true }),
+      );
+      return;
+    }
+    if (request.budgetMs === 0) {
+      this.rejectedCount++;
+      this.replyError(
+        request,
+        new WorkerRpcError('DEADLINE_EXCEEDED', 'budget already spent; not started'),
+      );
+      return;
+    }
+    if (request.body !== undefined && request.body.byteLength > this.maxBodyBytes) {
+      this.badFrames++;
+      this.replyError(
+        request,
+        new WorkerRpcError(
+          'FRAME_TOO_LARGE',
+          `body of ${request.body.byteLength} bytes exceeds ${this.maxBodyBytes}`,
+        ),
+      );
+      return;
+    }
+    const decoded = this.decodeParams(request);
+    if (decoded instanceof Promise) {
+      decoded.then(
+        value => this.admit(request, value),
+        (error: unknown) => {
+          this.badFrames++;
+          this.replyError(request, error);
+        },
+      );
+      return;
+    }
+    if (decoded instanceof WorkerRpcError) {
+      this.badFrames++;
+      this.replyError(request, decoded);
+      return;
+    }
+    this.admit(request, decoded);
+  }
+
+  /** Decodes `{ params }` (or toto's `{ method, parameters }`), maybe asynchronously; errors are returned, not thrown. */
+  private decodeParams(
+    request: IncomingRequest,
+  ):
+    | { method: string; params: unknown }
+    | WorkerRpcError
+    | Promise<{ method: string; params: unknown }> {
+    const codec = request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec);
+    if (!codec)
+      return new WorkerRpcError('UNSUPPORTED', `unknown codec ${JSON.stringify(request.codec)}`);
+    let body = request.body;
+    const compressor = request.toto
+      ? this.totoCompressor
+      : request.compressed
+        ? this.compressors.get(request.encoding)
+        : undefined;
+    if (request.compressed && !request.toto && !compressor)
+      return new WorkerRpcError(
+        'UNSUPPORTED',
+        `unknown compression ${JSON.stringify(request.encoding)}`,
+      );
+    const finish = (
+      bytes: Uint8Array | undefined,
+    ): { method: string; params: unknown } | WorkerRpcError => {
+      let value: unknown;
+      try {
+        value = bytes === undefined || bytes.byteLength === 0 ? undefined : codec.decode(bytes);
+      } catch (error) {
+        return new WorkerRpcError(
+          'INVALID_ARGUMENT',
+          `cannot decode params with ${codec.name}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      if (!request.toto) return { method: request.method, params: value };
+      if (
+        typeof value !== 'object' ||
+        value === null ||
+        typeof (value as { method?: unknown }).method !== 'string'
+      ) {
+        return new WorkerRpcError(
+          'INVALID_ARGUMENT',
+          'toto request body must be { method, parameters }',
+        );
+      }
+      return {
+        method: (value as { method: string }).method,
+        params: (value as { parameters?: unknown }).parameters,
+      };
+    };
+    if (compressor && body !== undefined && body.byteLength > 0) {
+      let inflated: Uint8Array | Promise<Uint8Array>;
+      try {
+        inflated = compressor.decompress(body, this.maxBodyBytes);
+      } catch (error) {
+        return isWorkerRpcError(error)
+          ? error
+          : new WorkerRpcError('BAD_FRAME', `cannot decompress body: ${(error as Error).message}`, {
+              cause: error,
+            });
+      }
+      if (inflated instanceof Promise) {
+        return inflated.then(
+          bytes => {
+            const r = finish(bytes);
+            if (r instanceof WorkerRpcError) throw r;
+            return r;
+          },
+          (error: unknown) =>
+            Promise.reject(
+              isWorkerRpcError(error)
+                ? error
+                : new WorkerRpcError('BAD_FRAME', 'cannot decompress body', { cause: error }),
+            ),
+        );
+      }
+      body = inflated;
+    }
+    return finish(body);
+  }
+
+  private admit(request: IncomingRequest, decoded: { method: string; params: unknown }): void {
+    if (this.stateValue !== 'running') {
+      this.replyError(
+        request,
+        new WorkerRpcError('UNAVAILABLE', `worker is ${this.stateValue}`, { retryable: true }),
+      );
+      return;
+    }
+    const method = decoded.method;
+    let handler: { fn: HandlerFn; self: unknown } | undefined;
+    if (method.startsWith('$')) {
+      handler = this.adminHandler(method, request);
+    } else {
+      handler = this.handlerCache.get(method);
+      if (handler === undefined) {
+        handler = resolveHandler(this.handlers, method);
+        if (handler !== undefined && this.handlerCache.size < 4096)
+          this.handlerCache.set(method, handler);
+      }
+    }
+    if (handler === undefined) {
+      this.rejectedCount++;
+      this.replyError(
+        request,
+        new WorkerRpcError('NOT_FOUND', `no method ${JSON.stringify(method.slice(0, 200))}`),
+      );
+      return;
+    }
+    const key = idKey(request.id);
+    let dedupeKey: string | undefined;
+    if (this.dedupe && (request.idempotent || request.key !== '')) {
+      dedupeKey = request.key !== '' ? `k:${method}:${request.key}` : `i:${key}`;
+      const seen = this.dedupe.get(dedupeKey);
+      if (seen !== undefined) {
+        this.deduplicated++;
+        if (seen instanceof Execution) {
+          if (!seen.finished) {
+            seen.requests.push(request);
+            this.byId.set(key, seen);
+            if (request.ack && (seen.acked || seen.started)) this.ack(request);
+            return;
+          }
+        } else {
+          if (request.ack) this.ack(request);
+          this.reply(request, seen);
+          return;
+        }
+      }
+    }
+    const now = this.clock.now();
+    const deadline = request.budgetMs < 0 ? Infinity : now + request.budgetMs;
+    const execution = new Execution(
+      request,
+      method,
+      handler,
+      decoded.params,
+      deadline,
+      dedupeKey,
+      now,
+    );
+    if (this.active < this.concurrency) {
+      this.register(key, execution);
+      if (request.ack) this.ack(request);
+      this.run(execution);
+    } else if (this.queuedCount < this.queueLimit) {
+      this.register(key, execution);
+      if (request.ack) this.ack(request);
+      execution.queued = true;
+      this.queuedCount++;
+      this.waiting.push(execution);
+    } else {
+      this.rejectedCount++;
+      this.replyError(
+        request,
+        new WorkerRpcError(
+          'OVERLOADED',
+          `worker busy (${this.active} running, ${this.queuedCount} queued)`,
+          { retryable: true },
+        ),
+      );
+    }
+  }
+
+  private register(key: string, execution: Execution): void {
+    this.byId.set(key, execution);
+    if (execution.dedupeKey !== undefined) this.dedupe!.set(execution.dedupeKey, execution, true);
+  }
+
+  private adminHandler(
+    method: string,
+    request: IncomingRequest,
+  ): { fn: HandlerFn; self: unknown } | undefined {
+    if (this.admin === false) return undefined;
+    if (typeof this.admin === 'object') {
+      const given = Buffer.from(request.meta?.authorization ?? '');
+      const expected = Buffer.from(this.admin.token);
+      if (given.byteLength !== expected.byteLength || !timingSafeEqual(given, expected))
+        return undefined;
+    }
+    if (method === '$status') return { fn: () => this.status(), self: this };
+    if (method === '$drain') {
+      return {
+        fn: (params: unknown) => {
+          const timeoutMs =
+            typeof (params as { timeoutMs?: unknown })?.timeoutMs === 'number'
+              ? (params as { timeoutMs: number }).timeoutMs
+              : undefined;
+          // reply first, then drain (the drain waits for this very call to finish)
+          setImmediate(() => void this.drain(timeoutMs === undefined ? {} : { timeoutMs }));
+          return { state: 'draining' };
+        },
+        self: this,
+      };
+    }
+    return undefined;
+  }
+
+  private run(execution: Execution): void {
+    this.active++;
+    execution.started = true;
+    execution.startedAt = this.clock.now();
+    const first = execution.requests[0]!;
+    const { fn, self } = execution.handler!;
+    if (isAsynchronous(fn)) this.ackAll(execution);
+    const ctx = this.context(execution, first);
+    execution.ctx = ctx;
+    let result: unknown;
+    try {
+      result = fn.call(self, execution.params, ctx);
+    } catch (error) {
+      this.complete(execution, {
+        ok: false,
+        value: undefined,
+        error: toWireError(error, this.debug),
+        cause: error,
+      });
+      return;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as PromiseLike<unknown>).then === 'function'
+    ) {
+      (result as PromiseLike<unknown>).then(
+        value => this.complete(execution, { ok: true, value, error: undefined, cause: undefined }),
+        (error: unknown) =>
+          this.complete(execution, {
+            ok: false,
+            value: undefined,
+            error: toWireError(error, this.debug),
+            cause: error,
+          }),
+      );
+    } else {
+      this.complete(execution, { ok: true, value: result, error: undefined, cause: undefined });
+    }
+  }
+
+  private context(execution: Execution, first: IncomingRequest): HandlerContext {
+    return new Context(this, this.internals, execution, first);
+  }
+
+  /** The execution's AbortSignal, created on first read, aborted at the deadline. */
+  private signalOf(execution: Execution): AbortSignal {
+    if (execution.controller) return execution.controller.signal;
+    const controller = (execution.controller = new AbortController());
+    if (execution.finished) return controller.signal;
+    if (execution.deadline !== Infinity) {
+      const remaining = execution.deadline - this.clock.now();
+      const expire = () => {
+        execution.timer = undefined;
+        controller.abort(
+          new WorkerRpcError('DEADLINE_EXCEEDED', `deadline of ${execution.method} passed`),
+        );
+      };
+      if (remaining <= 0) expire();
+      else execution.timer = this.clock.setTimeout(expire, remaining);
+    }
+    return controller.signal;
+  }
+
+  private abortExecution(execution: Execution, reason: WorkerRpcError): void {
+    if (execution.finished) return;
+    if (!execution.controller) execution.controller = new AbortController();
+    if (!execution.controller.signal.aborted) execution.controller.abort(reason);
+  }
+
+  private ackAll(execution: Execution): void {
+    if (execution.acked) return;
+    execution.acked = true;
+    for (const request of execution.requests) if (!request.ack) this.ack(request);
+  }
+
+  private ack(request: IncomingRequest): void {
+    request.respond(Kind.ACK, undefined, {
+      codec: request.codec,
+      encoding: '',
+      compressed: false,
+      credit: this.credit,
+    });
+  }
+
+  private complete(execution: Execution, outcome: Outcome): void {
+    if (execution.finished) return;
+    execution.finished = true;
+    if (execution.started) this.active--;
+    if (execution.queued) {
+      execution.queued = false;
+      this.queuedCount--;
+    }
+    if (execution.timer) {
+      this.clock.clearTimeout(execution.timer);
+      execution.timer = undefined;
+    }
+    if (outcome.ok) this.completed++;
+    else this.failed++;
+    if (this.metrics) {
+      const tags = { outcome: outcome.ok ? 'OK' : (outcome.error?.code ?? 'INTERNAL') };
+      this.metrics.increment('worker_rpc.worker.requests', 1, tags);
+      if (execution.started)
+        this.metrics.histogram(
+          'worker_rpc.worker.duration',
+          this.clock.now() - execution.startedAt,
+          tags,
+        );
+    }
+    if (!outcome.ok && outcome.error?.code === 'INTERNAL')
+      this.logger.warn({ err: outcome.cause, method: execution.method }, 'handler failed');
+    for (const request of execution.requests) {
+      const key = idKey(request.id);
+      if (this.byId.get(key) === execution) this.byId.delete(key);
+    }
+    if (execution.dedupeKey !== undefined) {
+      // Keep successes and definitive failures for replay; forget transient ones so a retry runs again.
+      const transient =
+        !outcome.ok &&
+        (outcome.error?.retryable === true ||
+          outcome.error?.code === 'CANCELLED' ||
+          outcome.error?.code === 'DEADLINE_EXCEEDED' ||
+          outcome.error?.code === 'UNAVAILABLE');
+      if (transient) this.dedupe!.delete(execution.dedupeKey);
+      else this.dedupe!.set(execution.dedupeKey, outcome);
+    }
+    const requests = execution.requests;
+    execution.requests = [];
+    for (const request of requests) {
+      if (request.toto && execution.acked) continue; // toto's @asynchronous methods answer with the ACK only
+      this.reply(request, outcome);
+    }
+    this.next();
+    if (this.byId.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Starts queued executions while slots are free; work whose budget is spent is not started. */
+  private next(): void {
+    while (this.active < this.concurrency && this.waitingHead < this.waiting.length) {
+      const execution = this.waiting[this.waitingHead]!;
+      this.waiting[this.waitingHead++] = undefined;
+      if (execution === undefined || execution.finished || !execution.queued) continue;
+      execution.queued = false;
+      this.queuedCount--;
+      if (execution.deadline <= this.clock.now()) {
+        const error = new WorkerRpcError(
+          'DEADLINE_EXCEEDED',
+          'budget spent while queued; not started',
+        );
+        this.complete(execution, {
+          ok: false,
+          value: undefined,
+          error: toWireError(error),
+          cause: error,
+        });
+        continue;
+      }
+      this.run(execution);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    } else if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitingHead);
+      this.waitingHead = 0;
+    }
+  }
+
+  private onCancel(id: Uint8Array): void {
+    const key = idKey(id);
+    const execution = this.byId.get(key);
+    if (!execution || execution.finished) return;
+    this.byId.delete(key);
+    const index = execution.requests.findIndex(r => idKey(r.id) === key);
+    const error = new WorkerRpcError('CANCELLED', 'cancelled by the caller');
+    if (index >= 0) {
+      const [request] = execution.requests.splice(index, 1);
+      this.replyError(request!, error);
+    }
+    if (execution.requests.length === 0) {
+      if (!execution.started) {
+        this.complete(execution, {
+          ok: false,
+          value: undefined,
+          error: toWireError(error),
+          cause: error,
+        });
+      } else {
+        this.abortExecution(execution, error);
+      }
+    }
+  }
+
+  private replyError(request: IncomingRequest, error: unknown): void {
+    this.reply(request, {
+      ok: false,
+      value: undefined,
+      error: toWireError(error, this.debug),
+      cause: error,
+    });
+  }
+
+  /** Encodes and sends an outcome in the request's protocol flavour. Never throws. */
+  private reply(request: IncomingRequest, outcome: Outcome): void {
+    try {
+      const codec =
+        (request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec)) ??
+        this.defaultCodec;
+      let body: Uint8Array | undefined;
+      let kind: KindValue = Kind.RES;
+      let code: string | undefined;
+      let retryAfterMs: number | undefined;
+      if (outcome.ok) {
+        try {
+          body = outcome.value === undefined ? undefined : codec.encode(outcome.value);
+        } catch (error) {
+          const e = new WorkerRpcError(
+            'INTERNAL',
+            `cannot encode result with ${codec.name}: ${(error as Error).message}`,
+          );
+          return this.reply(request, {
+            ok: false,
+            value: undefined,
+            error: toWireError(e),
+            cause: e,
+          });
+        }
+      } else {
+        const wire = outcome.error!;
+        code = wire.code;
+        retryAfterMs = wire.retryAfterMs;
+        if (request.toto) {
+          body = codec.encode({ error: toTotoError(wireAsError(wire)) });
+          kind = request.wrapErrors ? Kind.ERR : Kind.RES;
+        } else {
+          kind = Kind.ERR;
+          body = codec.encode(request.wrapErrors ? { error: wire } : wire);
+        }
+      }
+      let compressed = false;
+      let encoding = '';
+      if (body !== undefined && body.byteLength > 0) {
+        const compressor = request.toto
+          ? this.totoCompressor
+          : request.encoding !== '' && body.byteLength >= this.thresholdBytes
+            ? this.compressors.get(request.encoding)
+            : undefined;
+        if (compressor) {
+          const packed = compressor.compress(body);
+          if (packed instanceof Promise) {
+            packed.then(
+              bytes =>
+                request.respond(kind, bytes, {
+                  codec: codec.name,
+                  encoding: compressor.name,
+                  compressed: true,
+                  credit: this.credit,
+                  ...(code ? { code } : {}),
+                  ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+                }),
+              (error: unknown) => this.logger.warn({ err: error }, 'reply compression failed'),
+            );
+            return;
+          }
+          body = packed;
+          compressed = true;
+          encoding = compressor.name;
+        }
+      }
+      request.respond(kind, body, {
+        codec: codec.name,
+        encoding,
+        compressed,
+        credit: this.credit,
+        ...(code ? { code } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
+    } catch (error) {
+      this.logger.error({ err: error }, 'worker failed to send a reply');
+    }
+  }
+}
+
+const EMPTY_META: Readonly<Record<string, string>> = Object.freeze({});
+
+interface Internals {
+  signalOf(execution: Execution): AbortSignal;
+  ackAll(execution: Execution): void;
+}
+
+/** The handler context: a class so that creating one per request is cheap. */
+class Context implements HandlerContext {
+  readonly method: string;
+  readonly attempt: number;
+  readonly deadline: number;
+  readonly meta: Readonly<Record<string, string>>;
+
+  constructor(
+    readonly worker: Worker<any>,
+    private readonly internals: Internals,
+    private readonly execution: Execution,
+    private readonly first: IncomingRequest,
+  ) {
+    this.method = execution.method;
+    this.attempt = first.attempt;
+    this.deadline = execution.deadline;
+    this.meta = first.meta ?? EMPTY_META;
+  }
+
+  get requestId(): string {
+    return idHex(this.first.id);
+  }
+
+  get signal(): AbortSignal {
+    return this.internals.signalOf(this.execution);
+  }
+
+  remainingMs(): number {
+    return this.deadline === Infinity
+      ? Infinity
+      : Math.max(0, this.deadline - this.worker.clock.now());
+  }
+
+  ack(): void {
+    this.internals.ackAll(this.execution);
+  }
+}
+
+function wireAsError(wire: WireError): WorkerRpcError {
+  return new WorkerRpcError(wire.code, wire.message, {
+    ...(wire.appCode !== undefined ? { appCode: wire.appCode } : {}),
+  });
+}
+
+function int(value: number, min: number, name: string): number {
+  if (!(Number.isInteger(value) && value >= min))
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  return value;
+}
+
+/**
+ * Creates a {@link Worker}; call `start()` to bind. Defaults: `concurrency` 64, `queue` 256,
+ * dedupe `{ ttlMs: 60 000, max: 10 000 }`, JSON for toto frames, `$status`/`$drain` admin on.
+ *
+ * ```ts
+ * const worker = await createWorker<Api>({
+ *   transport: zmqWorkerTransport({ bind: 'tcp://0.0.0.0:55555' }),
+ *   handlers: { math: { add: ({ a, b }) => a + b } },
+ * }).start();
+ * ```
+ */
+export function createWorker<Api = UntypedApi>(options: WorkerOptions<Api>): Worker<Api> {
+  return new Worker<Api>(options);
+}

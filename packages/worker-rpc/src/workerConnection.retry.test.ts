@@ -1,0 +1,174 @@
+// Retry schedules on a ManualClock with an in-memory transport: deterministic, no sockets.
+import { ManualClock, RetryBudget, constantBackoff } from '@x/resilience';
+import { describe, expect, test } from 'vitest';
+import { WorkerRpcError, isWorkerRpcError } from './errors.js';
+import { Kind, idHex } from './protocol.js';
+import type { Channel, ChannelEvents, Transport } from './transport.js';
+import { createWorkerConnection } from './workerConnection.js';
+
+type Behaviour = 'ok' | 'fail' | 'silent' | 'overloaded';
+
+function scriptedTransport(behaviours: Record<string, Behaviour>) {
+  const sends: { endpoint: string; id: string; attempt: number; budget: number }[] = [];
+  const transport: Transport = {
+    name: 'scripted',
+    protocol: 'wrpc/1',
+    open(address: string, events: ChannelEvents): Channel {
+      const channel: Channel = {
+        address,
+        send(request) {
+          sends.push({
+            endpoint: address,
+            id: idHex(request.id),
+            attempt: request.attempt,
+            budget: request.budgetMs(),
+          });
+          const id = request.id;
+          queueMicrotask(() => {
+            const behaviour = behaviours[address];
+            if (behaviour === 'fail')
+              events.fail(channel, id, new WorkerRpcError('UNAVAILABLE', `${address} refused`));
+            else if (behaviour === 'overloaded')
+              events.reply(channel, id, {
+                kind: Kind.ERR,
+                body: Buffer.from(
+                  JSON.stringify({ code: 'OVERLOADED', message: 'busy', retryable: true }),
+                ),
+                codec: 'json',
+                encoding: '',
+                compressed: false,
+                credit: 5,
+              });
+            else if (behaviour === 'ok')
+              events.reply(channel, id, {
+                kind: Kind.RES,
+                body: Buffer.from(JSON.stringify(address)),
+                codec: 'json',
+                encoding: '',
+                compressed: false,
+                credit: 5,
+              });
+          });
+          return undefined;
+        },
+        cancel() {},
+        close: async () => {},
+      };
+      queueMicrotask(() => events.state(channel, 'up'));
+      return channel;
+    },
+    close: async () => {},
+  };
+  return { transport, sends };
+}
+
+const tick = () => new Promise(r => setImmediate(r));
+
+describe('retry schedule', () => {
+  test('same id, next attempt number, another endpoint, backoff on the clock, only for idempotent calls', async () => {
+    const clock = new ManualClock();
+    const { transport, sends } = scriptedTransport({ a: 'fail', b: 'overloaded', c: 'ok' });
+    const conn = createWorkerConnection({
+      addresses: 'a,b,c',
+      transport,
+      clock,
+      balancer: 'round-robin',
+      retry: { maxAttempts: 3, backoff: constantBackoff(100) },
+      methods: { get: { idempotent: true } },
+    });
+    await tick();
+    const call = conn.invoke('get');
+    await tick();
+    expect(sends).toHaveLength(1);
+    await clock.advance(99);
+    expect(sends).toHaveLength(1);
+    await clock.advance(1);
+    await tick();
+    expect(sends).toHaveLength(2);
+    await clock.advance(100);
+    expect(await call).toBe('c');
+    expect(sends.map(s => [s.endpoint, s.attempt])).toEqual([
+      ['a', 0],
+      ['b', 1],
+      ['c', 2],
+    ]);
+    expect(new Set(sends.map(s => s.id)).size).toBe(1);
+    expect(sends[0]!.budget).toBe(10_000);
+    expect(sends[2]!.budget).toBe(9_800);
+
+    sends.length = 0;
+    const plain = conn.invoke('put').catch(e => e);
+    await tick();
+    const error = await plain;
+    expect(isWorkerRpcError(error, 'UNAVAILABLE')).toBe(true);
+    expect(sends).toHaveLength(1);
+    await conn.close();
+  });
+
+  test('gives up at maxAttempts, when the next sleep would pass the deadline, and when the budget is spent', async () => {
+    const clock = new ManualClock();
+    const { transport, sends } = scriptedTransport({ a: 'fail', b: 'fail' });
+    const conn = createWorkerConnection({
+      addresses: 'a,b',
+      transport,
+      clock,
+      timeoutMs: 1_000,
+      retry: { maxAttempts: 4, backoff: constantBackoff(400), budget: false },
+      methods: { get: { idempotent: true } },
+    });
+    await tick();
+    const call = conn.invoke('get').catch(e => e);
+    for (let i = 0; i < 5; i++) {
+      await tick();
+      await clock.advance(400);
+    }
+    const error = (await call) as WorkerRpcError;
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(sends).toHaveLength(3); // 0 ms, 400 ms, 800 ms: a fourth at 1 200 ms would pass the deadline
+    await conn.close();
+
+    const broke = scriptedTransport({ a: 'fail' });
+    const stingy = createWorkerConnection({
+      addresses: 'a',
+      transport: broke.transport,
+      clock,
+      retry: {
+        maxAttempts: 5,
+        backoff: constantBackoff(1),
+        budget: new RetryBudget({ percentCanRetry: 0, minRetriesPerSec: 0, clock }),
+      },
+      methods: { get: { idempotent: true } },
+    });
+    await tick();
+    const spent = (await stingy.invoke('get').catch(e => e)) as WorkerRpcError;
+    expect(spent.code).toBe('UNAVAILABLE');
+    expect(spent.message).toContain('retry budget exhausted');
+    expect(broke.sends).toHaveLength(1);
+    await stingy.close();
+  });
+
+  test('attempt timeouts re-send (toto auto_retry) and the first reply wins', async () => {
+    const clock = new ManualClock();
+    const { transport, sends } = scriptedTransport({ a: 'silent', b: 'ok' });
+    const conn = createWorkerConnection({
+      addresses: 'a,b',
+      transport,
+      clock,
+      balancer: 'round-robin',
+      retry: { maxAttempts: 2, attemptTimeoutMs: 250, backoff: constantBackoff(0) },
+      methods: { get: { idempotent: true } },
+    });
+    await tick();
+    const call = conn.invoke('get');
+    await tick();
+    await clock.advance(250);
+    await tick();
+    expect(await call).toBe('b');
+    expect(sends.map(s => [s.endpoint, s.attempt])).toEqual([
+      ['a', 0],
+      ['b', 1],
+    ]);
+    expect(clock.pending).toBe(0); // the deadline and attempt timers were cleared
+    await conn.close();
+  });
+});
