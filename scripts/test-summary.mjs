@@ -10,8 +10,12 @@ let skipped = 0;
 const files = existsSync(dir) ? readdirSync(dir).filter(f => f.endsWith('.json')) : [];
 for (const file of files) {
   const report = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  // A file that failed outside any test (import error, hook failure) counts as one failure.
+  const brokenFiles = (report.testResults ?? []).filter(
+    file => file.status === 'failed' && !(file.assertionResults ?? []).some(t => t.status === 'failed'),
+  ).length;
   passed += report.numPassedTests ?? 0;
-  failed += (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+  failed += (report.numFailedTests ?? 0) + brokenFiles;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   console.log(
     `${file.replace(/\.json$/, '')}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`,

@@ -67,7 +67,8 @@ describe('Resources: balancing', () => {
 
   it('under concurrency a slow host gets much less traffic than with round robin', async () => {
     const [slow, fast1, fast2] = await servers(3, { body: { ok: 1 } });
-    slow!.setScript({ delayMs: 60, body: { ok: 1 } });
+    // 200 ms against 2 ms: the gap stays clear of event-loop lag when the machine is busy.
+    slow!.setScript({ delayMs: 200, body: { ok: 1 } });
     fast1!.setScript({ delayMs: 2, body: { ok: 1 } });
     fast2!.setScript({ delayMs: 2, body: { ok: 1 } });
     const hosts = [slow!.url, fast1!.url, fast2!.url];
@@ -80,6 +81,7 @@ describe('Resources: balancing', () => {
     const rrSlowShare = slow!.requestCount / 240;
     expect(rrSlowShare).toBeGreaterThan(0.3);
     expect(p2cSlowShare).toBeLessThan(0.2);
+    expect(p2cSlowShare).toBeLessThan(rrSlowShare / 2);
   });
 
   it('balancers.lupyne() picks the host with the most idle connections, random among ties', async () => {
