@@ -1,0 +1,122 @@
+import { XError, type XErrorOptions } from '@x/resilience';
+
+/** Every code thrown by `@x/routes` (each is listed in the README). */
+export type RoutesErrorCode =
+  | 'INVALID_OPTIONS'
+  | 'ROUTE_STOPPED'
+  | 'TRANSLATION_FAILED'
+  | 'CANCELLED'
+  | 'DEPENDENCY_FAILED'
+  | 'REPUBLISH_FAILED'
+  | 'QUEUE_FULL'
+  | 'BAD_REQUEST'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'OPTIONAL_DEPENDENCY_MISSING';
+
+/** Base class of the errors of `@x/routes`: an `XError` with a {@link RoutesErrorCode}. */
+export class RoutesError extends XError {
+  declare readonly code: RoutesErrorCode;
+  constructor(code: RoutesErrorCode, message: string, options?: XErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** Options or arguments given to a constructor or factory are invalid (`INVALID_OPTIONS`). */
+export class RouteConfigError extends RoutesError {
+  constructor(message: string, options?: XErrorOptions) {
+    super('INVALID_OPTIONS', message, options);
+  }
+}
+
+/** `startRoute` was called after the route stopped taking work (`ROUTE_STOPPED`). */
+export class RouteStoppedError extends RoutesError {
+  constructor(readonly route: string) {
+    super('ROUTE_STOPPED', `route ${route} is stopped`);
+  }
+}
+
+/**
+ * A translator rejected the message (`TRANSLATION_FAILED`). Always terminal: the message goes to
+ * the dead letter, never back to the queue. `index` is the translator's position in the chain.
+ */
+export class TranslationError extends RoutesError {
+  constructor(
+    message: string,
+    readonly index = 0,
+    readonly translator = 'translator',
+    options?: XErrorOptions,
+  ) {
+    super('TRANSLATION_FAILED', message, options);
+  }
+}
+
+/**
+ * The work was cancelled (`CANCELLED`): handed back unstarted when a route stopped, killed when a
+ * drain timed out, or aborted by the entrypoint. `started` tells whether the target ever ran.
+ */
+export class CancelledError extends RoutesError {
+  constructor(
+    message: string,
+    readonly started: boolean,
+    options?: XErrorOptions,
+  ) {
+    super('CANCELLED', message, options);
+  }
+}
+
+/** A dependency's `workerSetup` or `get` failed for one worker (`DEPENDENCY_FAILED`). */
+export class DependencyError extends RoutesError {
+  constructor(
+    readonly dependency: string,
+    options?: XErrorOptions,
+  ) {
+    super('DEPENDENCY_FAILED', `dependency ${dependency} failed`, options);
+  }
+}
+
+/**
+ * An asynchronous backoff could not publish the retry (`REPUBLISH_FAILED`). The outcome is a
+ * non-terminal failure: the entrypoint requeues the original, so the message is not lost.
+ */
+export class RepublishError extends RoutesError {
+  constructor(message: string, options?: XErrorOptions) {
+    super('REPUBLISH_FAILED', message, options);
+  }
+}
+
+/** The in-memory queue holds `maxLength` messages already (`QUEUE_FULL`). */
+export class QueueFullError extends RoutesError {
+  constructor(
+    readonly queue: string,
+    readonly maxLength: number,
+  ) {
+    super('QUEUE_FULL', `queue ${queue} is full (${maxLength} messages)`);
+  }
+}
+
+/** A malformed HTTP request: `BAD_REQUEST` (400), `PAYLOAD_TOO_LARGE` (413), `METHOD_NOT_ALLOWED` (405). */
+export class HttpRequestError extends RoutesError {
+  constructor(
+    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_ALLOWED',
+    readonly status: 400 | 405 | 413,
+    message: string,
+    options?: XErrorOptions,
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** An optional peer dependency (`bullmq`) is not installed (`OPTIONAL_DEPENDENCY_MISSING`). */
+export class OptionalDependencyError extends RoutesError {
+  constructor(
+    readonly dependency: string,
+    options?: XErrorOptions,
+  ) {
+    super(
+      'OPTIONAL_DEPENDENCY_MISSING',
+      `the optional peer dependency '${dependency}' is not installed: npm install ${dependency}`,
+      options,
+    );
+  }
+}

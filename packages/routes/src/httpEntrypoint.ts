@@ -1,0 +1,531 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errorCode, isXError } from '@x/resilience';
+import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
+import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
+import { CancelledError, HttpRequestError, RouteConfigError } from './errors.js';
+import { nextId } from './internal/ids.js';
+import { checkInt, checkKeys, checkMs } from './internal/options.js';
+import type { Meta, Outcome } from './outcome.js';
+
+/** What `ctx.entryId` is for an HTTP delivery. */
+export interface HttpExchange {
+  readonly id: string;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+/** The request as `ctx.meta.http` carries it. */
+export interface HttpMeta {
+  readonly method: string;
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  readonly headers: IncomingMessage['headers'];
+  readonly remoteAddress: string | undefined;
+}
+
+/** Options of {@link httpEntrypoint}. */
+export interface HttpEntrypointOptions {
+  /** Exact path matched (query ignored). Default `'/'`. */
+  readonly path?: string;
+  /** Method accepted, or `'*'` for any; others get 405. Default `'POST'`. */
+  readonly method?: string;
+  /** Largest request body; beyond it 413. Default 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Time allowed to receive the body; beyond it 408. Default 30 000 ms. */
+  readonly bodyTimeoutMs?: number;
+  /**
+   * What the route receives: `'body'` (a `Buffer`, empty when none), `'query'` (the query string as
+   * an object), or a function of the request and its body. Default `'body'`.
+   */
+  readonly message?: 'body' | 'query' | ((req: IncomingMessage, body: Buffer) => unknown);
+  /** Listen on this port (0: any free one) at `start()`; without it, mount `handler`/`handle` in your server. */
+  readonly port?: number;
+  /** Host to listen on. Default `'127.0.0.1'`. */
+  readonly host?: string;
+  /** Entrypoint name. Default `'http <METHOD> <path>'`. */
+  readonly name?: string;
+  /** Where terminal failures are recorded (the client also gets the status). Default none. */
+  readonly deadLetters?: DeadLetterSink;
+  /** Put 5xx error messages in the response body (4xx messages always are). Default false. */
+  readonly exposeErrors?: boolean;
+  /** Overrides the status of an outcome (return undefined to keep {@link httpStatusFor}'s). */
+  readonly status?: (outcome: Outcome) => number | undefined;
+}
+
+const KEYS = [
+  'path',
+  'method',
+  'maxBodyBytes',
+  'bodyTimeoutMs',
+  'message',
+  'port',
+  'host',
+  'name',
+  'deadLetters',
+  'exposeErrors',
+  'status',
+];
+
+/**
+ * The status an outcome answers with:
+ *
+ * | outcome | status |
+ * |---|---|
+ * | success | 200 (204 when the target returned `undefined`) |
+ * | deferred (async retry published) | 202 |
+ * | failure, terminal, `TRANSLATION_FAILED` | 400 |
+ * | failure, terminal, error with `status`/`statusCode` 400–599 | that status |
+ * | failure, terminal, `TIMEOUT` | 504 |
+ * | failure, terminal, anything else | 500 |
+ * | failure, not terminal (overloaded, republish failed) | 503 |
+ * | cancelled (stopping, handed back, killed) | 503 |
+ */
+export function httpStatusFor(outcome: Outcome): number {
+  switch (outcome.kind) {
+    case 'success':
+      return outcome.value === undefined ? 204 : 200;
+    case 'deferred':
+      return 202;
+    case 'cancelled':
+      return 503;
+    case 'failure': {
+      if (!outcome.terminal) return 503;
+      const error = outcome.error;
+      if (isXError(error, 'TRANSLATION_FAILED')) return 400;
+      const declared =
+        (error as { status?: unknown; statusCode?: unknown } | null)?.status ??
+        (error as { statusCode?: unknown } | null)?.statusCode;
+      if (
+        typeof declared === 'number' &&
+        Number.isInteger(declared) &&
+        declared >= 400 &&
+        declared <= 599
+      )
+        return declared;
+      if (errorCode(error) === 'TIMEOUT') return 504;
+      return 500;
+    }
+  }
+}
+
+/**
+ * An HTTP entrypoint on `node:http`: mount `handler` (or `handle`, which returns false when the
+ * path does not match) in your server, or give `port` to listen on its own. The body is read with
+ * a size and time limit, the route's outcome becomes the status ({@link httpStatusFor}); malformed
+ * input answers 400/405/408/413 and never reaches the target. A client that disconnects aborts
+ * `ctx.signal`. While stopping, requests get 503 with `connection: close`.
+ */
+export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
+  readonly kind = 'http';
+  readonly name: string;
+  readonly path: string;
+  readonly method: string;
+  readonly maxBodyBytes: number;
+  readonly bodyTimeoutMs: number;
+  private readonly messageOption: NonNullable<HttpEntrypointOptions['message']>;
+  private readonly port: number | undefined;
+  private readonly host: string;
+  private readonly deadLetters: DeadLetterSink | undefined;
+  private readonly exposeErrors: boolean;
+  private readonly statusOverride: HttpEntrypointOptions['status'];
+  private route: RouteHandle<M> | undefined = undefined;
+  private server: Server | undefined = undefined;
+  private accepting = false;
+  private readonly readings = new Set<Reading>();
+  private sweeper: ReturnType<typeof setInterval> | undefined = undefined;
+
+  constructor(options: HttpEntrypointOptions = {}) {
+    checkKeys(options, KEYS, 'httpEntrypoint');
+    this.path = options.path ?? '/';
+    if (typeof this.path !== 'string' || !this.path.startsWith('/'))
+      throw new RouteConfigError(`path must start with '/', got ${String(options.path)}`);
+    this.method = (options.method ?? 'POST').toUpperCase();
+    this.maxBodyBytes = checkInt(options.maxBodyBytes ?? 1_048_576, 0, 'maxBodyBytes');
+    this.bodyTimeoutMs = checkMs(options.bodyTimeoutMs ?? 30_000, 1, 'bodyTimeoutMs');
+    this.messageOption = options.message ?? 'body';
+    if (
+      !['body', 'query'].includes(this.messageOption as string) &&
+      typeof this.messageOption !== 'function'
+    )
+      throw new RouteConfigError(`message must be 'body', 'query' or a function`);
+    this.port = options.port === undefined ? undefined : checkInt(options.port, 0, 'port');
+    this.host = options.host ?? '127.0.0.1';
+    this.name = options.name ?? `http ${this.method} ${this.path}`;
+    this.deadLetters = options.deadLetters;
+    this.exposeErrors = options.exposeErrors ?? false;
+    this.statusOverride = options.status;
+    this.accepting = this.port === undefined; // mounted handlers take requests until stop()
+  }
+
+  bind(route: RouteHandle<M>): void {
+    if (this.route !== undefined && this.route !== route)
+      throw new RouteConfigError(`${this.name} already serves route ${this.route.name}`);
+    this.route = route;
+  }
+
+  /** `http://host:port` once listening on its own. */
+  get url(): string {
+    const address = this.server?.address() as AddressInfo | null | undefined;
+    if (!address) throw new RouteConfigError(`${this.name} is not listening`);
+    return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.route === undefined)
+      throw new RouteConfigError(`${this.name} is not bound to a route`);
+    this.accepting = true;
+    if (this.port === undefined || this.server !== undefined) return;
+    const server = createServer(this.handler);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** A `node:http` request listener: this route's requests, 404 for any other path. */
+  readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!this.handle(req, res))
+      this.reply(res, 404, { error: { code: 'NOT_FOUND', message: 'not found' } });
+  };
+
+  /** Handles the request when its path matches (returns true), else returns false and does nothing. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path !== this.path) return false;
+    const route = this.route;
+    if (this.method !== '*' && req.method !== this.method) {
+      this.fail(req, res, new HttpRequestError('METHOD_NOT_ALLOWED', 405, `use ${this.method}`), {
+        allow: this.method,
+      });
+      return true;
+    }
+    if (!this.accepting || route === undefined) {
+      req.resume();
+      this.reply(
+        res,
+        503,
+        { error: { code: 'ROUTE_STOPPED', message: 'stopping' } },
+        { connection: 'close' },
+      );
+      return true;
+    }
+    const length = req.headers['content-length'];
+    if (length !== undefined) {
+      if (!/^\d{1,15}$/.test(length)) {
+        this.fail(req, res, new HttpRequestError('BAD_REQUEST', 400, 'invalid content-length'));
+        return true;
+      }
+      if (Number(length) > this.maxBodyBytes) {
+        this.fail(req, res, this.tooLarge());
+        return true;
+      }
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const reading: Reading = {
+      deadline: Date.now() + this.bodyTimeoutMs,
+      done: false,
+      timeout: () => {
+        reading.done = true;
+        this.fail(
+          req,
+          res,
+          new HttpRequestError('BAD_REQUEST', 400, 'request body timed out'),
+          {},
+          408,
+        );
+      },
+    };
+    this.watch(reading);
+    req.on('data', (chunk: Buffer) => {
+      if (reading.done) return;
+      size += chunk.length;
+      if (size > this.maxBodyBytes) {
+        this.unwatch(reading);
+        this.fail(req, res, this.tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => this.unwatch(reading));
+    req.on('end', () => {
+      if (reading.done) return;
+      this.unwatch(reading);
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      this.dispatch(route, req, res, path, q === -1 ? '' : url.slice(q + 1), body);
+    });
+    return true;
+  }
+
+  /**
+   * Body deadlines share one coarse timer (a tick every `bodyTimeoutMs / 4`, at least 10 ms)
+   * instead of a timer per request; it stops when nothing is being read.
+   */
+  private watch(reading: Reading): void {
+    this.readings.add(reading);
+    if (this.sweeper !== undefined) return;
+    const every = Math.max(10, Math.floor(this.bodyTimeoutMs / 4));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const r of this.readings)
+        if (r.deadline <= now) {
+          this.readings.delete(r);
+          r.timeout();
+        }
+      if (this.readings.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, every);
+    this.sweeper.unref();
+  }
+
+  private unwatch(reading: Reading): void {
+    reading.done = true;
+    this.readings.delete(reading);
+  }
+
+  private dispatch(
+    route: RouteHandle<M>,
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    queryString: string,
+    body: Buffer,
+  ): void {
+    const query = queryString === '' ? {} : Object.fromEntries(new URLSearchParams(queryString));
+    let message: M;
+    try {
+      message = (
+        this.messageOption === 'body'
+          ? body
+          : this.messageOption === 'query'
+            ? query
+            : this.messageOption(req, body)
+      ) as M;
+    } catch (error) {
+      this.fail(
+        req,
+        res,
+        new HttpRequestError('BAD_REQUEST', 400, (error as Error)?.message ?? 'bad request', {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    const http: HttpMeta = {
+      method: req.method ?? 'GET',
+      path,
+      query,
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress,
+    };
+    const meta: Meta = { http };
+    const exchange: HttpExchange = { id: nextId(), req, res };
+    let abort: ((reason: unknown) => void) | undefined;
+    res.once('close', () => {
+      if (!res.writableFinished)
+        abort?.(new CancelledError('the client closed the connection', true));
+    });
+    route.startRoute(exchange, message, meta, { entrypoint: this, onAbort: a => (abort = a) }).then(
+      outcome => this.settle(route, exchange, message, meta, outcome),
+      () =>
+        this.reply(
+          res,
+          503,
+          { error: { code: 'ROUTE_STOPPED', message: 'stopping' } },
+          { connection: 'close' },
+        ),
+    );
+  }
+
+  private settle(
+    route: RouteHandle<M>,
+    exchange: HttpExchange,
+    message: unknown,
+    meta: Meta,
+    outcome: Outcome,
+  ): void {
+    const { res } = exchange;
+    const status = this.statusOverride?.(outcome) ?? httpStatusFor(outcome);
+    if (outcome.kind === 'failure' && outcome.terminal && this.deadLetters !== undefined) {
+      route.metrics.increment('route.dead_letters', 1, route.metricTags);
+      Promise.resolve(
+        this.deadLetters.put(
+          deadLetterRecord(
+            {
+              id: exchange.id,
+              route: route.name,
+              entrypoint: this.name,
+              message,
+              meta: strip(meta),
+            },
+            outcome,
+            outcome.reason,
+          ),
+        ),
+      ).catch(err => route.logger.error({ err, route: route.name }, 'dead letter sink failed'));
+    }
+    if (res.destroyed || res.writableEnded) return;
+    switch (outcome.kind) {
+      case 'success':
+        return this.replyValue(res, status, outcome.value);
+      case 'deferred':
+        return this.reply(res, status, {
+          deferred: { attempt: outcome.attempt, delayMs: outcome.delayMs, via: outcome.via },
+        });
+      case 'cancelled':
+        return this.reply(
+          res,
+          status,
+          { error: { code: 'CANCELLED', message: 'the server is stopping' } },
+          { connection: 'close' },
+        );
+      case 'failure': {
+        const code = errorCode(outcome.error) ?? 'INTERNAL';
+        const text = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+        const show = status < 500 || this.exposeErrors;
+        const headers: Record<string, string> = outcome.terminal ? {} : { 'retry-after': '1' };
+        return this.reply(
+          res,
+          status,
+          { error: { code, message: show ? text : 'internal error' } },
+          headers,
+        );
+      }
+    }
+  }
+
+  private tooLarge(): HttpRequestError {
+    return new HttpRequestError(
+      'PAYLOAD_TOO_LARGE',
+      413,
+      `body larger than ${this.maxBodyBytes} bytes`,
+    );
+  }
+
+  private fail(
+    req: IncomingMessage,
+    res: ServerResponse,
+    error: HttpRequestError,
+    headers: Record<string, string> = {},
+    status: number = error.status,
+  ): void {
+    // Stop reading and close the connection after the answer: the rest of the body is garbage.
+    req.removeAllListeners('data');
+    req.resume();
+    this.reply(
+      res,
+      status,
+      { error: { code: error.code, message: error.message } },
+      { ...headers, connection: 'close' },
+    );
+  }
+
+  private replyValue(res: ServerResponse, status: number, value: unknown): void {
+    if (value === undefined) return this.reply(res, status, undefined);
+    if (typeof value === 'string')
+      return this.send(res, status, 'text/plain; charset=utf-8', value);
+    if (value instanceof Uint8Array)
+      return this.send(res, status, 'application/octet-stream', value);
+    this.reply(res, status, value);
+  }
+
+  private reply(
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    if (res.headersSent || res.destroyed) return;
+    let text: string | undefined;
+    try {
+      text = body === undefined ? undefined : JSON.stringify(body);
+    } catch {
+      status = 500;
+      text = JSON.stringify({
+        error: { code: 'INTERNAL', message: 'the result is not serialisable' },
+      });
+    }
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    this.send(res, status, 'application/json', text);
+  }
+
+  private send(
+    res: ServerResponse,
+    status: number,
+    type: string,
+    body: string | Uint8Array | undefined,
+  ): void {
+    if (res.headersSent || res.destroyed) return;
+    if (body === undefined || status === 204) {
+      res.writeHead(status);
+      res.end();
+      return;
+    }
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  /** Stops taking requests (new ones get 503); stops listening when it listens on its own. */
+  async stop(): Promise<{ returned: EntryRef[] }> {
+    this.accepting = false;
+    if (this.server !== undefined) {
+      this.server.close();
+      this.server.closeIdleConnections();
+    }
+    return { returned: [] };
+  }
+
+  /** Closes every connection of its own server. */
+  async close(): Promise<void> {
+    this.accepting = false;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    this.readings.clear();
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    await new Promise<void>(resolve => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** A request body being read, with its deadline. */
+interface Reading {
+  readonly deadline: number;
+  done: boolean;
+  timeout(): void;
+}
+
+function strip(meta: Meta): Meta {
+  const http = meta.http as HttpMeta;
+  return { http: { method: http.method, path: http.path, query: http.query } };
+}
+
+/** An {@link HttpEntrypoint}: the message is the body `Buffer`, the query object, or what `message()` returns. */
+export function httpEntrypoint(
+  options?: HttpEntrypointOptions & { readonly message?: 'body' },
+): HttpEntrypoint<Buffer>;
+export function httpEntrypoint(
+  options: HttpEntrypointOptions & { readonly message: 'query' },
+): HttpEntrypoint<Readonly<Record<string, string>>>;
+export function httpEntrypoint<M>(
+  options: HttpEntrypointOptions & { readonly message: (req: IncomingMessage, body: Buffer) => M },
+): HttpEntrypoint<M>;
+export function httpEntrypoint(options: HttpEntrypointOptions = {}): HttpEntrypoint<unknown> {
+  return new HttpEntrypoint<unknown>(options);
+}

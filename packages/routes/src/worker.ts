@@ -1,0 +1,291 @@
+import type { PolicyContext, TimeoutPolicy } from '@x/resilience';
+import type { Dependency } from './dependency.js';
+import { DependencyError } from './errors.js';
+import type { Meta } from './outcome.js';
+import type { Route } from './route.js';
+import { isThenable } from './translator.js';
+import type { Delivery, WorkerContext } from './workerContext.js';
+
+const EMPTY_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
+const MAX_CALL_STACK = 10;
+
+/** What a {@link Worker} is built from (see `Route.getWorkerInstance`). */
+export interface WorkerInit<In> {
+  /** The raw message (≙ `fn_args`). */
+  readonly args: In;
+  readonly meta: Meta;
+  readonly delivery: Delivery;
+  /** 0 for the first try (≙ `_meta['backoff']['retry_count']`). */
+  readonly attempt: number;
+}
+
+/** The constructor a route uses for its workers (≙ `worker_class`). */
+export type WorkerClass = new (
+  route: Route<any, any, any, any>,
+  init: WorkerInit<any>,
+) => Worker<any, any, any>;
+
+class Context implements WorkerContext<any> {
+  deps: Readonly<Record<string, unknown>> = EMPTY_DEPS;
+  /** Set while a per-attempt timeout runs: its signal replaces the delivery's. */
+  policy: PolicyContext | undefined = undefined;
+  private stack: readonly string[] | undefined = undefined;
+
+  constructor(
+    private readonly worker: { readonly id: string },
+    readonly meta: Meta,
+    readonly attempt: number,
+    readonly route: string,
+    private readonly delivery: Delivery,
+  ) {}
+
+  get callId(): string {
+    return this.worker.id;
+  }
+
+  get signal(): AbortSignal {
+    return this.policy ? this.policy.signal : this.delivery.signal;
+  }
+
+  get entryId(): unknown {
+    return this.delivery.entryId;
+  }
+
+  get callIdStack(): readonly string[] {
+    if (this.stack) return this.stack;
+    const parents = this.meta.callIdStack;
+    const stack = Array.isArray(parents) ? [...(parents as string[]), this.callId] : [this.callId];
+    return (this.stack = stack.slice(-MAX_CALL_STACK));
+  }
+}
+
+/**
+ * One run of a route's target for one message (≙ micro_framework's `Worker`): translates the
+ * message through the chain, injects the dependencies, calls the target, and keeps the result or
+ * the error; `run()` never rejects. Subclass it (route option `workerClass`) to change a step:
+ * `translate()` or `invoke()`.
+ */
+export class Worker<In = unknown, Out = unknown, R = unknown> {
+  private callId: string | undefined = undefined;
+  /** The raw message (≙ `fn_args`). */
+  readonly args: In;
+  readonly meta: Meta;
+  readonly delivery: Delivery;
+  readonly attempt: number;
+  readonly context: WorkerContext<any>;
+  /** The translator chain's output, once translated (≙ `translated_args`). */
+  translatedArgs: Out | undefined = undefined;
+  translated = false;
+  result: R | undefined = undefined;
+  error: unknown = undefined;
+  failed = false;
+  finished = false;
+  /** True once `run()` started (false when the worker never got a slot). */
+  ran = false;
+  /** Start time and duration on the route clock (ms). */
+  startedAt = 0;
+  durationMs = 0;
+
+  constructor(
+    readonly route: Route<In, Out, R, any>,
+    init: WorkerInit<In>,
+  ) {
+    this.args = init.args;
+    this.meta = init.meta;
+    this.delivery = init.delivery;
+    this.attempt = init.attempt;
+    this.context = new Context(this, init.meta, init.attempt, route.metricLabel, init.delivery);
+  }
+
+  /** The call id `<route>.<unique>` (also `context.callId`), made on first use. */
+  get id(): string {
+    return (this.callId ??= `${this.route.metricLabel}.${this.route.nextCallId()}`);
+  }
+
+  /** The per-attempt deadline (route option `timeoutMs`), if any. */
+  protected get timeoutPolicy(): TimeoutPolicy | undefined {
+    return this.route.timeoutPolicy;
+  }
+
+  /** Reuses a translation from an earlier try of the same message (sync retries). */
+  adoptTranslation(input: Out): void {
+    this.translatedArgs = input;
+    this.translated = true;
+  }
+
+  /** Marks the worker failed without running it (no slot, handed back). */
+  fail(error: unknown): this {
+    this.error = error;
+    this.failed = true;
+    this.finished = true;
+    return this;
+  }
+
+  /** Translates, injects, calls; resolves with this worker once finished. Never rejects. */
+  run(): Promise<this> {
+    this.ran = true;
+    this.startedAt = this.route.clock.now();
+    let pending: unknown;
+    try {
+      const timeout = this.timeoutPolicy;
+      if (timeout === undefined) pending = this.execute();
+      else {
+        const ctx = this.context as Context;
+        pending = timeout.run(
+          policy => {
+            ctx.policy = policy;
+            return this.execute();
+          },
+          {
+            signal: this.delivery.signal,
+            attempt: this.attempt,
+            deadline: Infinity,
+            endpoint: undefined,
+          },
+        );
+      }
+    } catch (error) {
+      return Promise.resolve(this.settle(undefined, error, true));
+    }
+    if (isThenable(pending))
+      return Promise.resolve(pending).then(
+        value => this.settle(value, undefined, false),
+        error => this.settle(undefined, error, true),
+      );
+    return Promise.resolve(this.settle(pending, undefined, false));
+  }
+
+  private settle(value: unknown, error: unknown, failed: boolean): this {
+    if (failed) {
+      this.error = error;
+      this.failed = true;
+    } else this.result = value as R;
+    this.finished = true;
+    this.durationMs = this.route.clock.now() - this.startedAt;
+    return this;
+  }
+
+  /** Translation then invocation, staying synchronous as long as every step is. */
+  protected execute(): unknown {
+    if (this.translated) return this.invoke(this.translatedArgs as Out, this.context);
+    const out = this.translate();
+    if (isThenable(out))
+      return Promise.resolve(out).then(input => {
+        this.adoptTranslation(input);
+        return this.invoke(input, this.context);
+      });
+    this.adoptTranslation(out);
+    return this.invoke(out, this.context);
+  }
+
+  /** Runs the route's translator chain on the raw message (each step gets the previous output). */
+  protected translate(): Out | PromiseLike<Out> {
+    const chain = this.route.translate;
+    return (chain === undefined ? this.args : chain(this.args, this.context)) as
+      Out | PromiseLike<Out>;
+  }
+
+  /**
+   * Injects the dependencies (nameko order: `workerSetup`, `get`; then after the call
+   * `workerResult` and `workerTeardown`) and calls the target with `(input, ctx)`.
+   */
+  protected invoke(input: Out, ctx: WorkerContext<any>): unknown {
+    const deps = this.route.dependencyList;
+    if (deps.length === 0) return this.route.callTarget(input, ctx);
+    return this.invokeWithDeps(deps, () => this.route.callTarget(input, ctx));
+  }
+
+  /** @internal */
+  protected async invokeWithDeps(
+    deps: ReadonlyArray<readonly [string, Dependency<unknown>]>,
+    call: () => unknown,
+  ): Promise<unknown> {
+    const ctx = this.context as Context;
+    const values: Record<string, unknown> = {};
+    let ready = 0;
+    let result: unknown;
+    let error: unknown;
+    let failed = false;
+    try {
+      for (const [name, dep] of deps) {
+        try {
+          if (dep.workerSetup) await dep.workerSetup(ctx);
+          ready++;
+          values[name] = await dep.get(ctx);
+        } catch (cause) {
+          throw new DependencyError(name, { cause });
+        }
+      }
+      ctx.deps = values;
+      result = await call();
+    } catch (e) {
+      error = e;
+      failed = true;
+    }
+    const log = this.route.logger;
+    for (let i = 0; i < ready; i++) {
+      const [name, dep] = deps[i]!;
+      try {
+        if (dep.workerResult) await dep.workerResult(ctx, result, error);
+      } catch (err) {
+        log.warn({ err, dependency: name, callId: this.id }, 'dependency workerResult failed');
+      }
+    }
+    for (let i = 0; i < ready; i++) {
+      const [name, dep] = deps[i]!;
+      try {
+        if (dep.workerTeardown) await dep.workerTeardown(ctx);
+      } catch (err) {
+        log.warn({ err, dependency: name, callId: this.id }, 'dependency workerTeardown failed');
+      }
+    }
+    if (failed) throw error;
+    return result;
+  }
+}
+
+/** Which callback a {@link CallbackWorker} runs. */
+export type CallbackKind = 'onFailure' | 'onSuccess' | 'onSettled';
+
+/** The constructor a route uses for callback workers (≙ `callback_worker_class`). */
+export type CallbackWorkerClass = new (
+  route: Route<any, any, any, any>,
+  original: Worker<any, any, any>,
+  kind: CallbackKind,
+  event: unknown,
+  attempt: number,
+) => CallbackWorker;
+
+/**
+ * Runs one of a route's callbacks for a finished worker (≙ `CallbackWorker`): the callback target
+ * gets `(event, ctx)`, where `event` carries the original message, its translation and the error
+ * or result; it shares the original's metadata and dependencies. Its failures never trigger
+ * callbacks and never use the route's backoff (only the callbacks' own policy).
+ */
+export class CallbackWorker extends Worker<unknown, unknown, unknown> {
+  constructor(
+    route: Route<any, any, any, any>,
+    readonly original: Worker<any, any, any>,
+    readonly kind: CallbackKind,
+    readonly event: unknown,
+    attempt: number,
+  ) {
+    super(route, {
+      args: original.args,
+      meta: original.meta,
+      delivery: original.delivery,
+      attempt,
+    });
+    this.adoptTranslation(original.translatedArgs);
+  }
+
+  protected override get timeoutPolicy(): TimeoutPolicy | undefined {
+    return this.route.callbackTimeoutPolicy;
+  }
+
+  protected override invoke(_input: unknown, ctx: WorkerContext<any>): unknown {
+    const call = () => this.route.callCallback(this.kind, this.event, ctx);
+    const deps = this.route.dependencyList;
+    return deps.length === 0 ? call() : this.invokeWithDeps(deps, call);
+  }
+}

@@ -1,0 +1,37 @@
+import type { Entrypoint } from './entrypoint.js';
+import type { Meta } from './outcome.js';
+
+/** One delivery of a message to a route: what the overridable route steps receive. */
+export interface Delivery {
+  /** Transport handle of the message (≙ `entry_id`): a BullMQ `Job`, an HTTP exchange, a queue record. */
+  readonly entryId: unknown;
+  /** The entrypoint that delivered it (undefined when `startRoute` is called directly). */
+  readonly entrypoint: Entrypoint<any> | undefined;
+  /** Aborted when the entrypoint aborts (client gone, job cancelled) or the route kills the work. */
+  readonly signal: AbortSignal;
+  /** True once a worker got a slot and ran (false while it waits for the worker budget). */
+  readonly started: boolean;
+}
+
+/**
+ * What a target, a translator and a dependency see of the current worker (nameko's
+ * `WorkerContext`): ids, metadata, attempt, cancellation, injected dependencies.
+ */
+export interface WorkerContext<Deps = Readonly<Record<string, unknown>>> {
+  /** `<route>.<id>`: unique per worker run. */
+  readonly callId: string;
+  /** Parent call ids (from `meta.callIdStack`) then this one; at most 10 (nameko's limit). */
+  readonly callIdStack: readonly string[];
+  /** The message's metadata (≙ `_meta`), shared with dependencies and extensions. */
+  readonly meta: Readonly<Meta>;
+  /** 0 for the first try, then 1, 2, ... (≙ `_meta['backoff']['retry_count']`). */
+  readonly attempt: number;
+  /** Aborted on a per-attempt timeout, when the route kills the work, or by the entrypoint. */
+  readonly signal: AbortSignal;
+  /** The injected dependencies, by name. */
+  readonly deps: Deps;
+  /** The route's metric label. */
+  readonly route: string;
+  /** The transport handle of the message (see {@link Delivery.entryId}). */
+  readonly entryId: unknown;
+}
