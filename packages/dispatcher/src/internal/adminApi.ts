@@ -1,0 +1,66 @@
+import { InvalidRequestError } from '../errors.js';
+import type { Dispatcher } from '../createDispatcher.js';
+
+/** A minimal JSON admin API over the public dispatcher methods (the token is checked before). */
+export async function adminApi(
+  dispatcher: Dispatcher,
+  method: string,
+  path: string,
+  query: URLSearchParams,
+  body: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  // GET /modules
+  if (parts.length === 1 && parts[0] === 'modules' && method === 'GET') {
+    return {
+      status: 200,
+      body: {
+        modules: dispatcher.getModuleNames().map(name => ({
+          name,
+          defaultVersion: dispatcher.getDefaultVersion(name),
+          versions: dispatcher.getVersions(name),
+        })),
+      },
+    };
+  }
+  if (parts.length === 1 && parts[0] === 'stats' && method === 'GET')
+    return { status: 200, body: dispatcher.stats() };
+  if (parts.length === 1 && parts[0] === 'explain' && method === 'GET') {
+    const url = query.get('url') ?? '/';
+    const host = query.get('host');
+    const cookie = query.get('cookie');
+    const headers: Array<[string, string]> = [];
+    if (host) headers.push(['host', host]);
+    if (cookie) headers.push(['cookie', cookie]);
+    const decision = dispatcher.explain({ url, headers, sourceIp: query.get('ip') ?? undefined });
+    return { status: 200, body: decision };
+  }
+  // /modules/:m/versions/:v/(instances|start|stop)
+  if (parts.length === 5 && parts[0] === 'modules' && parts[2] === 'versions') {
+    const module = parts[1]!;
+    const version = parts[3]!;
+    const action = parts[4];
+    if (action === 'instances' && method === 'GET') {
+      return { status: 200, body: { instances: dispatcher.getInstances(module, version) } };
+    }
+    if (action === 'instances' && (method === 'PUT' || method === 'POST')) {
+      const count = (body as { instances?: unknown } | undefined)?.instances;
+      if (typeof count !== 'number')
+        throw new InvalidRequestError('body must be {"instances": <number>}');
+      await dispatcher.setNumInstances(module, version, count);
+      return { status: 200, body: { instances: dispatcher.getNumInstances(module, version) } };
+    }
+    if (action === 'start' && method === 'POST') {
+      await dispatcher.startVersion(module, version);
+      return { status: 200, body: { started: true } };
+    }
+    if (action === 'stop' && method === 'POST') {
+      await dispatcher.stopVersion(module, version);
+      return { status: 200, body: { stopped: true } };
+    }
+  }
+  return {
+    status: 404,
+    body: { error: { code: 'NOT_FOUND', message: `no admin endpoint ${method} ${path}` } },
+  };
+}

@@ -1,0 +1,391 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, Logger, TimerHandle } from '@x/resilience';
+import type { DispatcherEvent } from '../dispatcherEvent.js';
+import {
+  DispatcherClosedError,
+  EventLimitReachedError,
+  InvalidConfigError,
+  InvalidRequestError,
+} from '../errors.js';
+import type { EventStore, StoredEvent } from '../eventStore.js';
+
+/** A function run by a scheduled event, or a named handler with a JSON payload (durable). */
+export type EventRunnable =
+  (() => unknown) | { readonly handler: string; readonly payload?: unknown };
+
+/** A handler for durable events, registered by name. */
+export type EventHandler = (
+  payload: unknown,
+  event: {
+    readonly id: string;
+    readonly service: string | undefined;
+    readonly eventId: string | undefined;
+    readonly eta: number;
+  },
+) => unknown;
+
+/** What `addEvent` returns. */
+export interface EventHandle {
+  readonly id: string;
+  readonly service: string | undefined;
+  readonly eventId: string | undefined;
+  readonly eta: number;
+  /** Same as `cancelEvent(service, eventId)`; for unkeyed events, cancels this one. */
+  cancel(): Promise<boolean>;
+  /** Same as `updateEvent(eta, service, eventId)`. */
+  reschedule(eta: number | Date): Promise<boolean>;
+}
+
+interface Entry {
+  readonly id: string;
+  readonly service: string | undefined;
+  readonly eventId: string | undefined;
+  readonly eta: number;
+  readonly seq: number;
+  readonly run: (() => unknown) | undefined;
+  readonly handler: string | undefined;
+  readonly payload: unknown;
+  cancelled: boolean;
+}
+
+/** Options of the scheduler. */
+export interface EventSchedulerOptions {
+  readonly clock: Clock;
+  /** Epoch ms (event etas are epoch ms). */
+  readonly now: () => number;
+  readonly store: EventStore;
+  readonly handlers: Map<string, EventHandler>;
+  readonly maxEvents: number;
+  readonly maxConcurrent: number;
+  readonly leaseMs: number;
+  readonly emit: (event: DispatcherEvent) => void;
+  readonly log: Logger;
+}
+
+const MAX_DELAY = 2 ** 31 - 1;
+
+/**
+ * App Engine's `ScheduledExecutor`, bounded and observable: a binary heap ordered by (eta, insertion
+ * order) with lazy deletion, one clock timer for the head, keyed events (`service`, `eventId`)
+ * that can be rescheduled and cancelled, bounded concurrency for running them, and a store that
+ * makes named events durable.
+ */
+export class EventScheduler {
+  private heap: Entry[] = [];
+  private readonly byId = new Map<string, Entry>();
+  private seq = 0;
+  private timer: TimerHandle | undefined;
+  private timerAt = Infinity;
+  private running = 0;
+  private readonly ready: Entry[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly options: EventSchedulerOptions) {}
+
+  /** Pending events. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Loads pending events from the store (after a restart). */
+  async start(): Promise<void> {
+    const { store, maxEvents, now, handlers, log } = this.options;
+    const events = await store.load(now(), maxEvents);
+    for (const event of events) {
+      if (this.byId.has(event.id)) continue;
+      if (!handlers.has(event.handler)) {
+        log.warn(
+          { event: event.id, handler: event.handler },
+          'stored event has no registered handler; left in the store',
+        );
+        continue;
+      }
+      this.insert({ ...fromStored(event), seq: this.seq++, run: undefined, cancelled: false });
+    }
+    this.arm();
+  }
+
+  async add(
+    runnable: EventRunnable,
+    eta: number | Date,
+    service: string | undefined,
+    eventId: string | undefined,
+  ): Promise<EventHandle> {
+    if (this.closed) throw new DispatcherClosedError();
+    const at = toEta(eta);
+    let run: (() => unknown) | undefined;
+    let handler: string | undefined;
+    let payload: unknown;
+    if (typeof runnable === 'function') run = runnable;
+    else if (
+      typeof runnable === 'object' &&
+      runnable !== null &&
+      typeof runnable.handler === 'string'
+    ) {
+      if (!this.options.handlers.has(runnable.handler))
+        throw new InvalidConfigError(
+          `no event handler named ${JSON.stringify(runnable.handler)} (register it first)`,
+        );
+      handler = runnable.handler;
+      payload = runnable.payload;
+      try {
+        JSON.stringify(payload);
+      } catch (error) {
+        throw new InvalidRequestError('event payload must be JSON-serializable', { cause: error });
+      }
+    } else {
+      throw new InvalidRequestError('runnable must be a function or { handler, payload }');
+    }
+    if ((service === undefined) !== (eventId === undefined))
+      throw new InvalidRequestError('give both service and eventId, or neither');
+    const id = service !== undefined ? keyOf(service, eventId!) : randomUUID();
+    const previous = this.byId.get(id);
+    if (!previous && this.byId.size >= this.options.maxEvents)
+      throw new EventLimitReachedError(this.options.maxEvents);
+    if (handler !== undefined) {
+      await this.options.store.put({ id, service, eventId, eta: at, handler, payload });
+    } else if (previous?.handler !== undefined) {
+      await this.options.store.remove(id);
+    }
+    if (previous) previous.cancelled = true; // a new event with the same key replaces the old one
+    const entry: Entry = {
+      id,
+      service,
+      eventId,
+      eta: at,
+      seq: this.seq++,
+      run,
+      handler,
+      payload,
+      cancelled: false,
+    };
+    this.insert(entry);
+    this.arm();
+    return this.handle(entry);
+  }
+
+  /** Moves a pending keyed event to a new eta; false when no such event is pending. */
+  async update(eta: number | Date, service: string, eventId: string): Promise<boolean> {
+    if (this.closed) throw new DispatcherClosedError();
+    const at = toEta(eta);
+    return this.reschedule(keyOf(service, eventId), at);
+  }
+
+  private async reschedule(id: string, at: number): Promise<boolean> {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    if (entry.handler !== undefined) {
+      const found = await this.options.store.reschedule(id, at);
+      if (!found || this.byId.get(id) !== entry) return false;
+    }
+    entry.cancelled = true;
+    this.insert({ ...entry, eta: at, seq: this.seq++, cancelled: false });
+    this.arm();
+    return true;
+  }
+
+  /** Cancels a pending keyed event; false when no such event is pending. */
+  async cancel(service: string, eventId: string): Promise<boolean> {
+    if (this.closed) throw new DispatcherClosedError();
+    return this.cancelId(keyOf(service, eventId));
+  }
+
+  private async cancelId(id: string): Promise<boolean> {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    entry.cancelled = true;
+    this.byId.delete(id);
+    if (entry.handler !== undefined) await this.options.store.remove(id);
+    this.arm();
+    return true;
+  }
+
+  private handle(entry: Entry): EventHandle {
+    return {
+      id: entry.id,
+      service: entry.service,
+      eventId: entry.eventId,
+      eta: entry.eta,
+      cancel: () => this.cancelId(entry.id),
+      reschedule: eta => this.reschedule(entry.id, toEta(eta)),
+    };
+  }
+
+  private insert(entry: Entry): void {
+    this.byId.set(entry.id, entry);
+    const heap = this.heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i]!, heap[parent]!)) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+    // lazy deletion leaves stale entries behind: rebuild when they dominate
+    if (heap.length > 64 && heap.length > 2 * this.byId.size + 64) this.rebuild();
+  }
+
+  private rebuild(): void {
+    const live = this.heap.filter(e => !e.cancelled && this.byId.get(e.id) === e);
+    live.sort((a, b) => (before(a, b) ? -1 : 1));
+    this.heap = live;
+  }
+
+  private peek(): Entry | undefined {
+    const heap = this.heap;
+    while (heap.length > 0) {
+      const head = heap[0]!;
+      if (!head.cancelled && this.byId.get(head.id) === head) return head;
+      this.pop();
+    }
+    return undefined;
+  }
+
+  private pop(): Entry | undefined {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0 && last !== undefined) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+        if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  /** Keeps one timer, for the earliest pending event. */
+  private arm(): void {
+    if (this.closed) return;
+    const head = this.peek();
+    const at = head?.eta ?? Infinity;
+    if (at === this.timerAt && this.timer) return;
+    const { clock, now } = this.options;
+    if (this.timer) clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = at;
+    if (at === Infinity) return;
+    this.timer = clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.fire();
+      },
+      Math.min(MAX_DELAY, Math.max(0, at - now())),
+    );
+    this.timer.unref?.();
+  }
+
+  private fire(): void {
+    if (this.closed) return;
+    const now = this.options.now();
+    for (;;) {
+      const head = this.peek();
+      if (!head || head.eta > now) break;
+      this.pop();
+      this.byId.delete(head.id);
+      this.ready.push(head);
+    }
+    this.drainReady();
+    this.arm();
+  }
+
+  private drainReady(): void {
+    while (this.running < this.options.maxConcurrent && this.ready.length > 0) {
+      const entry = this.ready.shift()!;
+      this.running++;
+      const promise = this.runOne(entry).finally(() => {
+        this.running--;
+        this.inFlight.delete(promise);
+        this.drainReady();
+      });
+      this.inFlight.add(promise);
+    }
+  }
+
+  private async runOne(entry: Entry): Promise<void> {
+    const { store, handlers, emit, now, leaseMs } = this.options;
+    const meta = { id: entry.id, service: entry.service, eventId: entry.eventId };
+    try {
+      if (entry.handler !== undefined) {
+        if (!(await store.claim(entry.id, entry.eta, now() + leaseMs))) return; // another runner has it
+        const handler = handlers.get(entry.handler);
+        if (!handler)
+          throw new InvalidConfigError(`no event handler named ${JSON.stringify(entry.handler)}`);
+        try {
+          await handler(entry.payload, { ...meta, eta: entry.eta });
+        } finally {
+          await store.complete(entry.id);
+        }
+      } else {
+        await entry.run!();
+      }
+      emit({ type: 'event-fired', ...meta });
+    } catch (error) {
+      // errors are reported, never swallowed silently (App Engine lost them in a thread)
+      emit({ type: 'event-error', ...meta, error });
+    }
+  }
+
+  /** Stops the timer; pending in-memory events are dropped, durable ones stay in the store. */
+  async close(waitMs: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.byId.clear();
+    this.heap = [];
+    this.ready.length = 0;
+    if (this.inFlight.size > 0) {
+      await Promise.race([
+        Promise.allSettled([...this.inFlight]),
+        new Promise(resolve => setTimeout(resolve, waitMs).unref()),
+      ]);
+    }
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.eta < b.eta || (a.eta === b.eta && a.seq < b.seq);
+}
+
+function keyOf(service: string, eventId: string): string {
+  if (
+    typeof service !== 'string' ||
+    typeof eventId !== 'string' ||
+    service === '' ||
+    eventId === ''
+  )
+    throw new InvalidRequestError('service and eventId must be non-empty strings');
+  if (service.includes('\u0000') || eventId.includes('\u0000'))
+    throw new InvalidRequestError('service and eventId must not contain NUL');
+  return `${service}\u0000${eventId}`;
+}
+
+function toEta(eta: number | Date): number {
+  const at = eta instanceof Date ? eta.getTime() : eta;
+  if (typeof at !== 'number' || !Number.isFinite(at))
+    throw new InvalidRequestError('eta must be a finite epoch time in ms or a Date');
+  return at;
+}
+
+function fromStored(event: StoredEvent): Omit<Entry, 'seq' | 'run' | 'cancelled'> {
+  return {
+    id: event.id,
+    service: event.service,
+    eventId: event.eventId,
+    eta: event.eta,
+    handler: event.handler,
+    payload: event.payload,
+  };
+}

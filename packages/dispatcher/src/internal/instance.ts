@@ -1,0 +1,503 @@
+import { Pool } from 'undici';
+import {
+  Bulkhead,
+  type BackoffContext,
+  type Clock,
+  type IBackoff,
+  type Logger,
+} from '@x/resilience';
+import type { InstanceContext, InstanceExit, RuntimeProxy } from '../backend.js';
+import type { DispatcherEvent } from '../dispatcherEvent.js';
+import { InstanceStartError } from '../errors.js';
+import type { InstanceInfo, InstanceState } from '../types.js';
+import type { NormalizedVersionSpec } from '../versionSpec.js';
+import { every, timeoutSignal, withTimeout } from './timers.js';
+
+/** undici pool settings for instance origins. */
+export interface UpstreamOptions {
+  /** Connections per instance origin. Default: the instance's `maxConcurrentRequests`. */
+  readonly connections?: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+}
+
+/** What an instance needs from its version pool. */
+export interface InstanceOwner {
+  readonly module: string;
+  readonly version: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly spec: NormalizedVersionSpec;
+  readonly upstream: UpstreamOptions;
+  emit(event: DispatcherEvent): void;
+  instanceReady(instance: Instance): void;
+  instanceLeft(instance: Instance): void;
+  instanceDied(instance: Instance, exit: InstanceExit): void;
+  slotFreed(instance: Instance): void;
+  restartUnhealthy(instance: Instance): void;
+}
+
+/** How an instance becomes ready: `/_ah/start`, `/_ah/warmup`, or nothing. */
+export type ReadyKind = 'start' | 'warmup' | 'none';
+
+/**
+ * One instance: its runtime, its request slots (a {@link Bulkhead}), its background slots, its
+ * undici pool, health and lifecycle. The version pool decides when it starts and stops.
+ */
+export class Instance {
+  state: InstanceState = 'stopped';
+  readonly bulkhead: Bulkhead;
+  readonly context: InstanceContext;
+  runtime: RuntimeProxy | undefined;
+  /** undici pool to the instance origin (out-of-process instances). */
+  pool: Pool | undefined;
+  background = 0;
+  healthy = true;
+  restarts = 0;
+  /** Restarts in a row without `resetAfterMs` of uptime. */
+  restartStreak = 0;
+  /** Backoff state of the current restart streak. */
+  restartBackoff: IBackoff<BackoffContext> | undefined;
+  served = 0;
+  lastActive: number;
+  readyAt = 0;
+  /** Duration of the last start (cold start), ms. */
+  lastStartMs = 0;
+  /** Set by the autoscaler: part of the capacity the load requires. */
+  required = false;
+  /** Pending restart timer. */
+  restartTimer: ReturnType<Clock['setTimeout']> | undefined;
+  private generation = 0;
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+  private health: { stop: () => void } | undefined;
+  private healthFailures = 0;
+  private healthSuccesses = 0;
+  private lifeController: AbortController | undefined;
+
+  constructor(
+    readonly owner: InstanceOwner,
+    readonly id: string,
+    readonly index: number,
+  ) {
+    const { spec, clock } = owner;
+    this.bulkhead = new Bulkhead({
+      limit: spec.maxConcurrentRequests,
+      queue: spec.maxQueuedRequests,
+      queueTimeoutMs: spec.maxPendingLatencyMs,
+      key: `${owner.module}/${owner.version}/${id}`,
+      clock,
+    });
+    this.lastActive = clock.now();
+    const log =
+      owner.log.child?.({ module: owner.module, version: owner.version, instance: id }) ??
+      owner.log;
+    this.context = Object.freeze({
+      module: owner.module,
+      version: owner.version,
+      instance: id,
+      index,
+      log,
+    });
+  }
+
+  /** True when it can take a new request now (ready, healthy, a free slot): takes the slot. */
+  tryAcquire(): boolean {
+    return this.state === 'ready' && this.healthy && this.bulkhead.tryAcquire();
+  }
+
+  /** Routable: ready and healthy. */
+  get routable(): boolean {
+    return this.state === 'ready' && this.healthy;
+  }
+
+  get inFlight(): number {
+    return this.bulkhead.running;
+  }
+
+  /**
+   * Release callbacks of slots taken through `Bulkhead.run` (addressed requests that queued in
+   * this instance's bulkhead): the bulkhead frees such a slot when the callback is called.
+   */
+  readonly heldSlots: Array<() => void> = [];
+
+  /** Gives a request slot back. */
+  release(): void {
+    const held = this.heldSlots.pop();
+    if (held !== undefined) {
+      held(); // the bulkhead frees the slot, then calls afterRelease
+      return;
+    }
+    this.bulkhead.release();
+    this.afterRelease();
+  }
+
+  /** Bookkeeping once a slot is free again. */
+  afterRelease(): void {
+    this.served++;
+    this.lastActive = this.owner.clock.now();
+    if (this.state === 'draining') this.checkDrained();
+    else this.owner.slotFreed(this);
+  }
+
+  /** Reserves a background slot; false when all `maxBackgroundThreads` are taken. */
+  reserveBackground(): boolean {
+    if (this.background >= this.owner.spec.maxBackgroundThreads) return false;
+    this.background++;
+    return true;
+  }
+
+  releaseBackground(): void {
+    this.background--;
+    this.lastActive = this.owner.clock.now();
+    if (this.state === 'draining') this.checkDrained();
+  }
+
+  /** Resolves when the instance is ready (starting it if stopped); rejects if the start fails. */
+  start(ready: ReadyKind): Promise<void> {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'starting' && this.startPromise) return this.startPromise;
+    if (this.state === 'draining')
+      return Promise.reject(new InstanceStartError(`instance ${this.id} is stopping`));
+    const promise = this.doStart(ready);
+    this.startPromise = promise;
+    promise.catch(() => {}); // observed by the callers that care
+    return promise;
+  }
+
+  /** Resolves once a running or starting instance is ready (without starting a stopped one). */
+  whenReady(): Promise<void> | undefined {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'starting') return this.startPromise;
+    return undefined;
+  }
+
+  private async doStart(ready: ReadyKind): Promise<void> {
+    const { owner } = this;
+    const { spec, clock } = owner;
+    const generation = ++this.generation;
+    const startedAt = clock.now();
+    this.state = 'starting';
+    this.healthy = true;
+    this.healthFailures = 0;
+    this.healthSuccesses = 0;
+    const life = (this.lifeController = new AbortController());
+    const runtime = spec.backend.create(this.context);
+    this.runtime = runtime;
+    runtime.onExit(exit => {
+      if (generation !== this.generation) return;
+      if (this.state === 'ready') this.died(exit);
+      else if (this.state === 'draining') this.drained?.(); // stopping anyway: stop waiting
+    });
+    owner.emit({ type: 'instance-starting', ...this.ref(), pid: undefined });
+    try {
+      await runtime.start(life.signal);
+      if (runtime.origin !== undefined) {
+        this.pool = new Pool(runtime.origin, {
+          connections:
+            owner.upstream.connections ?? spec.maxConcurrentRequests + spec.maxBackgroundThreads,
+          pipelining: 1,
+          keepAliveTimeout: owner.upstream.keepAliveTimeoutMs,
+          headersTimeout: owner.upstream.headersTimeoutMs,
+          bodyTimeout: owner.upstream.bodyTimeoutMs,
+        });
+      }
+      if (ready !== 'none') await this.readyRequest(ready);
+      if (generation !== this.generation || this.state !== 'starting')
+        throw new InstanceStartError(`instance ${this.id} was stopped while starting`);
+    } catch (error) {
+      if (generation === this.generation) {
+        this.state = 'failed';
+        await this.teardown(true);
+      }
+      const wrapped =
+        error instanceof InstanceStartError
+          ? error
+          : new InstanceStartError(
+              `instance ${owner.module}/${owner.version}/${this.id} failed to start: ${(error as Error)?.message ?? String(error)}`,
+              { cause: error },
+            );
+      owner.emit({ type: 'instance-start-failed', ...this.ref(), error: wrapped });
+      throw wrapped;
+    }
+    this.state = 'ready';
+    this.readyAt = clock.now();
+    this.lastStartMs = this.readyAt - startedAt;
+    this.lastActive = this.readyAt;
+    this.startHealthChecks();
+    owner.emit({
+      type: 'instance-ready',
+      ...this.ref(),
+      pid: runtime.pid,
+      port: runtime.port,
+      startMs: this.lastStartMs,
+    });
+    owner.instanceReady(this);
+  }
+
+  private async readyRequest(kind: 'start' | 'warmup'): Promise<void> {
+    const { spec, clock } = this.owner;
+    const hook = kind === 'start' ? spec.lifecycle.onStart : spec.lifecycle.onWarmup;
+    const timeoutMs = spec.lifecycle.readyTimeoutMs;
+    const timedOut = () =>
+      new InstanceStartError(
+        `/_ah/${kind} of instance ${this.id} took longer than ${timeoutMs} ms`,
+      );
+    if (hook)
+      await withTimeout(
+        clock,
+        Promise.resolve().then(() => hook(this.context)),
+        timeoutMs,
+        timedOut,
+      );
+    if (!this.pool || !spec.backend.lifecycleRequests) return;
+    const status = await this.lifecycleRequest(`/_ah/${kind}`, timeoutMs, timedOut);
+    // 404 is fine: the app has no handler for it (App Engine's rule)
+    if (status >= 500)
+      throw new InstanceStartError(`/_ah/${kind} of instance ${this.id} answered ${status}`);
+  }
+
+  /** GET `path` on the instance; resolves with the status. */
+  async lifecycleRequest(path: string, timeoutMs: number, reason: () => unknown): Promise<number> {
+    const pool = this.pool;
+    if (!pool) return 200;
+    const { signal, clear } = timeoutSignal(this.owner.clock, timeoutMs, reason);
+    try {
+      const response = await pool.request({
+        method: 'GET',
+        path,
+        headers: { 'x-appengine-fake-is-admin': '1', 'x-request-kind': 'lifecycle' },
+        signal,
+      });
+      await response.body.dump({ limit: 65_536 }).catch(() => {});
+      return response.statusCode;
+    } finally {
+      clear();
+    }
+  }
+
+  /**
+   * Drains (waits for running requests, ending as soon as they are done, at most
+   * `drainTimeoutMs`), sends `/_ah/stop` (or calls `onStop`), then stops the runtime and closes
+   * the pool. Idempotent.
+   */
+  stop(options: { drainTimeoutMs?: number; force?: boolean } = {}): Promise<void> {
+    if (this.stopPromise) return this.stopPromise;
+    const promise = this.doStop(options).finally(() => {
+      this.stopPromise = undefined;
+    });
+    this.stopPromise = promise;
+    return promise;
+  }
+
+  private async doStop(options: { drainTimeoutMs?: number; force?: boolean }): Promise<void> {
+    const { owner } = this;
+    const { spec, clock } = owner;
+    if (this.restartTimer) {
+      clock.clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
+    if (this.state === 'stopped' || this.state === 'failed') {
+      this.state = 'stopped';
+      this.generation++;
+      await this.teardown(true);
+      return;
+    }
+    const wasStarting = this.state === 'starting';
+    this.state = 'draining';
+    owner.instanceLeft(this);
+    owner.emit({ type: 'instance-stopping', ...this.ref(), pid: this.runtime?.pid });
+    this.stopHealthChecks();
+    if (wasStarting) {
+      this.generation++;
+      this.lifeController?.abort(
+        new InstanceStartError(`instance ${this.id} stopped while starting`),
+      );
+      await this.teardown(true);
+      this.state = 'stopped';
+      owner.emit({ type: 'instance-stopped', ...this.ref(), pid: undefined });
+      return;
+    }
+    const drainMs = options.force ? 0 : (options.drainTimeoutMs ?? spec.lifecycle.drainTimeoutMs);
+    if (!this.isIdle() && drainMs > 0) {
+      await new Promise<void>(resolve => {
+        const timer = clock.setTimeout(() => {
+          this.drained = undefined;
+          resolve();
+        }, drainMs);
+        timer.unref?.();
+        this.drained = () => {
+          this.drained = undefined;
+          clock.clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    if (!options.force) {
+      try {
+        const timeoutMs = spec.lifecycle.stopTimeoutMs;
+        const timedOut = () => new Error(`/_ah/stop took longer than ${timeoutMs} ms`);
+        if (spec.lifecycle.onStop)
+          await withTimeout(
+            clock,
+            Promise.resolve().then(() => spec.lifecycle.onStop!(this.context)),
+            timeoutMs,
+            timedOut,
+          );
+        if (spec.backend.lifecycleRequests && this.pool)
+          await this.lifecycleRequest('/_ah/stop', timeoutMs, timedOut);
+      } catch (error) {
+        owner.log.warn({ err: error, instance: this.id }, 'stop request failed');
+      }
+    }
+    this.generation++;
+    const pid = this.runtime?.pid;
+    await this.teardown(!!options.force);
+    this.state = 'stopped';
+    owner.emit({ type: 'instance-stopped', ...this.ref(), pid });
+  }
+
+  private isIdle(): boolean {
+    return this.bulkhead.running === 0 && this.bulkhead.queued === 0 && this.background === 0;
+  }
+
+  private checkDrained(): void {
+    if (this.drained && this.isIdle()) this.drained();
+  }
+
+  /** Stops the runtime (SIGTERM/SIGKILL for processes) and destroys the pool. */
+  private async teardown(force: boolean): Promise<void> {
+    this.stopHealthChecks();
+    const runtime = this.runtime;
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool) await pool.destroy().catch(() => {});
+    if (runtime) {
+      try {
+        await runtime.stop(force);
+      } catch (error) {
+        this.owner.log.warn({ err: error, instance: this.id }, 'runtime stop failed');
+      }
+    }
+  }
+
+  /** The runtime ended on its own. */
+  private died(exit: InstanceExit): void {
+    const pid = this.runtime?.pid;
+    this.generation++;
+    this.state = 'failed';
+    this.stopHealthChecks();
+    this.owner.emit({
+      type: 'instance-died',
+      ...this.ref(),
+      pid,
+      code: exit.code,
+      signal: exit.signal,
+    });
+    const pool = this.pool;
+    this.pool = undefined;
+    pool?.destroy().catch(() => {});
+    this.owner.instanceLeft(this);
+    this.owner.instanceDied(this, exit);
+  }
+
+  private startHealthChecks(): void {
+    const check = this.owner.spec.healthCheck;
+    if (!check) return;
+    this.health = every(
+      this.owner.clock,
+      check.intervalMs,
+      () => this.probe(),
+      error => this.owner.emit({ type: 'error', where: 'health check', error }),
+    );
+  }
+
+  private stopHealthChecks(): void {
+    this.health?.stop();
+    this.health = undefined;
+  }
+
+  private async probe(): Promise<void> {
+    const check = this.owner.spec.healthCheck!;
+    if (this.state !== 'ready') return;
+    const generation = this.generation;
+    let ok: boolean;
+    try {
+      if (check.check) {
+        const { signal, clear } = timeoutSignal(
+          this.owner.clock,
+          check.timeoutMs,
+          () => new Error('health check timed out'),
+        );
+        try {
+          ok =
+            (await withTimeout(
+              this.owner.clock,
+              Promise.resolve().then(() => check.check!(this.context, signal)),
+              check.timeoutMs,
+              () => new Error('health check timed out'),
+            )) === true;
+        } finally {
+          clear();
+        }
+      } else {
+        const status = await this.lifecycleRequest(
+          check.path,
+          check.timeoutMs,
+          () => new Error('health check timed out'),
+        );
+        ok = status >= 200 && status < 400;
+      }
+    } catch {
+      ok = false;
+    }
+    if (generation !== this.generation || this.state !== 'ready') return;
+    if (ok) {
+      this.healthFailures = 0;
+      this.healthSuccesses++;
+      if (!this.healthy && this.healthSuccesses >= check.healthyThreshold) {
+        this.healthy = true;
+        this.owner.emit({ type: 'instance-healthy', ...this.ref() });
+        this.owner.instanceReady(this);
+      }
+    } else {
+      this.healthSuccesses = 0;
+      this.healthFailures++;
+      if (this.healthy && this.healthFailures >= check.unhealthyThreshold) {
+        this.healthy = false;
+        this.owner.emit({ type: 'instance-unhealthy', ...this.ref() });
+        this.owner.instanceLeft(this);
+      }
+      if (this.healthFailures >= check.restartThreshold) {
+        this.healthFailures = 0;
+        this.owner.restartUnhealthy(this);
+      }
+    }
+  }
+
+  ref(): { module: string; version: string; instance: string } {
+    return { module: this.owner.module, version: this.owner.version, instance: this.id };
+  }
+
+  info(): InstanceInfo {
+    const running =
+      this.state === 'starting' || this.state === 'ready' || this.state === 'draining';
+    return {
+      module: this.owner.module,
+      version: this.owner.version,
+      id: this.id,
+      state: this.state,
+      pid: running ? this.runtime?.pid : undefined,
+      origin: running ? this.runtime?.origin : undefined,
+      port: running ? this.runtime?.port : undefined,
+      inFlight: this.bulkhead.running,
+      queued: this.bulkhead.queued,
+      background: this.background,
+      healthy: this.healthy,
+      restarts: this.restarts,
+      served: this.served,
+    };
+  }
+}

@@ -1,0 +1,821 @@
+import { randomBytes } from 'node:crypto';
+import {
+  AbortedError,
+  LatencyHistogram,
+  isXError,
+  leastLoaded,
+  priority,
+  roundRobin,
+  type Balancer,
+  type BackoffContext,
+  type Clock,
+  type IBackoff,
+  type Logger,
+  type Metrics,
+} from '@x/resilience';
+import type { InstanceExit } from '../backend.js';
+import type { DispatcherEvent } from '../dispatcherEvent.js';
+import {
+  DeadlineExceededError,
+  DispatcherClosedError,
+  InstanceStartError,
+  InvalidConfigError,
+  InvalidInstanceIdError,
+  NoCapacityError,
+  VersionAlreadyStartedError,
+  VersionAlreadyStoppedError,
+  VersionStoppedError,
+} from '../errors.js';
+import type { InstanceInfo } from '../types.js';
+import type { NormalizedVersionSpec } from '../versionSpec.js';
+import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } from './instance.js';
+import { PeakWindow } from './peakWindow.js';
+import { every } from './timers.js';
+
+/** When a request must be answered: clock time `at` (Infinity for none) and its length. */
+export interface Deadline {
+  readonly at: number;
+  readonly timeoutMs: number;
+}
+
+interface Waiter {
+  resolve: (instance: Instance) => void;
+  reject: (error: unknown) => void;
+  settled: boolean;
+}
+
+/** Shared services a version pool gets from its dispatcher. */
+export interface PoolServices {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly upstream: UpstreamOptions;
+  emit(event: DispatcherEvent): void;
+}
+
+/** Per-version statistics (`dispatcher.stats()`). */
+export interface VersionStats {
+  readonly module: string;
+  readonly version: string;
+  readonly scaling: 'manual' | 'basic' | 'automatic';
+  readonly stopped: boolean;
+  readonly instances: number;
+  readonly ready: number;
+  readonly starting: number;
+  readonly outstanding: number;
+  readonly waiting: number;
+  readonly coldStarts: number;
+  /** Median and p99 time spent waiting for an instance (ms) over the last minute. */
+  readonly pendingLatencyP50: number;
+  readonly pendingLatencyP99: number;
+  /** Median and p99 time from cold start to ready (ms). */
+  readonly coldStartP50: number;
+  readonly coldStartP99: number;
+}
+
+/**
+ * The instances of one version and the policy that starts, picks and stops them (GAE's
+ * `ManualScalingModule`, `BasicScalingModule` and `AutoScalingModule` in one place).
+ */
+export class VersionPool implements InstanceOwner {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly upstream: UpstreamOptions;
+  readonly instances = new Map<string, Instance>();
+  /** Ready, healthy instances: what the balancer picks from. */
+  private routable: Instance[] = [];
+  private readonly balancer: Balancer<Instance>;
+  private waiters: Waiter[] = [];
+  private waiting = 0;
+  stopped = false;
+  private closed = false;
+  outstanding = 0;
+  private readonly peak: PeakWindow;
+  private readonly pendingLatency: LatencyHistogram;
+  private readonly coldStartLatency: LatencyHistogram;
+  coldStarts = 0;
+  private nextIndex = 0;
+  private timers: Array<{ stop: () => void }> = [];
+  private coldStartTimer: ReturnType<Clock['setTimeout']> | undefined;
+  private lastQuitAt = -Infinity;
+  private readonly stopping = new Set<Promise<void>>();
+  private readonly metricTags: Readonly<Record<string, string>>;
+
+  constructor(
+    readonly module: string,
+    readonly version: string,
+    readonly spec: NormalizedVersionSpec,
+    private readonly services: PoolServices,
+  ) {
+    this.clock = services.clock;
+    this.log = services.log;
+    this.upstream = services.upstream;
+    const scaling = spec.scaling;
+    this.peak = new PeakWindow(scaling.kind === 'automatic' ? scaling.windowMs : 60_000);
+    this.pendingLatency = new LatencyHistogram({ clock: this.clock });
+    this.coldStartLatency = new LatencyHistogram({ clock: this.clock, windowMs: 3_600_000 });
+    this.metricTags = Object.freeze({ module, version });
+    if (scaling.kind === 'automatic') {
+      // App Engine's bin-packing: the "required" instances with the most room first, then the
+      // busiest idle one, so truly idle instances stay idle and can be reaped.
+      this.balancer = priority<Instance>(
+        (instance, _load) => {
+          const free = spec.maxConcurrentRequests - instance.inFlight;
+          if (free <= 0) return null;
+          return instance.required ? -free : 1_000_000 - instance.inFlight;
+        },
+        { clock: this.clock },
+      );
+    } else {
+      this.balancer =
+        spec.balancer === 'roundRobin'
+          ? roundRobin<Instance>({ clock: this.clock })
+          : leastLoaded<Instance>({ clock: this.clock });
+    }
+    if (scaling.kind === 'manual') {
+      for (let i = 0; i < scaling.instances; i++) this.addInstance(String(i), i);
+    } else if (scaling.kind === 'basic') {
+      for (let i = 0; i < scaling.maxInstances; i++) this.addInstance(String(i), i);
+    }
+  }
+
+  get kind(): 'manual' | 'basic' | 'automatic' {
+    return this.spec.scaling.kind;
+  }
+
+  emit(event: DispatcherEvent): void {
+    this.services.emit(event);
+  }
+
+  private addInstance(id: string, index: number): Instance {
+    const instance = new Instance(this, id, index);
+    this.instances.set(id, instance);
+    return instance;
+  }
+
+  /** Starts what must run from the beginning; failures are retried with backoff, not thrown. */
+  async start(): Promise<void> {
+    const scaling = this.spec.scaling;
+    if (scaling.kind === 'manual') {
+      if (!this.stopped)
+        await Promise.all([...this.instances.values()].map(i => this.launch(i, 'start')));
+    } else if (scaling.kind === 'basic') {
+      const idle = scaling.idleTimeoutMs;
+      const interval = Math.max(10, Math.min(1_000, Math.floor(idle / 4)));
+      this.timers.push(every(this.clock, interval, () => this.reapIdle(idle), this.onTimerError));
+    } else {
+      const initial = this.decide();
+      const launches: Promise<void>[] = [];
+      for (let i = 0; i < initial.atLeast; i++)
+        launches.push(this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none'));
+      await Promise.all(launches);
+      this.timers.push(
+        every(this.clock, scaling.adjustIntervalMs, () => this.adjust(), this.onTimerError),
+      );
+    }
+  }
+
+  private onTimerError = (error: unknown) => {
+    // an autoscaler failure is reported, never fatal (App Engine called interrupt_main())
+    this.emit({ type: 'error', where: `${this.module}/${this.version} scaler`, error });
+  };
+
+  private newAutoInstance(): Instance {
+    let id: string;
+    do id = randomBytes(8).toString('hex');
+    while (this.instances.has(id));
+    return this.addInstance(id, this.nextIndex++);
+  }
+
+  /** Starts `instance`; a failure schedules a restart with backoff. Never rejects. */
+  private launch(instance: Instance, ready: ReadyKind): Promise<void> {
+    return instance.start(ready).then(
+      () => {
+        this.coldStarts++;
+        this.coldStartLatency.record(instance.lastStartMs);
+        this.services.metrics.histogram(
+          'dispatcher.cold_start',
+          instance.lastStartMs,
+          this.metricTags,
+        );
+      },
+      () => this.scheduleRestart(instance),
+    );
+  }
+
+  // ---- InstanceOwner ---------------------------------------------------------------------
+
+  instanceReady(instance: Instance): void {
+    if (!this.instances.has(instance.id) || this.closed || this.stopped) return;
+    if (!this.routable.includes(instance)) this.routable = [...this.routable, instance];
+    this.gauge();
+    this.wake();
+  }
+
+  instanceLeft(instance: Instance): void {
+    if (this.routable.includes(instance)) {
+      this.routable = this.routable.filter(i => i !== instance);
+      this.gauge();
+    }
+  }
+
+  instanceDied(instance: Instance, _exit: InstanceExit): void {
+    this.scheduleRestart(instance);
+  }
+
+  slotFreed(_instance: Instance): void {
+    if (this.waiting > 0) this.wake();
+  }
+
+  restartUnhealthy(instance: Instance): void {
+    if (this.closed || this.stopped) return;
+    void instance.stop({ force: true }).then(() => this.scheduleRestart(instance));
+  }
+
+  private scheduleRestart(instance: Instance): void {
+    if (this.closed || this.stopped || this.instances.get(instance.id) !== instance) return;
+    if (instance.restartTimer) return;
+    const { restart } = this.spec;
+    const now = this.clock.now();
+    if (instance.readyAt > 0 && now - instance.readyAt >= restart.resetAfterMs) {
+      instance.restartStreak = 0;
+      instance.restartBackoff = undefined;
+    }
+    if (instance.restartStreak >= restart.maxRestarts) {
+      this.emit({ type: 'instance-gave-up', ...instance.ref(), restarts: instance.restartStreak });
+      instance.state = 'failed';
+      if (this.kind === 'automatic') this.instances.delete(instance.id);
+      // a basic slot goes back to "stopped": the next request that needs it tries once more
+      if (this.kind === 'basic') instance.state = 'stopped';
+      this.wake();
+      return;
+    }
+    const context: BackoffContext = { attempt: instance.restartStreak + 1, error: undefined };
+    const backoff: IBackoff<BackoffContext> = instance.restartBackoff
+      ? instance.restartBackoff.next(context)
+      : restart.backoff.next(context);
+    instance.restartBackoff = backoff;
+    instance.restartStreak++;
+    instance.restarts++;
+    const delayMs = Math.max(0, backoff.duration);
+    this.emit({
+      type: 'instance-restart-scheduled',
+      ...instance.ref(),
+      attempt: instance.restartStreak,
+      delayMs,
+    });
+    const timer = this.clock.setTimeout(() => {
+      instance.restartTimer = undefined;
+      if (this.closed || this.stopped || this.instances.get(instance.id) !== instance) return;
+      void this.launch(instance, this.kind === 'automatic' ? 'none' : 'start');
+    }, delayMs);
+    timer.unref?.();
+    instance.restartTimer = timer;
+  }
+
+  // ---- picking ---------------------------------------------------------------------------
+
+  /** Takes a slot on a routable instance without waiting, or undefined. */
+  private pickNow(): Instance | undefined {
+    const routable = this.routable;
+    if (routable.length === 0) return undefined;
+    const chosen = this.balancer.pick(routable);
+    if (chosen !== undefined && chosen.tryAcquire()) return chosen;
+    for (let i = 0; i < routable.length; i++) if (routable[i]!.tryAcquire()) return routable[i];
+    return undefined;
+  }
+
+  /**
+   * A load-balanced instance holding a slot for this request (release with {@link release}).
+   * Waits up to `maxPendingLatencyMs` (or the deadline) for capacity, starting instances as the
+   * scaling mode allows; then NO_CAPACITY (503) or DEADLINE_EXCEEDED.
+   */
+  acquire(deadline: Deadline, signal: AbortSignal | undefined): Instance | Promise<Instance> {
+    if (this.closed) throw new DispatcherClosedError();
+    if (this.stopped) throw new VersionStoppedError(this.module, this.version);
+    this.outstanding++;
+    const instance = this.pickNow();
+    if (instance !== undefined) {
+      this.took(instance);
+      return instance;
+    }
+    return this.enqueue(deadline, signal).then(
+      got => {
+        this.took(got);
+        return got;
+      },
+      error => {
+        this.outstanding--;
+        throw error;
+      },
+    );
+  }
+
+  private took(instance: Instance): void {
+    this.balancer.start(instance);
+    if (this.kind === 'automatic') this.peak.record(this.clock.now(), this.outstanding);
+  }
+
+  /** Gives back the slot taken by {@link acquire} or {@link acquireInstance}. */
+  release(instance: Instance, ok: boolean, durationMs: number): void {
+    this.outstanding--;
+    const duration = durationMs >= 0 ? durationMs : 0;
+    this.balancer.end(instance, { ok, durationMs: duration });
+    instance.release();
+    const metrics = this.services.metrics;
+    metrics.increment(ok ? 'dispatcher.requests' : 'dispatcher.failures', 1, this.metricTags);
+    metrics.histogram('dispatcher.request.duration', duration, this.metricTags);
+  }
+
+  private enqueue(deadline: Deadline, signal: AbortSignal | undefined): Promise<Instance> {
+    const spec = this.spec;
+    if (this.waiting >= spec.maxQueuedRequests) {
+      return Promise.reject(
+        new NoCapacityError(
+          `${this.module}/${this.version}: ${this.waiting} requests are waiting already (maxQueuedRequests)`,
+          'requests',
+          this.retryAfterMs(),
+        ),
+      );
+    }
+    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
+    const clock = this.clock;
+    const enqueuedAt = clock.now();
+    const waitMs = Math.min(spec.maxPendingLatencyMs, deadline.at - enqueuedAt);
+    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
+    const promise = new Promise<Instance>((resolve, reject) => {
+      const finish = () => {
+        waiter.settled = true;
+        this.waiting--;
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.pendingLatency.record(clock.now() - enqueuedAt);
+      };
+      const waiter: Waiter = {
+        settled: false,
+        resolve: instance => {
+          finish();
+          resolve(instance);
+        },
+        reject: error => {
+          finish();
+          reject(error);
+        },
+      };
+      const onAbort = () => waiter.reject(new AbortedError({ cause: signal!.reason }));
+      const timer = clock.setTimeout(() => {
+        if (waiter.settled) return;
+        if (clock.now() >= deadline.at)
+          waiter.reject(new DeadlineExceededError(deadline.timeoutMs));
+        else
+          waiter.reject(
+            new NoCapacityError(
+              `${this.module}/${this.version}: no instance free within ${spec.maxPendingLatencyMs} ms (maxPendingLatencyMs)`,
+              'pending-latency',
+              this.retryAfterMs(),
+            ),
+          );
+      }, waitMs);
+      timer.unref?.();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.waiters.length > 2 * this.waiting + 16)
+        this.waiters = this.waiters.filter(w => !w.settled);
+      this.waiters.push(waiter);
+      this.waiting++;
+    });
+    this.demand();
+    return promise;
+  }
+
+  /** Hands free slots to waiters, first come first served. */
+  private wake(): void {
+    while (this.waiting > 0 && this.waiters.length > 0) {
+      const head = this.waiters[0]!;
+      if (head.settled) {
+        this.waiters.shift();
+        continue;
+      }
+      const instance = this.pickNow();
+      if (instance === undefined) break;
+      this.waiters.shift();
+      head.resolve(instance);
+    }
+    if (this.waiting === 0 && this.waiters.length > 0) this.waiters = [];
+  }
+
+  private rejectWaiters(error: () => unknown): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) if (!waiter.settled) waiter.reject(error());
+  }
+
+  private starting(): number {
+    let n = 0;
+    for (const instance of this.instances.values()) if (instance.state === 'starting') n++;
+    return n;
+  }
+
+  private active(): number {
+    let n = 0;
+    for (const instance of this.instances.values())
+      if (instance.state === 'starting' || instance.state === 'ready') n++;
+    return n;
+  }
+
+  /** Requests are waiting: start instances as the scaling mode allows. */
+  private demand(): void {
+    const scaling = this.spec.scaling;
+    if (scaling.kind === 'manual') return;
+    const per = this.spec.maxConcurrentRequests;
+    const need = () => Math.ceil(this.waiting / per) - this.starting();
+    if (scaling.kind === 'basic') {
+      let missing = need();
+      for (const instance of this.instances.values()) {
+        if (missing <= 0) break;
+        if (instance.state === 'stopped' && !instance.restartTimer) {
+          missing--;
+          void this.launch(instance, 'start');
+        }
+      }
+      return;
+    }
+    // automatic: start at once when nothing runs; otherwise give busy instances
+    // minPendingLatencyMs to free up before a cold start (App Engine's min_pending_latency)
+    const coldStart = () => {
+      this.coldStartTimer = undefined;
+      if (this.closed || this.stopped || this.waiting === 0) return;
+      const room = scaling.maxInstances - this.active();
+      const count = Math.min(room, Math.max(need(), 0));
+      for (let i = 0; i < count; i++) void this.launch(this.newAutoInstance(), 'none');
+      if (count > 0)
+        this.emitScale(this.active() - count, this.active(), 'cold start for waiting requests');
+    };
+    if (this.active() === 0) {
+      coldStart();
+    } else if (!this.coldStartTimer) {
+      this.coldStartTimer = this.clock.setTimeout(coldStart, scaling.minPendingLatencyMs);
+      this.coldStartTimer.unref?.();
+    }
+  }
+
+  /**
+   * A slot on one addressed instance (manual and basic scaling). Starts a stopped basic
+   * instance; waits for a starting one; queues in the instance's bulkhead when it is full.
+   */
+  async acquireInstance(
+    id: string,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<Instance> {
+    if (this.closed) throw new DispatcherClosedError();
+    if (this.stopped) throw new VersionStoppedError(this.module, this.version);
+    const instance = this.instances.get(id);
+    if (!instance) throw new InvalidInstanceIdError(this.module, this.version, id);
+    this.outstanding++;
+    try {
+      if (instance.state === 'stopped' && this.kind === 'basic')
+        void this.launch(instance, 'start');
+      const ready = instance.whenReady();
+      if (ready === undefined) {
+        throw new InstanceStartError(
+          `instance ${id} of ${this.module}/${this.version} is ${instance.state}${instance.restartTimer ? ' (restart scheduled)' : ''}`,
+        );
+      }
+      if (instance.state !== 'ready') await this.waitBounded(ready, deadline, signal);
+      if (instance.tryAcquire()) {
+        this.balancer.start(instance);
+        return instance;
+      }
+      if (!instance.routable)
+        throw new NoCapacityError(
+          `instance ${id} is ${instance.healthy ? instance.state : 'unhealthy'}`,
+          'instances',
+          this.retryAfterMs(),
+        );
+      await this.waitForInstanceSlot(instance, deadline, signal);
+      this.balancer.start(instance);
+      return instance;
+    } catch (error) {
+      this.outstanding--;
+      throw error;
+    }
+  }
+
+  private waitBounded(
+    promise: Promise<void>,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const clock = this.clock;
+    const waitMs = Math.min(this.spec.maxPendingLatencyMs, deadline.at - clock.now());
+    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        done();
+        reject(new AbortedError({ cause: signal!.reason }));
+      };
+      const timer = clock.setTimeout(() => {
+        done();
+        reject(
+          clock.now() >= deadline.at
+            ? new DeadlineExceededError(deadline.timeoutMs)
+            : new NoCapacityError(
+                'instance did not become ready in time',
+                'pending-latency',
+                this.retryAfterMs(),
+              ),
+        );
+      }, waitMs);
+      timer.unref?.();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        () => {
+          done();
+          resolve();
+        },
+        error => {
+          done();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Waits in the instance's own bounded queue (its Bulkhead) for a slot. */
+  private waitForInstanceSlot(
+    instance: Instance,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const clock = this.clock;
+    const waitMs = deadline.at - clock.now();
+    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(new AbortedError({ cause: signal!.reason }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      waitMs < Infinity
+        ? clock.setTimeout(
+            () => controller.abort(new DeadlineExceededError(deadline.timeoutMs)),
+            waitMs,
+          )
+        : undefined;
+    timer?.unref?.();
+    const cleanup = () => {
+      if (timer) clock.clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    return new Promise<void>((resolve, reject) => {
+      // Bulkhead.run holds the slot until the task settles: the task hands us a release callback
+      instance.bulkhead
+        .run(
+          () =>
+            new Promise<void>(releaseSlot => {
+              cleanup();
+              instance.heldSlots.push(releaseSlot);
+              resolve();
+            }),
+          { signal: controller.signal, attempt: 0, deadline: Infinity, endpoint: undefined },
+        )
+        .then(
+          () => instance.afterRelease(),
+          error => {
+            cleanup();
+            if (isXError(error, 'BULKHEAD_FULL'))
+              reject(
+                new NoCapacityError(
+                  `instance ${instance.id} of ${this.module}/${this.version} has no free slot within ${this.spec.maxPendingLatencyMs} ms`,
+                  'pending-latency',
+                  this.retryAfterMs(),
+                  { cause: error },
+                ),
+              );
+            else reject(controller.signal.aborted ? controller.signal.reason : error);
+          },
+        );
+    });
+  }
+
+  // ---- autoscaling -----------------------------------------------------------------------
+
+  private decide() {
+    const scaling = this.spec.scaling;
+    if (scaling.kind !== 'automatic') throw new InvalidConfigError('not an automatic version');
+    const now = this.clock.now();
+    this.peak.record(now, this.outstanding);
+    return scaling.policy.decide({
+      now,
+      peakConcurrency: this.peak.peak(now),
+      outstanding: this.outstanding,
+      waiting: this.waiting,
+      active: this.active(),
+      maxConcurrentRequests: this.spec.maxConcurrentRequests,
+      minInstances: scaling.minInstances,
+      maxInstances: scaling.maxInstances,
+      minIdleInstances: scaling.minIdleInstances,
+      maxIdleInstances: scaling.maxIdleInstances,
+      scaleToZero: scaling.scaleToZero,
+    });
+  }
+
+  /** One autoscaler tick. */
+  adjust(): void {
+    const scaling = this.spec.scaling;
+    if (scaling.kind !== 'automatic' || this.closed || this.stopped) return;
+    const decision = this.decide();
+    const atLeast = Math.max(
+      scaling.minInstances,
+      Math.min(scaling.maxInstances, decision.atLeast),
+    );
+    const atMost = Math.max(atLeast, Math.min(scaling.maxInstances, decision.atMost));
+    // mark the busiest `required` instances as required (bin-packing target)
+    const byLoad = [...this.routable].sort((a, b) => b.inFlight - a.inFlight);
+    byLoad.forEach((instance, i) => (instance.required = i < decision.required));
+    const active = this.active();
+    if (active < atLeast) {
+      const add = atLeast - active;
+      for (let i = 0; i < add; i++)
+        void this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none');
+      this.emitScale(active, atLeast, decision.reason);
+      return;
+    }
+    const now = this.clock.now();
+    if (active > atMost && now - this.lastQuitAt >= scaling.minMsBetweenQuits) {
+      let victim: Instance | undefined;
+      for (const instance of this.instances.values()) {
+        if (
+          instance.required ||
+          instance.inFlight > 0 ||
+          instance.background > 0 ||
+          instance.bulkhead.queued > 0
+        )
+          continue;
+        if (instance.state !== 'ready' && instance.state !== 'failed') continue;
+        if (!victim || instance.lastActive < victim.lastActive) victim = instance;
+      }
+      if (victim) {
+        this.lastQuitAt = now;
+        this.retire(victim);
+        this.emitScale(active, active - 1, decision.reason);
+      }
+    }
+  }
+
+  private emitScale(from: number, to: number, reason: string): void {
+    this.emit({ type: 'scale', module: this.module, version: this.version, from, to, reason });
+    this.gauge();
+  }
+
+  /** Stops an automatic instance for good and forgets it. */
+  private retire(instance: Instance): void {
+    this.instanceLeft(instance);
+    const stop = instance.stop().finally(() => {
+      if (this.instances.get(instance.id) === instance) this.instances.delete(instance.id);
+      this.stopping.delete(stop);
+    });
+    this.stopping.add(stop);
+  }
+
+  /** Basic scaling: stops instances idle for `idleTimeoutMs`. */
+  private reapIdle(idleTimeoutMs: number): void {
+    if (this.closed || this.stopped) return;
+    const now = this.clock.now();
+    for (const instance of this.instances.values()) {
+      if (instance.state !== 'ready') continue;
+      if (instance.inFlight > 0 || instance.background > 0 || instance.bulkhead.queued > 0)
+        continue;
+      if (now - instance.lastActive < idleTimeoutMs) continue;
+      const stop = instance.stop().finally(() => this.stopping.delete(stop));
+      this.stopping.add(stop);
+    }
+  }
+
+  // ---- control ---------------------------------------------------------------------------
+
+  /** Manual: the configured instance count. Basic: the maximum. */
+  getNumInstances(): number {
+    return this.instances.size;
+  }
+
+  /** Manual: starts or drains instances (ids stay `0…n-1`). Basic: changes the maximum. */
+  async setNumInstances(count: number): Promise<void> {
+    if (this.closed) throw new DispatcherClosedError();
+    const scaling = this.spec.scaling;
+    const max = Math.min(1000, this.spec.backend.maxInstances);
+    if (!Number.isInteger(count) || count < 0 || count > max)
+      throw new InvalidConfigError(
+        `instances must be an integer from 0 to ${max}, got ${String(count)}`,
+      );
+    const current = this.instances.size;
+    if (count > current) {
+      const added: Instance[] = [];
+      for (let i = current; i < count; i++) added.push(this.addInstance(String(i), i));
+      if (scaling.kind === 'manual' && !this.stopped)
+        await Promise.all(added.map(i => this.launch(i, 'start')));
+    } else if (count < current) {
+      const removed: Instance[] = [];
+      for (let i = count; i < current; i++) {
+        const instance = this.instances.get(String(i));
+        if (!instance) continue;
+        this.instances.delete(instance.id);
+        this.instanceLeft(instance);
+        removed.push(instance);
+      }
+      await Promise.all(removed.map(i => i.stop()));
+    }
+    this.gauge();
+  }
+
+  /** Drains and stops every instance; requests get VERSION_STOPPED until {@link startVersion}. */
+  async stopVersion(): Promise<void> {
+    if (this.stopped) throw new VersionAlreadyStoppedError(this.module, this.version);
+    this.stopped = true;
+    this.rejectWaiters(() => new VersionStoppedError(this.module, this.version));
+    await Promise.all([...this.instances.values()].map(i => i.stop()));
+    this.gauge();
+  }
+
+  /** Starts a stopped version again (new processes, same instance ids). */
+  async startVersion(): Promise<void> {
+    if (this.closed) throw new DispatcherClosedError();
+    if (!this.stopped) throw new VersionAlreadyStartedError(this.module, this.version);
+    this.stopped = false;
+    for (const instance of this.instances.values()) {
+      instance.restartStreak = 0;
+      instance.restartBackoff = undefined;
+    }
+    if (this.kind === 'manual')
+      await Promise.all([...this.instances.values()].map(i => this.launch(i, 'start')));
+    this.gauge();
+  }
+
+  /** Stops everything: timers, waiters, instances (children killed and reaped). */
+  async close(drainTimeoutMs?: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) timer.stop();
+    this.timers = [];
+    if (this.coldStartTimer) this.clock.clearTimeout(this.coldStartTimer);
+    this.rejectWaiters(() => new DispatcherClosedError());
+    const stops = [...this.instances.values()].map(i =>
+      i.stop(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
+    );
+    await Promise.all([...stops, ...this.stopping]);
+  }
+
+  /** Ready instances now. */
+  get readyCount(): number {
+    return this.routable.length;
+  }
+
+  infos(): InstanceInfo[] {
+    return [...this.instances.values()].map(i => i.info());
+  }
+
+  stats(): VersionStats {
+    let ready = 0;
+    let starting = 0;
+    for (const instance of this.instances.values()) {
+      if (instance.state === 'ready') ready++;
+      else if (instance.state === 'starting') starting++;
+    }
+    return {
+      module: this.module,
+      version: this.version,
+      scaling: this.kind,
+      stopped: this.stopped,
+      instances: this.instances.size,
+      ready,
+      starting,
+      outstanding: this.outstanding,
+      waiting: this.waiting,
+      coldStarts: this.coldStarts,
+      pendingLatencyP50: this.pendingLatency.percentile(0.5),
+      pendingLatencyP99: this.pendingLatency.percentile(0.99),
+      coldStartP50: this.coldStartLatency.percentile(0.5),
+      coldStartP99: this.coldStartLatency.percentile(0.99),
+    };
+  }
+
+  /** Suggested `Retry-After` in ms: the time for the queue ahead to drain, at least 1 s. */
+  retryAfterMs(): number {
+    const capacity = Math.max(1, this.routable.length * this.spec.maxConcurrentRequests);
+    const serviceMs = this.pendingLatency.count > 0 ? this.pendingLatency.percentile(0.5) : 1_000;
+    return Math.min(
+      60_000,
+      Math.max(1_000, Math.ceil((serviceMs * (this.waiting + 1)) / capacity)),
+    );
+  }
+
+  private gauge(): void {
+    this.services.metrics.gauge(
+      'dispatcher.instances.ready',
+      this.routable.length,
+      this.metricTags,
+    );
+  }
+}
