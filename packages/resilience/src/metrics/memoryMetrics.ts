@@ -35,18 +35,32 @@ export interface MemoryMetricsOptions {
   clock?: Clock;
 }
 
-/** The snapshot key of a metric: `name{k=v,...}` with tags sorted by key, `name` without tags. */
+/** Keys already built per tags object: routes and policies reuse their tag objects call after call. */
+const keyCache = new WeakMap<Tags, Map<string, string>>();
+
+/**
+ * The snapshot key of a metric: `name{k=v,...}` with tags sorted by key, `name` without tags.
+ * Keys are cached per tags object (tags are `Readonly`: do not mutate one after recording with it).
+ */
 export function metricKey(name: string, tags?: Tags): string {
   if (tags === undefined) return name;
+  let byName = keyCache.get(tags);
+  let key = byName?.get(name);
+  if (key !== undefined) return key;
   const keys = Object.keys(tags);
-  if (keys.length === 0) return name;
-  keys.sort();
-  let key = `${name}{`;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
-    key += `${i === 0 ? '' : ','}${k}=${tags[k]}`;
+  if (keys.length === 0) key = name;
+  else {
+    keys.sort();
+    key = `${name}{`;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      key += `${i === 0 ? '' : ','}${k}=${tags[k]}`;
+    }
+    key += '}';
   }
-  return `${key}}`;
+  if (!byName) keyCache.set(tags, (byName = new Map()));
+  byName.set(name, key);
+  return key;
 }
 
 function checkName(name: string): void {
