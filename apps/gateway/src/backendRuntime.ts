@@ -1,0 +1,99 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+/** What the dispatcher tells a child-process instance through its environment. */
+export interface InstanceEnv {
+  readonly port: number;
+  readonly module: string;
+  readonly version: string;
+  readonly instance: string;
+  /** True when started by `@x/dispatcher` (then SIGINT is left to the gateway). */
+  readonly managed: boolean;
+}
+
+/** Reads `PORT`, `X_MODULE`, `X_VERSION`, `X_INSTANCE` (set by `@x/dispatcher`'s `childProcess()`). */
+export function instanceEnv(defaultPort: number): InstanceEnv {
+  return {
+    port: Number(process.env.PORT ?? defaultPort),
+    module: process.env.X_MODULE ?? 'standalone',
+    version: process.env.X_VERSION ?? 'v1',
+    instance: process.env.X_INSTANCE ?? '0',
+    managed: process.env.X_MODULE !== undefined,
+  };
+}
+
+/**
+ * Stops the process cleanly: `stop()` runs once on SIGTERM (what the dispatcher sends), or on
+ * SIGINT when run by hand. Under the dispatcher, Ctrl-C in the terminal also reaches the
+ * children; they ignore it and let the gateway drain and stop them in order. If the parent
+ * disappears (killed with SIGKILL), the instance exits by itself instead of becoming an orphan.
+ */
+export function onShutdown(env: InstanceEnv, stop: () => Promise<void>): void {
+  let stopping = false;
+  const run = () => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(0), 5_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', run);
+  process.on('SIGINT', env.managed ? () => {} : run);
+  if (env.managed) {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) run();
+    }, 500);
+    watch.unref();
+  }
+}
+
+/** Sends a JSON response. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/**
+ * An HTTP instance on `env.port` (127.0.0.1) that answers App Engine's lifecycle requests
+ * (`/_ah/start`, `/_ah/stop`, `/_ah/health`) and hands everything else to `handler`.
+ */
+export function serveHttp(
+  env: InstanceEnv,
+  handler: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>,
+): Server {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://instance');
+    if (url.pathname.startsWith('/_ah/')) {
+      sendJson(res, 200, { ok: true, instance: env.instance });
+      return;
+    }
+    Promise.resolve(handler(req, res, url)).catch(error => {
+      if (!res.headersSent)
+        sendJson(res, 500, { error: { code: 'INTERNAL', message: String(error) } });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  server.listen(env.port, '127.0.0.1');
+  onShutdown(
+    env,
+    () =>
+      new Promise<void>(resolve => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  );
+  return server;
+}
+
+/** Waits `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}

@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { parseConfig } from './config.js';
+import { ConfigError } from './configError.js';
+
+const backendsDir = mkdtempSync(join(tmpdir(), 'x-gateway-backends-'));
+for (const name of ['catalog', 'orders', 'reports'])
+  writeFileSync(join(backendsDir, `${name}.js`), '');
+const DEFAULT_TEXT = readFileSync(join(import.meta.dirname, '..', 'gateway.config.yaml'), 'utf8');
+const file = '/etc/x/gateway.config.yaml';
+afterAll(() => rmSync(backendsDir, { recursive: true, force: true }));
+
+function base(): Record<string, any> {
+  return parse(DEFAULT_TEXT) as Record<string, any>;
+}
+
+function issues(config: Record<string, unknown> | string): string[] {
+  try {
+    parseConfig(typeof config === 'string' ? config : stringify(config), { file, backendsDir });
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues.map(i => `${i.path}: ${i.message}`);
+  }
+  return [];
+}
+
+describe('parseConfig', () => {
+  it('accepts the shipped gateway.config.yaml and fills in the defaults', () => {
+    const config = parseConfig(DEFAULT_TEXT, { file, backendsDir });
+    expect(Object.keys(config.modules)).toEqual(['web', 'catalog', 'orders', 'reports']);
+    expect(config.modules.catalog!.versions.v1!.instances).toBe(3);
+    expect(config.modules.catalog!.versions.v1!.backend).toEqual({
+      kind: 'process',
+      command: process.execPath,
+      args: [join(backendsDir, 'catalog.js')],
+      protocol: 'http',
+    });
+    expect(config.modules.reports!.versions.v1!.backend).toMatchObject({ protocol: 'zmq' });
+    expect(config.splits).toEqual([
+      { module: 'orders', weights: { v1: 80, v2: 20 }, stickyBy: 'cookie' },
+    ]);
+    expect(config.shards).toEqual({ module: 'catalog', version: 'v1', count: 3, replicas: 2 });
+    expect(config.workers.reports).toEqual({ kind: 'module', module: 'reports', version: 'v1' });
+    expect(config.admin.token).toBeUndefined();
+    expect(config.redis.url).toBeUndefined();
+    expect(config.dispatch).toEqual([
+      { url: '*/catalog/*', module: 'catalog' },
+      { url: '*/orders/*', module: 'orders' },
+    ]);
+  });
+
+  it('names every bad field at once', () => {
+    const config = base();
+    config.modules.catalog.versions.v1.instances = 'x';
+    config.modules.orders.versions.v2.instances = 100;
+    config.server.port = 70_000;
+    config.logging.level = 'loud';
+    config.admin.token = 'short';
+    config.redis.url = 'http://redis';
+    expect(issues(config).sort()).toEqual([
+      'admin.token: expected a token of at least 16 characters, got "short"',
+      'logging.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+      'modules.catalog.versions.v1.instances: expected an integer >= 1, got "x"',
+      'modules.orders.versions.v2.instances: expected at most 64 instances, got 100',
+      'redis.url: expected a redis:// or rediss:// URL, got "http://redis"',
+      'server.port: expected an integer from 0 to 65535, got 70000',
+    ]);
+  });
+
+  it('checks references between sections', () => {
+    const config = base();
+    config.dispatch.push({ url: '*/billing/*', module: 'billing' });
+    config.dispatch.push({ url: 'a*b/x', module: 'orders' });
+    config.splits[0].weights = { v1: 0, v2: 0 };
+    config.shards.version = 'v9';
+    config.workers.reports.module = 'catalog';
+    config.dispatcher.defaultModule = 'nope';
+    const found = issues(config);
+    expect(found).toContain(
+      'dispatcher.defaultModule: module "nope" is not defined in modules (known: web, catalog, orders, reports)',
+    );
+    expect(found).toContain(
+      'dispatch[2].module: module "billing" is not defined in modules (known: web, catalog, orders, reports)',
+    );
+    expect(found.some(i => i.startsWith('dispatch[3].url: '))).toBe(true);
+    expect(found).toContain('splits[0].weights: at least one weight must be > 0');
+    expect(found).toContain(
+      'shards.version: version "v9" is not defined in modules.catalog.versions',
+    );
+    expect(found).toContain(
+      'workers.reports.module: catalog/v1 must run ZeroMQ workers (backend.protocol: zmq)',
+    );
+  });
+
+  it('hints at misspelt keys and rejects ambiguous backends and missing scripts', () => {
+    const config = base();
+    config.modules.catalog.versions.v1.instnaces = 2;
+    config.modules.orders.versions.v1.backend = { script: 'orders', remote: ['http://a:1'] };
+    config.modules.orders.versions.v2.backend = { script: 'ordres' };
+    const found = issues(config);
+    expect(found).toContain(
+      'modules.catalog.versions.v1.instnaces: unknown field (did you mean "instances"?); expected one of backend, instances, maxConcurrentRequests, env, restart',
+    );
+    expect(found).toContain(
+      'modules.orders.versions.v1.backend: give exactly one of script, command, remote or builtin, got script and remote',
+    );
+    expect(found).toContain(
+      `modules.orders.versions.v2.backend.script: no such file ${join(backendsDir, 'ordres.js')} (built-in scripts: catalog, orders, reports)`,
+    );
+  });
+
+  it('reports YAML errors with their position, and required sections', () => {
+    const [yamlIssue] = issues('modules: [1\n');
+    expect(yamlIssue).toMatch(/^line \d+, column \d+: Flow sequence/);
+    expect(yamlIssue).not.toMatch(/at line/);
+    expect(issues('server: {}\n')).toEqual([
+      'modules: is required',
+      'shards: is required',
+      'workers: is required',
+    ]);
+  });
+});

@@ -1,0 +1,274 @@
+import type { AddressInfo } from 'node:net';
+import { redisEventStore, type HttpFrontDoor } from '@x/dispatcher';
+import { Runner } from '@x/routes';
+import { CatalogShards } from './catalogShards.js';
+import type { GatewayConfig, LogLevel } from './config.js';
+import { Dashboard } from './dashboard.js';
+import { DashboardState } from './dashboardState.js';
+import { createGatewayDispatcher } from './dispatcherSetup.js';
+import { EventLog } from './eventLog.js';
+import { frontDoorProxy, type FrontDoorProxy } from './frontDoorProxy.js';
+import { GatewayError } from './gatewayError.js';
+import { readiness } from './health.js';
+import { createGatewayServer } from './httpServer.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { createOrdersClient, type OrdersClient } from './ordersClient.js';
+import { ordersRoute } from './ordersRoute.js';
+import { checkRedis, redact } from './redisCheck.js';
+import { createReportJobs } from './reportJobs.js';
+import { ReportsClient } from './reportsClient.js';
+import { reportsRoute } from './reportsRoute.js';
+import { searchRoute } from './searchRoute.js';
+import { Telemetry } from './telemetry.js';
+
+/** Settings that override the file (command line and environment, see `cli.ts`). */
+export interface StartOptions {
+  readonly port?: number;
+  readonly host?: string;
+  readonly adminToken: string;
+  /** Redis for durable events and the BullMQ queue; undefined runs everything in memory. */
+  readonly redisUrl: string | undefined;
+  readonly logLevel?: LogLevel;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  readonly url: string;
+  readonly dashboardUrl: string;
+  readonly metricsUrl: string;
+  /** The dispatcher's own front door (loopback; the gateway forwards to it). */
+  readonly frontDoorUrl: string;
+  readonly adminToken: string;
+  readonly mode: 'memory' | 'redis';
+  readonly redis: string | undefined;
+  /** Drains (stops intake, lets requests finish, stops routes, clients and instances) and closes. */
+  stop(): Promise<{ readonly durationMs: number }>;
+}
+
+/**
+ * Starts everything `gateway.config.yaml` describes, in order: the dispatcher and its instances
+ * (child processes), its front door and admin API, the search / orders / reports clients, the
+ * `@x/routes` routes behind the gateway's HTTP server, the dashboard. A failure at any step
+ * closes what was started (no child process is left behind) and rejects.
+ */
+export async function startGateway(config: GatewayConfig, options: StartOptions): Promise<Gateway> {
+  const log = createLogger(options.logLevel ?? config.logging.level);
+  const metrics = createMetrics();
+  const events = new EventLog(200);
+  const telemetry = new Telemetry(['search', 'orders', 'reports', 'jobs', 'dispatcher']);
+  const mode = options.redisUrl ? 'redis' : 'memory';
+  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  let draining = false;
+
+  const closeAll = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log.warn({ err: error }, 'error while closing');
+      }
+    }
+  };
+
+  try {
+    if (options.redisUrl) await checkRedis(options.redisUrl);
+    const d = createGatewayDispatcher(config, {
+      logger: log.child({ component: 'dispatcher' }),
+      metrics: metrics.sink,
+      eventStore: options.redisUrl
+        ? redisEventStore({ url: options.redisUrl, prefix: `${config.redis.prefix}:events` })
+        : undefined,
+      eventHandlers: {},
+    });
+    cleanups.push(() => d.close({ drainTimeoutMs: config.server.drainTimeoutMs }));
+
+    const deps = { metrics: metrics.sink, events };
+    const catalog = new CatalogShards(d, config.shards, config.resilience.search, {
+      ...deps,
+      logger: log.child({ component: 'search' }),
+    });
+    cleanups.push(() => catalog.close());
+    const reports = new ReportsClient(d, config.workers.reports, {
+      ...deps,
+      logger: log.child({ component: 'reports' }),
+    });
+    cleanups.push(() => reports.close(Math.min(2_000, config.server.drainTimeoutMs)));
+    const jobs = createReportJobs({
+      dispatcher: d,
+      reports,
+      config: config.resilience.reports,
+      events,
+      redisUrl: options.redisUrl,
+      prefix: config.redis.prefix,
+    });
+
+    await d.start();
+    const frontDoor: HttpFrontDoor = await d.listen({
+      port: config.dispatcher.port,
+      host: '127.0.0.1',
+      admin: { token: options.adminToken },
+      trustedProxies: ['loopback'],
+      drainTimeoutMs: config.server.drainTimeoutMs,
+    });
+    catalog.refresh();
+    const orders: OrdersClient = createOrdersClient(frontDoor.url, config.resilience.orders, {
+      metrics: metrics.sink,
+      logger: log.child({ component: 'orders' }),
+    });
+    cleanups.push(() => orders.close());
+    orders.onEvent(event => {
+      if (event.type === 'stateChange')
+        events.add(
+          'orders',
+          event.to === 'closed' ? 'good' : 'error',
+          `circuit ${event.key ?? ''} ${event.from} → ${event.to}`,
+        );
+    });
+
+    const search = searchRoute(catalog);
+    const order = ordersRoute(orders);
+    const report = reportsRoute(reports, config.resilience.reports.deadlineMs, events);
+    const runner = new Runner({
+      routes: [search.route, order.route, report.route, ...jobs.routes],
+      maxWorkers: 256,
+      metrics: metrics.sink,
+      logger: log.child({ component: 'routes' }),
+    });
+    await runner.start();
+    cleanups.push(async () => {
+      const drained = await runner.stop({
+        timeoutMs: Math.min(5_000, config.server.drainTimeoutMs),
+      });
+      log.info({ drained }, 'routes stopped');
+    });
+
+    const proxy: FrontDoorProxy = frontDoorProxy(frontDoor.url);
+    cleanups.push(() => proxy.close());
+    const host = options.host ?? config.server.host;
+    const port = options.port ?? config.server.port;
+    const isDraining = () => draining;
+    const urls: Record<string, string> = {};
+    const state = new DashboardState({
+      config,
+      dispatcher: d,
+      telemetry,
+      catalog,
+      orders,
+      reports,
+      jobs,
+      events,
+      urls,
+      mode,
+      isReady: () => readiness({ config, dispatcher: d, catalog, reports, isDraining }).ready,
+      isDraining,
+    });
+    const dashboard = new Dashboard(state, events);
+    cleanups.push(() => dashboard.close());
+    d.on(event => {
+      if (event.type.startsWith('instance-')) dashboard.pushSoon();
+    });
+
+    const http = createGatewayServer({
+      log,
+      metrics: metrics.sink,
+      renderMetrics: async () => ({
+        body: await metrics.render(),
+        contentType: metrics.contentType,
+      }),
+      telemetry,
+      dashboard,
+      entrypoints: {
+        search: search.entrypoint,
+        orders: order.entrypoint,
+        reports: report.entrypoint,
+        jobs: jobs.submitEntrypoint,
+      },
+      jobs,
+      reports,
+      proxy,
+      readiness: () => readiness({ config, dispatcher: d, catalog, reports, isDraining }),
+      isDraining,
+    });
+    await new Promise<void>((resolve, reject) => {
+      http.server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'EADDRINUSE'
+            ? new GatewayError(
+                'PORT_IN_USE',
+                500,
+                `port ${port} on ${host} is in use: set server.port in ${config.file} or pass --port`,
+              )
+            : error,
+        ),
+      );
+      http.server.listen(port, host, () => resolve());
+    });
+    const serverClosed = new Promise<void>(resolve => http.server.once('close', () => resolve()));
+    cleanups.push(async () => {
+      http.server.close();
+      http.server.closeAllConnections();
+      await serverClosed;
+    });
+
+    const address = http.server.address() as AddressInfo;
+    const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const base = `http://${shown}:${address.port}`;
+    Object.assign(urls, {
+      gateway: `${base}/`,
+      dashboard: `${base}/_x/`,
+      metrics: `${base}/metrics`,
+      frontDoor: frontDoor.url,
+    });
+
+    let tick = 0;
+    const ticker = setInterval(() => {
+      telemetry.sample();
+      // Worker counters cost a call per worker: only while someone watches the dashboard.
+      if (tick++ % 2 === 0 && dashboard.clients > 0)
+        void reports.refreshStats().then(() => dashboard.broadcast());
+      else dashboard.broadcast();
+      for (const v of d.stats().versions)
+        metrics.sink.gauge('gateway.instances.ready', v.ready, {
+          module: v.module,
+          version: v.version,
+        });
+    }, 1_000);
+    ticker.unref();
+    cleanups.push(() => clearInterval(ticker));
+    events.add('gateway', 'good', `gateway listening on ${base} (${mode} mode)`);
+    log.info({ url: base, frontDoor: frontDoor.url, mode }, 'gateway started');
+
+    let stopping: Promise<{ durationMs: number }> | undefined;
+    return {
+      url: `${base}/`,
+      dashboardUrl: `${base}/_x/`,
+      metricsUrl: `${base}/metrics`,
+      frontDoorUrl: frontDoor.url,
+      adminToken: options.adminToken,
+      mode,
+      redis: options.redisUrl ? redact(options.redisUrl) : undefined,
+      stop: () =>
+        (stopping ??= (async () => {
+          const started = Date.now();
+          draining = true;
+          events.add('gateway', 'warn', 'draining');
+          log.info('draining');
+          http.server.close();
+          http.server.closeIdleConnections();
+          dashboard.close();
+          const deadline = started + config.server.drainTimeoutMs;
+          while (http.inFlight() > 0 && Date.now() < deadline)
+            await new Promise(r => setTimeout(r, 25));
+          await closeAll();
+          const durationMs = Date.now() - started;
+          log.info({ durationMs }, 'stopped');
+          return { durationMs };
+        })()),
+    };
+  } catch (error) {
+    log.error({ err: error }, 'start failed');
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,16 @@
+import { XError } from '@x/resilience';
+
+/**
+ * An error of the gateway itself, with the HTTP status the routes' HTTP entrypoint answers
+ * (`httpStatusFor` reads `status`) and a stable `code` in the JSON body.
+ */
+export class GatewayError extends XError {
+  constructor(
+    code: string,
+    readonly status: number,
+    message: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Metrics } from '@x/resilience';
+import type { HttpEntrypoint } from '@x/routes';
+import type { Dashboard } from './dashboard.js';
+import type { FrontDoorProxy } from './frontDoorProxy.js';
+import type { Check } from './health.js';
+import type { Pino } from './logger.js';
+import { rewriteOrderUrl } from './ordersRoute.js';
+import type { ReportJobs } from './reportJobs.js';
+import type { ReportsClient } from './reportsClient.js';
+import type { Telemetry } from './telemetry.js';
+
+/** What the gateway's HTTP server dispatches to. */
+export interface ServerParts {
+  readonly log: Pino;
+  readonly metrics: Metrics;
+  readonly renderMetrics: () => Promise<{ body: string; contentType: string }>;
+  readonly telemetry: Telemetry;
+  readonly dashboard: Dashboard;
+  readonly entrypoints: {
+    readonly search: HttpEntrypoint<unknown>;
+    readonly orders: HttpEntrypoint<unknown>;
+    readonly reports: HttpEntrypoint<unknown>;
+    readonly jobs: HttpEntrypoint<unknown>;
+  };
+  readonly jobs: ReportJobs;
+  readonly reports: ReportsClient;
+  readonly proxy: FrontDoorProxy;
+  readonly readiness: () => { ready: boolean; checks: Record<string, Check> };
+  readonly isDraining: () => boolean;
+}
+
+/** The gateway's server with its in-flight request count (for the drain). */
+export interface GatewayServer {
+  readonly server: Server;
+  /** Requests being answered, event streams excluded. */
+  inFlight(): number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Which latency series a path belongs to (the dashboard's endpoint cards). */
+function endpointOf(path: string): string | undefined {
+  if (path === '/api/reports/stats') return undefined;
+  if (path === '/api/search') return 'search';
+  if (path.startsWith('/api/orders/')) return 'orders';
+  if (path === '/api/reports') return 'reports';
+  if (path.startsWith('/api/report-jobs')) return 'jobs';
+  if (
+    path.startsWith('/_x/') ||
+    path === '/metrics' ||
+    path === '/healthz' ||
+    path === '/readyz' ||
+    path === '/_x'
+  )
+    return undefined;
+  return 'dispatcher';
+}
+
+/**
+ * The gateway's one `node:http` server. Every request gets a request id (`X-Request-Id`, taken
+ * from the client when well-formed) that is logged (pino child logger), returned, and forwarded.
+ *
+ * | path | handled by |
+ * |---|---|
+ * | `/api/search`, `/api/orders/:id`, `/api/reports`, `POST /api/report-jobs` | `@x/routes` HTTP entrypoints (`searchRoute.ts`, `ordersRoute.ts`, `reportsRoute.ts`, `reportJobs.ts`) |
+ * | `GET /api/report-jobs/:id`, `GET /api/reports/stats` | job state, worker counters |
+ * | `/_x/`, `/_x/state`, `/_x/events` | the dashboard (`dashboard.ts`) |
+ * | `/_x/admin/…` | the dispatcher's admin API (token), through the front door |
+ * | `/metrics`, `/healthz`, `/readyz` | Prometheus, liveness, readiness |
+ * | anything else | the dispatcher's front door (`frontDoorProxy.ts`) |
+ */
+export function createGatewayServer(parts: ServerParts): GatewayServer {
+  let inFlight = 0;
+  const server = createServer((req, res) => {
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    req.headers['x-request-id'] = id;
+    res.setHeader('x-request-id', id);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const endpoint = endpointOf(path);
+    const started = performance.now();
+    const log = parts.log.child({ reqId: id });
+    const done = endpoint ? parts.telemetry.start(endpoint) : undefined;
+    const streaming = path === '/_x/events';
+    if (!streaming) inFlight++;
+    res.on('close', () => {
+      if (!streaming) inFlight--;
+      const status = res.writableFinished ? res.statusCode : 499;
+      const ms = Math.round((performance.now() - started) * 100) / 100;
+      done?.(status === 499 ? 0 : status);
+      if (endpoint) {
+        parts.metrics.increment('gateway.requests', 1, { endpoint, status: String(status) });
+        parts.metrics.histogram('gateway.request.duration', ms, { endpoint });
+      }
+      const line = { method: req.method, url, status, ms };
+      if (status >= 500) log.warn(line, 'request failed');
+      else if (endpoint) log.info(line, 'request');
+      else log.debug(line, 'request');
+    });
+    if (parts.isDraining() && !path.startsWith('/healthz') && !path.startsWith('/readyz')) {
+      req.resume();
+      sendJson(
+        res,
+        503,
+        { error: { code: 'DRAINING', message: 'the gateway is shutting down' }, requestId: id },
+        { connection: 'close' },
+      );
+      return;
+    }
+    try {
+      route(parts, req, res, path, id);
+    } catch (error) {
+      log.error({ err: error }, 'handler threw');
+      if (!res.headersSent)
+        sendJson(res, 500, {
+          error: { code: 'INTERNAL', message: 'internal error' },
+          requestId: id,
+        });
+    }
+  });
+  server.keepAliveTimeout = 5_000;
+  return { server, inFlight: () => inFlight };
+}
+
+function route(
+  parts: ServerParts,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  id: string,
+): void {
+  const { entrypoints } = parts;
+  if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  if (path === '/readyz') {
+    const { ready, checks } = parts.readiness();
+    return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+  }
+  if (path === '/metrics') {
+    parts.renderMetrics().then(
+      ({ body, contentType }) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(body);
+      },
+      error => sendJson(res, 500, { error: { code: 'METRICS', message: String(error) } }),
+    );
+    return;
+  }
+  if (path === '/_x/admin' || path.startsWith('/_x/admin/')) return parts.proxy(req, res, id);
+  if (path === '/_x' || path.startsWith('/_x/')) {
+    if (parts.dashboard.handle(req, res, path)) return;
+    return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `nothing at ${path}` } });
+  }
+  if (path === '/api/search') return void entrypoints.search.handle(req, res);
+  if (path.startsWith('/api/orders/') && rewriteOrderUrl(req))
+    return void entrypoints.orders.handle(req, res);
+  if (path === '/api/reports') return void entrypoints.reports.handle(req, res);
+  if (path === '/api/reports/stats' && req.method === 'GET') {
+    parts.reports
+      .refreshStats()
+      .then(() =>
+        sendJson(res, 200, { totals: parts.reports.totals(), endpoints: parts.reports.snapshot() }),
+      );
+    return;
+  }
+  if (path === '/api/report-jobs') return void entrypoints.jobs.handle(req, res);
+  const job = /^\/api\/report-jobs\/([^/]+)$/.exec(path);
+  if (job && req.method === 'GET') {
+    const state = parts.jobs.get(decodeURIComponent(job[1]!));
+    if (!state)
+      return sendJson(res, 404, {
+        error: { code: 'NOT_FOUND', message: `no report job ${job[1]}` },
+      });
+    return sendJson(res, 200, state);
+  }
+  parts.proxy(req, res, id);
+}

@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  httpEntrypoint,
+  route,
+  schema,
+  type HttpEntrypoint,
+  type HttpMeta,
+  type Route,
+} from '@x/routes';
+import { GatewayError } from './gatewayError.js';
+import type { Order, OrdersClient } from './ordersClient.js';
+
+const ORDER_PATH = /^\/api\/orders\/([^/?#]+)(?:\?(.*))?$/;
+
+/**
+ * `@x/routes`' HTTP entrypoint matches exact paths, so `/api/orders/:id` is mounted as
+ * `/api/orders?id=:id`: this rewrites the request URL and returns true when it is an order URL.
+ */
+export function rewriteOrderUrl(req: IncomingMessage): boolean {
+  const match = ORDER_PATH.exec(req.url ?? '');
+  if (!match) return false;
+  const rest = match[2] ? `&${match[2]}` : '';
+  req.url = `/api/orders?id=${match[1]}${rest}`;
+  return true;
+}
+
+const orderQuery = {
+  parse(value: unknown): { id: string } {
+    const id = (value as Record<string, string | undefined>).id ?? '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id))
+      throw new Error('order id must be 1 to 64 letters, digits, _ or -');
+    return { id };
+  },
+};
+
+/**
+ * `GET /api/orders/:id` as an `@x/routes` route: the target calls the fault-tolerant orders
+ * client (see `ordersClient.ts`) with the route's signal (a client that disconnects cancels the
+ * call), forwarding the request id and the split cookie. Answers the order with `source: 'live'`
+ * or `'fallback'`, or 404.
+ */
+export function ordersRoute(orders: OrdersClient): {
+  route: Route<any, any, any, any>;
+  entrypoint: HttpEntrypoint<unknown>;
+} {
+  const entrypoint = httpEntrypoint({
+    path: '/api/orders',
+    method: 'GET',
+    message: 'query',
+    exposeErrors: true,
+  }) as HttpEntrypoint<unknown>;
+  const lookup = route({
+    entrypoint,
+    translators: [schema(orderQuery, 'orderId')],
+    metricLabel: 'orders',
+    target: async (
+      { id }: { id: string },
+      ctx,
+    ): Promise<Order & { source: string; reason?: string }> => {
+      const http = ctx.meta.http as HttpMeta | undefined;
+      const headers: Record<string, string> = {};
+      const requestId = http?.headers['x-request-id'];
+      if (typeof requestId === 'string') headers['x-request-id'] = requestId;
+      if (typeof http?.headers.cookie === 'string') headers.cookie = http.headers.cookie;
+      const result = await orders.run({ signal: ctx.signal }, id, headers);
+      if (!result.found) throw new GatewayError('NOT_FOUND', 404, `no order ${id}`);
+      return {
+        ...result.order,
+        source: result.source,
+        ...(result.reason ? { reason: result.reason } : {}),
+      };
+    },
+  });
+  return { route: lookup, entrypoint };
+}

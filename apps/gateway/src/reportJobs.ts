@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import type { Dispatcher } from '@x/dispatcher';
+import { errorCode, exponentialBackoff } from '@x/resilience';
+import {
+  asyncBackoff,
+  bullmqEntrypoint,
+  httpEntrypoint,
+  json,
+  memoryQueue,
+  route,
+  schema,
+  type Entrypoint,
+  type HttpEntrypoint,
+  type Route,
+} from '@x/routes';
+import type { ResilienceConfig } from './config.js';
+import type { EventLog } from './eventLog.js';
+import { GatewayError } from './gatewayError.js';
+import { isReportRequest, type Report, type ReportRequest } from './reportsApi.js';
+import type { ReportsClient } from './reportsClient.js';
+
+/** A queued report job: the request plus its id. */
+export interface ReportJob extends ReportRequest {
+  readonly id: string;
+}
+
+/** `POST /api/report-jobs` body: a report request, optionally run later. */
+export interface ReportJobRequest extends ReportRequest {
+  /** Run after this many ms: a dispatcher event (durable with Redis) publishes the job then. */
+  readonly runInMs?: number;
+}
+
+/** What `GET /api/report-jobs/:id` answers. */
+export interface ReportJobState {
+  readonly id: string;
+  readonly kind: ReportRequest['kind'];
+  state: 'scheduled' | 'queued' | 'running' | 'done' | 'failed';
+  readonly submittedAt: number;
+  runAt?: number;
+  finishedAt?: number;
+  attempts: number;
+  result?: { readonly total: number; readonly rows: number; readonly worker: Report['worker'] };
+  error?: { readonly code: string; readonly message: string };
+}
+
+/** Options of {@link createReportJobs}. */
+export interface ReportJobsOptions {
+  readonly dispatcher: Dispatcher;
+  readonly reports: ReportsClient;
+  readonly config: ResilienceConfig['reports'];
+  readonly events: EventLog;
+  /** With a URL: a BullMQ queue on Redis; without: an in-process `memoryQueue`. */
+  readonly redisUrl: string | undefined;
+  /** Queue name prefix (BullMQ keys, the dead-letter queue). */
+  readonly prefix: string;
+}
+
+/** The report-job routes and their state, see {@link createReportJobs}. */
+export interface ReportJobs {
+  /** The queue route (processes jobs) and the HTTP route (submits them). */
+  readonly routes: ReadonlyArray<Route<any, any, any, any>>;
+  readonly submitEntrypoint: HttpEntrypoint<unknown>;
+  readonly mode: 'bullmq' | 'memory';
+  get(id: string): ReportJobState | undefined;
+  /** Counts by state and the latest jobs, for the dashboard. */
+  snapshot(): { readonly counts: Record<string, number>; readonly latest: ReportJobState[] };
+}
+
+const EVENT_HANDLER = 'report-job';
+const MAX_JOBS = 1_000;
+
+const jobRequest = {
+  parse(value: unknown): ReportJobRequest {
+    if (!isReportRequest(value))
+      throw new Error('expected {"kind":"sales|inventory|orders","rows"?:1-500,"delayMs"?:ms}');
+    const runInMs = (value as { runInMs?: unknown }).runInMs;
+    if (
+      runInMs !== undefined &&
+      !(typeof runInMs === 'number' && runInMs >= 0 && runInMs <= 86_400_000)
+    )
+      throw new Error('runInMs must be a number of ms from 0 to 86400000');
+    return value as ReportJobRequest;
+  },
+};
+
+/**
+ * Report jobs on a queue entrypoint of `@x/routes`: `bullmqEntrypoint` on Redis when `REDIS_URL`
+ * is set (durable, retried with delayed jobs, dead letters in `<queue>-dead`), `memoryQueue`
+ * otherwise. The same route processes both; it calls the reports workers with `jobDeadlineMs`
+ * and retries failures asynchronously (republished with a backoff delay).
+ *
+ * `POST /api/report-jobs` (`{"kind":"sales","runInMs":60000}`) is a second route that publishes
+ * the job, or, with `runInMs`, schedules a dispatcher event (`addEvent` with the named handler
+ * `report-job`) that publishes it later; with Redis that event is durable too and survives a
+ * gateway restart. `GET /api/report-jobs/:id` reads the state kept here.
+ */
+export function createReportJobs(options: ReportJobsOptions): ReportJobs {
+  const { dispatcher, reports, config, events } = options;
+  const jobs = new Map<string, ReportJobState>();
+  const remember = (state: ReportJobState) => {
+    jobs.set(state.id, state);
+    if (jobs.size > MAX_JOBS) jobs.delete(jobs.keys().next().value!);
+  };
+  const stateOf = (job: ReportJob): ReportJobState => {
+    let state = jobs.get(job.id);
+    if (!state) {
+      state = { id: job.id, kind: job.kind, state: 'queued', submittedAt: Date.now(), attempts: 0 };
+      remember(state);
+    }
+    return state;
+  };
+
+  const queueName = `${options.prefix}-reports`;
+  let publish: (job: ReportJob) => Promise<void>;
+  let queue: Entrypoint<unknown>;
+  if (options.redisUrl) {
+    const bull = bullmqEntrypoint<unknown>({
+      queue: queueName,
+      connection: options.redisUrl,
+      concurrency: 8,
+    });
+    publish = async job => {
+      await bull.publish(job, { jobId: job.id });
+    };
+    queue = bull;
+  } else {
+    const memory = memoryQueue<unknown>({ name: queueName, maxLength: 10_000 });
+    publish = async job => {
+      memory.publish(job);
+    };
+    queue = memory;
+  }
+
+  const processJobs = route({
+    entrypoint: queue,
+    translators: [schema(isReportRequest, 'reportJob')],
+    metricLabel: 'report_jobs',
+    concurrency: 8,
+    backoff: asyncBackoff({
+      maxRetries: config.jobRetries,
+      delay: exponentialBackoff({ initialMs: 500, maxMs: 10_000 }),
+    }),
+    target: async (request: ReportRequest, ctx): Promise<Report> => {
+      const job = request as ReportJob;
+      const state = stateOf(job);
+      state.state = 'running';
+      state.attempts = ctx.attempt + 1;
+      return reports.generate(
+        {
+          kind: job.kind,
+          ...(job.rows ? { rows: job.rows } : {}),
+          ...(job.delayMs !== undefined ? { delayMs: job.delayMs } : {}),
+        },
+        { timeoutMs: config.jobDeadlineMs, signal: ctx.signal },
+      );
+    },
+    callbacks: {
+      onSuccess: ({ input, result }) => {
+        const state = stateOf(input as ReportJob);
+        state.state = 'done';
+        state.finishedAt = Date.now();
+        state.result = { total: result.total, rows: result.rows.length, worker: result.worker };
+        events.add(
+          'jobs',
+          'good',
+          `report job ${state.id.slice(0, 8)} (${state.kind}) done by worker ${result.worker.instance}`,
+        );
+      },
+      onFailure: ({ input, error, attempts }) => {
+        if (!input) return;
+        const state = stateOf(input as ReportJob);
+        state.state = 'failed';
+        state.finishedAt = Date.now();
+        state.attempts = attempts;
+        state.error = {
+          code: errorCode(error) ?? 'ERROR',
+          message: error instanceof Error ? error.message : String(error),
+        };
+        events.add(
+          'jobs',
+          'error',
+          `report job ${state.id.slice(0, 8)} failed after ${attempts} attempt(s): ${state.error.code}`,
+        );
+      },
+    },
+  });
+
+  dispatcher.registerEventHandler(EVENT_HANDLER, async payload => {
+    const job = payload as ReportJob;
+    stateOf(job).state = 'queued';
+    await publish(job);
+    events.add('jobs', 'info', `scheduled report job ${job.id.slice(0, 8)} published`);
+  });
+
+  const submitEntrypoint = httpEntrypoint({
+    path: '/api/report-jobs',
+    method: 'POST',
+    maxBodyBytes: 16_384,
+    exposeErrors: true,
+    status: outcome => (outcome.kind === 'success' ? 202 : undefined),
+  }) as HttpEntrypoint<unknown>;
+  const submit = route({
+    entrypoint: submitEntrypoint,
+    translators: [json(), schema(jobRequest, 'reportJobRequest')],
+    metricLabel: 'report_jobs_submit',
+    target: async (request: ReportJobRequest) => {
+      const { runInMs, ...rest } = request;
+      const job: ReportJob = { ...rest, id: randomUUID() };
+      const state: ReportJobState = {
+        id: job.id,
+        kind: job.kind,
+        state: 'queued',
+        submittedAt: Date.now(),
+        attempts: 0,
+      };
+      remember(state);
+      let accepted: ReportJobState['state'] = 'queued';
+      try {
+        if (runInMs && runInMs > 0) {
+          accepted = 'scheduled';
+          state.state = 'scheduled';
+          state.runAt = Date.now() + runInMs;
+          await dispatcher.addEvent(
+            { handler: EVENT_HANDLER, payload: job },
+            state.runAt,
+            EVENT_HANDLER,
+            job.id,
+          );
+        } else {
+          await publish(job);
+        }
+      } catch (error) {
+        jobs.delete(job.id);
+        throw new GatewayError(
+          'QUEUE_UNAVAILABLE',
+          503,
+          `the job could not be queued: ${(error as Error)?.message ?? String(error)}`,
+          { cause: error },
+        );
+      }
+      return {
+        id: job.id,
+        state: accepted,
+        ...(state.runAt ? { runAt: new Date(state.runAt).toISOString() } : {}),
+        status: `/api/report-jobs/${job.id}`,
+      };
+    },
+  });
+
+  return {
+    routes: [processJobs, submit],
+    submitEntrypoint,
+    mode: options.redisUrl ? 'bullmq' : 'memory',
+    get: id => jobs.get(id),
+    snapshot: () => {
+      const counts: Record<string, number> = {
+        scheduled: 0,
+        queued: 0,
+        running: 0,
+        done: 0,
+        failed: 0,
+      };
+      for (const job of jobs.values()) counts[job.state] = (counts[job.state] ?? 0) + 1;
+      return { counts, latest: [...jobs.values()].slice(-8).reverse() };
+    },
+  };
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: ['src/cli.ts', 'src/backends/*.ts'],
+  format: ['esm'],
+  target: 'node20',
+  platform: 'node',
+  clean: true,
+  sourcemap: true,
+  splitting: false,
+  // The dashboard is a plain HTML file (inline CSS and JS), bundled into cli.js as a string.
+  loader: { '.html': 'text' },
+});
