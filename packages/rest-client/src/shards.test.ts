@@ -86,6 +86,25 @@ describe("Shards: lupyne's distributed scenario", () => {
     expect(settled.uncovered).toHaveLength(2);
   });
 
+  it("with a path function, a host reassigned a failed host's keys is asked for them (no silent loss)", async () => {
+    // h0 answers 503; for every cover that went through h0, its keys move to h1/h2, which may
+    // already have answered for other keys: each assigned key must be in its host's answer.
+    for (let run = 0; run < 10; run++) {
+      const { shards, servers } = await distributed();
+      servers[0].setScript({ status: 503, body: { error: 'down' } });
+      const result = await shards.multicast<{ keys: string[] }>(
+        [0, 1, 2],
+        'GET',
+        (_host, keys) => `/search?${keys.map(k => `key=${k}`).join('&')}`,
+      );
+      expect(result.satisfied).toBe(true);
+      for (const key of [0, 1, 2]) {
+        const host = result.assignment.get(key)!;
+        expect(result.responses.get(host)?.body.keys).toContain(String(key));
+      }
+    }
+  });
+
   it('unicast(key) goes to a replica of the key; a path function asks each host for its keys only', async () => {
     const { shards, servers, h0, h1 } = await distributed();
     for (let i = 0; i < 6; i++) {

@@ -267,6 +267,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     const assignment = new Map<K, string>();
     const failed = new Set<string>();
     const asked: string[] = [];
+    // With a path function a host's answer covers only the keys it was asked for.
+    const askedFor = new Map<string, K[]>();
+    const perKeyPath = typeof path === 'function';
     const total = typeof timeout === 'number' ? timeout : timeout?.total;
     const deadline =
       total === undefined || total === Infinity ? Infinity : this.clock.now() + total;
@@ -280,11 +283,14 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         if (round === 0) throw error;
         break; // no replica left for some keys: they stay uncovered
       }
-      // Hosts that already answered well serve their keys without a new request.
+      // Hosts that already answered well serve their keys without a new request, as long as
+      // their answer covers the key (always with a fixed path; with a path function only for the
+      // keys that host was asked for: otherwise it is asked again, for all its keys).
       const toAsk = new Map<string, K[]>();
       for (const [key, host] of plan.assignment) {
         const answered = responses.get(host);
-        if (answered !== undefined && answered.status < 500) assignment.set(key, host);
+        const covers = !perKeyPath || askedFor.get(host)?.includes(key) === true;
+        if (answered !== undefined && answered.status < 500 && covers) assignment.set(key, host);
         else {
           const list = toAsk.get(host);
           if (list) list.push(key);
@@ -292,6 +298,13 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         }
       }
       if (toAsk.size === 0) break;
+      if (perKeyPath) {
+        for (const [host, keys] of toAsk) {
+          const before = responses.get(host)?.status;
+          if (before !== undefined && before < 500) keys.unshift(...askedFor.get(host)!);
+          askedFor.set(host, keys);
+        }
+      }
       const hosts = [...toAsk.keys()];
       asked.push(...hosts);
       const remainingMs =
@@ -326,6 +339,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
           for (const key of keysOfHost) assignment.set(key, host);
         } else {
           failed.add(host);
+          for (const key of keysOfHost) if (assignment.get(key) === host) assignment.delete(key);
           pending.push(...keysOfHost);
         }
       }
