@@ -7,13 +7,28 @@ const RUNS = Number(process.env.FC_RUNS ?? 1000);
 describe('codecs', () => {
   test('JSON and msgpack round-trip JSON values', () => {
     for (const codec of [jsonCodec(), msgpackCodec()]) {
+      // msgpackr's prototype-pollution guard renames `__proto__` keys to `__proto_` (documented).
+      const expected = codec.name === 'msgpack' ? renameProtoKeys : (v: unknown) => v;
       fc.assert(
         fc.property(fc.jsonValue(), value => {
-          expect(codec.decode(codec.encode(value))).toEqual(JSON.parse(JSON.stringify(value)));
+          expect(codec.decode(codec.encode(value))).toEqual(
+            expected(JSON.parse(JSON.stringify(value))),
+          );
         }),
         { numRuns: RUNS / 2 },
       );
     }
+  });
+
+  test('JSON keeps a __proto__ key as data; msgpack renames it, and neither touches prototypes', () => {
+    const value = JSON.parse('{"__proto__":{"polluted":true},"a":1}');
+    expect(jsonCodec().decode(jsonCodec().encode(value))).toEqual(value);
+    const viaMsgpack = msgpackCodec().decode(msgpackCodec().encode(value)) as Record<
+      string,
+      unknown
+    >;
+    expect(viaMsgpack).toEqual({ __proto_: { polluted: true }, a: 1 });
+    expect(Object.getPrototypeOf(viaMsgpack)).toBe(Object.prototype);
   });
 
   test('msgpack keeps binary data and never rebuilds prototypes from __proto__ keys', () => {
@@ -74,3 +89,13 @@ describe('codecs', () => {
     expect(() => jsonCodec().encode(10n)).toThrow(TypeError);
   });
 });
+
+/** What msgpackr gives back for a JSON value: every `__proto__` key renamed `__proto_`. */
+function renameProtoKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(renameProtoKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value))
+    out[key === '__proto__' ? '__proto_' : key] = renameProtoKeys(inner);
+  return out;
+}
