@@ -13,7 +13,6 @@ import { HedgePolicy, type HedgeOptions } from './hedge.js';
 import { abortable } from './internal/policyBase.js';
 import { FaultTolerantCall, type FaultTolerantLayers } from './internal/faultTolerantCall.js';
 import { timerQueue } from './timerQueue.js';
-import { invoke } from './internal/invoke.js';
 import { Scope } from './internal/scope.js';
 import { AbortedError } from './errors.js';
 import { byNetloc, keyed, type KeyedPolicy } from './keyed.js';
@@ -364,15 +363,7 @@ export function faultTolerant<A extends unknown[], R>(
   }
 
   // Hedged calls run through the composed policies (several attempts in flight at once).
-  let hedgedChain: Task<unknown> | undefined;
-  if (hedgePolicy) {
-    hedgedChain = scope => (scope as Scope).task!(scope as Scope);
-    for (let i = layers.length - 1; i >= (deadline ? 1 : 0); i--) {
-      const layer = layers[i]!;
-      const next: Task<unknown> = hedgedChain;
-      hedgedChain = scope => layer.run(next, scope);
-    }
-  }
+  const hedgedLayers = hedgePolicy ? new Pipeline(deadline ? layers.slice(1) : layers) : undefined;
 
   function executeHedged(
     signal: AbortSignal | undefined,
@@ -380,10 +371,12 @@ export function faultTolerant<A extends unknown[], R>(
     args: A,
   ): Promise<R> {
     const root = new Scope(clock, undefined, signal);
-    root.task = task;
     const start = root.startedAt; // the retry layer deposits into the budget
+    const work = task as Task<unknown>;
     const running = (
-      deadline ? deadline.runAt(hedgedChain!, root, start) : invoke(hedgedChain!, root)
+      deadline
+        ? deadline.runAt(context => hedgedLayers!.run(work, context), root, start)
+        : hedgedLayers!.run(work, root)
     ) as Promise<R>;
     return (signal ? abortable(running, root, signal) : running).then(
       value => {
@@ -403,7 +396,7 @@ export function faultTolerant<A extends unknown[], R>(
     counts.calls++;
     counts.inFlight++;
     const task = (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args);
-    if (hedgedChain) return executeHedged(signal, task, args);
+    if (hedgedLayers) return executeHedged(signal, task, args);
     const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
       callLayers,
       task,
