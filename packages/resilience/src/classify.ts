@@ -23,29 +23,27 @@ const LOCAL_REJECTIONS = new Set([
   'NO_ENDPOINT',
 ]);
 
-/** The `code` of an error or of its `cause` chain (undici and Node put it on the cause). */
-export function errorCode(error: unknown): string | undefined {
+/** The string `code`s along an error's `cause` chain, outermost first (at most 4 deep). */
+function* codesOf(error: unknown): Generator<string> {
   for (
     let e = error, depth = 0;
     e && typeof e === 'object' && depth < 4;
     e = (e as { cause?: unknown }).cause, depth++
   ) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
+    if (typeof code === 'string') yield code;
   }
+}
+
+/** The `code` of an error or of its `cause` chain (undici and Node put it on the cause). */
+export function errorCode(error: unknown): string | undefined {
+  for (const code of codesOf(error)) return code;
   return undefined;
 }
 
 /** True when the request certainly never reached the server (connection refused, DNS, connect timeout), at any depth of the `cause` chain. */
 export function isNotSentError(error: unknown): boolean {
-  for (
-    let e = error, depth = 0;
-    e && typeof e === 'object' && depth < 4;
-    e = (e as { cause?: unknown }).cause, depth++
-  ) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
-  }
+  for (const code of codesOf(error)) if (NOT_SENT_CODES.has(code)) return true;
   return false;
 }
 
