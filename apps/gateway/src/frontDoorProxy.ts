@@ -1,17 +1,5 @@
 import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
-
-/** Hop-by-hop headers: never forwarded (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+import { HOP_BY_HOP_HEADERS } from '@x/dispatcher';
 
 /** A streaming reverse proxy to the dispatcher's front door. */
 export interface FrontDoorProxy {
@@ -34,7 +22,7 @@ export function frontDoorProxy(frontDoorUrl: string): FrontDoorProxy {
   const forward = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(req.headers))
-      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+      if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) headers[name] = value;
     headers['x-request-id'] = requestId;
     const client = req.socket.remoteAddress ?? '';
     const previous = req.headers['x-forwarded-for'];
@@ -52,7 +40,7 @@ export function frontDoorProxy(frontDoorUrl: string): FrontDoorProxy {
       answer => {
         const out: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(answer.headers))
-          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+          if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) out[name] = value;
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
         answer.pipe(res);
         answer.on('error', () => res.destroy());

@@ -121,3 +121,4 @@ export {
   type DispatcherErrorCode,
   type CapacityDimension,
 } from './errors.js';
+export { HOP_BY_HOP as HOP_BY_HOP_HEADERS } from './internal/headers.js';
