@@ -144,7 +144,10 @@ describe('tls (dace context_factory)', () => {
       tls: { ca: cert },
     });
     try {
-      await expect(strict()).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+      await expect(strict()).rejects.toMatchObject({
+        code: 'CONNECTION_ERROR',
+        cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' },
+      });
       await expect(trusting()).resolves.toEqual({ secure: true });
     } finally {
       await strict.close();

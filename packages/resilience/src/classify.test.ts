@@ -10,6 +10,7 @@ import {
 import {
   AbortedError,
   BulkheadFullError,
+  ConnectionError,
   CircuitOpenError,
   HttpError,
   NoEndpointError,
@@ -88,6 +89,11 @@ describe('classify', () => {
     expect(isRetryable(new Error('x'), { idempotent: false })).toBe(false);
     expect(isRetryable(coded('ECONNREFUSED'), { idempotent: false })).toBe(true);
     expect(isRetryable(http(503), { idempotent: false })).toBe(false);
+    const broken = (idempotent: boolean, code: string) =>
+      new ConnectionError('POST', 'http://h/', idempotent, { cause: coded(code) });
+    expect(isRetryable(broken(false, 'ECONNRESET'))).toBe(false);
+    expect(isRetryable(broken(true, 'ECONNRESET'))).toBe(true);
+    expect(isRetryable(broken(false, 'ECONNREFUSED'))).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import { isXError } from './xError.js';
-import { HttpError, TimeoutError } from './errors.js';
+import { ConnectionError, HttpError, TimeoutError } from './errors.js';
 
 /** Statuses that say "try again later" rather than "your request is wrong". */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
@@ -75,8 +75,9 @@ export interface RetryableOptions {
 
 /**
  * Default retry rule: never a local rejection or the operation's own deadline; an attempt timeout
- * only with `retryOnTimeout`; HTTP errors on 408/429/5xx when the request was idempotent; a
- * connection that was never made, always; anything else when the operation is idempotent.
+ * only with `retryOnTimeout`; HTTP errors on 408/429/5xx and `CONNECTION_ERROR`s when the request
+ * was idempotent; a connection that was never made, always; anything else when the operation is
+ * idempotent.
  */
 export function isRetryable(error: unknown, options: RetryableOptions = {}): boolean {
   if (isLocalRejection(error)) return false;
@@ -88,5 +89,8 @@ export function isRetryable(error: unknown, options: RetryableOptions = {}): boo
   if (error instanceof HttpError || isXError(error, 'HTTP_ERROR')) {
     return (error as HttpError).idempotent && RETRYABLE_STATUSES.has((error as HttpError).status);
   }
+  // A request that may have reached the server is repeated only when that is safe.
+  if (error instanceof ConnectionError || isXError(error, 'CONNECTION_ERROR'))
+    return (error as ConnectionError).idempotent;
   return true;
 }

@@ -9,6 +9,7 @@ export type ResilienceErrorCode =
   | 'RETRY_BUDGET_EXHAUSTED'
   | 'NO_ENDPOINT'
   | 'HTTP_ERROR'
+  | 'CONNECTION_ERROR'
   | 'ABORTED';
 
 /** Base class of the errors of `@x/resilience`. */
@@ -108,5 +109,27 @@ export class HttpError extends ResilienceError {
     readonly idempotent: boolean,
   ) {
     super('HTTP_ERROR', `${method} ${url} answered ${status}`);
+  }
+}
+
+/**
+ * `Call.http` failed below HTTP: the connection could not be made or broke, the response was not
+ * HTTP, or its body was cut. `cause` is undici's or Node's error (its `code`, e.g. `ECONNRESET`).
+ */
+export class ConnectionError extends ResilienceError {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    /** False when repeating the request could repeat a side effect (non-idempotent, no key). */
+    readonly idempotent: boolean,
+    options: XErrorOptions,
+  ) {
+    const cause = options.cause as { code?: unknown; message?: unknown } | undefined;
+    const detail = typeof cause?.code === 'string' ? `${cause.code}: ` : '';
+    super(
+      'CONNECTION_ERROR',
+      `${method} ${url} failed (${detail}${String(cause?.message)})`,
+      options,
+    );
   }
 }

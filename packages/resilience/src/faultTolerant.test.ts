@@ -168,6 +168,29 @@ describe('faultTolerant over HTTP', () => {
     expect(endpoints).toEqual([aNetloc, netloc(b)]);
   });
 
+  it('never repeats a POST without an idempotency key that reached the server; retries it with a key', async () => {
+    // The server executes the request, then resets the connection before answering.
+    const s = await server({ reset: true });
+    const options = {
+      retryAttempts: 3,
+      retryBackoff: constantBackoff(0),
+      retryBudget: false as const,
+    };
+    const post = ft(async call => (await call.http.post(s.url, { json: {} })).text(), options);
+    await expect(post()).rejects.toMatchObject({ code: 'CONNECTION_ERROR', idempotent: false });
+    expect(s.requestCount).toBe(1);
+    expect(post.stats().retries).toBe(0);
+
+    s.resetStats();
+    const keyed = ft(
+      async call => (await call.http.post(s.url, { json: {}, idempotencyKey: 'k1' })).text(),
+      options,
+    );
+    await expect(keyed()).rejects.toMatchObject({ code: 'CONNECTION_ERROR', idempotent: true });
+    expect(s.requestCount).toBe(4);
+    expect(s.requests.every(r => r.headers['idempotency-key'] === 'k1')).toBe(true);
+  });
+
   it('retryOnTimeout: false does not retry an attempt timeout; true does', async () => {
     const s = await server({ hang: true });
     const options = { timeout: 2000, retryAttempts: 3, retryBackoff: constantBackoff(10) };
@@ -234,7 +257,8 @@ describe('faultTolerant over HTTP', () => {
     await fn.close();
     expect((fn.agent as Dispatcher & { closed: boolean }).closed).toBe(true);
     await expect(fn()).rejects.toMatchObject({
-      code: expect.stringMatching(/^UND_ERR_(CLOSED|DESTROYED)$/),
+      code: 'CONNECTION_ERROR',
+      cause: { code: expect.stringMatching(/^UND_ERR_(CLOSED|DESTROYED)$/) },
     });
 
     const agent = createAgent();

@@ -4,7 +4,8 @@ import type { Dispatcher } from 'undici';
 import { Http } from './http.js';
 import { createAgent } from './agent.js';
 import { getEventListeners } from 'node:events';
-import { HttpError, TimeoutError } from './errors.js';
+import { ConnectionError, HttpError, TimeoutError } from './errors.js';
+import { errorCode, isNotSentError } from './classify.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -338,12 +339,32 @@ describe('Http', () => {
     expect(getEventListeners(context.signal, 'abort')).toHaveLength(0);
   });
 
-  it('passes through connection errors with their code', async () => {
+  it('wraps connection errors in a typed CONNECTION_ERROR that keeps their code as cause', async () => {
     const s = await server({ reset: true });
     const error = await client()
       .get(s.url)
       .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(Error);
-    expect((error as { code?: string }).code).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error).toMatchObject({ code: 'CONNECTION_ERROR', method: 'GET', idempotent: true });
+    expect(errorCode((error as ConnectionError).cause)).toMatch(/ECONNRESET|UND_ERR_SOCKET/);
+  });
+
+  it('types a garbage answer, a cut body and a refused connection; a POST is not idempotent', async () => {
+    const garbage = await server({ garbage: true });
+    await expect(client().post(garbage.url, { json: {} })).rejects.toMatchObject({
+      code: 'CONNECTION_ERROR',
+      method: 'POST',
+      idempotent: false,
+    });
+    const cut = await server({ truncate: true, body: { a: 1 } });
+    const res = await client().get(cut.url);
+    await expect(res.text()).rejects.toMatchObject({ code: 'CONNECTION_ERROR' });
+    const port = garbage.port;
+    await garbage.close();
+    const refused = await client()
+      .get(`http://127.0.0.1:${port}/`)
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'CONNECTION_ERROR' });
+    expect(isNotSentError(refused)).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { interceptors, type Dispatcher } from 'undici';
-import { AbortedError, HttpError, TimeoutError } from './errors.js';
+import { AbortedError, ConnectionError, HttpError, TimeoutError } from './errors.js';
 import { parseRetryAfter } from './retryAfter.js';
+import { isXError } from './xError.js';
 
 /** Query parameters: values are repeated for arrays; `undefined` values are skipped. */
 export type QueryParams =
@@ -145,8 +146,12 @@ export class Http {
       if (timer) clearTimeout(timer);
       for (const s of parents) s.removeEventListener('abort', onAbort);
     };
+    const failure = (error: unknown): unknown =>
+      controller.signal.aborted
+        ? abortError(controller.signal.reason, error)
+        : connectionError(error, verb, target.href, idempotent);
     const bodyError = (error: unknown): never => {
-      throw controller.signal.aborted ? abortError(controller.signal.reason, error) : error;
+      throw failure(error);
     };
     let bodyOwnsLink = false;
     try {
@@ -190,8 +195,7 @@ export class Http {
       }
       return res;
     } catch (error) {
-      if (controller.signal.aborted) throw abortError(controller.signal.reason, error);
-      throw error;
+      throw failure(error);
     } finally {
       if (!bodyOwnsLink) unlink();
     }
@@ -214,6 +218,24 @@ function withRedirects(agent: Dispatcher): Dispatcher {
       (composed = agent.compose(interceptors.redirect({ maxRedirections: 10 }))),
     );
   return composed;
+}
+
+/** undici's codes for a request built wrongly by the caller: not a connection failure. */
+const CALLER_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+
+/**
+ * A failure below HTTP (refused, reset, closed, not HTTP, a cut body) as a typed
+ * {@link ConnectionError}; typed errors, caller mistakes and JSON syntax errors pass through.
+ */
+function connectionError(
+  error: unknown,
+  method: string,
+  url: string,
+  idempotent: boolean,
+): unknown {
+  if (isXError(error) || error instanceof SyntaxError) return error;
+  if (CALLER_ERRORS.has((error as { code?: string } | null)?.code ?? '')) return error;
+  return new ConnectionError(method, url, idempotent, { cause: error });
 }
 
 function abortError(reason: unknown, cause?: unknown): unknown {

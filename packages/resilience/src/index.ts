@@ -10,6 +10,7 @@ export {
   NoEndpointError,
   AbortedError,
   HttpError,
+  ConnectionError,
   type ResilienceErrorCode,
 } from './errors.js';
 export {
