@@ -1,3 +1,4 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import fc from 'fast-check';
 import { waitFor } from '@x/testkit';
 import { request } from 'undici';
@@ -403,6 +404,28 @@ describe('worker: handlers, admin, dedupe', () => {
     await worker.drain({ timeoutMs: 50 });
     expect(isWorkerRpcError(reason, 'UNAVAILABLE')).toBe(true);
     expect((await call).code).toBe('UNAVAILABLE');
+  });
+
+  test('a handler failing with the AbortError of its aborted signal answers the abort reason, not INTERNAL', async () => {
+    const worker = await startZmqWorker({
+      handlers: {
+        sleep: (_p: unknown, ctx: { signal: AbortSignal }) =>
+          sleepFor(10_000, undefined, { signal: ctx.signal }),
+        fetchLike: (_p: unknown, ctx: { signal: AbortSignal }) =>
+          new Promise((_r, reject) =>
+            ctx.signal.addEventListener('abort', () =>
+              reject(new DOMException('This operation was aborted', 'AbortError')),
+            ),
+          ),
+      },
+    });
+    cleanup.push(() => worker.close());
+    const conn = createWorkerConnection({ addresses: worker.address });
+    cleanup.push(() => conn.close());
+    const calls = [rejection(conn.invoke('sleep')), rejection(conn.invoke('fetchLike'))];
+    await waitFor(() => worker.status().active === 2);
+    await worker.drain({ timeoutMs: 50 });
+    expect((await Promise.all(calls)).map(e => e.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE']);
   });
 
   test('dedupe window: duplicates join the running call or replay the stored result, bounded by max', async () => {

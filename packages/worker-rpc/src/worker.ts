@@ -682,11 +682,12 @@ export class Worker<Api = UntypedApi> {
     try {
       result = fn.call(self, execution.params, ctx);
     } catch (error) {
+      const failure = abortedBy(execution, error);
       this.complete(execution, {
         ok: false,
         value: undefined,
-        error: toWireError(error, this.debug),
-        cause: error,
+        error: toWireError(failure, this.debug),
+        cause: failure,
       });
       return;
     }
@@ -697,13 +698,15 @@ export class Worker<Api = UntypedApi> {
     ) {
       (result as PromiseLike<unknown>).then(
         value => this.complete(execution, { ok: true, value, error: undefined, cause: undefined }),
-        (error: unknown) =>
+        (error: unknown) => {
+          const failure = abortedBy(execution, error);
           this.complete(execution, {
             ok: false,
             value: undefined,
-            error: toWireError(error, this.debug),
-            cause: error,
-          }),
+            error: toWireError(failure, this.debug),
+            cause: failure,
+          });
+        },
       );
     } else {
       this.complete(execution, { ok: true, value: result, error: undefined, cause: undefined });
@@ -999,6 +1002,19 @@ class Context implements HandlerContext {
   ack(): void {
     this.internals.ackAll(this.execution);
   }
+}
+
+/**
+ * What a failed handler reports: when it failed because its `ctx.signal` aborted (the deadline, a
+ * CANCEL, a forced drain) with an untyped abort error, such as the `AbortError` of
+ * `timers/promises` or `fetch`, the abort's reason (`DEADLINE_EXCEEDED`, `CANCELLED`,
+ * `UNAVAILABLE`) rather than `INTERNAL`.
+ */
+function abortedBy(execution: Execution, error: unknown): unknown {
+  const signal = execution.controller?.signal;
+  if (signal === undefined || !signal.aborted || isWorkerRpcError(error)) return error;
+  const { name, cause } = (error ?? {}) as { name?: unknown; cause?: unknown };
+  return name === 'AbortError' || cause === signal.reason ? signal.reason : error;
 }
 
 function wireAsError(wire: WireError): WorkerRpcError {
