@@ -10,6 +10,7 @@ export type ResilienceErrorCode =
   | 'NO_ENDPOINT'
   | 'HTTP_ERROR'
   | 'CONNECTION_ERROR'
+  | 'DECODE'
   | 'ABORTED';
 
 /** Base class of the errors of `@x/resilience`. */
@@ -131,5 +132,16 @@ export class ConnectionError extends ResilienceError {
       `${method} ${url} failed (${detail}${String(cause?.message)})`,
       options,
     );
+  }
+}
+
+/** `Call.http`'s `json()` got a body that is not JSON; `cause` is the `SyntaxError`. */
+export class DecodeError extends ResilienceError {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    options: XErrorOptions,
+  ) {
+    super('DECODE', `${method} ${url} answered a body that is not JSON`, options);
   }
 }

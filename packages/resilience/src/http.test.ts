@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { Http } from './http.js';
 import { createAgent } from './agent.js';
 import { getEventListeners } from 'node:events';
-import { ConnectionError, HttpError, TimeoutError } from './errors.js';
+import { ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
 import { errorCode, isNotSentError } from './classify.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -89,6 +89,15 @@ describe('Http', () => {
       `Basic ${Buffer.from('bob:pw').toString('base64')}`,
     );
     expect(s.requests[2]!.headers['idempotency-key']).toBe('key-123');
+  });
+
+  it('json() rejects a body that is not JSON with a typed DECODE error', async () => {
+    const s = await server({ body: '{"half":', headers: { 'content-type': 'application/json' } });
+    const res = await client().get(`${s.url}/x`);
+    const error = await res.json().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DecodeError);
+    expect(errorCode(error)).toBe('DECODE');
+    expect((error as DecodeError).cause).toBeInstanceOf(SyntaxError);
   });
 
   it('resolves a 404 and reads its body', async () => {

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { interceptors, type Dispatcher } from 'undici';
-import { AbortedError, ConnectionError, HttpError, TimeoutError } from './errors.js';
+import { AbortedError, ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
 import { parseRetryAfter } from './retryAfter.js';
 import { isXError } from './xError.js';
 
@@ -225,7 +225,8 @@ const CALLER_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
 /**
  * A failure below HTTP (refused, reset, closed, not HTTP, a cut body) as a typed
- * {@link ConnectionError}; typed errors, caller mistakes and JSON syntax errors pass through.
+ * {@link ConnectionError}, a body that is not JSON as a {@link DecodeError}; typed errors and caller
+ * mistakes pass through.
  */
 function connectionError(
   error: unknown,
@@ -233,7 +234,8 @@ function connectionError(
   url: string,
   idempotent: boolean,
 ): unknown {
-  if (isXError(error) || error instanceof SyntaxError) return error;
+  if (isXError(error)) return error;
+  if (error instanceof SyntaxError) return new DecodeError(method, url, { cause: error });
   if (CALLER_ERRORS.has((error as { code?: string } | null)?.code ?? '')) return error;
   return new ConnectionError(method, url, idempotent, { cause: error });
 }

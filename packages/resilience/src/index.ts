@@ -11,6 +11,7 @@ export {
   AbortedError,
   HttpError,
   ConnectionError,
+  DecodeError,
   type ResilienceErrorCode,
 } from './errors.js';
 export {
