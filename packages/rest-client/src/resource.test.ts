@@ -262,6 +262,32 @@ describe('Resource: deadlines and cancellation', () => {
     await expect(retrying.get('/x')).resolves.toEqual({ fast: true });
   });
 
+  it('a request queued behind busy connections settles at its own deadline, or its abort', async () => {
+    // undici notices an abort only when a connection takes the request (nodejs/undici#386).
+    const s = await server({ hang: true });
+    const r = track(new Resource(s.url, { connections: 1, retry: false }));
+    const busy = r.get('/busy', undefined, { timeout: 1_000 }).catch(e => e);
+    await s.waitForRequests(1);
+    let started = performance.now();
+    await expect(r.get('/queued', undefined, { timeout: 100 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+      timeoutMs: 100,
+    });
+    expect(performance.now() - started).toBeLessThan(400);
+    started = performance.now();
+    await expect(
+      r.get('/queued', undefined, { signal: AbortSignal.abort('gone') }),
+    ).rejects.toMatchObject({ code: 'ABORTED' });
+    const controller = new AbortController();
+    const pending = r.get('/queued', undefined, { signal: controller.signal });
+    setTimeout(() => controller.abort('user left'), 30);
+    await expect(pending).rejects.toMatchObject({ code: 'ABORTED', reason: 'user left' });
+    expect(performance.now() - started).toBeLessThan(400);
+    expect(await busy).toMatchObject({ code: 'TIMEOUT' });
+    expect(s.requests.map(req => req.path)).toEqual(['/busy']);
+    expect(r.stats().inFlight).toBe(0);
+  });
+
   it('a per-call timeout overrides the client one', async () => {
     const s = await server({ delayMs: 300 });
     const r = track(new Resource(s.url, { timeout: 10_000 }));
@@ -510,5 +536,22 @@ describe('Resource: property tests against a real server', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('Resource: regressions', () => {
+  it('a repeated Content-Type header decodes by the first one, not a SOCKET error from a TypeError', async () => {
+    const { createServer } = await import('node:http');
+    const http = createServer((_req, res) => {
+      res.writeHead(200, ['content-type', 'application/json', 'content-type', 'text/plain']);
+      res.end('{"a":1}');
+    });
+    await new Promise<void>(resolve => http.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>(resolve => http.close(() => resolve())) });
+    const { port } = http.address() as { port: number };
+    const r = track(new Resource(`http://127.0.0.1:${port}`, { retry: false }));
+    await expect(r.get('/x')).resolves.toEqual({ a: 1 });
+    const response = await r.call('GET', '/x', { decode: 'bytes' });
+    expect(Buffer.from(response.body as Uint8Array).toString()).toBe('{"a":1}');
   });
 });

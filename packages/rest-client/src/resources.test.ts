@@ -201,6 +201,26 @@ describe('Resources: retries', () => {
     expect(good!.requestCount).toBe(0);
   });
 
+  it('many calls sleeping in a retry backoff at once raise no MaxListenersExceededWarning', async () => {
+    const [a] = await servers(1, { status: 503 });
+    const clock = new ManualClock();
+    const r = track(new Resources([a!.url], { clock, retry: { maxRetries: 1, budget: false } }));
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const calls = Array.from({ length: 20 }, () => r.unicast('GET', '/x'));
+      await waitFor(() => a!.requestCount === 20);
+      await new Promise(resolve => setTimeout(resolve, 30)); // all 20 now sleep on the manual clock
+      await clock.advance(1_000);
+      expect((await Promise.all(calls)).map(res => res.attempts)).toEqual(Array(20).fill(2));
+      await new Promise(resolve => setImmediate(resolve)); // warnings are emitted on next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map(w => w.name)).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('when every host was tried, the retry waits for the backoff (on the injected clock)', async () => {
     const [a, b] = await servers(2, { status: 503 });
     const clock = new ManualClock();

@@ -2,6 +2,14 @@ import { brotliDecompressSync, gunzipSync, inflateSync, type ZlibOptions } from 
 import type { DecodeMode } from '../callOptions.js';
 import { DecodeError, ResponseTooLargeError, type RestClientErrorOptions } from '../errors.js';
 
+/**
+ * The content type of a response: undici gives a repeated `Content-Type` header as an array; the
+ * first one counts (as for `Retry-After` and `X-Response-Time`).
+ */
+export function contentTypeOf(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** True for JSON media types: `application/json`, `*\/*+json`, lupyne's `text/x-json`. */
 export function isJsonType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;

@@ -14,6 +14,7 @@ import {
   type RetryPolicy,
   type Tags,
 } from '@x/resilience';
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { DecodeMode } from '../callOptions.js';
@@ -39,7 +40,7 @@ import type { BroadcastMode, BroadcastResult } from '../broadcastResult.js';
 import { CachedClock } from './cachedClock.js';
 import { CallLink, abortReason } from './callLink.js';
 import type { CallSpec } from './callSpec.js';
-import { decodeText, decompress } from './decode.js';
+import { contentTypeOf, decodeText, decompress } from './decode.js';
 import { toRestClientError, type FailureContext } from './errorMapping.js';
 import { Exchange } from './exchange.js';
 import { HostPool, type PoolSettings } from './hostPool.js';
@@ -147,6 +148,8 @@ export class Engine {
     this.clock = config.clock;
     this.cachedClock = config.cachedClock ?? new CachedClock(config.clock);
     this.deadlines = new TimerQueue(config.clock);
+    // Every call sleeping in a retry backoff listens to it: not a leak, however many there are.
+    setMaxListeners(0, this.closer.signal);
     this.failureContext = {
       connectTimeoutMs: config.pool.connectTimeoutMs,
       maxResponseSize: config.pool.maxResponseSize,
@@ -356,7 +359,7 @@ export class Engine {
             let value: unknown;
             let data: Dispatcher.ResponseData | undefined;
             try {
-              data = await host.pool.request({
+              data = await ex.request(host.pool, {
                 method: spec.method,
                 path: spec.path,
                 headers: spec.headers,
@@ -368,7 +371,7 @@ export class Engine {
               value = this.plainBody(data, spec, ex)
                 ? decodeText(
                     await data.body.text(),
-                    data.headers['content-type'] as string | undefined,
+                    contentTypeOf(data.headers['content-type']),
                     spec.decode,
                     status,
                     ex,
@@ -670,7 +673,7 @@ export class Engine {
   ): Promise<unknown> {
     const headers = data.headers;
     const encoding = headers['content-encoding'];
-    const contentType = headers['content-type'] as string | undefined;
+    const contentType = contentTypeOf(headers['content-type']);
     let bytes: Uint8Array = await data.body.bytes();
     if (encoding !== undefined && encoding !== 'identity') {
       bytes = decompress(
@@ -724,7 +727,7 @@ export class Engine {
     let afterHeaders = false;
     let end = 0;
     try {
-      const data = await host.pool.request({
+      const data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
         headers: spec.headers,
@@ -736,7 +739,7 @@ export class Engine {
       const value = this.plainBody(data, spec, ex)
         ? decodeText(
             await data.body.text(),
-            data.headers['content-type'] as string | undefined,
+            contentTypeOf(data.headers['content-type']),
             spec.decode,
             status,
             ex,
@@ -1002,7 +1005,7 @@ export class Engine {
     ex.at = spec.deadline;
     this.deadlines.insert(ex);
     try {
-      const data = await host.pool.request({
+      const data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
         headers: spec.headers,
@@ -1224,7 +1227,7 @@ export class Engine {
       this.config.balancer.start(host);
       let data;
       try {
-        data = await host.pool.request({
+        data = await ex.request(host.pool, {
           method: spec.method,
           path: spec.path,
           headers: spec.headers,

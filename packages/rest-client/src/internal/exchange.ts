@@ -1,3 +1,4 @@
+import type { Dispatcher, Pool } from 'undici';
 import { TimeoutError, type RestClientErrorOptions } from '../errors.js';
 import type { CallSpec } from './callSpec.js';
 import type { TimerEntry } from '@x/resilience';
@@ -14,6 +15,8 @@ export class Exchange implements TimerEntry {
   aborted = false;
   reason: unknown = undefined;
   private listener: Listener | undefined = undefined;
+  /** Rejects the pending {@link request} at once when the try is aborted. */
+  private rejectRequest: ((reason: unknown) => void) | undefined = undefined;
   /** Deadline on the client's clock (its entry in the shared `TimerQueue`). */
   at = Infinity;
   prev: TimerEntry | undefined = undefined;
@@ -51,6 +54,34 @@ export class Exchange implements TimerEntry {
     const listener = this.listener;
     this.listener = undefined;
     if (listener !== undefined) listener();
+    const reject = this.rejectRequest;
+    this.rejectRequest = undefined;
+    if (reject !== undefined) reject(reason);
+  }
+
+  /**
+   * `pool.request(options)` with this try as its signal, rejecting with the abort reason as soon
+   * as the try is aborted. undici itself notices an abort only once a connection takes the request
+   * (nodejs/undici#386), so a request still queued for a busy pool, or waiting for a connection
+   * being opened, would outlive its deadline. A response that arrives after the abort is destroyed.
+   */
+  request(pool: Pool, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    if (this.aborted) return Promise.reject(this.reason);
+    return new Promise((resolve, reject) => {
+      this.rejectRequest = reject;
+      pool.request(options).then(
+        data => {
+          if (this.rejectRequest === reject) {
+            this.rejectRequest = undefined;
+            resolve(data);
+          } else data.body.destroy();
+        },
+        (error: unknown) => {
+          if (this.rejectRequest === reject) this.rejectRequest = undefined;
+          reject(error); // no-op when the abort already rejected
+        },
+      );
+    });
   }
 
   /** The deadline passed: abort with a `TIMEOUT`. */
