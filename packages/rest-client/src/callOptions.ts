@@ -44,7 +44,7 @@ export interface RetryOptions {
   readonly retryOn?: (error: RestClientError, attempt: number) => boolean;
   /**
    * Shared token bucket limiting retries to a share of calls (Finagle). Default: one budget per
-   * client, 20 % of calls plus 10 retries per second. `false` disables it.
+   * client, `@x/resilience`'s default: 10 % of calls plus 10 retries per second. `false` disables it.
    */
   readonly budget?: RetryBudget | RetryBudgetOptions | false;
   /** Longest `Retry-After` honoured; a longer one gives up. Default 30 000. */

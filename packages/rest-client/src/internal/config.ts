@@ -65,8 +65,7 @@ function resolveRetry(
   const r = retry ?? {};
   let budget: RetryBudget | undefined;
   if (r.budget instanceof RetryBudget) budget = r.budget;
-  else if (r.budget !== false)
-    budget = new RetryBudget({ percentCanRetry: 0.2, minRetriesPerSec: 10, ...r.budget, clock });
+  else if (r.budget !== false) budget = new RetryBudget({ ...r.budget, clock });
   const policy = new RetryPolicy({
     maxRetries: r.maxRetries ?? 2,
     backoff:
