@@ -117,6 +117,22 @@ describe('dispatch rules', () => {
     expect(() => parseDispatchYaml(text)).toThrow(message);
   });
 
+  it('a self-referencing YAML alias is INVALID_DISPATCH_RULE, not a TypeError (regression)', () => {
+    for (const text of [
+      'dispatch: &r\n  - url: "*/x"\n    module: *r\n',
+      'dispatch:\n  - &m {url: "*/x", module: [*m]}\n',
+    ]) {
+      let error: unknown;
+      try {
+        parseDispatchYaml(text);
+      } catch (e) {
+        error = e;
+      }
+      expect(isXError(error, 'INVALID_DISPATCH_RULE')).toBe(true);
+      expect((error as Error).message).toMatch(/invalid module name a (list|mapping)/);
+    }
+  });
+
   it('accepts empty documents', () => {
     expect(parseDispatchYaml('').size).toBe(0);
     expect(parseDispatchYaml('dispatch:').size).toBe(0);

@@ -120,7 +120,7 @@ function compileRule(
     throw new InvalidDispatchRuleError('give exactly one of module and service', index);
   const target = module ?? service;
   if (typeof target !== 'string' || !MODULE.test(target))
-    throw new InvalidDispatchRuleError(`invalid module name ${JSON.stringify(target)}`, index);
+    throw new InvalidDispatchRuleError(`invalid module name ${describeValue(target)}`, index);
   if (modules && !modules.has(target))
     throw new InvalidDispatchRuleError(`module ${JSON.stringify(target)} does not exist`, index);
   const slash = url.indexOf('/');
@@ -162,6 +162,14 @@ function compileRule(
       index,
     );
   return Object.freeze({ index, url, module: target, hostMatch, host, path, pathPrefix });
+}
+
+/** A short description of a value for an error message (YAML aliases can make it circular). */
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'a mapping';
+  return typeof value === 'symbol' ? 'a symbol' : String(value);
 }
 
 /**
