@@ -9,7 +9,7 @@ export async function adminApi(
   query: URLSearchParams,
   body: unknown,
 ): Promise<{ status: number; body: unknown }> {
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = path.split('/').filter(Boolean).map(decodeSegment);
   // GET /modules
   if (parts.length === 1 && parts[0] === 'modules' && method === 'GET') {
     return {
@@ -63,4 +63,15 @@ export async function adminApi(
     status: 404,
     body: { error: { code: 'NOT_FOUND', message: `no admin endpoint ${method} ${path}` } },
   };
+}
+
+/** A percent-decoded path segment; malformed escapes (`%E0%A4%A`) are `INVALID_REQUEST`, not a 500. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidRequestError(
+      `malformed percent-encoding in admin path segment ${JSON.stringify(segment)}`,
+    );
+  }
 }

@@ -441,6 +441,19 @@ describe('HTTP front door', () => {
       'two Host headers',
       'GET /smuggled HTTP/1.1\r\nHost: example.com\r\nHost: evil.example\r\n\r\n',
     ],
+    [
+      'CR LF in the request target (read as HTTP/0.9 plus injected headers)',
+      'GET /smuggled\r\nX-Injected: 1 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    ],
+    ['HTTP/2.0 request line', 'GET /smuggled HTTP/2.0\r\nHost: example.com\r\n\r\n'],
+    [
+      'TE: identity, chunked with a request pipelined behind it',
+      'POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    ],
+    [
+      'two Host headers with a request pipelined behind it',
+      'GET / HTTP/1.1\r\nHost: example.com\r\nHost: evil.example\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    ],
   ])('rejects a smuggling attempt: %s', async (_name, request) => {
     const result = await raw(door.port, request);
     expect(result.status).toBe(400);
@@ -508,6 +521,19 @@ describe('HTTP front door', () => {
       const stop = await admin('/modules/admin/versions/v1/stop', { method: 'POST' }, 'nope');
       expect(stop.status).toBe(403);
       expect(dispatcher.getInstances('admin', 'v1')[0]!.state).toBe('ready');
+    });
+
+    it('reads the auth scheme case-insensitively (RFC 9110)', async () => {
+      for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+        const res = await admin('/modules', { headers: { authorization: `${scheme} ${TOKEN}` } });
+        expect(res.status).toBe(200);
+      }
+    });
+
+    it('answers a malformed percent-encoding in the path with 400, not 500', async () => {
+      const bad = await admin('/modules/%E0%A4%A/versions/v1/instances');
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
     });
 
     it('lists modules and instances, sets instances, stops and starts versions, explains', async () => {
@@ -645,4 +671,49 @@ describe('HTTP front door', () => {
     // still serving
     expect((await fetch(`${door.url}/web/ok`)).status).toBe(200);
   }, 60_000);
+});
+
+describe('HTTP front door: pipelined requests on a connection that closes (regression)', () => {
+  it('a response still queued behind another is closed with the connection, so close() does not wait out drainTimeoutMs', async () => {
+    let streamed = 0;
+    const dispatcher = createDispatcher({
+      host: 'example.com',
+      modules: {
+        default: {
+          versions: {
+            v1: {
+              backend: inProcess(async req => {
+                if (req.url === '/slow') await new Promise(r => setTimeout(r, 200));
+                // a large streamed body: its writes wait for 'drain' or 'close'
+                async function* body() {
+                  for (let i = 0; i < 64; i++) {
+                    streamed++;
+                    yield new Uint8Array(64 * 1024);
+                  }
+                }
+                return { status: 200, body: req.url === '/slow' ? 'ok' : body() };
+              }),
+            },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({ drainTimeoutMs: 5_000 });
+    try {
+      const socket = connect(door.port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(
+        'GET /slow HTTP/1.1\r\nHost: example.com\r\n\r\nGET /big HTTP/1.1\r\nHost: example.com\r\n\r\n',
+      );
+      await new Promise(r => setTimeout(r, 50));
+      socket.destroy(); // before the first response: the second one is still queued
+      await new Promise(r => setTimeout(r, 400));
+      const started = performance.now();
+      await door.close();
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(streamed).toBeLessThan(64); // the queued response's work was aborted
+    } finally {
+      await dispatcher.close();
+    }
+  });
 });

@@ -71,6 +71,15 @@ const ADMIN_BODY_LIMIT = 65_536;
 export class FrontDoor {
   readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Connections closed for a refused request: requests pipelined behind it are never served. */
+  private readonly refused = new WeakSet<Socket>();
+  /**
+   * Responses of pipelined requests, queued (by Node) until the response before them ends. When
+   * the connection closes first they never get it, and without help never emit 'close': the
+   * request would count as in flight forever (close() waiting out drainTimeoutMs) and its work
+   * would never be aborted.
+   */
+  private readonly queued = new WeakMap<Socket, Set<ServerResponse>>();
   private inFlight = 0;
   private idle: (() => void) | undefined;
   private closing: Promise<void> | undefined;
@@ -100,7 +109,17 @@ export class FrontDoor {
     this.server.on('clientError', (error, socket) => this.onClientError(error, socket as Socket));
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        // responses still queued behind another one never get the socket, and Node never emits
+        // 'close' on them: emit it, so their work is aborted and counted as finished
+        for (const res of this.queued.get(socket) ?? []) {
+          if (res.socket === null && !res.writableFinished) {
+            res.destroy();
+            res.emit('close');
+          }
+        }
+      });
     });
     this.adminPrefix = settings.adminPath;
     this.adminDigest = settings.adminToken ? sha256(settings.adminToken) : undefined;
@@ -181,6 +200,12 @@ export class FrontDoor {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // Node's parser emits every request of a pipelined batch, also those after a refused one
+    // (e.g. a smuggled request after an ambiguous body): the connection closes unanswered
+    if (this.refused.has(req.socket)) {
+      req.resume();
+      return;
+    }
     this.inFlight++;
     let done = false;
     const finished = () => {
@@ -192,6 +217,14 @@ export class FrontDoor {
       if (--this.inFlight === 0 && this.idle) this.idle();
     };
     res.on('close', finished);
+    if (res.socket === null) {
+      // pipelined behind another response: see `queued`
+      const socket = req.socket;
+      let queued = this.queued.get(socket);
+      if (queued === undefined) this.queued.set(socket, (queued = new Set()));
+      queued.add(res);
+      res.once('close', () => queued.delete(res));
+    }
     try {
       this.handle(req, res);
     } catch (error) {
@@ -204,6 +237,16 @@ export class FrontDoor {
     const headers = req.headers;
     const url = req.url ?? '';
     const method = req.method ?? 'GET';
+    // HTTP/1.x only: a CR or LF in the request target makes the parser read the request line as
+    // HTTP/0.9 and the rest of it as headers, which would be forwarded (header injection)
+    if (req.httpVersionMajor !== 1) {
+      return this.reject(
+        res,
+        new InvalidRequestError(`unsupported HTTP version ${req.httpVersion}`),
+        undefined,
+        true,
+      );
+    }
     // request smuggling: a body length must be unambiguous
     const te = headers['transfer-encoding'];
     const cl = headers['content-length'];
@@ -602,6 +645,7 @@ export class FrontDoor {
     if (requestId !== undefined) headers[this.settings.requestIdHeader] = requestId;
     if (error instanceof NoCapacityError)
       headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+    if (close) this.refused.add(res.req.socket);
     if (close || !res.req.complete) headers.connection = 'close';
     const body = JSON.stringify({ error: { code, message }, requestId });
     headers['content-length'] = String(Buffer.byteLength(body));
@@ -623,10 +667,9 @@ export class FrontDoor {
   ): Promise<void> {
     try {
       const auth = req.headers.authorization;
+      // the scheme is case-insensitive (RFC 9110 §11.1)
       const token =
-        auth !== undefined && auth.startsWith('Bearer ')
-          ? auth.slice(7)
-          : req.headers['x-admin-token'];
+        auth !== undefined && /^bearer /i.test(auth) ? auth.slice(7) : req.headers['x-admin-token'];
       if (typeof token !== 'string' || token === '') {
         req.resume();
         return this.json(
