@@ -112,6 +112,40 @@ describe('parseConfig', () => {
     );
   });
 
+  it("reads the slow-client timeouts (defaults: the front door's 10 s / 30 s)", () => {
+    const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
+    expect(shipped.server).toMatchObject({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
+    const config = base();
+    delete config.server.headersTimeoutMs;
+    delete config.server.requestTimeoutMs;
+    expect(parseConfig(stringify(config), { file, backendsDir }).server).toMatchObject({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+    });
+    config.server.headersTimeoutMs = 5_000;
+    config.server.requestTimeoutMs = 1_000;
+    expect(issues(config)).toEqual([
+      'server.headersTimeoutMs: must be <= server.requestTimeoutMs (1000), got 5000',
+    ]);
+    config.server.headersTimeoutMs = 0;
+    config.server.requestTimeoutMs = 30_000;
+    expect(issues(config)).toEqual([
+      'server.headersTimeoutMs: expected an integer from 1 to 86400000, got 0',
+    ]);
+  });
+
+  it('refuses an alias bomb with a ConfigError, not a ReferenceError (regression)', () => {
+    const bomb = [
+      'a: &a [x,x,x,x,x,x,x,x,x]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+    ].join('\n');
+    expect(issues(bomb)).toEqual([
+      ': Excessive alias count indicates a resource exhaustion attack',
+    ]);
+  });
+
   it('reports YAML errors with their position, and required sections', () => {
     const [yamlIssue] = issues('modules: [1\n');
     expect(yamlIssue).toMatch(/^line \d+, column \d+: Flow sequence/);

@@ -94,6 +94,12 @@ export interface GatewayConfig {
     readonly host: string;
     readonly port: number;
     readonly drainTimeoutMs: number;
+    /** Slow clients: the request head must arrive within this time, else 408 (also the front door's). */
+    readonly headersTimeoutMs: number;
+    /** Slow clients: the whole request (head and body) must arrive within this time, else 408. */
+    readonly requestTimeoutMs: number;
+    /** Largest request body the gateway forwards; more is a 413 (also the dispatcher's limit). */
+    readonly maxBodyBytes: number;
   };
   readonly admin: { readonly token: string | undefined };
   readonly logging: { readonly level: LogLevel };
@@ -153,8 +159,14 @@ export function parseConfig(text: string, options: ParseOptions): GatewayConfig 
       })),
     );
   }
+  let raw: unknown;
+  try {
+    raw = doc.toJS(); // throws on an alias bomb ("Excessive alias count")
+  } catch (error) {
+    throw new ConfigError(options.file, [{ path: '', message: (error as Error).message }]);
+  }
   const check = new ConfigCheck();
-  const config = read(check, doc.toJS() as unknown, options);
+  const config = read(check, raw, options);
   if (check.issues.length > 0) throw new ConfigError(options.file, check.issues);
   return config;
 }
@@ -174,7 +186,15 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
     'redis',
   ]);
 
-  const server = check.object(root.server, 'server', ['host', 'port', 'drainTimeoutMs']) ?? {};
+  const server =
+    check.object(root.server, 'server', [
+      'host',
+      'port',
+      'drainTimeoutMs',
+      'headersTimeoutMs',
+      'requestTimeoutMs',
+      'maxBodyBytes',
+    ]) ?? {};
   const admin = check.object(root.admin, 'admin', ['token']) ?? {};
   const logging = check.object(root.logging, 'logging', ['level']) ?? {};
   const disp =
@@ -188,6 +208,19 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
 
   const modules = readModules(check, root.modules, options);
   const moduleNames = Object.keys(modules);
+  const headersTimeoutMs = check.int(server.headersTimeoutMs, 'server.headersTimeoutMs', 10_000, {
+    min: 1,
+    max: DAY,
+  });
+  const requestTimeoutMs = check.int(server.requestTimeoutMs, 'server.requestTimeoutMs', 30_000, {
+    min: 1,
+    max: DAY,
+  });
+  if (headersTimeoutMs > requestTimeoutMs)
+    check.fail(
+      'server.headersTimeoutMs',
+      `must be <= server.requestTimeoutMs (${requestTimeoutMs}), got ${headersTimeoutMs}`,
+    );
   const defaultModule = check.optionalString(disp.defaultModule, 'dispatcher.defaultModule');
   if (defaultModule !== undefined && modules[defaultModule] === undefined)
     check.fail('dispatcher.defaultModule', unknownModule(defaultModule, moduleNames));
@@ -200,6 +233,12 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
       drainTimeoutMs: check.int(server.drainTimeoutMs, 'server.drainTimeoutMs', 10_000, {
         min: 0,
         max: DAY,
+      }),
+      headersTimeoutMs,
+      requestTimeoutMs,
+      maxBodyBytes: check.int(server.maxBodyBytes, 'server.maxBodyBytes', 32 * 1024 * 1024, {
+        min: 1,
+        max: 1024 * 1024 * 1024,
       }),
     },
     admin: {

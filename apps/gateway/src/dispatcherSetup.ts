@@ -92,6 +92,7 @@ export function createGatewayDispatcher(config: GatewayConfig, deps: DispatcherD
     rules: config.dispatch,
     split: config.splits.map(s => ({ module: s.module, weights: s.weights, stickyBy: s.stickyBy })),
     requestTimeoutMs: config.dispatcher.requestTimeoutMs,
+    maxBodyBytes: config.server.maxBodyBytes,
     ...(deps.eventStore ? { eventStore: deps.eventStore } : {}),
     eventHandlers: deps.eventHandlers,
     logger: deps.logger,

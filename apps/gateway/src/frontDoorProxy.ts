@@ -7,26 +7,75 @@ export interface FrontDoorProxy {
   close(): void;
 }
 
+/** Headers by which a client could claim another address or scheme: set by the gateway only. */
+const CLIENT_ADDRESS_HEADERS: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+]);
+
+/** Options of {@link frontDoorProxy}. */
+export interface FrontDoorProxyOptions {
+  /** Largest request body forwarded; a bigger one is answered 413 here. Default 32 MiB. */
+  readonly maxBodyBytes?: number;
+}
+
 /**
  * Forwards a request to `@x/dispatcher`'s front door (on a loopback port) and streams the answer
  * back: bodies are piped both ways with backpressure, hop-by-hop headers are dropped, and the
- * client address and request id go along (the front door trusts loopback for them). A front door
- * that cannot be reached answers 502 `{"error":{"code":"BAD_GATEWAY"}}`.
+ * client address and request id go along (the front door trusts loopback for them). The client
+ * address is the peer's: an `X-Forwarded-For` sent by the client is replaced, not extended. A
+ * front door that cannot be reached answers 502 `{"error":{"code":"BAD_GATEWAY"}}`.
+ *
+ * A body over `maxBodyBytes` (declared or counted while streaming) is answered 413
+ * `PAYLOAD_TOO_LARGE` here and never forwarded whole. Any answer sent before the client's body
+ * was read to its end closes the connection, so the client stops uploading rather than the gateway
+ * reading and discarding the rest.
  *
  * The dispatcher serves HTTP only through its own listener, so the gateway puts this in front of
  * it for everything its own routes do not handle.
  */
-export function frontDoorProxy(frontDoorUrl: string): FrontDoorProxy {
+export function frontDoorProxy(
+  frontDoorUrl: string,
+  options: FrontDoorProxyOptions = {},
+): FrontDoorProxy {
   const target = new URL(frontDoorUrl);
+  const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
   const forward = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
+    const fail = (status: number, code: string, message: string): void => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const body = JSON.stringify({ error: { code, message }, requestId });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...(req.complete ? {} : { connection: 'close' }),
+      });
+      res.end(body);
+    };
+    const tooLarge = `the request body is larger than ${maxBodyBytes} bytes`;
+    if (Number(req.headers['content-length'] ?? 0) > maxBodyBytes) {
+      fail(413, 'PAYLOAD_TOO_LARGE', tooLarge);
+      return;
+    }
+    // The body is counted here too, not only by the front door: its 413 could race our upload and
+    // surface as a write error (502) instead.
+    let received = 0;
+    let refused = false;
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(req.headers))
-      if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) headers[name] = value;
+      if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name) && !CLIENT_ADDRESS_HEADERS.has(name))
+        headers[name] = value;
     headers['x-request-id'] = requestId;
-    const client = req.socket.remoteAddress ?? '';
-    const previous = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = previous ? `${String(previous)}, ${client}` : client;
+    // The gateway is the edge: the peer is the client. What a client says about its own address
+    // is dropped, never passed on (the front door trusts the gateway, so it would trust forgeries).
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
     headers['x-forwarded-proto'] = 'http';
     const upstream = request(
       {
@@ -41,31 +90,25 @@ export function frontDoorProxy(frontDoorUrl: string): FrontDoorProxy {
         const out: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(answer.headers))
           if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name)) out[name] = value;
+        if (!req.complete) out.connection = 'close';
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
         answer.pipe(res);
         answer.on('error', () => res.destroy());
       },
     );
     upstream.on('error', error => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const body = JSON.stringify({
-        error: {
-          code: 'BAD_GATEWAY',
-          message: `the dispatcher front door failed: ${error.message}`,
-        },
-        requestId,
-      });
-      res.writeHead(502, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(body);
+      if (!refused) fail(502, 'BAD_GATEWAY', `the dispatcher front door failed: ${error.message}`);
     });
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
+    });
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= maxBodyBytes || refused) return;
+      refused = true;
+      req.unpipe(upstream);
+      upstream.destroy();
+      fail(413, 'PAYLOAD_TOO_LARGE', tooLarge);
     });
     req.pipe(upstream);
   };

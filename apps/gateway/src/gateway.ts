@@ -110,6 +110,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       admin: { token: options.adminToken },
       trustedProxies: ['loopback'],
       drainTimeoutMs: config.server.drainTimeoutMs,
+      headersTimeoutMs: config.server.headersTimeoutMs,
+      requestTimeoutMs: config.server.requestTimeoutMs,
     });
     catalog.refresh();
     const orders: OrdersClient = createOrdersClient(frontDoor.url, config.resilience.orders, {
@@ -143,7 +145,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       log.info({ drained }, 'routes stopped');
     });
 
-    const proxy: FrontDoorProxy = frontDoorProxy(frontDoor.url);
+    const proxy: FrontDoorProxy = frontDoorProxy(frontDoor.url, {
+      maxBodyBytes: config.server.maxBodyBytes,
+    });
     cleanups.push(() => proxy.close());
     const host = options.host ?? config.server.host;
     const port = options.port ?? config.server.port;
@@ -189,6 +193,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       proxy,
       readiness: () => readiness({ config, dispatcher: d, catalog, reports, isDraining }),
       isDraining,
+      timeouts: config.server,
     });
     await new Promise<void>((resolve, reject) => {
       http.server.once('error', (error: NodeJS.ErrnoException) =>

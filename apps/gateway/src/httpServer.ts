@@ -9,6 +9,7 @@ import type { Pino } from './logger.js';
 import { rewriteOrderUrl } from './ordersRoute.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
+import { RequestGuard } from './requestGuard.js';
 import type { Telemetry } from './telemetry.js';
 
 /** What the gateway's HTTP server dispatches to. */
@@ -29,6 +30,8 @@ export interface ServerParts {
   readonly proxy: FrontDoorProxy;
   readonly readiness: () => { ready: boolean; checks: Record<string, Check> };
   readonly isDraining: () => boolean;
+  /** Slow clients: head and whole-request deadlines (408, connection closed). */
+  readonly timeouts: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number };
 }
 
 /** The gateway's server with its in-flight request count (for the drain). */
@@ -88,7 +91,19 @@ function endpointOf(path: string): string | undefined {
  */
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;
-  const server = createServer((req, res) => {
+  const { headersTimeoutMs, requestTimeoutMs } = parts.timeouts;
+  const options = {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    // how often Node looks for expired requests: a fraction of the head deadline, within 0.1–1 s
+    connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),
+  };
+  const guard = new RequestGuard();
+  const server = createServer(options, (req, res) => {
+    if (guard.ignore(req)) {
+      req.resume();
+      return;
+    }
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     req.headers['x-request-id'] = id;
@@ -116,6 +131,16 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       else if (endpoint) log.info(line, 'request');
       else log.debug(line, 'request');
     });
+    const refusal = guard.refuse(req);
+    if (refusal !== undefined) {
+      sendJson(
+        res,
+        400,
+        { error: { code: 'INVALID_REQUEST', message: refusal }, requestId: id },
+        { connection: 'close' },
+      );
+      return;
+    }
     if (parts.isDraining() && !path.startsWith('/healthz') && !path.startsWith('/readyz')) {
       req.resume();
       sendJson(

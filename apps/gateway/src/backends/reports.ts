@@ -52,6 +52,8 @@ const worker = await createWorker<ReportsApi>({
   },
   concurrency: 32,
   queue: 128,
+  // The gateway never calls $status / $drain; nothing else on the host should be able to.
+  admin: false,
 }).start();
 
 onShutdown(env, () => worker.close());

@@ -1,0 +1,51 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * Why the gateway refuses a request before routing it (answered 400 `INVALID_REQUEST`, connection
+ * closed), or undefined. The gateway is the edge: it applies the framing checks of the dispatcher's
+ * front door (its README, "request smuggling") itself, rather than re-framing an ambiguous request
+ * into a clean one and passing it on:
+ *
+ * - an HTTP version other than 1.x: a CR or LF in the request target makes Node's parser read the
+ *   request line as HTTP/0.9 and the rest of it as headers (header injection);
+ * - a `Transfer-Encoding` other than exactly `chunked` (`identity, chunked`, `gzip`, two headers);
+ * - more than one `Host` header;
+ * - a target that is not a path (absolute-form, `*`).
+ *
+ * Node's parser already refuses `Content-Length` with `Transfer-Encoding`, duplicate
+ * `Content-Length`, bad chunk sizes and CR / LF / NUL in header values (400), and oversized heads (431).
+ */
+export function requestRefusal(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMajor !== 1) return `unsupported HTTP version ${req.httpVersion}`;
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined && te.toLowerCase() !== 'chunked')
+    return 'unsupported Transfer-Encoding (only chunked)';
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts > 1) return 'more than one Host header';
+  if (req.url?.charCodeAt(0) !== 47 /* / */) return 'request target must be a path (origin-form)';
+  return undefined;
+}
+
+/**
+ * {@link requestRefusal} per connection: Node's parser emits every request of a pipelined batch,
+ * also those behind a refused one (the request smuggled after an ambiguous body), so a connection
+ * that had a request refused serves nothing more; it closes after the 400.
+ */
+export class RequestGuard {
+  private readonly refused = new WeakSet<Socket>();
+
+  /** Why `req` is refused (its connection is then marked), or undefined. */
+  refuse(req: IncomingMessage): string | undefined {
+    const reason = requestRefusal(req);
+    if (reason !== undefined) this.refused.add(req.socket);
+    return reason;
+  }
+
+  /** True for a request pipelined behind a refused one: leave it unanswered. */
+  ignore(req: IncomingMessage): boolean {
+    return this.refused.has(req.socket);
+  }
+}
