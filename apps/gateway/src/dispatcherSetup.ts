@@ -21,6 +21,8 @@ export interface DispatcherDeps {
   readonly eventStore: EventStore | undefined;
   /** Named handlers of durable events. */
   readonly eventHandlers: Readonly<Record<string, EventHandler>>;
+  /** The gateway's admin token, given to every backend as `X_ADMIN_TOKEN` (their own admin methods). */
+  readonly adminToken: string;
 }
 
 /** A configured backend as an `@x/dispatcher` backend. */
@@ -44,15 +46,21 @@ function backendOf(config: BackendConfig, env: Readonly<Record<string, string>>)
   }
 }
 
-/** Environment a version's processes get: its own `env`, plus the shard layout for the shards version. */
-function envOf(config: GatewayConfig, module: string, version: string, spec: VersionConfig) {
+/**
+ * Environment a version's processes get: its own `env` and the admin token, plus the shard layout
+ * for the shards version.
+ */
+function envOf(
+  config: GatewayConfig,
+  module: string,
+  version: string,
+  spec: VersionConfig,
+  adminToken: string,
+) {
+  const env = { ...spec.env, X_ADMIN_TOKEN: adminToken };
   const { shards } = config;
-  if (shards.module !== module || shards.version !== version) return spec.env;
-  return {
-    ...spec.env,
-    SHARD_COUNT: String(shards.count),
-    SHARD_REPLICAS: String(shards.replicas),
-  };
+  if (shards.module !== module || shards.version !== version) return env;
+  return { ...env, SHARD_COUNT: String(shards.count), SHARD_REPLICAS: String(shards.replicas) };
 }
 
 /**
@@ -66,7 +74,7 @@ export function createGatewayDispatcher(config: GatewayConfig, deps: DispatcherD
     const versions: Record<string, ModuleSpec['versions'][string]> = {};
     for (const [version, spec] of Object.entries(mod.versions)) {
       versions[version] = {
-        backend: backendOf(spec.backend, envOf(config, name, version, spec)),
+        backend: backendOf(spec.backend, envOf(config, name, version, spec, deps.adminToken)),
         scaling: { kind: 'manual', instances: spec.instances },
         maxConcurrentRequests: spec.maxConcurrentRequests,
         restart: {

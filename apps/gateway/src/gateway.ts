@@ -80,6 +80,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         ? redisEventStore({ url: options.redisUrl, prefix: `${config.redis.prefix}:events` })
         : undefined,
       eventHandlers: {},
+      adminToken: options.adminToken,
     });
     cleanups.push(() => d.close({ drainTimeoutMs: config.server.drainTimeoutMs }));
 

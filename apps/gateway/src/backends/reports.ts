@@ -52,8 +52,8 @@ const worker = await createWorker<ReportsApi>({
   },
   concurrency: 32,
   queue: 128,
-  // The gateway never calls $status / $drain; nothing else on the host should be able to.
-  admin: false,
+  // $status / $drain only with the gateway's admin token (anything on the host reaches this port).
+  admin: process.env.X_ADMIN_TOKEN ? { token: process.env.X_ADMIN_TOKEN } : false,
 }).start();
 
 onShutdown(env, () => worker.close());
