@@ -1,11 +1,11 @@
-import { LoadTracker, createBalancer, systemClock, toEndpoint, type Disposer } from '@x/resilience';
+import { LoadTracker, createBalancer, systemClock, toEndpoint } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { CallOptions } from './callOptions.js';
-import type { RestClientEvent, RestClientEventOf, RestClientEventType } from './events.js';
 import type { HostStats } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
 import { resolveConfig } from './internal/config.js';
 import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
+import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
 import type { QueryParams } from './internal/path.js';
 import type { ResourceOptions } from './resourceOptions.js';
@@ -27,15 +27,17 @@ export function toOrigin(host: string): string {
  * a retry budget); a request that meets a keep-alive connection the server had just closed is
  * replayed once at once (idempotent requests, or a 408).
  */
-export class Resource implements AsyncDisposable {
+export class Resource extends EngineClient {
   /** The host's origin, e.g. `http://127.0.0.1:8080`. */
   readonly host: string;
-  private readonly engine: Engine;
+  /** @internal */
+  protected readonly engine: Engine;
   private readonly hostPool: HostPool;
   private readonly pick: Picker;
   private readonly defaults: SpecDefaults;
 
   constructor(host: string, options: ResourceOptions = {}) {
+    super();
     this.host = toOrigin(host);
     const clock = new CachedClock(options.clock ?? systemClock);
     const tracker = new LoadTracker<HostPool>({ clock });
@@ -109,38 +111,6 @@ export class Resource implements AsyncDisposable {
   /** O(1) counters of the host. */
   stats(): HostStats {
     return this.engine.stats(this.hostPool);
-  }
-
-  /** Subscribes to one type of event (`retry`, `replay`, `hedge`); returns the unsubscribe function. */
-  on<K extends RestClientEventType>(
-    type: K,
-    listener: (event: RestClientEventOf<K>) => void,
-  ): Disposer {
-    return this.engine.on(type, listener);
-  }
-
-  /** Subscribes to every event. */
-  onEvent(listener: (event: RestClientEvent) => void): Disposer {
-    return this.engine.events.on(listener);
-  }
-
-  /** True once `close()` or `destroy()` was called. */
-  get closed(): boolean {
-    return this.engine.closed;
-  }
-
-  /** Refuses new calls, lets running ones finish (each bounded by its deadline), closes the connections. */
-  close(): Promise<void> {
-    return this.engine.close();
-  }
-
-  /** Closes at once: running calls fail with `CLOSED`. */
-  destroy(): Promise<void> {
-    return this.engine.destroy();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   private run(

@@ -1,13 +1,13 @@
-import { leastLoaded, systemClock, type Balancer, type Disposer } from '@x/resilience';
+import { leastLoaded, systemClock, type Balancer } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
 import type { CallOptions } from './callOptions.js';
 import { InvalidRequestError, NoHostError } from './errors.js';
-import type { RestClientEvent, RestClientEventOf, RestClientEventType } from './events.js';
 import type { HostStats, Upstream } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
 import { resolveConfig } from './internal/config.js';
 import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
+import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
 import type { QueryParams } from './internal/path.js';
 import { resolveHealth, type HealthOptions } from './passiveHealth.js';
@@ -64,7 +64,7 @@ export interface PendingRequest<T = unknown> {
  *   choice: the hosts with the lowest value form the tier the balancer picks from; `null`
  *   eliminates a host.
  */
-export class Resources implements AsyncDisposable {
+export class Resources extends EngineClient {
   /** @internal */
   protected readonly engine: Engine;
   /** @internal */
@@ -73,6 +73,7 @@ export class Resources implements AsyncDisposable {
   private readonly priorityOption: ResourcesOptions['priority'];
 
   constructor(hosts: Iterable<string>, options: ResourcesOptions = {}) {
+    super();
     if (
       hosts === null ||
       typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
@@ -281,38 +282,6 @@ export class Resources implements AsyncDisposable {
   hostStats(host: string): HostStats | undefined {
     const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
     return pool === undefined ? undefined : this.engine.stats(pool);
-  }
-
-  /** Subscribes to one type of event (`eject`, `readmit`, `probeFailed`, `retry`, `replay`, `hedge`). */
-  on<K extends RestClientEventType>(
-    type: K,
-    listener: (event: RestClientEventOf<K>) => void,
-  ): Disposer {
-    return this.engine.on(type, listener);
-  }
-
-  /** Subscribes to every event. */
-  onEvent(listener: (event: RestClientEvent) => void): Disposer {
-    return this.engine.events.on(listener);
-  }
-
-  /** True once `close()` or `destroy()` was called. */
-  get closed(): boolean {
-    return this.engine.closed;
-  }
-
-  /** Refuses new calls, lets running ones finish (each bounded by its deadline), closes every pool. */
-  close(): Promise<void> {
-    return this.engine.close();
-  }
-
-  /** Closes at once: running calls fail with `CLOSED`. */
-  destroy(): Promise<void> {
-    return this.engine.destroy();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   /** @internal */
