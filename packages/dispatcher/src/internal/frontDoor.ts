@@ -68,6 +68,22 @@ const ADMIN_BODY_LIMIT = 65_536;
  * both ways, hop-by-hop headers stripped, forwarding headers only from trusted proxies, request
  * ids, limits, timeouts, smuggling checks and a token-protected admin API.
  */
+/** An admitted request on its way to an instance of `pool`. */
+interface Forward {
+  readonly pool: VersionPool;
+  readonly res: ServerResponse;
+  readonly method: string;
+  readonly url: string;
+  /** Request headers to forward, as a flat name/value list (hop-by-hop headers stripped). */
+  readonly headers: string[];
+  readonly body: IncomingMessage | AsyncIterable<Uint8Array> | null;
+  readonly requestId: string;
+  readonly decision: RouteDecision;
+  readonly sourceIp: string;
+  /** Clock time the request was admitted (for the instance's latency). */
+  readonly startedAt: number;
+}
+
 export class FrontDoor {
   readonly server: Server;
   private readonly sockets = new Set<Socket>();
@@ -363,6 +379,18 @@ export class FrontDoor {
     };
     const body = hasBody ? (te !== undefined ? limitBody(req, settings.maxBodyBytes) : req) : null;
 
+    const forward: Forward = {
+      pool,
+      res,
+      method,
+      url,
+      headers: stripped,
+      body,
+      requestId,
+      decision,
+      sourceIp,
+      startedAt,
+    };
     if (decision.instance === undefined) {
       let acquired: Instance | Promise<Instance>;
       try {
@@ -371,37 +399,10 @@ export class FrontDoor {
         return this.reject(res, error, requestId, false);
       }
       if (acquired instanceof Promise) {
-        void this.waitThenServe(
-          acquired,
-          undefined,
-          pool,
-          req,
-          res,
-          method,
-          url,
-          stripped,
-          body,
-          requestId,
-          decision,
-          sourceIp,
-          startedAt,
-        );
+        void this.waitThenServe(acquired, undefined, forward);
         return;
       }
-      this.serve(
-        acquired,
-        pool,
-        req,
-        res,
-        method,
-        url,
-        stripped,
-        body,
-        requestId,
-        decision,
-        sourceIp,
-        startedAt,
-      );
+      this.serve(acquired, forward);
     } else {
       const abort = new AbortController();
       const onClose = () => abort.abort(new AbortedError());
@@ -409,17 +410,7 @@ export class FrontDoor {
       void this.waitThenServe(
         pool.acquireInstance(decision.instance, deadline, abort.signal),
         onClose,
-        pool,
-        req,
-        res,
-        method,
-        url,
-        stripped,
-        body,
-        requestId,
-        decision,
-        sourceIp,
-        startedAt,
+        forward,
       );
     }
   }
@@ -427,18 +418,9 @@ export class FrontDoor {
   private async waitThenServe(
     acquired: Promise<Instance>,
     onClose: (() => void) | undefined,
-    pool: VersionPool,
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    url: string,
-    headers: string[],
-    body: IncomingMessage | AsyncIterable<Uint8Array> | null,
-    requestId: string,
-    decision: RouteDecision,
-    sourceIp: string,
-    startedAt: number,
+    forward: Forward,
   ): Promise<void> {
+    const { pool, res, requestId } = forward;
     let instance: Instance;
     try {
       instance = await acquired;
@@ -452,36 +434,11 @@ export class FrontDoor {
       pool.release(instance, true, 0);
       return;
     }
-    this.serve(
-      instance,
-      pool,
-      req,
-      res,
-      method,
-      url,
-      headers,
-      body,
-      requestId,
-      decision,
-      sourceIp,
-      startedAt,
-    );
+    this.serve(instance, forward);
   }
 
-  private serve(
-    instance: Instance,
-    pool: VersionPool,
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    url: string,
-    headers: string[],
-    body: IncomingMessage | AsyncIterable<Uint8Array> | null,
-    requestId: string,
-    decision: RouteDecision,
-    sourceIp: string,
-    startedAt: number,
-  ): void {
+  private serve(instance: Instance, forward: Forward): void {
+    const { pool, res, method, url, headers, body, requestId, decision, startedAt } = forward;
     const upstream = instance.pool;
     if (upstream !== undefined) {
       const handler = new ProxyHandler(
@@ -512,36 +469,12 @@ export class FrontDoor {
       }
       return;
     }
-    void this.serveInProcess(
-      instance,
-      pool,
-      req,
-      res,
-      method,
-      url,
-      headers,
-      body,
-      requestId,
-      decision,
-      sourceIp,
-      startedAt,
-    );
+    void this.serveInProcess(instance, forward);
   }
 
-  private async serveInProcess(
-    instance: Instance,
-    pool: VersionPool,
-    _req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    url: string,
-    headers: string[],
-    body: IncomingMessage | AsyncIterable<Uint8Array> | null,
-    requestId: string,
-    decision: RouteDecision,
-    sourceIp: string,
-    startedAt: number,
-  ): Promise<void> {
+  private async serveInProcess(instance: Instance, forward: Forward): Promise<void> {
+    const { pool, res, method, url, headers, body, requestId, decision, sourceIp, startedAt } =
+      forward;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort(new AbortedError());
