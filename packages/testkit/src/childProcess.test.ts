@@ -64,11 +64,12 @@ describe('startNodeProcess', () => {
       'slow.mjs',
       `console.log('pid ' + process.pid); setInterval(() => {}, 1000);`,
     );
-    const failure = await startNodeProcess(path, { readyPattern: /READY/, timeoutMs: 300 }).catch(
+    // 1.5 s: under CI load a node child took longer than 300 ms to print its first line
+    const failure = await startNodeProcess(path, { readyPattern: /READY/, timeoutMs: 1_500 }).catch(
       (err: unknown) => err as Error,
     );
     expect(failure).toBeInstanceOf(Error);
-    expect((failure as Error).message).toMatch(/not ready within 300ms/);
+    expect((failure as Error).message).toMatch(/not ready within 1500ms/);
     const pid = Number(/pid (\d+)/.exec((failure as Error).message)?.[1]);
     expect(pid).toBeGreaterThan(0);
     await expect
