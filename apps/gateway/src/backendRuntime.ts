@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { sendJson } from './sendJson.js';
 
 /** What the dispatcher tells a child-process instance through its environment. */
 export interface InstanceEnv {
@@ -48,16 +49,6 @@ export function onShutdown(env: InstanceEnv, stop: () => Promise<void>): void {
     }, 500);
     watch.unref();
   }
-}
-
-/** Sends a JSON response. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
 /**

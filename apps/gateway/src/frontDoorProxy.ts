@@ -1,5 +1,6 @@
 import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { HOP_BY_HOP_HEADERS } from '@x/dispatcher';
+import { sendJson } from './sendJson.js';
 
 /** A streaming reverse proxy to the dispatcher's front door. */
 export interface FrontDoorProxy {
@@ -51,13 +52,12 @@ export function frontDoorProxy(
         res.destroy();
         return;
       }
-      const body = JSON.stringify({ error: { code, message }, requestId });
-      res.writeHead(status, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-        ...(req.complete ? {} : { connection: 'close' }),
-      });
-      res.end(body);
+      sendJson(
+        res,
+        status,
+        { error: { code, message }, requestId },
+        req.complete ? {} : { connection: 'close' },
+      );
     };
     const tooLarge = `the request body is larger than ${maxBodyBytes} bytes`;
     if (Number(req.headers['content-length'] ?? 0) > maxBodyBytes) {

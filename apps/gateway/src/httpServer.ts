@@ -10,6 +10,7 @@ import { rewriteOrderUrl } from './ordersRoute.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
 import { RequestGuard } from './requestGuard.js';
+import { sendJson } from './sendJson.js';
 import type { Telemetry } from './telemetry.js';
 
 /** What the gateway's HTTP server dispatches to. */
@@ -42,21 +43,6 @@ export interface GatewayServer {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
 
 /** Which latency series a path belongs to (the dashboard's endpoint cards). */
 function endpointOf(path: string): string | undefined {

@@ -6,7 +6,8 @@
  * - `GET /catalog/info` → which keys and how many items this instance holds
  * - `GET /catalog/items` → this instance's items
  */
-import { instanceEnv, sendJson, serveHttp, sleep } from '../backendRuntime.js';
+import { instanceEnv, serveHttp, sleep } from '../backendRuntime.js';
+import { sendJson } from '../sendJson.js';
 import { catalogItems, matches } from '../catalogItems.js';
 import { shardOfItem, shardsOf } from '../shardPlan.js';
 

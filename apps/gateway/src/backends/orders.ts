@@ -8,7 +8,8 @@
  *
  * Fault knobs for demos: `ORDERS_FAIL_RATE` (0…1, answers 503) and `ORDERS_LATENCY_MS`.
  */
-import { instanceEnv, sendJson, serveHttp, sleep } from '../backendRuntime.js';
+import { instanceEnv, serveHttp, sleep } from '../backendRuntime.js';
+import { sendJson } from '../sendJson.js';
 
 const env = instanceEnv(8201);
 const features = (process.env.ORDERS_FEATURES ?? '').split(',');
