@@ -765,13 +765,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       if (decision.setCookie) tuple.headers.push(['set-cookie', decision.setCookie]);
       return tuple;
     } catch (error) {
-      if (signal.aborted) {
-        const reason = signal.reason;
-        throw reason instanceof DeadlineExceededError
-          ? reason
-          : new AbortedError({ cause: reason });
-      }
-      throw error;
+      throw signal.aborted ? abortFailure(signal.reason) : error;
     } finally {
       clear();
       if (instance) {
@@ -889,13 +883,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
         signal,
       );
     } catch (error) {
-      if (signal.aborted) {
-        const reason = signal.reason;
-        throw reason instanceof DeadlineExceededError
-          ? reason
-          : new AbortedError({ cause: reason });
-      }
-      throw error;
+      throw signal.aborted ? abortFailure(signal.reason) : error;
     } finally {
       clear();
       target.releaseBackground();
@@ -1002,4 +990,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       rules: this.routerState.rules.size,
     };
   }
+}
+
+/** What a call aborted by `reason` fails with: its deadline, or `AbortedError` for anything else. */
+function abortFailure(reason: unknown): Error {
+  return reason instanceof DeadlineExceededError ? reason : new AbortedError({ cause: reason });
 }
