@@ -116,3 +116,13 @@ export class BadInputTally {
     });
   }
 }
+
+/** Records `<subject> heap growth over the batch (MB)` in the `bad input` section (bound: 20 MB). */
+export function recordHeapGrowth(subject: string, growthMb: number): void {
+  recordFigure({
+    section: 'bad input',
+    name: `${subject} heap growth over the batch (MB)`,
+    value: growthMb.toFixed(2),
+    target: '< 20',
+  });
+}

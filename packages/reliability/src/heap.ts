@@ -14,3 +14,8 @@ export async function heapAfterGc(): Promise<number> {
   }
   return process.memoryUsage().heapUsed;
 }
+
+/** Megabytes the heap grew since `before` (a {@link heapAfterGc} reading), after full collections. */
+export async function heapGrowthMbSince(before: number): Promise<number> {
+  return ((await heapAfterGc()) - before) / 2 ** 20;
+}

@@ -11,9 +11,14 @@ import {
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
 import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 import { YAML_ALIAS_BOMB, YAML_TRAPS } from '../src/yamlTraps.js';
@@ -166,14 +171,9 @@ describe('bad input: dispatch rules', { timeout: BAD_INPUT_TIMEOUT_MS }, () => {
       }),
       { numRuns: RUNS },
     );
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     tally.record(RUNS);
-    recordFigure({
-      section: 'bad input',
-      name: 'dispatch rules: parseDispatchYaml heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('dispatch rules: parseDispatchYaml', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     expect(tally.outcomes.get('ok')).toBeGreaterThan(RUNS / 20);
     expect(tally.slowestMs).toBeLessThan(250);

@@ -1,9 +1,14 @@
 import { createDispatcher, inProcess, type Dispatcher, type HttpFrontDoor } from '@x/dispatcher';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
 import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 import { rawExchange } from '../src/rawHttp.js';
@@ -292,14 +297,9 @@ describe(
         ),
         { numRuns: RUNS, plugins: [fc.timeout(2_000)] },
       );
-      const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+      const growthMb = await heapGrowthMbSince(heapBefore);
       tally.record(RUNS);
-      recordFigure({
-        section: 'bad input',
-        name: 'front door: addRequest heap growth over the batch (MB)',
-        value: growthMb.toFixed(2),
-        target: '< 20',
-      });
+      recordHeapGrowth('front door: addRequest', growthMb);
       expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
       expect(tally.outcomes.get('ok')).toBeGreaterThan(RUNS / 20);
       expect(tally.outcomes.get('INVALID_REQUEST')).toBeGreaterThan(RUNS / 20);

@@ -10,9 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 // checked below on a few files).
 import { parseConfig } from '../../../apps/gateway/src/config.js';
 import { ConfigError } from '../../../apps/gateway/src/configError.js';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally } from '../src/badInputTally.js';
+import { BAD_INPUT_TIMEOUT_MS, BadInputTally, recordHeapGrowth } from '../src/badInputTally.js';
 import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 import { YAML_ALIAS_BOMB, YAML_TRAPS } from '../src/yamlTraps.js';
@@ -179,7 +179,7 @@ describe('bad input: gateway configuration', { timeout: BAD_INPUT_TIMEOUT_MS }, 
       }),
       { numRuns: RUNS },
     );
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     tally.record(RUNS);
     recordFigure({
       section: 'bad input',
@@ -189,12 +189,7 @@ describe('bad input: gateway configuration', { timeout: BAD_INPUT_TIMEOUT_MS }, 
         .map(([s, n]) => `${s} ${n}`)
         .join(' · '),
     });
-    recordFigure({
-      section: 'bad input',
-      name: 'gateway config: heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('gateway config:', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     expect(tally.outcomes.get('ok')).toBeGreaterThan(0); // the default file (and harmless edits) pass
     expect(tally.outcomes.get('INVALID_CONFIG')).toBeGreaterThan(RUNS / 2);

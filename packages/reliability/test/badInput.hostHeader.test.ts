@@ -8,9 +8,13 @@ import {
 } from '@x/dispatcher';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
-import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 
@@ -178,14 +182,9 @@ describe('bad input: Host headers', { timeout: BAD_INPUT_TIMEOUT_MS }, () => {
       { numRuns: RUNS },
     );
     // the router caches parsed Host headers: thousands of distinct ones must not pile up
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     tally.record(RUNS);
-    recordFigure({
-      section: 'bad input',
-      name: 'Host header: routing heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('Host header: routing', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     expect(tally.outcomes.get('ok')).toBeGreaterThan(RUNS / 10);
     expect(tally.outcomes.get('INVALID_REQUEST')).toBeGreaterThan(0);

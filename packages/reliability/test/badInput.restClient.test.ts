@@ -10,9 +10,13 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { Resource, type DecodeMode } from '@x/rest-client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
-import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedBytes, mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 
@@ -213,14 +217,9 @@ describe('bad input: @x/rest-client response decoding', { timeout: BAD_INPUT_TIM
       ),
       { numRuns: RUNS, plugins: [fc.timeout(3_000)] },
     );
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     tally.record(RUNS);
-    recordFigure({
-      section: 'bad input',
-      name: 'rest-client: heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('rest-client:', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     for (const outcome of ['ok', 'HTTP_ERROR', 'DECODE', 'RESPONSE_TOO_LARGE'])
       expect(tally.outcomes.get(outcome), outcome).toBeGreaterThan(0);

@@ -12,9 +12,14 @@ import {
 import fc from 'fast-check';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
 import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { mutatedBytes, mutatedString } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
 import { runConcurrently } from '../src/runConcurrently.js';
@@ -157,19 +162,14 @@ describe('bad input: @x/routes translators', { timeout: BAD_INPUT_TIMEOUT_MS }, 
       t.deadLetters.clear();
       await t.stop({ timeoutMs: 1_000 });
     }
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     recordFigure({
       section: 'bad input',
       name: 'routes: dead letters kept per route (bound 10 000)',
       value: deadLetters.join(' / '),
     });
     tally.record(RUNS);
-    recordFigure({
-      section: 'bad input',
-      name: 'routes: testRoute heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('routes: testRoute', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     expect(tally.outcomes.get('ok')).toBeGreaterThan(RUNS / 20);
     expect(tally.outcomes.get('TRANSLATION_FAILED')).toBeGreaterThan(RUNS / 20);

@@ -23,9 +23,14 @@ import {
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
-import { BAD_INPUT_TIMEOUT_MS, BadInputTally, xErrorCodes } from '../src/badInputTally.js';
+import {
+  BAD_INPUT_TIMEOUT_MS,
+  BadInputTally,
+  recordHeapGrowth,
+  xErrorCodes,
+} from '../src/badInputTally.js';
 import { recordFigure } from '../src/figures.js';
-import { heapAfterGc } from '../src/heap.js';
+import { heapAfterGc, heapGrowthMbSince } from '../src/heap.js';
 import { MemoryWorkerTransport, memoryClientTransport } from '../src/memoryRpcTransports.js';
 import { mutatedBytes } from '../src/mutate.js';
 import { sized } from '../src/profile.js';
@@ -262,14 +267,9 @@ describe('bad input: worker-rpc frames and codecs', { timeout: BAD_INPUT_TIMEOUT
       }),
       { numRuns: RUNS, plugins: [fc.timeout(2_000)] },
     );
-    const growthMb = ((await heapAfterGc()) - heapBefore) / 2 ** 20;
+    const growthMb = await heapGrowthMbSince(heapBefore);
     tally.record(RUNS);
-    recordFigure({
-      section: 'bad input',
-      name: 'worker-rpc: worker heap growth over the batch (MB)',
-      value: growthMb.toFixed(2),
-      target: '< 20',
-    });
+    recordHeapGrowth('worker-rpc: worker', growthMb);
     expect(tally.cases).toBeGreaterThanOrEqual(RUNS);
     for (const outcome of [
       'ok',
