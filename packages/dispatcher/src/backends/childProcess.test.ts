@@ -263,6 +263,169 @@ describe('child-process instances', () => {
   });
 });
 
+describe('hung and unstartable child processes', () => {
+  /** GET through the front door: status, error code, x-served-by and the time to settle. */
+  async function get(url: string) {
+    const started = performance.now();
+    const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    const body = (await res.json()) as {
+      pid?: number;
+      error?: { code?: string; message?: string };
+    };
+    return {
+      status: res.status,
+      code: body.error?.code,
+      message: body.error?.message ?? '',
+      pid: body.pid,
+      servedBy: res.headers.get('x-served-by'),
+      ms: performance.now() - started,
+    };
+  }
+
+  it('a SIGSTOPped instance: front-door requests settle by requestTimeoutMs, the instance is ejected, then SIGKILLed and restarted', async () => {
+    const requestTimeoutMs = 1_500;
+    const d = make({
+      requestTimeoutMs,
+      modules: {
+        api: {
+          versions: {
+            v1: {
+              backend: backend(),
+              scaling: { kind: 'manual', instances: 2 },
+              balancer: 'roundRobin',
+              healthCheck: {
+                intervalMs: 300,
+                timeoutMs: 300,
+                unhealthyThreshold: 2,
+                healthyThreshold: 1,
+                restartThreshold: 8,
+              },
+              restart: {
+                backoff: exponentialBackoff({ initialMs: 50, maxMs: 50, jitter: 'none' }),
+              },
+            },
+          },
+        },
+      },
+    });
+    const events: DispatcherEvent[] = [];
+    d.on(e => events.push(e));
+    const door = await d.listen({ port: 0 });
+    const before = d.getInstances('api', 'v1');
+    const hung = before[0]!;
+    const healthyPid = before[1]!.pid;
+    const fine = await get(`${door.url}/x`);
+    expect(fine.status).toBe(200);
+    expect(fine.servedBy).toMatch(/^api\/v1\/[01]$/);
+
+    process.kill(hung.pid!, 'SIGSTOP');
+    const stoppedAt = performance.now();
+    try {
+      // round robin: about half of these go to the hung instance until it is ejected
+      const answers = await Promise.all(Array.from({ length: 6 }, () => get(`${door.url}/x`)));
+      for (const a of answers) {
+        expect([200, 504]).toContain(a.status);
+        expect(a.ms).toBeLessThan(requestTimeoutMs + 1_000);
+        if (a.status === 504) {
+          expect(a.code).toBe('DEADLINE_EXCEEDED');
+          expect(a.servedBy).toBe('api/v1/0');
+        } else expect(a.pid).toBe(healthyPid);
+      }
+      await waitFor(() => events.some(e => e.type === 'instance-unhealthy' && e.instance === '0'), {
+        timeoutMs: 10_000,
+      });
+      const ejectedMs = performance.now() - stoppedAt;
+      expect(d.getInstances('api', 'v1')[0]).toMatchObject({ healthy: false, health: 'unhealthy' });
+      // out of rotation: every request goes to the healthy instance, at once
+      for (let i = 0; i < 4; i++) {
+        const a = await get(`${door.url}/x`);
+        expect(a).toMatchObject({ status: 200, pid: healthyPid });
+        expect(a.ms).toBeLessThan(requestTimeoutMs);
+      }
+      // still hung after restartThreshold probes: SIGKILLed (it is stopped) and replaced
+      await waitFor(
+        () => {
+          const now = d.getInstances('api', 'v1')[0]!;
+          return now.state === 'ready' && now.pid !== hung.pid && now.healthy;
+        },
+        { timeoutMs: 20_000 },
+      );
+      const restartedMs = performance.now() - stoppedAt;
+      expect(alive(hung.pid)).toBe(false);
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'instance-restart-scheduled', reason: 'unhealthy' }),
+      );
+      console.log(
+        `hung instance: ejected after ${Math.round(ejectedMs)} ms, restarted after ${Math.round(restartedMs)} ms`,
+      );
+    } finally {
+      try {
+        process.kill(hung.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+
+  it('a child that cannot start: INSTANCE_START_FAILED with its last stderr lines, crash-loop state, and a fast 503', async () => {
+    const d = make({
+      requestTimeoutMs: 10_000,
+      modules: {
+        broken: {
+          versions: {
+            v1: {
+              backend: childProcess({ args: [join(dir, 'missing.js')], output: 'ignore' }),
+              restart: {
+                backoff: exponentialBackoff({ initialMs: 300, maxMs: 5_000, jitter: 'none' }),
+              },
+            },
+          },
+        },
+      },
+    });
+    const events: DispatcherEvent[] = [];
+    d.on(e => events.push(e));
+    const door = await d.listen({ port: 0 });
+    const failed = events.find(e => e.type === 'instance-start-failed');
+    expect(failed).toBeDefined();
+    const error = (failed as { error: { code: string; message: string; output?: string } }).error;
+    expect(error.code).toBe('INSTANCE_START_FAILED');
+    expect(error.output).toMatch(/Cannot find module/);
+    expect(error.output!.split('\n').length).toBeLessThanOrEqual(20);
+    expect(error.output!.length).toBeLessThanOrEqual(4_096);
+    const info = d.getInstances('broken', 'v1')[0]!;
+    expect(info.startFailures).toBeGreaterThanOrEqual(1);
+    expect(info.lastError).toMatch(/Cannot find module/);
+    expect(['crash-loop', 'starting']).toContain(info.state);
+
+    // two failed starts in a row: a crash loop, requests fail fast
+    await waitFor(() => d.getInstances('broken', 'v1')[0]!.startFailures >= 2, {
+      timeoutMs: 10_000,
+    });
+    const a = await get(`${door.url}/`);
+    expect(a.status).toBe(503);
+    expect(a.code).toBe('INSTANCE_START_FAILED');
+    expect(a.message).toMatch(/fails to start.*Cannot find module/s);
+    expect(a.ms).toBeLessThan(2_000);
+    await expect(d.addRequest({ url: '/' })).rejects.toMatchObject({
+      code: 'INSTANCE_START_FAILED',
+      output: expect.stringMatching(/Cannot find module/),
+    });
+    // the backoff grows: restarts are spaced, not a tight loop
+    await waitFor(() => events.filter(e => e.type === 'instance-restart-scheduled').length >= 3, {
+      timeoutMs: 10_000,
+    });
+    const delays = events
+      .filter(e => e.type === 'instance-restart-scheduled')
+      .map(e => (e as { delayMs: number }).delayMs);
+    expect(delays[2]!).toBeGreaterThan(delays[0]!);
+    await waitFor(() => d.getInstances('broken', 'v1')[0]!.state === 'crash-loop', {
+      timeoutMs: 5_000,
+    });
+    expect(d.getInstances('broken', 'v1')[0]!.nextRestartAt).toBeGreaterThan(0);
+  });
+});
+
 describe('remote instances', () => {
   let servers: TestServer[] = [];
   afterEach(async () => {

@@ -61,6 +61,9 @@ export interface FrontDoorSettings {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+/** Response header naming the instance that answered: `module/version/instance`. */
+export const SERVED_BY_HEADER = 'x-served-by';
+const SERVED_BY = SERVED_BY_HEADER;
 const ADMIN_BODY_LIMIT = 65_536;
 
 /**
@@ -82,6 +85,8 @@ interface Forward {
   readonly sourceIp: string;
   /** Clock time the request was admitted (for the instance's latency). */
   readonly startedAt: number;
+  /** When it must be answered: time spent waiting for an instance counts. */
+  readonly deadline: Deadline;
 }
 
 export class FrontDoor {
@@ -390,6 +395,7 @@ export class FrontDoor {
       decision,
       sourceIp,
       startedAt,
+      deadline,
     };
     if (decision.instance === undefined) {
       let acquired: Instance | Promise<Instance>;
@@ -438,9 +444,11 @@ export class FrontDoor {
   }
 
   private serve(instance: Instance, forward: Forward): void {
-    const { pool, res, method, url, headers, body, requestId, decision, startedAt } = forward;
+    const { pool, res, method, url, headers, body, requestId, decision, startedAt, deadline } =
+      forward;
     const upstream = instance.pool;
     if (upstream !== undefined) {
+      const remainingMs = deadline.at - this.host.clock.now();
       const handler = new ProxyHandler(
         this,
         pool,
@@ -450,6 +458,11 @@ export class FrontDoor {
         decision.setCookie,
         startedAt,
       );
+      if (remainingMs <= 0) {
+        handler.onResponseError(undefined, new DeadlineExceededError(deadline.timeoutMs));
+        return;
+      }
+      handler.armDeadline(remainingMs, deadline.timeoutMs);
       try {
         upstream.dispatch(
           { path: url, method, headers, body: body as UndiciDispatcher.DispatchOptions['body'] },
@@ -475,11 +488,26 @@ export class FrontDoor {
   private async serveInProcess(instance: Instance, forward: Forward): Promise<void> {
     const { pool, res, method, url, headers, body, requestId, decision, sourceIp, startedAt } =
       forward;
+    const { deadline } = forward;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort(new AbortedError());
     };
     res.once('close', onClose);
+    const clock = this.host.clock;
+    const timer = clock.setTimeout(
+      () => {
+        abort.abort(
+          new DeadlineExceededError(
+            deadline.timeoutMs,
+            `instance ${instance.servedBy} did not answer within the request deadline (${deadline.timeoutMs} ms)`,
+          ),
+        );
+        if (res.headersSent) res.destroy();
+      },
+      Math.max(0, deadline.at - clock.now()),
+    );
+    timer.unref?.();
     let ok = false;
     try {
       const handle = instance.runtime?.handle;
@@ -497,7 +525,7 @@ export class FrontDoor {
       );
       let result;
       try {
-        result = await handle(request);
+        result = await untilAborted(Promise.resolve(handle(request)), abort.signal);
       } catch (error) {
         if (error instanceof DispatcherError) throw error;
         instance.context.log.error({ err: error }, 'in-process handler failed');
@@ -509,7 +537,7 @@ export class FrontDoor {
         if (HOP_BY_HOP.has(name)) continue;
         flat.push(name, value);
       }
-      flat.push(this.settings.requestIdHeader, requestId);
+      flat.push(this.settings.requestIdHeader, requestId, SERVED_BY, instance.servedBy);
       if (decision.setCookie) flat.push('set-cookie', decision.setCookie);
       const out = response.body;
       if (out instanceof Uint8Array) flat.push('content-length', String(out.byteLength));
@@ -535,16 +563,27 @@ export class FrontDoor {
       }
       ok = response.status < 500;
     } catch (error) {
-      this.fail(res, abort.signal.aborted ? abort.signal.reason : error, requestId);
+      this.fail(
+        res,
+        abort.signal.aborted ? abort.signal.reason : error,
+        requestId,
+        instance.servedBy,
+      );
     } finally {
+      clock.clearTimeout(timer);
       res.off('close', onClose);
       pool.release(instance, ok, this.host.clock.now() - startedAt);
     }
   }
 
   /** Answers an error before any response byte was sent (or cuts the response). */
-  fail(res: ServerResponse, error: unknown, requestId: string | undefined): void {
-    this.reject(res, error, requestId, false);
+  fail(
+    res: ServerResponse,
+    error: unknown,
+    requestId: string | undefined,
+    servedBy?: string,
+  ): void {
+    this.reject(res, error, requestId, false, servedBy);
   }
 
   private reject(
@@ -552,6 +591,7 @@ export class FrontDoor {
     error: unknown,
     requestId: string | undefined,
     close: boolean,
+    servedBy?: string,
   ): void {
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -576,6 +616,7 @@ export class FrontDoor {
       'cache-control': 'no-store',
     };
     if (requestId !== undefined) headers[this.settings.requestIdHeader] = requestId;
+    if (servedBy !== undefined) headers[SERVED_BY] = servedBy;
     if (error instanceof NoCapacityError)
       headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
     if (close) this.refused.add(res.req.socket);
@@ -679,6 +720,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   private ended = false;
   private readonly onClose: () => void;
   private onDrain: (() => void) | undefined;
+  private deadlineTimer: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(
     private readonly door: FrontDoor,
@@ -695,9 +737,30 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     res.on('close', this.onClose);
   }
 
+  /**
+   * Settles the request `ms` from now if the instance has not answered by then (504
+   * `DEADLINE_EXCEEDED`, or the response cut when its head was sent): a hung instance never holds
+   * a request past its deadline.
+   */
+  armDeadline(ms: number, timeoutMs: number): void {
+    const clock = this.pool.clock;
+    this.deadlineTimer = clock.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      if (this.settled) return;
+      const error = new DeadlineExceededError(
+        timeoutMs,
+        `instance ${this.instance.servedBy} did not answer within the request deadline (${timeoutMs} ms)`,
+      );
+      this.instance.requestTimedOut();
+      this.onResponseError(undefined, error);
+      this.controller?.abort(error);
+    }, ms);
+    this.deadlineTimer.unref?.();
+  }
+
   onRequestStart(controller: UndiciDispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new AbortedError());
+    if (this.res.destroyed || this.settled) controller.abort(new AbortedError());
   }
 
   onResponseStart(
@@ -706,7 +769,8 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
-    if (statusCode < 200) return;
+    if (statusCode < 200 || this.settled) return;
+    this.instance.answered();
     const connection = headers.connection;
     const extra =
       connection !== undefined && connection !== 'keep-alive' && connection !== 'close'
@@ -726,7 +790,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
       if (name === 'set-cookie' && this.setCookie !== undefined) continue;
       flat.push(name, value);
     }
-    flat.push(this.door.requestIdHeader, this.requestId);
+    flat.push(this.door.requestIdHeader, this.requestId, SERVED_BY, this.instance.servedBy);
     if (this.setCookie !== undefined) {
       const existing = headers['set-cookie'];
       flat.push(
@@ -746,6 +810,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   }
 
   onResponseData(controller: UndiciDispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
     this.received += chunk.length;
     if (this.received === this.expected) {
       // the whole body is here: head, body and end leave in one write
@@ -761,6 +826,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.settled) return;
     if (!this.ended) this.res.end();
     this.finish(true);
   }
@@ -775,21 +841,23 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
       error instanceof DispatcherError || isXError(error)
         ? error
         : code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
-          ? new DeadlineExceededError(
+          ? (this.instance.requestTimedOut(),
+            new DeadlineExceededError(
               0,
-              `instance ${this.instance.id} did not answer in time (${code})`,
-            )
+              `instance ${this.instance.servedBy} did not answer in time (${code})`,
+            ))
           : new BackendError(
               `instance ${this.pool.module}/${this.pool.version}/${this.instance.id} failed: ${code ?? error.message}`,
               { cause: error },
             );
-    this.door.fail(this.res, mapped, this.requestId);
+    this.door.fail(this.res, mapped, this.requestId, this.instance.servedBy);
     this.finish(false);
   }
 
   private finish(ok: boolean): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.deadlineTimer !== undefined) this.pool.clock.clearTimeout(this.deadlineTimer);
     this.res.off('close', this.onClose);
     this.pool.release(this.instance, ok, this.pool.clock.now() - this.startedAt);
   }
@@ -800,6 +868,25 @@ const ID_PREFIX = randomUUID().slice(0, 24); // "xxxxxxxx-xxxx-4xxx-yxxx-": ids 
 let idCounter = 0;
 function nextRequestId(): string {
   return `${ID_PREFIX}${(++idCounter).toString(16).padStart(12, '0')}`;
+}
+
+/** Settles like `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      value => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      error => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 function stripConnectionTokens(flat: string[], connection: string): string[] {
