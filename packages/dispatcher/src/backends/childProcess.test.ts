@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -483,6 +485,46 @@ describe('remote instances', () => {
       code: 'BACKEND_ERROR',
       status: 502,
     });
+  });
+
+  it('front door: a remote that never answers gets 504 by requestTimeoutMs; a stream that started in time may outlast it', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/hang') return; // never answers
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let n = 0;
+      const tick = setInterval(() => {
+        res.write(`chunk ${n}\n`);
+        if (++n === 6) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 250);
+      res.on('close', () => clearInterval(tick));
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const requestTimeoutMs = 1_000;
+      const d = make({
+        requestTimeoutMs,
+        modules: { web: { versions: { v1: { backend: remote([`http://127.0.0.1:${port}`]) } } } },
+      });
+      const door = await d.listen({ port: 0 });
+      const started = performance.now();
+      const hung = await fetch(`${door.url}/hang`);
+      const hungMs = performance.now() - started;
+      expect(hung.status).toBe(504);
+      expect(await hung.json()).toMatchObject({ error: { code: 'DEADLINE_EXCEEDED' } });
+      expect(hung.headers.get('x-served-by')).toBe('web/v1/0');
+      expect(hungMs).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
+      expect(hungMs).toBeLessThan(requestTimeoutMs + 1_000);
+      const stream = await fetch(`${door.url}/stream`);
+      expect(stream.status).toBe(200);
+      expect((await stream.text()).split('\n').filter(Boolean)).toHaveLength(6);
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
   });
 
   it('rejects bad URLs', () => {

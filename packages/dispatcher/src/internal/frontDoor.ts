@@ -465,7 +465,15 @@ export class FrontDoor {
       handler.armDeadline(remainingMs, deadline.timeoutMs);
       try {
         upstream.dispatch(
-          { path: url, method, headers, body: body as UndiciDispatcher.DispatchOptions['body'] },
+          {
+            path: url,
+            method,
+            headers,
+            body: body as UndiciDispatcher.DispatchOptions['body'],
+            // once the head is here: at most the request timeout between two body chunks (a
+            // long stream, e.g. server-sent events, may last longer than the deadline)
+            bodyTimeout: deadline.timeoutMs,
+          },
           handler,
         );
       } catch (error) {
@@ -503,7 +511,6 @@ export class FrontDoor {
             `instance ${instance.servedBy} did not answer within the request deadline (${deadline.timeoutMs} ms)`,
           ),
         );
-        if (res.headersSent) res.destroy();
       },
       Math.max(0, deadline.at - clock.now()),
     );
@@ -542,6 +549,7 @@ export class FrontDoor {
       const out = response.body;
       if (out instanceof Uint8Array) flat.push('content-length', String(out.byteLength));
       else if (out === null) flat.push('content-length', '0');
+      clock.clearTimeout(timer); // the head is out: a stream may outlast the deadline
       res.writeHead(response.status, response.reason, flat);
       if (out === null) res.end();
       else if (out instanceof Uint8Array) res.end(out);
@@ -738,9 +746,9 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   }
 
   /**
-   * Settles the request `ms` from now if the instance has not answered by then (504
-   * `DEADLINE_EXCEEDED`, or the response cut when its head was sent): a hung instance never holds
-   * a request past its deadline.
+   * Settles the request `ms` from now if the instance has not sent its response head by then
+   * (504 `DEADLINE_EXCEEDED`, the upstream request aborted): a hung instance never holds a request
+   * past its deadline.
    */
   armDeadline(ms: number, timeoutMs: number): void {
     const clock = this.pool.clock;
@@ -770,6 +778,10 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200 || this.settled) return;
+    if (this.deadlineTimer !== undefined) {
+      this.pool.clock.clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
     this.instance.answered();
     const connection = headers.connection;
     const extra =
