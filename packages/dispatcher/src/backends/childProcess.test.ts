@@ -527,6 +527,80 @@ describe('remote instances', () => {
     }
   });
 
+  it('front door: time spent waiting for a busy instance counts against the deadline', async () => {
+    const server = createServer((_req, res) => {
+      setTimeout(() => res.end('slow'), 1_200);
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const requestTimeoutMs = 2_000;
+      const d = make({
+        requestTimeoutMs,
+        modules: {
+          web: {
+            versions: {
+              v1: { backend: remote([`http://127.0.0.1:${port}`]), maxConcurrentRequests: 1 },
+            },
+          },
+        },
+      });
+      const door = await d.listen({ port: 0 });
+      const started = performance.now();
+      const timed = (url: string) =>
+        fetch(url).then(res => ({ status: res.status, ms: performance.now() - started }));
+      // the second request waits ~1 200 ms for the only slot, then has ~800 ms left for a 1 200 ms answer
+      const [first, second] = await Promise.all([timed(`${door.url}/a`), timed(`${door.url}/b`)]);
+      expect(first.status).toBe(200);
+      expect(second.status).toBe(504);
+      expect(second.ms).toBeLessThan(requestTimeoutMs + 1_000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
+  });
+
+  it('passive ejection: requests in a row past their deadline take the instance out of rotation', async () => {
+    const server = createServer(req => {
+      void req; // never answers
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const d = make({
+        modules: {
+          web: {
+            versions: {
+              v1: {
+                backend: remote([`http://127.0.0.1:${port}`]),
+                // probes far apart: only the timeouts can eject it here
+                healthCheck: { intervalMs: 600_000, ejectAfterTimeouts: 2 },
+              },
+            },
+          },
+        },
+      });
+      const events: DispatcherEvent[] = [];
+      d.on(e => events.push(e));
+      await d.start();
+      for (let i = 0; i < 2; i++)
+        await expect(d.addRequest({ url: '/', timeoutMs: 200 })).rejects.toMatchObject({
+          code: 'DEADLINE_EXCEEDED',
+        });
+      expect(d.getInstances('web', 'v1')[0]).toMatchObject({
+        healthy: false,
+        health: 'unhealthy',
+        unhealthyReason: expect.stringMatching(/2 requests in a row timed out/),
+      });
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'instance-unhealthy', reason: expect.any(String) }),
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
+  });
+
   it('rejects bad URLs', () => {
     expect(() => remote([])).toThrow(/non-empty list/);
     expect(() => remote(['ftp://x:1'])).toThrow(/bad URL/);
