@@ -11,7 +11,7 @@ import type { DispatcherEvent } from '../dispatcherEvent.js';
 import { InstanceStartError } from '../errors.js';
 import type { InstanceInfo, InstanceState } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
-import { every, timeoutSignal, withTimeout } from './timers.js';
+import { timeoutSignal, withTimeout } from './timers.js';
 
 /** undici pool settings for instance origins. */
 export interface UpstreamOptions {
@@ -424,15 +424,39 @@ export class Instance {
     this.owner.instanceDied(this, exit);
   }
 
+  /**
+   * Probes every `intervalMs`, counted from the start of the previous probe (a probe that times
+   * out does not push the next one back by its timeout), never two at once.
+   */
   private startHealthChecks(): void {
     const check = this.owner.spec.healthCheck;
     if (!check) return;
-    this.health = every(
-      this.owner.clock,
-      check.intervalMs,
-      () => this.probe(),
-      error => this.owner.emit({ type: 'error', where: 'health check', error }),
-    );
+    const clock = this.owner.clock;
+    let stopped = false;
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const schedule = (delayMs: number) => {
+      if (stopped) return;
+      timer = clock.setTimeout(run, delayMs);
+      timer.unref?.();
+    };
+    const run = () => {
+      timer = undefined;
+      const started = clock.now();
+      this.probe().then(
+        () => schedule(Math.max(0, check.intervalMs - (clock.now() - started))),
+        (error: unknown) => {
+          this.owner.emit({ type: 'error', where: 'health check', error });
+          schedule(check.intervalMs);
+        },
+      );
+    };
+    schedule(check.intervalMs);
+    this.health = {
+      stop: () => {
+        stopped = true;
+        if (timer !== undefined) clock.clearTimeout(timer);
+      },
+    };
   }
 
   private stopHealthChecks(): void {
