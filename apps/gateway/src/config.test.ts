@@ -28,6 +28,42 @@ function issues(config: Record<string, unknown> | string): string[] {
 }
 
 describe('parseConfig', () => {
+  it('health checks: defaults, overrides, false, and typed issues naming the field', () => {
+    const config = parseConfig(DEFAULT_TEXT, { file, backendsDir });
+    expect(config.modules.orders!.versions.v1!.healthCheck).toEqual({
+      path: '/_ah/health',
+      intervalMs: 1_000,
+      timeoutMs: 1_000,
+      unhealthyThreshold: 2,
+      healthyThreshold: 2,
+      restartThreshold: 10,
+      ejectAfterTimeouts: 3,
+    });
+    const custom = base();
+    custom.modules.orders.versions.v1.healthCheck = { intervalMs: 500, restartThreshold: 4 };
+    custom.modules.orders.versions.v2.healthCheck = false;
+    const parsed = parseConfig(stringify(custom), { file, backendsDir });
+    expect(parsed.modules.orders!.versions.v1!.healthCheck).toMatchObject({
+      intervalMs: 500,
+      restartThreshold: 4,
+      timeoutMs: 1_000,
+    });
+    expect(parsed.modules.orders!.versions.v2!.healthCheck).toBe(false);
+    const bad = base();
+    bad.modules.orders.versions.v1.healthCheck = { intervalMs: 'soon', path: 'health', every: 1 };
+    expect(issues(bad)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^modules\.orders\.versions\.v1\.healthCheck\.intervalMs: expected an integer.*got "soon"/,
+        ),
+        expect.stringMatching(
+          /^modules\.orders\.versions\.v1\.healthCheck\.path: expected a path starting with \//,
+        ),
+        expect.stringMatching(/^modules\.orders\.versions\.v1\.healthCheck\.every: unknown field/),
+      ]),
+    );
+  });
+
   it('accepts the shipped gateway.config.yaml and fills in the defaults', () => {
     const config = parseConfig(DEFAULT_TEXT, { file, backendsDir });
     expect(Object.keys(config.modules)).toEqual(['web', 'catalog', 'orders', 'reports']);
@@ -102,7 +138,7 @@ describe('parseConfig', () => {
     config.modules.orders.versions.v2.backend = { script: 'ordres' };
     const found = issues(config);
     expect(found).toContain(
-      'modules.catalog.versions.v1.instnaces: unknown field (did you mean "instances"?); expected one of backend, instances, maxConcurrentRequests, env, restart',
+      'modules.catalog.versions.v1.instnaces: unknown field (did you mean "instances"?); expected one of backend, instances, maxConcurrentRequests, env, restart, healthCheck',
     );
     expect(found).toContain(
       'modules.orders.versions.v1.backend: give exactly one of script, command, remote or builtin, got script and remote',

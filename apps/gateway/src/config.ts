@@ -36,6 +36,30 @@ export interface VersionConfig {
     readonly maxDelayMs: number;
     readonly maxRestarts: number;
   };
+  /**
+   * Active health checks of HTTP instances (`false`: off). A hung instance leaves rotation after
+   * `unhealthyThreshold` failed probes (or `ejectAfterTimeouts` requests in a row past their
+   * deadline) and is killed and restarted after `restartThreshold` failed probes.
+   */
+  readonly healthCheck: HealthCheckConfig | false;
+}
+
+/** `modules.<m>.versions.<v>.healthCheck`. */
+export interface HealthCheckConfig {
+  /** GET path probed. Default `/_ah/health`. */
+  readonly path: string;
+  /** Default 1 000 ms. */
+  readonly intervalMs: number;
+  /** Default 1 000 ms. */
+  readonly timeoutMs: number;
+  /** Failed probes in a row before the instance leaves rotation. Default 2. */
+  readonly unhealthyThreshold: number;
+  /** Passing probes in a row before it takes traffic again. Default 2. */
+  readonly healthyThreshold: number;
+  /** Failed probes in a row before it is killed and restarted. Default 10. */
+  readonly restartThreshold: number;
+  /** Requests in a row past their deadline before it leaves rotation. Default 3. */
+  readonly ejectAfterTimeouts: number;
 }
 
 export interface ModuleConfig {
@@ -339,6 +363,7 @@ function readVersion(
     'maxConcurrentRequests',
     'env',
     'restart',
+    'healthCheck',
   ]);
   const restart =
     check.object(v.restart, join(path, 'restart'), [
@@ -376,6 +401,7 @@ function readVersion(
       { min: 1, max: 100_000 },
     ),
     env: check.strings(v.env, join(path, 'env')),
+    healthCheck: readHealthCheck(check, v.healthCheck, join(path, 'healthCheck')),
     restart: {
       initialDelayMs,
       maxDelayMs,
@@ -384,6 +410,41 @@ function readVersion(
         max: 1000,
       }),
     },
+  };
+}
+
+function readHealthCheck(
+  check: ConfigCheck,
+  raw: unknown,
+  path: string,
+): HealthCheckConfig | false {
+  if (raw === false) return false;
+  const h =
+    check.object(raw, path, [
+      'path',
+      'intervalMs',
+      'timeoutMs',
+      'unhealthyThreshold',
+      'healthyThreshold',
+      'restartThreshold',
+      'ejectAfterTimeouts',
+    ]) ?? {};
+  const count = (key: string, fallback: number) =>
+    check.int(h[key], join(path, key), fallback, { min: 1, max: 1_000 });
+  return {
+    path: check.string(
+      h.path,
+      join(path, 'path'),
+      '/_ah/health',
+      /^\/\S*$/,
+      'a path starting with /',
+    ),
+    intervalMs: check.int(h.intervalMs, join(path, 'intervalMs'), 1_000, { min: 10, max: DAY }),
+    timeoutMs: check.int(h.timeoutMs, join(path, 'timeoutMs'), 1_000, { min: 10, max: DAY }),
+    unhealthyThreshold: count('unhealthyThreshold', 2),
+    healthyThreshold: count('healthyThreshold', 2),
+    restartThreshold: count('restartThreshold', 10),
+    ejectAfterTimeouts: count('ejectAfterTimeouts', 3),
   };
 }
 

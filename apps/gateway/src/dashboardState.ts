@@ -1,4 +1,10 @@
-import type { Dispatcher, DispatcherEvent, InstanceState, VersionStats } from '@x/dispatcher';
+import type {
+  Dispatcher,
+  DispatcherEvent,
+  InstanceHealth,
+  InstanceState,
+  VersionStats,
+} from '@x/dispatcher';
 import type { CatalogShards } from './catalogShards.js';
 import type { GatewayConfig } from './config.js';
 import type { EventLog, EventLevel } from './eventLog.js';
@@ -14,6 +20,7 @@ const VIEW: Record<InstanceState, InstanceView> = {
   ready: 'ready',
   starting: 'starting',
   failed: 'down',
+  'crash-loop': 'down',
   draining: 'draining',
   stopped: 'stopped',
 };
@@ -43,6 +50,12 @@ export interface DashboardSnapshot {
         readonly served: number;
         readonly restarts: number;
         readonly healthy: boolean;
+        /** `unchecked` (no health checks), `healthy` or `unhealthy` (out of rotation). */
+        readonly health: InstanceHealth;
+        readonly unhealthyReason: string | undefined;
+        /** Starts that failed in a row, and the last failure (a crash loop when > 0). */
+        readonly startFailures: number;
+        readonly lastError: string | undefined;
         /** Epoch ms of a scheduled restart of a dead instance. */
         readonly restartAt: number | undefined;
         /** The pid it had before it died. */
@@ -161,11 +174,9 @@ export class DashboardState {
         this.restartAt.delete(name);
         return log('info', `${name} stopped`);
       case 'instance-unhealthy':
+        return log('warn', `${name} is unhealthy, out of rotation: ${event.reason}`);
       case 'instance-healthy':
-        return log(
-          event.type === 'instance-healthy' ? 'good' : 'warn',
-          `${name} is ${event.type.slice(9)}`,
-        );
+        return log('good', `${name} is healthy`);
       case 'scale':
         return log(
           'info',
@@ -219,6 +230,10 @@ export class DashboardState {
           served: i.served,
           restarts: i.restarts,
           healthy: i.healthy,
+          health: i.health,
+          unhealthyReason: i.unhealthyReason,
+          startFailures: i.startFailures,
+          lastError: i.lastError,
           restartAt: this.restartAt.get(`${name}/${version}/${i.id}`),
           lastPid: i.pid === undefined ? this.lastPid.get(`${name}/${version}/${i.id}`) : undefined,
         })),

@@ -8,6 +8,7 @@ import {
   type EventHandler,
   type EventStore,
   type ModuleSpec,
+  type VersionSpec,
 } from '@x/dispatcher';
 import { exponentialBackoff, type Logger, type Metrics } from '@x/resilience';
 import type { BackendConfig, GatewayConfig, VersionConfig } from './config.js';
@@ -44,6 +45,18 @@ function backendOf(config: BackendConfig, env: Readonly<Record<string, string>>)
         killTimeoutMs: 3_000,
       });
   }
+}
+
+/**
+ * Health checks of a version: HTTP instances (processes and remote URLs) only; in-process
+ * handlers cannot hang apart from the gateway and ZeroMQ workers do not answer HTTP.
+ */
+function healthCheckOf(spec: VersionConfig): Pick<VersionSpec, 'healthCheck'> {
+  const http =
+    spec.backend.kind === 'remote' ||
+    (spec.backend.kind === 'process' && spec.backend.protocol === 'http');
+  if (!http || spec.healthCheck === false) return {};
+  return { healthCheck: { ...spec.healthCheck } };
 }
 
 /**
@@ -86,6 +99,7 @@ export function createGatewayDispatcher(config: GatewayConfig, deps: DispatcherD
           maxRestarts: spec.restart.maxRestarts,
         },
         lifecycle: { drainTimeoutMs: config.server.drainTimeoutMs, readyTimeoutMs: 15_000 },
+        ...healthCheckOf(spec),
       };
     }
     modules[name] = {

@@ -118,6 +118,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     const orders: OrdersClient = createOrdersClient(frontDoor.url, config.resilience.orders, {
       metrics: metrics.sink,
       logger: log.child({ component: 'orders' }),
+      dispatcher: d,
     });
     cleanups.push(() => orders.close());
     orders.onEvent(event => {

@@ -1,11 +1,15 @@
+import type { Dispatcher } from '@x/dispatcher';
 import {
   ConsecutiveBreaker,
+  RetryBudget,
   errorCode,
   faultTolerant,
   type Call,
   type FaultTolerantFunction,
+  type FaultTolerantStats,
   type Logger,
   type Metrics,
+  type PolicyEvent,
 } from '@x/resilience';
 import type { ResilienceConfig } from './config.js';
 
@@ -28,53 +32,171 @@ export type OrderLookup =
     }
   | { readonly found: false };
 
-/** `getOrder(id, headers)` with its circuit, retry and stats controls. */
-export type OrdersClient = FaultTolerantFunction<
+/** The fault-tolerant call to one version of the orders module. */
+export type VersionCall = FaultTolerantFunction<
   [id: string, headers: Record<string, string>],
   OrderLookup
 >;
 
+/** A circuit event of one version's breaker (`key` is `orders/<version>`). */
+export type OrdersEvent = PolicyEvent;
+
 /**
- * The order lookup wrapped in `faultTolerant` from `@x/resilience`: a deadline for the whole
- * call, budgeted retries with backoff, a circuit breaker and a concurrency limit per host, and a
+ * `run(options, id, headers)`: looks an order up on the version the dispatcher's traffic split
+ * picks for this request, through that version's own deadline, retries, circuit breaker and
+ * fallback. Each version has its own breaker: a hung v1 opens v1's circuit only, and v2's share
+ * of the traffic keeps answering live.
+ */
+export interface OrdersClient {
+  run(
+    options: { readonly signal?: AbortSignal },
+    id: string,
+    headers: Record<string, string>,
+  ): Promise<OrderLookup>;
+  /** One fault-tolerant call per version of the module. */
+  readonly versions: ReadonlyMap<string, VersionCall>;
+  /** The versions' stats summed (latency: the slowest version's); circuits keyed `orders/<version>`. */
+  stats(): FaultTolerantStats;
+  onEvent(listener: (event: OrdersEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** What the orders client needs besides its configuration. */
+export interface OrdersClientDeps {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Decides the version (its traffic split) and names the host that pins a request to it. */
+  readonly dispatcher: Pick<Dispatcher, 'explain' | 'getVersions' | 'getHostname'>;
+  /** Default `'orders'`. */
+  readonly module?: string;
+}
+
+/**
+ * The order lookup, per upstream version. The dispatcher decides the version first
+ * (`explain()`: dispatch rules and the sticky split, by the client's cookie), then the call goes
+ * to the front door pinned to that version (`Host: <version>.orders.<host>`) through that
+ * version's `faultTolerant` from `@x/resilience`: a deadline for the whole call, budgeted retries
+ * (one retry budget shared by the versions), a circuit breaker and a concurrency limit, and a
  * fallback that answers `{ status: 'unknown', source: 'fallback' }` when everything failed.
- *
- * It calls the dispatcher's front door (`GET /orders/:id`): the dispatch rules pick the `orders`
- * module and its traffic split picks v1 or v2 (sticky by the client's cookie, which is forwarded).
  * A 404 is an answer, not a failure: it never trips the breaker nor triggers the fallback.
  */
 export function createOrdersClient(
   frontDoorUrl: string,
   config: ResilienceConfig['orders'],
-  deps: { readonly metrics: Metrics; readonly logger: Logger },
+  deps: OrdersClientDeps,
 ): OrdersClient {
-  return faultTolerant(
-    async (call: Call, id: string, headers: Record<string, string>): Promise<OrderLookup> => {
-      const res = await call.http.request('GET', `/orders/${encodeURIComponent(id)}`, { headers });
-      if (res.status === 404) {
-        await res.text();
-        return { found: false };
-      }
-      return { found: true, source: 'live', order: await res.json<Order>() };
+  const module = deps.module ?? 'orders';
+  const { dispatcher } = deps;
+  const retryBudget = new RetryBudget();
+  const versions = new Map<string, VersionCall>();
+  const keys = new Map<VersionCall, string>();
+  let names: readonly string[];
+  try {
+    names = dispatcher.getVersions(module);
+  } catch {
+    names = []; // no such module: one call, routed by the front door like any request
+  }
+  for (const version of names.length > 0 ? names : ['']) {
+    const host = version === '' ? undefined : dispatcher.getHostname(module, version);
+    const key = version === '' ? module : `${module}/${version}`;
+    const call: VersionCall = faultTolerant(
+      async (c: Call, id: string, headers: Record<string, string>): Promise<OrderLookup> => {
+        const res = await c.http.request('GET', `/orders/${encodeURIComponent(id)}`, {
+          headers: host === undefined ? headers : { ...headers, host },
+        });
+        if (res.status === 404) {
+          await res.text();
+          return { found: false };
+        }
+        return { found: true, source: 'live', order: await res.json<Order>() };
+      },
+      {
+        dependencyId: key,
+        loadBalancer: [frontDoorUrl],
+        timeout: config.timeoutMs,
+        retryAttempts: config.retries,
+        retryBudget,
+        circuitResetTimeout: config.circuitResetMs,
+        circuitBreaker: { strategy: () => new ConsecutiveBreaker(config.circuitOpenAfter) },
+        maxOpenPerNetloc: config.maxOpenPerHost,
+        httpPoolSize: Math.min(config.maxOpenPerHost, 64),
+        expectedIn: config.expectedMs,
+        fallback: (error, id) => ({
+          found: true,
+          source: 'fallback',
+          order: version === '' ? { id, status: 'unknown' } : { id, status: 'unknown', version },
+          reason: errorCode(error) ?? 'ERROR',
+        }),
+        metrics: deps.metrics,
+        logger: deps.logger,
+      },
+    );
+    versions.set(version, call);
+    keys.set(call, key);
+  }
+  const fallbackVersion = [...versions.keys()][0];
+
+  /** The version the dispatcher's split picks for a request with these headers. */
+  const versionFor = (id: string, headers: Record<string, string>): string => {
+    try {
+      return dispatcher.explain({
+        url: `/orders/${encodeURIComponent(id)}`,
+        headers: headers.cookie === undefined ? {} : { cookie: headers.cookie },
+      }).version;
+    } catch {
+      return fallbackVersion!;
+    }
+  };
+
+  return {
+    versions,
+    run(options, id, headers) {
+      const call = versions.get(versionFor(id, headers)) ?? versions.get(fallbackVersion!)!;
+      return call.run(options, id, headers);
     },
-    {
-      dependencyId: 'orders',
-      loadBalancer: [frontDoorUrl],
-      timeout: config.timeoutMs,
-      retryAttempts: config.retries,
-      circuitResetTimeout: config.circuitResetMs,
-      circuitBreaker: { strategy: () => new ConsecutiveBreaker(config.circuitOpenAfter) },
-      maxOpenPerNetloc: config.maxOpenPerHost,
-      httpPoolSize: Math.min(config.maxOpenPerHost, 64),
-      expectedIn: config.expectedMs,
-      fallback: (error, id) => ({
-        found: true,
-        source: 'fallback',
-        order: { id, status: 'unknown' },
-        reason: errorCode(error) ?? 'ERROR',
-      }),
-      metrics: deps.metrics,
-      logger: deps.logger,
+    stats() {
+      const all = [...versions.values()].map(call => ({ key: keys.get(call)!, s: call.stats() }));
+      const sum = (pick: (s: FaultTolerantStats) => number) =>
+        all.reduce((total, { s }) => total + pick(s), 0);
+      const max = (pick: (s: FaultTolerantStats) => number) =>
+        all.reduce((most, { s }) => Math.max(most, pick(s)), 0);
+      return {
+        dependencyId: module,
+        calls: sum(s => s.calls),
+        successes: sum(s => s.successes),
+        failures: sum(s => s.failures),
+        fallbacks: sum(s => s.fallbacks),
+        retries: sum(s => s.retries),
+        hedges: sum(s => s.hedges),
+        timeouts: sum(s => s.timeouts),
+        degraded: sum(s => s.degraded),
+        rejections: {
+          circuit: sum(s => s.rejections.circuit),
+          bulkhead: sum(s => s.rejections.bulkhead),
+          budget: sum(s => s.rejections.budget),
+        },
+        inFlight: sum(s => s.inFlight),
+        latencyMs: {
+          p50: max(s => s.latencyMs.p50),
+          p99: max(s => s.latencyMs.p99),
+          mean: max(s => s.latencyMs.mean),
+          max: max(s => s.latencyMs.max),
+        },
+        retryBudget: retryBudget.balance,
+        circuits: all.flatMap(({ key, s }) => s.circuits.map(c => ({ ...c, key }))),
+        limits: all.flatMap(({ key, s }) => s.limits.map(l => ({ ...l, key }))),
+      };
     },
-  );
+    onEvent(listener) {
+      const offs = [...versions.values()].map(call =>
+        call.onEvent(event =>
+          listener(event.type === 'stateChange' ? { ...event, key: keys.get(call)! } : event),
+        ),
+      );
+      return () => offs.forEach(off => off());
+    },
+    async close() {
+      await Promise.all([...versions.values()].map(call => call.close()));
+    },
+  };
 }

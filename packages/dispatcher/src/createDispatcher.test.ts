@@ -541,8 +541,12 @@ describe('lifecycle', () => {
     });
     d.on(e => events.push(e.type));
     await d.start();
-    expect(d.getInstances('default', 'v1')[0]!.state).toBe('failed');
-    // the request waits for the restart instead of failing
+    expect(d.getInstances('default', 'v1')[0]).toMatchObject({
+      state: 'crash-loop',
+      startFailures: 1,
+      lastError: expect.stringMatching(/not yet/),
+    });
+    // after one failed start the request waits for the restart instead of failing
     const response = await d.addRequest({ url: '/' });
     expect(response.status).toBe(200);
     expect(attempts).toBe(3);

@@ -762,9 +762,13 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
         signal,
       );
       ok = tuple.status < 500;
+      instance.answered();
       if (decision.setCookie) tuple.headers.push(['set-cookie', decision.setCookie]);
       return tuple;
     } catch (error) {
+      // the instance held the request past its deadline: counts towards passive ejection
+      if (instance !== undefined && signal.reason instanceof DeadlineExceededError)
+        instance.requestTimedOut();
       throw signal.aborted ? abortFailure(signal.reason) : error;
     } finally {
       clear();

@@ -29,9 +29,12 @@ export type DispatcherEvent =
       readonly type: 'instance-restart-scheduled';
       readonly attempt: number;
       readonly delayMs: number;
+      /** `start-failed` (crash loop), `died` or `unhealthy`. */
+      readonly reason: 'start-failed' | 'died' | 'unhealthy';
     })
   | (InstanceRef & { readonly type: 'instance-gave-up'; readonly restarts: number })
-  | (InstanceRef & { readonly type: 'instance-unhealthy' | 'instance-healthy' })
+  | (InstanceRef & { readonly type: 'instance-unhealthy'; readonly reason: string })
+  | (InstanceRef & { readonly type: 'instance-healthy' })
   | {
       readonly type: 'scale';
       readonly module: string;

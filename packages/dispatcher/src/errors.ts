@@ -213,8 +213,11 @@ export class BackendError extends DispatcherError {
 
 /** An instance failed to start (process exit, port never opened, failed `/_ah/start`). HTTP 503. */
 export class InstanceStartError extends DispatcherError {
-  constructor(message: string, options?: XErrorOptions) {
+  /** The child's last output lines (at most 20 lines / 4 KiB), when it had any. */
+  readonly output: string | undefined;
+  constructor(message: string, options?: XErrorOptions & { readonly output?: string }) {
     super('INSTANCE_START_FAILED', 503, message, options);
+    this.output = options?.output || undefined;
   }
 }
 

@@ -92,6 +92,7 @@ export type {
   ResponseTuple,
   RequestKind,
   InstanceState,
+  InstanceHealth,
   InstanceInfo,
 } from './types.js';
 export { responseText, responseJson, responseHeaders, toFetchResponse } from './responseTuple.js';
@@ -122,3 +123,4 @@ export {
   type CapacityDimension,
 } from './errors.js';
 export { HOP_BY_HOP as HOP_BY_HOP_HEADERS } from './internal/headers.js';
+export { SERVED_BY_HEADER } from './internal/frontDoor.js';

@@ -55,7 +55,14 @@ export interface ResponseTuple {
 export type RequestKind = 'normal' | 'ready' | 'background' | 'shutdown' | 'health';
 
 /** Life of an instance. */
-export type InstanceState = 'stopped' | 'starting' | 'ready' | 'draining' | 'failed';
+/**
+ * Life of an instance. `crash-loop`: its last start failed and a restart is scheduled (with
+ * backoff, at `nextRestartAt`); `failed`: it died or gave up restarting.
+ */
+export type InstanceState = 'stopped' | 'starting' | 'ready' | 'draining' | 'crash-loop' | 'failed';
+
+/** Health of an instance: `unchecked` without `healthCheck`; `unhealthy` is out of rotation. */
+export type InstanceHealth = 'unchecked' | 'healthy' | 'unhealthy';
 
 /** A snapshot of one instance, from `getInstances` and the admin API. */
 export interface InstanceInfo {
@@ -75,9 +82,19 @@ export interface InstanceInfo {
   readonly queued: number;
   /** Background requests running now. */
   readonly background: number;
+  /** False while it is out of rotation (failed health checks or timeouts in a row). */
   readonly healthy: boolean;
+  readonly health: InstanceHealth;
+  /** Why it is unhealthy (the last probe failure, or the timeouts that ejected it). */
+  readonly unhealthyReason: string | undefined;
   /** Times it was restarted after dying. */
   readonly restarts: number;
   /** Requests served since it started. */
   readonly served: number;
+  /** Starts that failed in a row (0 once a start succeeds). */
+  readonly startFailures: number;
+  /** Message of the last failed start (with the child's last output lines), until one succeeds. */
+  readonly lastError: string | undefined;
+  /** Clock time (ms) of the scheduled restart, when one is scheduled. */
+  readonly nextRestartAt: number | undefined;
 }

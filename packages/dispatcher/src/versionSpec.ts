@@ -82,8 +82,13 @@ export interface HealthCheck {
   readonly unhealthyThreshold?: number;
   /** Consecutive successes before it gets traffic again. Default 2. */
   readonly healthyThreshold?: number;
-  /** Consecutive failures before it is restarted. Default 60. */
+  /** Consecutive failures before it is restarted (SIGKILL for a child process). Default 60. */
   readonly restartThreshold?: number;
+  /**
+   * Requests in a row not answered by their deadline that take the instance out of rotation at
+   * once, before the probes notice (passive ejection). Default 3.
+   */
+  readonly ejectAfterTimeouts?: number;
 }
 
 /** What happens when an instance dies or fails to start. */
@@ -290,6 +295,7 @@ export function normalizeVersionSpec(where: string, spec: VersionSpec): Normaliz
       unhealthyThreshold: int(`${where}: unhealthyThreshold`, h.unhealthyThreshold, 2, 1),
       healthyThreshold: int(`${where}: healthyThreshold`, h.healthyThreshold, 2, 1),
       restartThreshold: int(`${where}: restartThreshold`, h.restartThreshold, 60, 1),
+      ejectAfterTimeouts: int(`${where}: ejectAfterTimeouts`, h.ejectAfterTimeouts, 3, 1),
     };
   }
   const restart = spec.restart ?? {};

@@ -19,6 +19,8 @@ export interface GatewayInstance {
   readonly state: string;
   readonly pid: number | undefined;
   readonly port: number | undefined;
+  /** `unchecked`, `healthy` or `unhealthy` (out of rotation). */
+  readonly health?: string | undefined;
 }
 
 /** Options of {@link startGateway}. */
@@ -67,6 +69,7 @@ interface DashboardModule {
       readonly state: string;
       readonly pid?: number;
       readonly port?: number;
+      readonly health?: string;
     }>;
   }>;
 }
@@ -150,6 +153,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<R
               state: i.state,
               pid: i.pid,
               port: i.port,
+              health: i.health,
             })),
           ),
       );

@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -263,6 +265,169 @@ describe('child-process instances', () => {
   });
 });
 
+describe('hung and unstartable child processes', () => {
+  /** GET through the front door: status, error code, x-served-by and the time to settle. */
+  async function get(url: string) {
+    const started = performance.now();
+    const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    const body = (await res.json()) as {
+      pid?: number;
+      error?: { code?: string; message?: string };
+    };
+    return {
+      status: res.status,
+      code: body.error?.code,
+      message: body.error?.message ?? '',
+      pid: body.pid,
+      servedBy: res.headers.get('x-served-by'),
+      ms: performance.now() - started,
+    };
+  }
+
+  it('a SIGSTOPped instance: front-door requests settle by requestTimeoutMs, the instance is ejected, then SIGKILLed and restarted', async () => {
+    const requestTimeoutMs = 1_500;
+    const d = make({
+      requestTimeoutMs,
+      modules: {
+        api: {
+          versions: {
+            v1: {
+              backend: backend(),
+              scaling: { kind: 'manual', instances: 2 },
+              balancer: 'roundRobin',
+              healthCheck: {
+                intervalMs: 300,
+                timeoutMs: 300,
+                unhealthyThreshold: 2,
+                healthyThreshold: 1,
+                restartThreshold: 8,
+              },
+              restart: {
+                backoff: exponentialBackoff({ initialMs: 50, maxMs: 50, jitter: 'none' }),
+              },
+            },
+          },
+        },
+      },
+    });
+    const events: DispatcherEvent[] = [];
+    d.on(e => events.push(e));
+    const door = await d.listen({ port: 0 });
+    const before = d.getInstances('api', 'v1');
+    const hung = before[0]!;
+    const healthyPid = before[1]!.pid;
+    const fine = await get(`${door.url}/x`);
+    expect(fine.status).toBe(200);
+    expect(fine.servedBy).toMatch(/^api\/v1\/[01]$/);
+
+    process.kill(hung.pid!, 'SIGSTOP');
+    const stoppedAt = performance.now();
+    try {
+      // round robin: about half of these go to the hung instance until it is ejected
+      const answers = await Promise.all(Array.from({ length: 6 }, () => get(`${door.url}/x`)));
+      for (const a of answers) {
+        expect([200, 504]).toContain(a.status);
+        expect(a.ms).toBeLessThan(requestTimeoutMs + 1_000);
+        if (a.status === 504) {
+          expect(a.code).toBe('DEADLINE_EXCEEDED');
+          expect(a.servedBy).toBe('api/v1/0');
+        } else expect(a.pid).toBe(healthyPid);
+      }
+      await waitFor(() => events.some(e => e.type === 'instance-unhealthy' && e.instance === '0'), {
+        timeoutMs: 10_000,
+      });
+      const ejectedMs = performance.now() - stoppedAt;
+      expect(d.getInstances('api', 'v1')[0]).toMatchObject({ healthy: false, health: 'unhealthy' });
+      // out of rotation: every request goes to the healthy instance, at once
+      for (let i = 0; i < 4; i++) {
+        const a = await get(`${door.url}/x`);
+        expect(a).toMatchObject({ status: 200, pid: healthyPid });
+        expect(a.ms).toBeLessThan(requestTimeoutMs);
+      }
+      // still hung after restartThreshold probes: SIGKILLed (it is stopped) and replaced
+      await waitFor(
+        () => {
+          const now = d.getInstances('api', 'v1')[0]!;
+          return now.state === 'ready' && now.pid !== hung.pid && now.healthy;
+        },
+        { timeoutMs: 20_000 },
+      );
+      const restartedMs = performance.now() - stoppedAt;
+      expect(alive(hung.pid)).toBe(false);
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'instance-restart-scheduled', reason: 'unhealthy' }),
+      );
+      console.log(
+        `hung instance: ejected after ${Math.round(ejectedMs)} ms, restarted after ${Math.round(restartedMs)} ms`,
+      );
+    } finally {
+      try {
+        process.kill(hung.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+
+  it('a child that cannot start: INSTANCE_START_FAILED with its last stderr lines, crash-loop state, and a fast 503', async () => {
+    const d = make({
+      requestTimeoutMs: 10_000,
+      modules: {
+        broken: {
+          versions: {
+            v1: {
+              backend: childProcess({ args: [join(dir, 'missing.js')], output: 'ignore' }),
+              restart: {
+                backoff: exponentialBackoff({ initialMs: 300, maxMs: 5_000, jitter: 'none' }),
+              },
+            },
+          },
+        },
+      },
+    });
+    const events: DispatcherEvent[] = [];
+    d.on(e => events.push(e));
+    const door = await d.listen({ port: 0 });
+    const failed = events.find(e => e.type === 'instance-start-failed');
+    expect(failed).toBeDefined();
+    const error = (failed as { error: { code: string; message: string; output?: string } }).error;
+    expect(error.code).toBe('INSTANCE_START_FAILED');
+    expect(error.output).toMatch(/Cannot find module/);
+    expect(error.output!.split('\n').length).toBeLessThanOrEqual(20);
+    expect(error.output!.length).toBeLessThanOrEqual(4_096);
+    const info = d.getInstances('broken', 'v1')[0]!;
+    expect(info.startFailures).toBeGreaterThanOrEqual(1);
+    expect(info.lastError).toMatch(/Cannot find module/);
+    expect(['crash-loop', 'starting']).toContain(info.state);
+
+    // two failed starts in a row: a crash loop, requests fail fast
+    await waitFor(() => d.getInstances('broken', 'v1')[0]!.startFailures >= 2, {
+      timeoutMs: 10_000,
+    });
+    const a = await get(`${door.url}/`);
+    expect(a.status).toBe(503);
+    expect(a.code).toBe('INSTANCE_START_FAILED');
+    expect(a.message).toMatch(/fails to start.*Cannot find module/s);
+    expect(a.ms).toBeLessThan(2_000);
+    await expect(d.addRequest({ url: '/' })).rejects.toMatchObject({
+      code: 'INSTANCE_START_FAILED',
+      output: expect.stringMatching(/Cannot find module/),
+    });
+    // the backoff grows: restarts are spaced, not a tight loop
+    await waitFor(() => events.filter(e => e.type === 'instance-restart-scheduled').length >= 3, {
+      timeoutMs: 10_000,
+    });
+    const delays = events
+      .filter(e => e.type === 'instance-restart-scheduled')
+      .map(e => (e as { delayMs: number }).delayMs);
+    expect(delays[2]!).toBeGreaterThan(delays[0]!);
+    await waitFor(() => d.getInstances('broken', 'v1')[0]!.state === 'crash-loop', {
+      timeoutMs: 5_000,
+    });
+    expect(d.getInstances('broken', 'v1')[0]!.nextRestartAt).toBeGreaterThan(0);
+  });
+});
+
 describe('remote instances', () => {
   let servers: TestServer[] = [];
   afterEach(async () => {
@@ -320,6 +485,120 @@ describe('remote instances', () => {
       code: 'BACKEND_ERROR',
       status: 502,
     });
+  });
+
+  it('front door: a remote that never answers gets 504 by requestTimeoutMs; a stream that started in time may outlast it', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/hang') return; // never answers
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let n = 0;
+      const tick = setInterval(() => {
+        res.write(`chunk ${n}\n`);
+        if (++n === 6) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 250);
+      res.on('close', () => clearInterval(tick));
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const requestTimeoutMs = 1_000;
+      const d = make({
+        requestTimeoutMs,
+        modules: { web: { versions: { v1: { backend: remote([`http://127.0.0.1:${port}`]) } } } },
+      });
+      const door = await d.listen({ port: 0 });
+      const started = performance.now();
+      const hung = await fetch(`${door.url}/hang`);
+      const hungMs = performance.now() - started;
+      expect(hung.status).toBe(504);
+      expect(await hung.json()).toMatchObject({ error: { code: 'DEADLINE_EXCEEDED' } });
+      expect(hung.headers.get('x-served-by')).toBe('web/v1/0');
+      expect(hungMs).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
+      expect(hungMs).toBeLessThan(requestTimeoutMs + 1_000);
+      const stream = await fetch(`${door.url}/stream`);
+      expect(stream.status).toBe(200);
+      expect((await stream.text()).split('\n').filter(Boolean)).toHaveLength(6);
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
+  });
+
+  it('front door: time spent waiting for a busy instance counts against the deadline', async () => {
+    const server = createServer((_req, res) => {
+      setTimeout(() => res.end('slow'), 1_200);
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const requestTimeoutMs = 2_000;
+      const d = make({
+        requestTimeoutMs,
+        modules: {
+          web: {
+            versions: {
+              v1: { backend: remote([`http://127.0.0.1:${port}`]), maxConcurrentRequests: 1 },
+            },
+          },
+        },
+      });
+      const door = await d.listen({ port: 0 });
+      const started = performance.now();
+      const timed = (url: string) =>
+        fetch(url).then(res => ({ status: res.status, ms: performance.now() - started }));
+      // the second request waits ~1 200 ms for the only slot, then has ~800 ms left for a 1 200 ms answer
+      const [first, second] = await Promise.all([timed(`${door.url}/a`), timed(`${door.url}/b`)]);
+      expect(first.status).toBe(200);
+      expect(second.status).toBe(504);
+      expect(second.ms).toBeLessThan(requestTimeoutMs + 1_000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
+  });
+
+  it('passive ejection: requests in a row past their deadline take the instance out of rotation', async () => {
+    const server = createServer(req => {
+      void req; // never answers
+    });
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const d = make({
+        modules: {
+          web: {
+            versions: {
+              v1: {
+                backend: remote([`http://127.0.0.1:${port}`]),
+                // probes far apart: only the timeouts can eject it here
+                healthCheck: { intervalMs: 600_000, ejectAfterTimeouts: 2 },
+              },
+            },
+          },
+        },
+      });
+      const events: DispatcherEvent[] = [];
+      d.on(e => events.push(e));
+      await d.start();
+      for (let i = 0; i < 2; i++)
+        await expect(d.addRequest({ url: '/', timeoutMs: 200 })).rejects.toMatchObject({
+          code: 'DEADLINE_EXCEEDED',
+        });
+      expect(d.getInstances('web', 'v1')[0]).toMatchObject({
+        healthy: false,
+        health: 'unhealthy',
+        unhealthyReason: expect.stringMatching(/2 requests in a row timed out/),
+      });
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'instance-unhealthy', reason: expect.any(String) }),
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
   });
 
   it('rejects bad URLs', () => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { InstanceStartError, InvalidConfigError } from '../errors.js';
 import type { Backend, InstanceExit, RuntimeProxy } from '../backend.js';
 import { trackChild } from '../internal/childRegistry.js';
+import { OutputTail } from '../internal/outputTail.js';
 import { allocatePort, canConnect } from '../internal/ports.js';
 
 /** Options of {@link childProcess}. */
@@ -20,8 +21,9 @@ export interface ChildProcessOptions {
   /** Wait between SIGTERM and SIGKILL. Default 5 000 ms. */
   readonly killTimeoutMs?: number;
   /**
-   * The child's stdout/stderr: `'inherit'` (default), `'ignore'`, or `'pipe'` (kept: the last
-   * 8 KiB appear in start errors).
+   * The child's stdout/stderr: `'inherit'` (default: shown on the dispatcher's own), `'ignore'`,
+   * or `'pipe'` (kept for start errors only). In every mode the last lines of stderr (stdout too
+   * with `'pipe'`; at most 20 lines / 4 KiB) appear in `INSTANCE_START_FAILED` errors.
    */
   readonly output?: 'inherit' | 'ignore' | 'pipe';
   /** Send `/_ah/start`, `/_ah/warmup` and `/_ah/stop`. Default true. */
@@ -29,8 +31,6 @@ export interface ChildProcessOptions {
   /** Most instances. Default Infinity. */
   readonly maxInstances?: number;
 }
-
-const TAIL_BYTES = 8192;
 
 /**
  * A backend whose instances are child processes, App Engine style: each gets a free `PORT`
@@ -73,12 +73,9 @@ export function childProcess(options: ChildProcessOptions): Backend {
       let port: number | undefined;
       let exited: InstanceExit | undefined;
       let stopping = false;
-      let tail = '';
+      let tail = new OutputTail();
       const exitWaiters: Array<() => void> = [];
       const listeners: Array<(exit: InstanceExit) => void> = [];
-      const keep = (chunk: Buffer) => {
-        tail = (tail + chunk.toString('utf8')).slice(-TAIL_BYTES);
-      };
       const proxy: RuntimeProxy = {
         get origin() {
           return port === undefined
@@ -95,6 +92,7 @@ export function childProcess(options: ChildProcessOptions): Backend {
           port = await allocatePort(host);
           if (stopping) throw new InstanceStartError('instance stopped while starting');
           if (signal.aborted) throw signal.reason;
+          const output_ = (tail = new OutputTail());
           const spawned = spawn(command, args, {
             cwd,
             env: {
@@ -105,13 +103,16 @@ export function childProcess(options: ChildProcessOptions): Backend {
               X_VERSION: context.version,
               X_INSTANCE: context.instance,
             },
-            stdio: ['ignore', output, output],
+            // stderr is always read: its last lines explain a start failure
+            stdio: ['ignore', output, 'pipe'],
           });
           child = spawned;
-          if (output === 'pipe') {
-            spawned.stdout?.on('data', keep);
-            spawned.stderr?.on('data', keep);
-          }
+          const pipesClosed = new Promise<void>(resolve => spawned.once('close', () => resolve()));
+          spawned.stdout?.on('data', (chunk: Buffer) => output_.push(chunk));
+          spawned.stderr?.on('data', (chunk: Buffer) => {
+            output_.push(chunk);
+            if (output === 'inherit') process.stderr.write(chunk);
+          });
           spawned.once('error', error => {
             // spawn failures (ENOENT, EACCES) end in 'exit' too when a pid existed; otherwise here
             if (spawned.pid === undefined) finish({ code: null, signal: null, error });
@@ -122,10 +123,11 @@ export function childProcess(options: ChildProcessOptions): Backend {
           let wait = 10;
           for (;;) {
             if (exited) {
+              const last = await lastOutput(pipesClosed, tail);
               throw new InstanceStartError(
                 `instance ${context.module}/${context.version}/${context.instance} exited before listening ` +
-                  `(code ${exited.code}, signal ${exited.signal})${tail ? `: ${tail.trim().slice(-500)}` : ''}`,
-                { cause: exited.error },
+                  `(code ${exited.code}, signal ${exited.signal})${last ? `; last output:\n${last}` : ''}`,
+                { cause: exited.error, output: last },
               );
             }
             if (signal.aborted) {
@@ -135,8 +137,10 @@ export function childProcess(options: ChildProcessOptions): Backend {
             if (await canConnect(host, port, 500)) return;
             if (Date.now() > deadline) {
               await proxy.stop(true);
+              const last = tail.toString();
               throw new InstanceStartError(
-                `instance ${context.module}/${context.version}/${context.instance} did not listen on port ${port} within ${startTimeoutMs} ms`,
+                `instance ${context.module}/${context.version}/${context.instance} did not listen on port ${port} within ${startTimeoutMs} ms${last ? `; last output:\n${last}` : ''}`,
+                { output: last },
               );
             }
             await new Promise(resolve => setTimeout(resolve, wait));
@@ -163,6 +167,13 @@ export function childProcess(options: ChildProcessOptions): Backend {
           listeners.push(listener);
         },
       };
+      /** The output tail once the child's pipes are read to their end (waits at most 200 ms). */
+      async function lastOutput(closed: Promise<void>, from: OutputTail): Promise<string> {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([closed, new Promise(resolve => (timer = setTimeout(resolve, 200)))]);
+        clearTimeout(timer);
+        return from.toString();
+      }
       function finish(exit: InstanceExit) {
         if (exited) return;
         exited = exit;

@@ -725,3 +725,33 @@ describe('HTTP front door: pipelined requests on a connection that closes (regre
     }
   });
 });
+
+describe('HTTP front door: the request deadline', () => {
+  it('an in-process handler that never answers gets 504 by requestTimeoutMs, named in X-Served-By', async () => {
+    const requestTimeoutMs = 500;
+    const dispatcher = createDispatcher({
+      requestTimeoutMs,
+      modules: {
+        default: {
+          versions: {
+            v1: { backend: inProcess(() => new Promise<never>(() => {})) },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({});
+    try {
+      const started = performance.now();
+      const res = await fetch(`${door.url}/never`, { signal: AbortSignal.timeout(10_000) });
+      const ms = performance.now() - started;
+      expect(res.status).toBe(504);
+      expect(await res.json()).toMatchObject({ error: { code: 'DEADLINE_EXCEEDED' } });
+      expect(res.headers.get('x-served-by')).toBe('default/v1/0');
+      expect(ms).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
+      expect(ms).toBeLessThan(requestTimeoutMs + 1_000);
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+    }
+  });
+});

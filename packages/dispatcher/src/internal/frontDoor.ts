@@ -61,6 +61,9 @@ export interface FrontDoorSettings {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+/** Response header naming the instance that answered: `module/version/instance`. */
+export const SERVED_BY_HEADER = 'x-served-by';
+const SERVED_BY = SERVED_BY_HEADER;
 const ADMIN_BODY_LIMIT = 65_536;
 
 /**
@@ -82,6 +85,8 @@ interface Forward {
   readonly sourceIp: string;
   /** Clock time the request was admitted (for the instance's latency). */
   readonly startedAt: number;
+  /** When it must be answered: time spent waiting for an instance counts. */
+  readonly deadline: Deadline;
 }
 
 export class FrontDoor {
@@ -390,6 +395,7 @@ export class FrontDoor {
       decision,
       sourceIp,
       startedAt,
+      deadline,
     };
     if (decision.instance === undefined) {
       let acquired: Instance | Promise<Instance>;
@@ -438,9 +444,11 @@ export class FrontDoor {
   }
 
   private serve(instance: Instance, forward: Forward): void {
-    const { pool, res, method, url, headers, body, requestId, decision, startedAt } = forward;
+    const { pool, res, method, url, headers, body, requestId, decision, startedAt, deadline } =
+      forward;
     const upstream = instance.pool;
     if (upstream !== undefined) {
+      const remainingMs = deadline.at - this.host.clock.now();
       const handler = new ProxyHandler(
         this,
         pool,
@@ -450,9 +458,22 @@ export class FrontDoor {
         decision.setCookie,
         startedAt,
       );
+      if (remainingMs <= 0) {
+        handler.onResponseError(undefined, new DeadlineExceededError(deadline.timeoutMs));
+        return;
+      }
+      handler.armDeadline(remainingMs, deadline.timeoutMs);
       try {
         upstream.dispatch(
-          { path: url, method, headers, body: body as UndiciDispatcher.DispatchOptions['body'] },
+          {
+            path: url,
+            method,
+            headers,
+            body: body as UndiciDispatcher.DispatchOptions['body'],
+            // once the head is here: at most the request timeout between two body chunks (a
+            // long stream, e.g. server-sent events, may last longer than the deadline)
+            bodyTimeout: deadline.timeoutMs,
+          },
           handler,
         );
       } catch (error) {
@@ -475,11 +496,25 @@ export class FrontDoor {
   private async serveInProcess(instance: Instance, forward: Forward): Promise<void> {
     const { pool, res, method, url, headers, body, requestId, decision, sourceIp, startedAt } =
       forward;
+    const { deadline } = forward;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort(new AbortedError());
     };
     res.once('close', onClose);
+    const clock = this.host.clock;
+    const timer = clock.setTimeout(
+      () => {
+        abort.abort(
+          new DeadlineExceededError(
+            deadline.timeoutMs,
+            `instance ${instance.servedBy} did not answer within the request deadline (${deadline.timeoutMs} ms)`,
+          ),
+        );
+      },
+      Math.max(0, deadline.at - clock.now()),
+    );
+    timer.unref?.();
     let ok = false;
     try {
       const handle = instance.runtime?.handle;
@@ -497,7 +532,7 @@ export class FrontDoor {
       );
       let result;
       try {
-        result = await handle(request);
+        result = await untilAborted(Promise.resolve(handle(request)), abort.signal);
       } catch (error) {
         if (error instanceof DispatcherError) throw error;
         instance.context.log.error({ err: error }, 'in-process handler failed');
@@ -509,11 +544,12 @@ export class FrontDoor {
         if (HOP_BY_HOP.has(name)) continue;
         flat.push(name, value);
       }
-      flat.push(this.settings.requestIdHeader, requestId);
+      flat.push(this.settings.requestIdHeader, requestId, SERVED_BY, instance.servedBy);
       if (decision.setCookie) flat.push('set-cookie', decision.setCookie);
       const out = response.body;
       if (out instanceof Uint8Array) flat.push('content-length', String(out.byteLength));
       else if (out === null) flat.push('content-length', '0');
+      clock.clearTimeout(timer); // the head is out: a stream may outlast the deadline
       res.writeHead(response.status, response.reason, flat);
       if (out === null) res.end();
       else if (out instanceof Uint8Array) res.end(out);
@@ -535,16 +571,27 @@ export class FrontDoor {
       }
       ok = response.status < 500;
     } catch (error) {
-      this.fail(res, abort.signal.aborted ? abort.signal.reason : error, requestId);
+      this.fail(
+        res,
+        abort.signal.aborted ? abort.signal.reason : error,
+        requestId,
+        instance.servedBy,
+      );
     } finally {
+      clock.clearTimeout(timer);
       res.off('close', onClose);
       pool.release(instance, ok, this.host.clock.now() - startedAt);
     }
   }
 
   /** Answers an error before any response byte was sent (or cuts the response). */
-  fail(res: ServerResponse, error: unknown, requestId: string | undefined): void {
-    this.reject(res, error, requestId, false);
+  fail(
+    res: ServerResponse,
+    error: unknown,
+    requestId: string | undefined,
+    servedBy?: string,
+  ): void {
+    this.reject(res, error, requestId, false, servedBy);
   }
 
   private reject(
@@ -552,6 +599,7 @@ export class FrontDoor {
     error: unknown,
     requestId: string | undefined,
     close: boolean,
+    servedBy?: string,
   ): void {
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -576,6 +624,7 @@ export class FrontDoor {
       'cache-control': 'no-store',
     };
     if (requestId !== undefined) headers[this.settings.requestIdHeader] = requestId;
+    if (servedBy !== undefined) headers[SERVED_BY] = servedBy;
     if (error instanceof NoCapacityError)
       headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
     if (close) this.refused.add(res.req.socket);
@@ -679,6 +728,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   private ended = false;
   private readonly onClose: () => void;
   private onDrain: (() => void) | undefined;
+  private deadlineTimer: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(
     private readonly door: FrontDoor,
@@ -695,9 +745,30 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     res.on('close', this.onClose);
   }
 
+  /**
+   * Settles the request `ms` from now if the instance has not sent its response head by then
+   * (504 `DEADLINE_EXCEEDED`, the upstream request aborted): a hung instance never holds a request
+   * past its deadline.
+   */
+  armDeadline(ms: number, timeoutMs: number): void {
+    const clock = this.pool.clock;
+    this.deadlineTimer = clock.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      if (this.settled) return;
+      const error = new DeadlineExceededError(
+        timeoutMs,
+        `instance ${this.instance.servedBy} did not answer within the request deadline (${timeoutMs} ms)`,
+      );
+      this.instance.requestTimedOut();
+      this.onResponseError(undefined, error);
+      this.controller?.abort(error);
+    }, ms);
+    this.deadlineTimer.unref?.();
+  }
+
   onRequestStart(controller: UndiciDispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new AbortedError());
+    if (this.res.destroyed || this.settled) controller.abort(new AbortedError());
   }
 
   onResponseStart(
@@ -706,7 +777,12 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
-    if (statusCode < 200) return;
+    if (statusCode < 200 || this.settled) return;
+    if (this.deadlineTimer !== undefined) {
+      this.pool.clock.clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
+    this.instance.answered();
     const connection = headers.connection;
     const extra =
       connection !== undefined && connection !== 'keep-alive' && connection !== 'close'
@@ -726,7 +802,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
       if (name === 'set-cookie' && this.setCookie !== undefined) continue;
       flat.push(name, value);
     }
-    flat.push(this.door.requestIdHeader, this.requestId);
+    flat.push(this.door.requestIdHeader, this.requestId, SERVED_BY, this.instance.servedBy);
     if (this.setCookie !== undefined) {
       const existing = headers['set-cookie'];
       flat.push(
@@ -746,6 +822,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   }
 
   onResponseData(controller: UndiciDispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
     this.received += chunk.length;
     if (this.received === this.expected) {
       // the whole body is here: head, body and end leave in one write
@@ -761,6 +838,7 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.settled) return;
     if (!this.ended) this.res.end();
     this.finish(true);
   }
@@ -775,21 +853,23 @@ class ProxyHandler implements UndiciDispatcher.DispatchHandler {
       error instanceof DispatcherError || isXError(error)
         ? error
         : code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
-          ? new DeadlineExceededError(
+          ? (this.instance.requestTimedOut(),
+            new DeadlineExceededError(
               0,
-              `instance ${this.instance.id} did not answer in time (${code})`,
-            )
+              `instance ${this.instance.servedBy} did not answer in time (${code})`,
+            ))
           : new BackendError(
               `instance ${this.pool.module}/${this.pool.version}/${this.instance.id} failed: ${code ?? error.message}`,
               { cause: error },
             );
-    this.door.fail(this.res, mapped, this.requestId);
+    this.door.fail(this.res, mapped, this.requestId, this.instance.servedBy);
     this.finish(false);
   }
 
   private finish(ok: boolean): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.deadlineTimer !== undefined) this.pool.clock.clearTimeout(this.deadlineTimer);
     this.res.off('close', this.onClose);
     this.pool.release(this.instance, ok, this.pool.clock.now() - this.startedAt);
   }
@@ -800,6 +880,25 @@ const ID_PREFIX = randomUUID().slice(0, 24); // "xxxxxxxx-xxxx-4xxx-yxxx-": ids 
 let idCounter = 0;
 function nextRequestId(): string {
   return `${ID_PREFIX}${(++idCounter).toString(16).padStart(12, '0')}`;
+}
+
+/** Settles like `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      value => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      error => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 function stripConnectionTokens(flat: string[], connection: string): string[] {

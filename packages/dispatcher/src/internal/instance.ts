@@ -11,7 +11,7 @@ import type { DispatcherEvent } from '../dispatcherEvent.js';
 import { InstanceStartError } from '../errors.js';
 import type { InstanceInfo, InstanceState } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
-import { every, timeoutSignal, withTimeout } from './timers.js';
+import { timeoutSignal, withTimeout } from './timers.js';
 
 /** undici pool settings for instance origins. */
 export interface UpstreamOptions {
@@ -68,6 +68,18 @@ export class Instance {
   required = false;
   /** Pending restart timer. */
   restartTimer: ReturnType<Clock['setTimeout']> | undefined;
+  /** Clock time of the pending restart. */
+  nextRestartAt: number | undefined;
+  /** Starts that failed in a row (reset once it is ready). */
+  startFailures = 0;
+  /** Why the last start failed (kept until a start succeeds). */
+  lastStartError: InstanceStartError | undefined;
+  /** Why it is out of rotation, when it is unhealthy. */
+  unhealthyReason: string | undefined;
+  /** `module/version/instance`: the `x-served-by` header of its answers. */
+  readonly servedBy: string;
+  /** Requests in a row it did not answer by their deadline (passive ejection). */
+  private consecutiveTimeouts = 0;
   private generation = 0;
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -91,6 +103,7 @@ export class Instance {
       clock,
     });
     this.lastActive = clock.now();
+    this.servedBy = `${owner.module}/${owner.version}/${id}`;
     const log =
       owner.log.child?.({ module: owner.module, version: owner.version, instance: id }) ??
       owner.log;
@@ -181,6 +194,8 @@ export class Instance {
     const startedAt = clock.now();
     this.state = 'starting';
     this.healthy = true;
+    this.unhealthyReason = undefined;
+    this.consecutiveTimeouts = 0;
     this.healthFailures = 0;
     this.healthSuccesses = 0;
     const life = (this.lifeController = new AbortController());
@@ -196,8 +211,10 @@ export class Instance {
       await runtime.start(life.signal);
       if (runtime.origin !== undefined) {
         this.pool = new Pool(runtime.origin, {
+          // one connection more than requests can take: health probes never queue behind them
           connections:
-            owner.upstream.connections ?? spec.maxConcurrentRequests + spec.maxBackgroundThreads,
+            owner.upstream.connections ??
+            spec.maxConcurrentRequests + spec.maxBackgroundThreads + 1,
           pipelining: 1,
           keepAliveTimeout: owner.upstream.keepAliveTimeoutMs,
           headersTimeout: owner.upstream.headersTimeoutMs,
@@ -219,9 +236,13 @@ export class Instance {
               `instance ${owner.module}/${owner.version}/${this.id} failed to start: ${(error as Error)?.message ?? String(error)}`,
               { cause: error },
             );
+      this.startFailures++;
+      this.lastStartError = wrapped;
       owner.emit({ type: 'instance-start-failed', ...this.ref(), error: wrapped });
       throw wrapped;
     }
+    this.startFailures = 0;
+    this.lastStartError = undefined;
     this.state = 'ready';
     this.readyAt = clock.now();
     this.lastStartMs = this.readyAt - startedAt;
@@ -299,7 +320,7 @@ export class Instance {
       clock.clearTimeout(this.restartTimer);
       this.restartTimer = undefined;
     }
-    if (this.state === 'stopped' || this.state === 'failed') {
+    if (this.state === 'stopped' || this.state === 'failed' || this.state === 'crash-loop') {
       this.state = 'stopped';
       this.generation++;
       await this.teardown(true);
@@ -403,15 +424,39 @@ export class Instance {
     this.owner.instanceDied(this, exit);
   }
 
+  /**
+   * Probes every `intervalMs`, counted from the start of the previous probe (a probe that times
+   * out does not push the next one back by its timeout), never two at once.
+   */
   private startHealthChecks(): void {
     const check = this.owner.spec.healthCheck;
     if (!check) return;
-    this.health = every(
-      this.owner.clock,
-      check.intervalMs,
-      () => this.probe(),
-      error => this.owner.emit({ type: 'error', where: 'health check', error }),
-    );
+    const clock = this.owner.clock;
+    let stopped = false;
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const schedule = (delayMs: number) => {
+      if (stopped) return;
+      timer = clock.setTimeout(run, delayMs);
+      timer.unref?.();
+    };
+    const run = () => {
+      timer = undefined;
+      const started = clock.now();
+      this.probe().then(
+        () => schedule(Math.max(0, check.intervalMs - (clock.now() - started))),
+        (error: unknown) => {
+          this.owner.emit({ type: 'error', where: 'health check', error });
+          schedule(check.intervalMs);
+        },
+      );
+    };
+    schedule(check.intervalMs);
+    this.health = {
+      stop: () => {
+        stopped = true;
+        if (timer !== undefined) clock.clearTimeout(timer);
+      },
+    };
   }
 
   private stopHealthChecks(): void {
@@ -424,6 +469,7 @@ export class Instance {
     if (this.state !== 'ready') return;
     const generation = this.generation;
     let ok: boolean;
+    let reason = 'the health check failed';
     try {
       if (check.check) {
         const { signal, clear } = timeoutSignal(
@@ -449,9 +495,11 @@ export class Instance {
           () => new Error('health check timed out'),
         );
         ok = status >= 200 && status < 400;
+        if (!ok) reason = `GET ${check.path} answered ${status}`;
       }
-    } catch {
+    } catch (error) {
       ok = false;
+      reason = `health check failed: ${(error as Error)?.message ?? String(error)}`;
     }
     if (generation !== this.generation || this.state !== 'ready') return;
     if (ok) {
@@ -459,22 +507,52 @@ export class Instance {
       this.healthSuccesses++;
       if (!this.healthy && this.healthSuccesses >= check.healthyThreshold) {
         this.healthy = true;
+        this.unhealthyReason = undefined;
+        this.consecutiveTimeouts = 0;
         this.owner.emit({ type: 'instance-healthy', ...this.ref() });
         this.owner.instanceReady(this);
       }
     } else {
       this.healthSuccesses = 0;
       this.healthFailures++;
-      if (this.healthy && this.healthFailures >= check.unhealthyThreshold) {
-        this.healthy = false;
-        this.owner.emit({ type: 'instance-unhealthy', ...this.ref() });
-        this.owner.instanceLeft(this);
-      }
+      if (this.healthy && this.healthFailures >= check.unhealthyThreshold)
+        this.eject(`${reason} (${this.healthFailures} in a row)`);
       if (this.healthFailures >= check.restartThreshold) {
         this.healthFailures = 0;
         this.owner.restartUnhealthy(this);
       }
     }
+  }
+
+  /** Takes it out of rotation until `healthyThreshold` probes pass. */
+  private eject(reason: string): void {
+    this.healthy = false;
+    this.healthSuccesses = 0;
+    this.unhealthyReason = reason;
+    this.owner.emit({ type: 'instance-unhealthy', ...this.ref(), reason });
+    this.owner.instanceLeft(this);
+  }
+
+  /**
+   * A request was not answered by its deadline. With health checks on, `ejectAfterTimeouts` in a
+   * row take the instance out of rotation at once (passive ejection); the probes bring it back or
+   * restart it.
+   */
+  requestTimedOut(): void {
+    this.consecutiveTimeouts++;
+    const check = this.owner.spec.healthCheck;
+    if (
+      check !== undefined &&
+      this.healthy &&
+      this.state === 'ready' &&
+      this.consecutiveTimeouts >= check.ejectAfterTimeouts
+    )
+      this.eject(`${this.consecutiveTimeouts} requests in a row timed out`);
+  }
+
+  /** The instance answered a request (its response head arrived). */
+  answered(): void {
+    if (this.consecutiveTimeouts !== 0) this.consecutiveTimeouts = 0;
   }
 
   ref(): { module: string; version: string; instance: string } {
@@ -496,8 +574,18 @@ export class Instance {
       queued: this.bulkhead.queued,
       background: this.background,
       healthy: this.healthy,
+      health:
+        this.owner.spec.healthCheck === undefined
+          ? 'unchecked'
+          : this.healthy
+            ? 'healthy'
+            : 'unhealthy',
+      unhealthyReason: this.unhealthyReason,
       restarts: this.restarts,
       served: this.served,
+      startFailures: this.startFailures,
+      lastError: this.lastStartError?.message,
+      nextRestartAt: this.nextRestartAt,
     };
   }
 }

@@ -32,6 +32,9 @@ import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } fr
 import { PeakWindow } from './peakWindow.js';
 import { every } from './timers.js';
 
+/** Starts in a row that must fail before requests to a version without instances fail fast. */
+const CRASH_LOOP_STARTS = 2;
+
 /** When a request must be answered: clock time `at` (Infinity for none) and its length. */
 export interface Deadline {
   readonly at: number;
@@ -199,7 +202,7 @@ export class VersionPool implements InstanceOwner {
           this.metricTags,
         );
       },
-      () => this.scheduleRestart(instance),
+      () => this.scheduleRestart(instance, 'start-failed'),
     );
   }
 
@@ -220,7 +223,7 @@ export class VersionPool implements InstanceOwner {
   }
 
   instanceDied(instance: Instance, _exit: InstanceExit): void {
-    this.scheduleRestart(instance);
+    this.scheduleRestart(instance, 'died');
   }
 
   slotFreed(_instance: Instance): void {
@@ -229,10 +232,10 @@ export class VersionPool implements InstanceOwner {
 
   restartUnhealthy(instance: Instance): void {
     if (this.closed || this.stopped) return;
-    void instance.stop({ force: true }).then(() => this.scheduleRestart(instance));
+    void instance.stop({ force: true }).then(() => this.scheduleRestart(instance, 'unhealthy'));
   }
 
-  private scheduleRestart(instance: Instance): void {
+  private scheduleRestart(instance: Instance, reason: 'start-failed' | 'died' | 'unhealthy'): void {
     if (this.closed || this.stopped || this.instances.get(instance.id) !== instance) return;
     if (instance.restartTimer) return;
     const { restart } = this.spec;
@@ -244,6 +247,7 @@ export class VersionPool implements InstanceOwner {
     if (instance.restartStreak >= restart.maxRestarts) {
       this.emit({ type: 'instance-gave-up', ...instance.ref(), restarts: instance.restartStreak });
       instance.state = 'failed';
+      instance.nextRestartAt = undefined;
       if (this.kind === 'automatic') this.instances.delete(instance.id);
       // a basic slot goes back to "stopped": the next request that needs it tries once more
       if (this.kind === 'basic') instance.state = 'stopped';
@@ -258,14 +262,19 @@ export class VersionPool implements InstanceOwner {
     instance.restartStreak++;
     instance.restarts++;
     const delayMs = Math.max(0, backoff.duration);
+    // a start that failed: the instance is crash-looping until a start succeeds
+    if (reason === 'start-failed' && instance.state === 'failed') instance.state = 'crash-loop';
+    instance.nextRestartAt = now + delayMs;
     this.emit({
       type: 'instance-restart-scheduled',
       ...instance.ref(),
       attempt: instance.restartStreak,
       delayMs,
+      reason,
     });
     const timer = this.clock.setTimeout(() => {
       instance.restartTimer = undefined;
+      instance.nextRestartAt = undefined;
       if (this.closed || this.stopped || this.instances.get(instance.id) !== instance) return;
       void this.launch(instance, this.kind === 'automatic' ? 'none' : 'start');
     }, delayMs);
@@ -293,12 +302,16 @@ export class VersionPool implements InstanceOwner {
   acquire(deadline: Deadline, signal: AbortSignal | undefined): Instance | Promise<Instance> {
     if (this.closed) throw new DispatcherClosedError();
     if (this.stopped) throw new VersionStoppedError(this.module, this.version);
-    this.outstanding++;
     const instance = this.pickNow();
     if (instance !== undefined) {
+      this.outstanding++;
       this.took(instance);
       return instance;
     }
+    // every instance fails to start: answer at once instead of waiting maxPendingLatencyMs
+    const startFailure = this.startFailure();
+    if (startFailure !== undefined) throw startFailure;
+    this.outstanding++;
     return this.enqueue(deadline, signal).then(
       got => {
         this.took(got);
@@ -308,6 +321,33 @@ export class VersionPool implements InstanceOwner {
         this.outstanding--;
         throw error;
       },
+    );
+  }
+
+  /**
+   * `INSTANCE_START_FAILED` when no instance is routable and every one is crash-looping (its last
+   * {@link CRASH_LOOP_STARTS} starts failed) or gave up, with the last failure's message (the
+   * child's last output lines). After a single failure requests still wait for the restart.
+   */
+  private startFailure(): InstanceStartError | undefined {
+    if (this.routable.length > 0 || this.instances.size === 0) return undefined;
+    let last: Instance | undefined;
+    for (const instance of this.instances.values()) {
+      if (instance.startFailures < CRASH_LOOP_STARTS || instance.state === 'stopped')
+        return undefined;
+      last = instance;
+    }
+    const error = last!.lastStartError;
+    const retry = [...this.instances.values()]
+      .map(i => i.nextRestartAt)
+      .filter((at): at is number => at !== undefined);
+    const next =
+      retry.length > 0
+        ? `next start in ${Math.max(0, Math.min(...retry) - this.clock.now())} ms`
+        : 'no restart scheduled (gave up)';
+    return new InstanceStartError(
+      `every instance of ${this.module}/${this.version} fails to start (${next}); last failure: ${error?.message ?? 'unknown'}`,
+      { cause: error, output: error?.output },
     );
   }
 
@@ -478,7 +518,8 @@ export class VersionPool implements InstanceOwner {
       const ready = instance.whenReady();
       if (ready === undefined) {
         throw new InstanceStartError(
-          `instance ${id} of ${this.module}/${this.version} is ${instance.state}${instance.restartTimer ? ' (restart scheduled)' : ''}`,
+          `instance ${id} of ${this.module}/${this.version} is ${instance.state}${instance.restartTimer ? ' (restart scheduled)' : ''}${instance.lastStartError ? `; last failure: ${instance.lastStartError.message}` : ''}`,
+          { cause: instance.lastStartError },
         );
       }
       if (instance.state !== 'ready') await this.waitBounded(ready, deadline, signal);
@@ -654,7 +695,12 @@ export class VersionPool implements InstanceOwner {
           instance.bulkhead.queued > 0
         )
           continue;
-        if (instance.state !== 'ready' && instance.state !== 'failed') continue;
+        if (
+          instance.state !== 'ready' &&
+          instance.state !== 'failed' &&
+          instance.state !== 'crash-loop'
+        )
+          continue;
         if (!victim || instance.lastActive < victim.lastActive) victim = instance;
       }
       if (victim) {
