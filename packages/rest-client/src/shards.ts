@@ -227,6 +227,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       mode,
       maxNodes: options.coverMaxNodes ?? 200_000,
       maxMs: options.coverMaxMs ?? 20,
+      random: this.random,
     };
     this.clock = options.clock ?? systemClock;
   }
@@ -337,7 +338,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     const solution = solveCover(
       { n, keyStart, keyHosts, hostCount, cost: localCost, rank },
       this.scratch,
-      { ...this.coverLimits, random: this.random },
+      this.coverLimits,
     );
     const assignment = new Map<K, string>();
     for (let i = 0; i < n; i++)

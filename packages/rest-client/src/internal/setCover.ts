@@ -40,8 +40,12 @@ export interface CoverSolution {
 
 /** `'auto'` runs the exact search only up to this many candidate hosts. */
 export const EXACT_MAX_HOSTS = 16;
-/** `'auto'`: mask visits the small exact search may make (about 0.1 ms). */
-const EXACT_WORK = 60_000;
+/**
+ * `'auto'`: mask visits the small exact search may make, a fixed part plus a part proportional to
+ * the (key, host) pairs, so that it costs a small multiple of the greedy cover (a visit is a few ns).
+ */
+const EXACT_WORK_BASE = 8_192;
+const EXACT_WORK_PER_PAIR = 8;
 /** Hosts the bitmask search handles (masks are 32-bit integers). */
 const SMALL_MAX_HOSTS = 30;
 
@@ -148,9 +152,10 @@ export function solveCover(
     for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) hostKeys[hostFill[keyHosts[r]!]!++] = i;
 
   // ---- greedy: most uncovered keys, then lowest cost, then rank. A scan of the hosts per pick
-  // costs picks × H, the lazy heap about P log H: the cheaper one runs (same result).
+  // costs picks × H cheap steps, the lazy heap about P log H dearer ones: the one likely cheaper
+  // runs (same result; measured, the scan wins up to about H² ≈ 32 P).
   owner.fill(-1, 0, n);
-  const greedy = h * h <= pairs * Math.log2(h + 1) ? greedyScan(p, s) : greedyHeap(p, s);
+  const greedy = Math.min(h, n) * h <= 32 * pairs ? greedyScan(p, s) : greedyHeap(p, s);
 
   let best = prune(greedy, s, n, cost);
   // Greedy covers of one host are minimal: the first pick covers everything at the lowest cost.
@@ -162,7 +167,7 @@ export function solveCover(
     for (let l = 0; l < h; l++) if (cost[l]! < minCost) minCost = cost[l]!;
     if (mode === 'auto') {
       if (h <= EXACT_MAX_HOSTS) {
-        const found = exactSmall(p, best, minCost, EXACT_WORK);
+        const found = exactSmall(p, best, minCost, EXACT_WORK_BASE + EXACT_WORK_PER_PAIR * pairs);
         best = found.hosts;
         exact = found.exact;
       }
@@ -289,8 +294,12 @@ function prune(greedy: number[], s: CoverScratch, n: number, cost: Float64Array)
   for (const l of greedy)
     for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) count[hostKeys[q]!]!++;
   const order = new Int32Array(greedy.length);
-  for (let at = 0; at < order.length; at++) order[at] = order.length - 1 - at;
-  order.sort((a, b) => cost[greedy[b]!]! - cost[greedy[a]!]! || b - a);
+  let sameCost = true;
+  for (let at = 0; at < order.length; at++) {
+    order[at] = order.length - 1 - at;
+    if (cost[greedy[at]!] !== cost[greedy[0]!]) sameCost = false;
+  }
+  if (!sameCost) order.sort((a, b) => cost[greedy[b]!]! - cost[greedy[a]!]! || b - a);
   const dropped = new Uint8Array(greedy.length);
   let kept = greedy.length;
   for (const at of order) {
@@ -322,7 +331,8 @@ function popcount(x: number): number {
  * Exact cover for at most 30 hosts on bitmasks: each key is the mask of its replicas (distinct
  * masks only); branch on the uncovered mask with the fewest allowed hosts, each host once per
  * path (a host tried in one branch is forbidden in its later siblings), pruned by a lower bound
- * of pairwise disjoint uncovered masks. Stops after `workCap` mask visits, keeping the best.
+ * of pairwise disjoint uncovered masks; each level keeps only the masks still uncovered. Stops
+ * after `workCap` mask visits (or at `deadline`), keeping the best cover found.
  */
 function exactSmall(
   p: CompactProblem,
@@ -333,17 +343,18 @@ function exactSmall(
   now: () => number = () => performance.now(),
 ): { hosts: number[]; exact: boolean } {
   const { n, keyStart, keyHosts, hostCount: h, cost, rank } = p;
-  const seen = new Set<number>();
-  const masks: number[] = [];
+  const all = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let m = 0;
     for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) m |= 1 << keyHosts[r]!;
-    if (!seen.has(m)) {
-      seen.add(m);
-      masks.push(m);
-    }
+    all[i] = m;
   }
-  const d = masks.length;
+  all.sort();
+  let d = 0;
+  for (let i = 0; i < n; i++) if (i === 0 || all[i] !== all[i - 1]) all[d++] = all[i]!;
+  // Level L of the search keeps the masks still uncovered at depth L: buf[L * d, L * d + len).
+  const buf = new Int32Array((h + 2) * d);
+  buf.set(all.subarray(0, d));
   const order = Array.from({ length: h }, (_, l) => l).sort(
     (a, b) => cost[a]! - cost[b]! || rank[a]! - rank[b]!,
   );
@@ -354,32 +365,20 @@ function exactSmall(
   let work = 0;
   let nodes = 0;
   let aborted = false;
-  const search = (chosen: number, forbidden: number, chosenCount: number, sum: number): void => {
-    work += d;
+  const search = (
+    level: number,
+    len: number,
+    chosen: number,
+    forbidden: number,
+    chosenCount: number,
+    sum: number,
+  ): void => {
+    work += len;
     if (work > workCap || ((++nodes & 255) === 0 && now() > deadline)) {
       aborted = true;
       return;
     }
-    let pivot = -1;
-    let fewest = 33;
-    let used = 0;
-    let lower = 0;
-    for (let j = 0; j < d; j++) {
-      const m = masks[j]!;
-      if ((m & chosen) !== 0) continue;
-      const allowed = m & ~forbidden;
-      if (allowed === 0) return; // this key can no longer be covered on this path
-      const bits = popcount(allowed);
-      if (bits < fewest) {
-        fewest = bits;
-        pivot = allowed;
-      }
-      if ((allowed & used) === 0) {
-        lower++;
-        used |= allowed;
-      }
-    }
-    if (pivot < 0) {
+    if (len === 0) {
       if (chosenCount < bestCount || (chosenCount === bestCount && sum < bestSum)) {
         bestMask = chosen;
         bestCount = chosenCount;
@@ -387,18 +386,45 @@ function exactSmall(
       }
       return;
     }
+    const base = level * d;
+    let pivot = 0;
+    let fewest = 33;
+    let used = 0;
+    let lower = 0;
+    for (let j = base; j < base + len; j++) {
+      const allowed = buf[j]! & ~forbidden;
+      if (allowed === 0) return; // this key can no longer be covered on this path
+      if (fewest > 1) {
+        const bits = popcount(allowed);
+        if (bits < fewest) {
+          fewest = bits;
+          pivot = allowed;
+        }
+      }
+      if ((allowed & used) === 0) {
+        lower++;
+        used |= allowed;
+      }
+    }
     const bound = chosenCount + lower;
     if (bound > bestCount || (bound === bestCount && sum >= bestSum)) return;
+    const next = base + d;
     let banned = forbidden;
     for (const l of order) {
       const bit = 1 << l;
       if ((pivot & bit) === 0) continue;
-      search(chosen | bit, banned, chosenCount + 1, sum + cost[l]! - minCost);
+      let kept = 0;
+      for (let j = base; j < base + len; j++) {
+        const m = buf[j]!;
+        if ((m & bit) === 0) buf[next + kept++] = m;
+      }
+      work += len;
+      search(level + 1, kept, chosen | bit, banned, chosenCount + 1, sum + cost[l]! - minCost);
       if (aborted) return;
       banned |= bit;
     }
   };
-  search(0, 0, 0, 0);
+  search(0, d, 0, 0, 0, 0);
   const hosts: number[] = [];
   for (let l = 0; l < h; l++) if ((bestMask >>> l) & 1) hosts.push(l);
   // Keep the greedy's order when it is still the answer.
