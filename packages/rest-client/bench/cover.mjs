@@ -3,15 +3,19 @@
 // run. No network: the hosts are never contacted (undici pools connect lazily).
 //
 //   pnpm build && flock /tmp/bench.lock node bench/cover.mjs [--rounds 9] [--ms 200]
-//        [--sizes 100x1000,1000x10000] [--replication 3] [--exact]
+//        [--sizes 100x1000,1000x10000] [--replication 3] [--subset 53] [--exact]
+//        [--before path/to/another/build/index.js]
 //
 // Placement: every key on `replication` distinct hosts drawn at random (seeded). For each size the
 // cases run in `rounds` interleaved slices of about `ms` ms each; reported are the median and the
 // min–max over the slices of the CPU time per call (see `slice`), the wall time, the ratio of the
 // medians against the plain greedy cover, and the cover sizes (hosts asked). `--exact` adds the opt-in exact search
-// (`cover: 'exact'`, bounded by `coverMaxMs`, 20 ms by default).
+// (`cover: 'exact'`, bounded by `coverMaxMs`, 20 ms by default). `--before` adds the rows of
+// another build of the package (e.g. the previous release's `dist/index.js`) to the same run.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Shards } from '../dist/index.js';
+import { Resources, Shards } from '../dist/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,8 +25,12 @@ const { values: args } = parseArgs({
     replication: { type: 'string', default: '3' },
     subset: { type: 'string', default: '53' },
     exact: { type: 'boolean', default: false },
+    before: { type: 'string' },
   },
 });
+const Before = args.before
+  ? (await import(pathToFileURL(resolve(args.before)).href)).Shards
+  : undefined;
 const ROUNDS = Number(args.rounds);
 const SLICE_MS = Number(args.ms);
 const REPLICATION = Number(args.replication);
@@ -130,6 +138,7 @@ for (const [hostCount, keyCount] of sizes) {
   const exactShards = args.exact
     ? new Shards(placement.multimap, { health: false, cover: 'exact' })
     : undefined;
+  const beforeShards = Before ? new Before(placement.multimap, { health: false }) : undefined;
   const label = `${hostCount} hosts × ${keyCount.toLocaleString('en-US')} keys`;
   const keySets = [
     [`all ${keyCount.toLocaleString('en-US')} keys`, allKeys],
@@ -140,6 +149,9 @@ for (const [hostCount, keyCount] of sizes) {
       ['plain greedy (baseline)', () => greedy(keys)],
       ['Shards.cover (default)', () => shards.cover(keys)],
       ...(exactShards ? [["Shards.cover, cover: 'exact'", () => exactShards.cover(keys)]] : []),
+      ...(beforeShards
+        ? [['Shards.cover, before (--before build)', () => beforeShards.cover(keys)]]
+        : []),
     ];
     const times = cases.map(() => []);
     const walls = cases.map(() => []);
@@ -170,23 +182,36 @@ for (const [hostCount, keyCount] of sizes) {
       });
     });
   }
-  await Promise.all([shards.close(), exactShards?.close()]);
+  await Promise.all([shards.close(), exactShards?.close(), beforeShards?.close()]);
 
-  // Construction: fewer rounds (the old code took seconds at 1 000 hosts).
-  const built = [];
+  // Construction, interleaved, fewer rounds (the old code took most of a second at 1 000 hosts).
+  // `new Resources(hosts)` alone is the part that is not the placement: one undici Pool per host.
+  const builders = [
+    ['new Shards(placement)', () => new Shards(placement.multimap, { health: false })],
+    ['new Resources(hosts) alone', () => new Resources(placement.hosts, { health: false })],
+    ...(Before
+      ? [['new Shards(placement), before', () => new Before(placement.multimap, { health: false })]]
+      : []),
+  ];
+  const built = builders.map(() => []);
   for (let round = 0; round < Math.min(ROUNDS, 5); round++) {
-    const started = performance.now();
-    const s = new Shards(placement.multimap, { health: false });
-    built.push(performance.now() - started);
-    await s.close();
+    for (const [b, [, make]] of builders.entries()) {
+      const cpu = process.cpuUsage();
+      const made = make();
+      const used = process.cpuUsage(cpu);
+      built[b].push((used.user + used.system) / 1000);
+      await made.close();
+    }
   }
-  construction.push({
-    size: label,
-    pairs: keyCount * REPLICATION,
-    median: median(built),
-    min: Math.min(...built),
-    max: Math.max(...built),
-  });
+  for (const [b, [name]] of builders.entries())
+    construction.push({
+      size: label,
+      name,
+      pairs: keyCount * REPLICATION,
+      median: median(built[b]),
+      min: Math.min(...built[b]),
+      max: Math.max(...built[b]),
+    });
 }
 
 console.log(
@@ -200,11 +225,11 @@ for (const r of rows)
   console.log(
     `| ${r.size} | ${r.keys} | ${r.name} | ${fmtMs(r.median)} | ${fmtMs(r.min)}–${fmtMs(r.max)} | ${fmtMs(r.wall)} | ${r.ratio.toFixed(2)}x | ${r.coverMedian} (${r.coverMin}–${r.coverMax}) |`,
   );
-console.log('\n| placement | (host, key) pairs | new Shards() ms (median) | min–max |');
-console.log('|---|---:|---:|---:|');
+console.log('\n| placement | (host, key) pairs | construction | CPU ms (median) | min–max |');
+console.log('|---|---:|---|---:|---:|');
 for (const c of construction)
   console.log(
-    `| ${c.size} | ${c.pairs.toLocaleString('en-US')} | ${fmtMs(c.median)} | ${fmtMs(c.min)}–${fmtMs(c.max)} |`,
+    `| ${c.size} | ${c.pairs.toLocaleString('en-US')} | ${c.name} | ${fmtMs(c.median)} | ${fmtMs(c.min)}–${fmtMs(c.max)} |`,
   );
 
 const target = rows.filter(r => r.name === 'Shards.cover (default)');

@@ -103,6 +103,8 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   private readonly keyIndex = new Map<K, number>();
   private readonly replicaStart: Int32Array;
   private readonly replicaHosts: Int32Array;
+  /** Key → index by array position when every key is a small non-negative integer. */
+  private readonly denseIndex: Int32Array | undefined;
   // Buffers of cover(), sized by the placement and reused (a cover is synchronous): stamps mark
   // what one call has seen without clearing arrays between calls.
   private epoch = 0;
@@ -207,6 +209,19 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       );
     });
     this.replicaStart[keyReplicas.length] = r;
+    // Integer keys in a compact range (shard numbers) are found by array index, not hashing.
+    let maxKey = -1;
+    for (const key of this.keyList) {
+      if (typeof key !== 'number' || !Number.isInteger(key) || key < 0) {
+        maxKey = -1;
+        break;
+      }
+      if (key > maxKey) maxKey = key;
+    }
+    if (maxKey >= 0 && maxKey < 4 * this.keyList.length + 1024) {
+      this.denseIndex = new Int32Array(maxKey + 1).fill(-1);
+      this.keyList.forEach((key, k) => (this.denseIndex![key as number] = k));
+    }
     const hostCount = this.hostList.length;
     const keyCount = keyReplicas.length;
     this.hostStamp = new Uint32Array(hostCount);
@@ -218,11 +233,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     this.keyStart = new Int32Array(keyCount + 1);
     this.keyHosts = new Int32Array(pairs);
     this.scratch = new CoverScratch(hostCount, keyCount, pairs);
-    this.resources = new Resources(this.hostList, options);
     this.random = options.random ?? Math.random;
     const mode = options.cover ?? 'auto';
     if (mode !== 'auto' && mode !== 'greedy' && mode !== 'exact')
       throw new TypeError(`cover must be 'auto', 'greedy' or 'exact', got ${String(mode)}`);
+    this.resources = new Resources(this.hostList, options);
     this.coverLimits = {
       mode,
       maxNodes: options.coverMaxNodes ?? 200_000,
@@ -303,9 +318,14 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     const unique: K[] = [];
     let hostCount = 0;
     let pairs = 0;
+    const dense = this.denseIndex;
     for (const key of keys) {
-      const k = this.keyIndex.get(key);
-      if (k === undefined) throw new NoHostError(`no host serves key ${JSON.stringify(key)}`);
+      const k =
+        dense !== undefined && typeof key === 'number' && key >= 0 && key < dense.length
+          ? dense[key]! // -1 when unknown; a fraction reads `undefined`
+          : this.keyIndex.get(key);
+      if (k === undefined || k < 0)
+        throw new NoHostError(`no host serves key ${JSON.stringify(key)}`);
       if (keyStamp[k] === epoch) continue;
       keyStamp[k] = epoch;
       keyStart[unique.length] = pairs;

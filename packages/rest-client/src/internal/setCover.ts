@@ -38,6 +38,13 @@ export interface CoverSolution {
   readonly exact: boolean;
 }
 
+/** What {@link solveCover} returns: `assignment` is a view of the scratch, valid until its next use. */
+export interface CompactSolution {
+  readonly hosts: number[];
+  readonly assignment: Int32Array;
+  readonly exact: boolean;
+}
+
 /** `'auto'` runs the exact search only up to this many candidate hosts. */
 export const EXACT_MAX_HOSTS = 16;
 /**
@@ -77,6 +84,9 @@ export class CoverScratch {
   hostKeys = new Int32Array(0);
   owner = new Int32Array(0);
   count = new Int32Array(0);
+  sole = new Int32Array(0);
+  excl = new Int32Array(0);
+  tally = new Int32Array(0);
   selected = new Uint8Array(0);
 
   constructor(hosts = 0, keys = 0, pairs = 0) {
@@ -92,11 +102,14 @@ export class CoverScratch {
       this.hostStart = new Int32Array(this.hostCap + 1);
       this.hostFill = new Int32Array(this.hostCap);
       this.selected = new Uint8Array(this.hostCap);
+      this.excl = new Int32Array(this.hostCap);
+      this.tally = new Int32Array(this.hostCap);
     }
     if (keys > this.keyCap) {
       this.keyCap = Math.max(keys, this.keyCap * 2);
       this.owner = new Int32Array(this.keyCap);
       this.count = new Int32Array(this.keyCap);
+      this.sole = new Int32Array(this.keyCap);
     }
     if (pairs > this.pairCap) {
       this.pairCap = Math.max(pairs, this.pairCap * 2);
@@ -133,9 +146,9 @@ export function solveCover(
   p: CompactProblem,
   s: CoverScratch,
   limits: CoverLimits = {},
-): CoverSolution {
+): CompactSolution {
   const { n, keyStart, keyHosts, hostCount: h, cost, rank } = p;
-  if (n === 0) return { hosts: [], assignment: [], exact: true };
+  if (n === 0) return { hosts: [], assignment: s.owner.subarray(0, 0), exact: true };
   const pairs = keyStart[n]!;
   s.ensure(h, n, pairs);
   const { gain, hostStart, hostFill, hostKeys, owner, selected } = s;
@@ -158,6 +171,10 @@ export function solveCover(
   const greedy = Math.min(h, n) * h <= 32 * pairs ? greedyScan(p, s) : greedyHeap(p, s);
 
   let best = prune(greedy, s, n, cost);
+  if (best.length > 2) {
+    const improved = replacePairs(p, s, best);
+    if (improved !== best) best = prune(improved, s, n, cost);
+  }
   // Greedy covers of one host are minimal: the first pick covers everything at the lowest cost.
   let exact = best.length <= 1;
 
@@ -180,7 +197,7 @@ export function solveCover(
 
   // ---- assignment: each key goes to its cheapest chosen replica
   for (const l of best) selected[l] = 1;
-  const assignment = new Array<number>(n);
+  const assignment = owner; // the greedy's owners are no longer needed
   for (let i = 0; i < n; i++) {
     let pick = -1;
     for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) {
@@ -194,7 +211,7 @@ export function solveCover(
     assignment[i] = pick;
   }
   for (const l of best) selected[l] = 0;
-  return { hosts: best, assignment, exact };
+  return { hosts: best, assignment: assignment.subarray(0, n), exact };
 }
 
 /** Marks the keys of `top` covered (by it) and lowers the gains of their other replicas. */
@@ -319,6 +336,94 @@ function prune(greedy: number[], s: CoverScratch, n: number, cost: Float64Array)
   const result: number[] = [];
   for (let at = 0; at < greedy.length; at++) if (dropped[at] === 0) result.push(greedy[at]!);
   return result;
+}
+
+/**
+ * One linear pass of local search on a cover without redundant hosts: for each host `g` outside
+ * it, if `g` serves every key that only one chosen host serves for two or more chosen hosts, add
+ * `g` and drop those of them that became redundant, when that drops at least two (the cover
+ * shrinks). O(P): each host's keys are read a bounded number of times. Keeps the order of the
+ * cover, added hosts last.
+ */
+function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): number[] {
+  const { n, hostCount: h } = p;
+  const { hostStart, hostKeys, count, sole, excl, tally, selected } = s;
+  count.fill(0, 0, n);
+  sole.fill(0, 0, n);
+  excl.fill(0, 0, h);
+  for (const l of cover) {
+    selected[l] = 1;
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) {
+      const i = hostKeys[q]!;
+      count[i]!++;
+      sole[i]! += l; // the only chosen host of key i while count[i] is 1
+    }
+  }
+  for (let i = 0; i < n; i++) if (count[i] === 1) excl[sole[i]!]!++;
+  const add = (g: number): void => {
+    selected[g] = 1;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      const c = count[i]!;
+      if (c === 1) excl[sole[i]!]!--;
+      count[i] = c + 1;
+      sole[i]! += g;
+    }
+  };
+  const remove = (g: number): void => {
+    selected[g] = 0;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      const c = count[i]! - 1;
+      count[i] = c;
+      sole[i]! -= g;
+      if (c === 1) excl[sole[i]!]!++;
+    }
+  };
+  const redundant = (l: number): boolean => {
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++)
+      if (count[hostKeys[q]!]! < 2) return false;
+    return true;
+  };
+  const added: number[] = [];
+  const candidates: number[] = [];
+  const removed: number[] = [];
+  let changed = false;
+  for (let g = 0; g < h; g++) {
+    if (selected[g] === 1) continue;
+    candidates.length = 0;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      if (count[i] !== 1) continue;
+      const o = sole[i]!;
+      if (++tally[o]! === excl[o]) candidates.push(o);
+    }
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      if (count[i] === 1) tally[sole[i]!] = 0;
+    }
+    if (candidates.length < 2) continue;
+    add(g);
+    removed.length = 0;
+    for (const o of candidates) {
+      if (redundant(o)) {
+        remove(o);
+        removed.push(o);
+      }
+    }
+    if (removed.length >= 2) {
+      added.push(g);
+      changed = true;
+    } else {
+      for (const o of removed) add(o);
+      remove(g);
+    }
+  }
+  const result: number[] = [];
+  for (const l of cover) if (selected[l] === 1) result.push(l);
+  for (const l of added) if (selected[l] === 1) result.push(l);
+  for (let l = 0; l < h; l++) selected[l] = 0;
+  return changed ? result : cover;
 }
 
 function popcount(x: number): number {
@@ -542,9 +647,10 @@ export function setCover(problem: CoverProblem, limits: CoverLimits = {}): Cover
   const h = costs.length;
   const rank = new Uint32Array(h);
   for (let l = 0; l < h; l++) rank[l] = tieRank(l, seed);
-  return solveCover(
+  const solution = solveCover(
     { n, keyStart, keyHosts, hostCount: h, cost: Float64Array.from(costs), rank },
     new CoverScratch(h, n, pairs),
     limits,
   );
+  return { ...solution, assignment: Array.from(solution.assignment) };
 }
