@@ -87,6 +87,8 @@ export class CoverScratch {
   sole = new Int32Array(0);
   excl = new Int32Array(0);
   tally = new Int32Array(0);
+  touched = new Int32Array(0);
+  candidates = new Int32Array(0);
   selected = new Uint8Array(0);
 
   constructor(hosts = 0, keys = 0, pairs = 0) {
@@ -104,6 +106,8 @@ export class CoverScratch {
       this.selected = new Uint8Array(this.hostCap);
       this.excl = new Int32Array(this.hostCap);
       this.tally = new Int32Array(this.hostCap);
+      this.touched = new Int32Array(this.hostCap);
+      this.candidates = new Int32Array(this.hostCap);
     }
     if (keys > this.keyCap) {
       this.keyCap = Math.max(keys, this.keyCap * 2);
@@ -405,37 +409,36 @@ function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): numb
     return true;
   };
   const added: number[] = [];
-  const candidates: number[] = [];
-  const touched: number[] = [];
-  const removed: number[] = [];
+  const { touched, candidates } = s; // hosts, each at most once per g
   let changed = false;
   for (let g = 0; g < h; g++) {
     if (selected[g] === 1) continue;
-    candidates.length = 0;
-    touched.length = 0;
+    let touchedCount = 0;
+    let candidateCount = 0;
     for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
       const i = hostKeys[q]!;
       if (count[i] !== 1) continue;
       const o = sole[i]!;
       const t = ++tally[o]!;
-      if (t === 1) touched.push(o);
-      if (t === excl[o]) candidates.push(o);
+      if (t === 1) touched[touchedCount++] = o;
+      if (t === excl[o]) candidates[candidateCount++] = o;
     }
-    for (const o of touched) tally[o] = 0;
-    if (candidates.length < 2) continue;
+    for (let j = 0; j < touchedCount; j++) tally[touched[j]!] = 0;
+    if (candidateCount < 2) continue;
     add(g);
-    removed.length = 0;
-    for (const o of candidates) {
+    let removedCount = 0; // the removed ones are moved to the front of candidates
+    for (let j = 0; j < candidateCount; j++) {
+      const o = candidates[j]!;
       if (redundant(o)) {
         remove(o);
-        removed.push(o);
+        candidates[removedCount++] = o;
       }
     }
-    if (removed.length >= 2) {
+    if (removedCount >= 2) {
       added.push(g);
       changed = true;
     } else {
-      for (const o of removed) add(o);
+      for (let j = 0; j < removedCount; j++) add(candidates[j]!);
       remove(g);
     }
   }
