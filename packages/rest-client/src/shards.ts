@@ -27,10 +27,12 @@ export type ShardKey = string | number;
 /** Options of {@link Shards}. */
 export interface ShardsOptions extends ResourcesOptions {
   /**
-   * How `cover` / `multicast` choose hosts. `'auto'` (default): the greedy cover, weighted by
-   * priority on ties, in time linear in the keys' replicas (times log hosts), made exact only when
-   * that is cheap (at most 16 candidate hosts, bounded work, no clock). `'greedy'`: the greedy
-   * cover only. `'exact'`: the greedy cover, then an exact branch and bound bounded by
+   * How `cover` / `multicast` choose hosts. `'auto'` (default): the greedy cover (most keys first;
+   * on ties the lowest priority, then the host holding more of the keys, then random), improved
+   * by linear passes (redundant hosts dropped, two hosts replaced by one), in time linear in the
+   * keys' replicas (times log hosts at most), made exact only when that is cheap (at most 16
+   * candidate hosts, work bounded by the input size, no clock). `'greedy'`: the same without the
+   * exact search. `'exact'`: the greedy cover, then an exact branch and bound bounded by
    * `coverMaxNodes` and `coverMaxMs` (it runs synchronously, on every call: use it when a smaller
    * fan-out is worth that CPU).
    */
@@ -86,8 +88,8 @@ export type PathFor<K> = (host: string, keys: readonly K[]) => string;
  * Keys partitioned over replica hosts (lupyne's `Shards`): `key → set of hosts`, built from
  * `(host, key)` pairs or a multimap `{ host: keys }`, with one `Resources` for every host.
  *
- * `multicast(keys)` asks the smallest set of hosts covering every key (exact for small inputs,
- * greedy with a time bound beyond), weighted by load, and re-covers the keys of failed hosts with
+ * `multicast(keys)` asks a smallest set of hosts covering every key (a greedy cover in time
+ * linear in the keys' replicas, exact when that is cheap or asked for), weighted by load, and re-covers the keys of failed hosts with
  * other replicas. A host may answer for more keys than asked: use `assignment` to de-duplicate.
  */
 export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
@@ -302,7 +304,8 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
    * hosts) are left out; a key with no eligible replica throws `NO_HOST`.
    *
    * By default (`cover: 'auto'`) this is the greedy cover (most keys first, then the lowest
-   * priority, then random), in O(P log H) for the P (key, replica) pairs of the keys asked, and an
+   * priority, then random; see `ShardsOptions.cover`), in O(P log H) at most for the P (key,
+   * replica) pairs of the keys asked and H hosts, no time budget, and an
    * exact search only when it is cheap (at most 16 candidate hosts, bounded work, no clock);
    * `cover: 'exact'` searches up to `coverMaxMs` / `coverMaxNodes`; `cover: 'greedy'` never does.
    */

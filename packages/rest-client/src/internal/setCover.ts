@@ -368,8 +368,9 @@ function prune(
  * One linear pass of local search on a cover without redundant hosts: for each host `g` outside
  * it, if `g` serves every key that only one chosen host serves for two or more chosen hosts, add
  * `g` and drop those of them that became redundant, when that drops at least two (the cover
- * shrinks). O(P): each host's keys are read a bounded number of times. Keeps the order of the
- * cover, added hosts last.
+ * shrinks). O(P + H): each host's keys are read a bounded number of times (`excl[o]`, the keys
+ * only `o` serves, is kept up to date, so a host is redundant when it is 0). Keeps the order of
+ * the cover, added hosts last.
  */
 function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): number[] {
   const { n, hostCount: h } = p;
@@ -403,11 +404,6 @@ function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): numb
       if (c === 1) excl[sole[i]!]!++;
     }
   };
-  const redundant = (l: number): boolean => {
-    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++)
-      if (count[hostKeys[q]!]! < 2) return false;
-    return true;
-  };
   const added: number[] = [];
   const { touched, candidates } = s; // hosts, each at most once per g
   let changed = false;
@@ -429,7 +425,8 @@ function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): numb
     let removedCount = 0; // the removed ones are moved to the front of candidates
     for (let j = 0; j < candidateCount; j++) {
       const o = candidates[j]!;
-      if (redundant(o)) {
+      if (excl[o] === 0) {
+        // no key has o as its only chosen host any more: redundant
         remove(o);
         candidates[removedCount++] = o;
       }
