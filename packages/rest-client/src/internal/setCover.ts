@@ -139,13 +139,14 @@ export function tieSeed(random: () => number): number {
  * Minimum set cover (lupyne's multicast): the fewest hosts such that every key has a replica
  * among them, then the lowest total cost, random among ties.
  *
- * The greedy cover (most uncovered keys, then lowest cost, then most keys asked, then random
- * rank; ln(n)-approximate)
- * runs in O(P log H) for P (key, host) pairs and H hosts: gains are kept per host and decremented
- * as keys get covered, a heap ordered by (gain, cost, rank) re-checks a host's gain lazily when it
- * comes to the top. Hosts made redundant by later picks are dropped, most expensive first. Then,
- * per `mode`, an exact search seeded with it (see {@link CoverMode}). Each key goes to its
- * cheapest chosen replica.
+ * The greedy cover (most uncovered keys; on ties the lowest cost, then the host holding more of
+ * the keys, then a random rank; within H(largest host) ≈ ln n of the minimum) in O(P log H) at
+ * most for P (key, host) pairs and H hosts: gains are kept per host and decremented as keys get
+ * covered, the best host is found by a scan of the hosts (small inputs) or a lazy heap. Then two
+ * linear passes: hosts made redundant by later picks are dropped (most expensive, latest picked
+ * first), and two hosts are replaced by one where a host outside the cover serves every key only
+ * they serve. Then, per `mode`, an exact search seeded with it (see {@link CoverMode}). Each key
+ * goes to its cheapest chosen replica (random rank among equals).
  */
 export function solveCover(
   p: CompactProblem,
@@ -169,9 +170,9 @@ export function solveCover(
   for (let i = 0; i < n; i++)
     for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) hostKeys[hostFill[keyHosts[r]!]!++] = i;
 
-  // ---- greedy: most uncovered keys, then lowest cost, most keys asked, rank (tieBefore). A scan of the hosts per pick
-  // costs picks × H cheap steps, the lazy heap about P log H dearer ones: the one likely cheaper
-  // runs (same result; measured, the scan wins up to about H² ≈ 32 P).
+  // ---- greedy (ties: tieBefore). A scan of the hosts per pick costs picks × H cheap steps, the
+  // lazy heap about P log H dearer ones: the one likely cheaper runs (same result; measured, the
+  // scan wins up to about H² ≈ 32 P).
   owner.fill(-1, 0, n);
   const greedy = Math.min(h, n) * h <= 32 * pairs ? greedyScan(p, s) : greedyHeap(p, s);
 
