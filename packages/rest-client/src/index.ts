@@ -13,6 +13,7 @@ export {
   type ShardKey,
   type MulticastOptions,
   type Cover,
+  type CoverMode,
   type PathFor,
 } from './shards.js';
 export { Replicas } from './replicas.js';

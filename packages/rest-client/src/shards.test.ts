@@ -1,4 +1,5 @@
 import { startTestServers, type TestServer } from '@x/testkit';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BroadcastError } from './errors.js';
 import { Shards } from './shards.js';
@@ -163,5 +164,176 @@ describe("Shards: lupyne's distributed scenario", () => {
     await expect(
       pairs.multicast(['a'], 'GET', '/x', { mode: 'first' as never }),
     ).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+});
+
+/** `count` hosts that are never contacted (undici pools connect lazily). */
+const fakeHosts = (count: number) =>
+  Array.from({ length: count }, (_, i) => `http://10.9.${i >> 8}.${i & 255}:9200`);
+
+/** The fewest eligible hosts covering `keys`, then their lowest priority sum (brute force). */
+function bruteForceCover(
+  shards: Shards<number>,
+  keys: readonly number[],
+  eligible: readonly string[],
+  priority: (host: string) => number,
+): [number, number] {
+  let best: [number, number] = [Infinity, Infinity];
+  for (let mask = 1; mask < 1 << eligible.length; mask++) {
+    const chosen = eligible.filter((_, i) => (mask >> i) & 1);
+    if (!keys.every(key => shards.hostsFor(key).some(h => chosen.includes(h)))) continue;
+    const sum = chosen.reduce((s, h) => s + priority(h), 0);
+    if (chosen.length < best[0] || (chosen.length === best[0] && sum < best[1]))
+      best = [chosen.length, sum];
+  }
+  return best;
+}
+
+describe('Shards.cover planning', () => {
+  it('property: a cover is valid: every key on a live replica in the cover, no host outside the placement, none redundant', async () => {
+    const made: Shards<number>[] = [];
+    try {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 20 }).chain(h =>
+            fc.record({
+              placement: fc.array(
+                fc.uniqueArray(fc.integer({ min: 0, max: h - 1 }), { minLength: 1, maxLength: h }),
+                { minLength: 1, maxLength: 30 },
+              ),
+              priorities: fc.array(fc.option(fc.integer({ min: 0, max: 5 }), { freq: 4 }), {
+                minLength: h,
+                maxLength: h,
+              }),
+              excluded: fc.uniqueArray(fc.integer({ min: 0, max: h - 1 }), { maxLength: 3 }),
+              asked: fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+              mode: fc.constantFrom('auto', 'greedy', 'exact'),
+              seed: fc.integer(),
+            }),
+          ),
+          ({ placement, priorities, excluded, asked, mode, seed }) => {
+            const hosts = fakeHosts(priorities.length);
+            const pairs: [string, number][] = [];
+            // Hosts given as "host:port" or as an origin, some pairs twice: the same placement.
+            placement.forEach((replicas, key) =>
+              replicas.forEach((h, i) => {
+                pairs.push([i % 2 === 0 ? hosts[h]! : hosts[h]!.slice('http://'.length), key]);
+                if (i === 0) pairs.push([hosts[h]!, key]);
+              }),
+            );
+            const table = new Map(hosts.map((host, i) => [host, priorities[i] ?? null]));
+            let state = seed >>> 0;
+            const shards = new Shards<number>(pairs, {
+              health: false,
+              cover: mode,
+              priority: host => table.get(host) ?? null,
+              random: () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296,
+            });
+            made.push(shards);
+            placement.forEach((replicas, key) =>
+              expect(shards.hostsFor(key)).toEqual(replicas.map(h => hosts[h])),
+            );
+            const keys = asked.map(k => k % placement.length);
+            const exclude = new Set(excluded.map(h => hosts[h]!));
+            const live = (host: string) => !exclude.has(host) && table.get(host) !== null;
+            const coverable = keys.every(key => shards.hostsFor(key).some(live));
+            if (!coverable) {
+              expect(() => shards.cover(keys, exclude)).toThrow(
+                expect.objectContaining({ code: 'NO_HOST' }),
+              );
+              return;
+            }
+            const cover = shards.cover(keys, exclude);
+            expect(new Set(cover.hosts).size).toBe(cover.hosts.length);
+            for (const host of cover.hosts) {
+              expect(hosts).toContain(host);
+              expect(live(host)).toBe(true);
+            }
+            expect([...cover.assignment.keys()]).toEqual([...new Set(keys)]);
+            for (const [key, host] of cover.assignment) {
+              expect(shards.hostsFor(key)).toContain(host);
+              expect(cover.hosts).toContain(host);
+            }
+            // No redundant host: each one is the only host in the cover for some key.
+            for (const host of cover.hosts)
+              expect(
+                keys.some(
+                  key =>
+                    shards.hostsFor(key).filter(h => cover.hosts.includes(h)).length === 1 &&
+                    shards.hostsFor(key).includes(host),
+                ),
+              ).toBe(true);
+            // Small inputs: the default and 'exact' covers are minimal; greedy is within H(n).
+            const eligible = [...new Set(keys.flatMap(key => shards.hostsFor(key)))].filter(live);
+            if (eligible.length <= 12) {
+              const [count, sum] = bruteForceCover(shards, keys, eligible, h => table.get(h)!);
+              const coverSum = cover.hosts.reduce((s, h) => s + table.get(h)!, 0);
+              if (mode !== 'greedy') {
+                expect(cover.exact).toBe(true);
+                expect([cover.hosts.length, coverSum]).toEqual([count, sum]);
+              } else {
+                let harmonic = 0;
+                for (let i = 1; i <= new Set(keys).size; i++) harmonic += 1 / i;
+                expect(cover.hosts.length).toBeGreaterThanOrEqual(count);
+                expect(cover.hosts.length).toBeLessThanOrEqual(count * harmonic + 1e-9);
+              }
+            }
+          },
+        ),
+        { numRuns: 200 },
+      );
+    } finally {
+      await Promise.all(made.map(s => s.close()));
+    }
+  });
+
+  it('prefers the least-loaded hosts on ties, and a loaded host gives way (lupyne priority)', async () => {
+    const [a, b, c] = fakeHosts(3) as [string, string, string];
+    const load = new Map([
+      [a, 0],
+      [b, 0],
+      [c, 0],
+    ]);
+    const shards = track(
+      new Shards<number>(
+        { [a]: [0, 1], [b]: [0, 1], [c]: [2] },
+        { health: false, cover: 'greedy', priority: host => load.get(host)! },
+      ),
+    );
+    load.set(a, 3);
+    for (let i = 0; i < 20; i++) expect(shards.cover([0, 1, 2]).hosts.sort()).toEqual([b, c]);
+    load.set(a, 0);
+    load.set(b, 1);
+    for (let i = 0; i < 20; i++) expect(shards.cover([0, 1]).hosts).toEqual([a]);
+    // Ties are random: both equal hosts get picked over many covers.
+    load.set(b, 0);
+    const picked = new Set<string>();
+    for (let i = 0; i < 50; i++) picked.add(shards.cover([0]).hosts[0]!);
+    expect(picked).toEqual(new Set([a, b]));
+  });
+
+  it("cover: 'exact' is bounded by coverMaxNodes; a bad cover option is a TypeError", async () => {
+    const hosts = fakeHosts(60);
+    let state = 9;
+    const random = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296;
+    const multimap: Record<string, number[]> = Object.fromEntries(hosts.map(h => [h, []]));
+    for (let key = 0; key < 400; key++) {
+      const set = new Set<string>();
+      while (set.size < 3) set.add(hosts[Math.floor(random() * hosts.length)]!);
+      for (const host of set) multimap[host]!.push(key);
+    }
+    const keys = Array.from({ length: 400 }, (_, k) => k);
+    const greedy = track(new Shards<number>(multimap, { health: false, cover: 'greedy', random }));
+    const bounded = track(
+      new Shards<number>(multimap, { health: false, cover: 'exact', coverMaxNodes: 100, random }),
+    );
+    const auto = track(new Shards<number>(multimap, { health: false, random }));
+    const g = greedy.cover(keys);
+    const b = bounded.cover(keys);
+    const d = auto.cover(keys);
+    expect([g.exact, b.exact, d.exact]).toEqual([false, false, false]);
+    for (const cover of [g, b, d])
+      for (const [key, host] of cover.assignment) expect(multimap[host]).toContain(key);
+    expect(() => new Shards(multimap, { cover: 'fastest' as never })).toThrow(TypeError);
   });
 });

@@ -7,19 +7,39 @@ import {
   NoHostError,
   type RestClientError,
 } from './errors.js';
-import { setCover } from './internal/setCover.js';
+import {
+  CoverScratch,
+  solveCover,
+  tieRank,
+  tieSeed,
+  type CoverLimits,
+  type CoverMode,
+} from './internal/setCover.js';
 import { toOrigin } from './resource.js';
 import { Resources, type ResourcesOptions } from './resources.js';
 import type { Response } from './response.js';
+
+export type { CoverMode };
 
 /** A shard key: what `Shards` maps to replica hosts. */
 export type ShardKey = string | number;
 
 /** Options of {@link Shards}. */
 export interface ShardsOptions extends ResourcesOptions {
-  /** Search nodes of the exact cover before falling back to the best cover found. Default 200 000. */
+  /**
+   * How `cover` / `multicast` choose hosts. `'auto'` (default): the greedy cover (most keys first;
+   * on ties the lowest priority, then the host holding more of the keys, then random), improved
+   * by linear passes (redundant hosts dropped, two hosts replaced by one), in time linear in the
+   * keys' replicas (times log hosts at most), made exact only when that is cheap (at most 16
+   * candidate hosts, work bounded by the input size, no clock). `'greedy'`: the same without the
+   * exact search. `'exact'`: the greedy cover, then an exact branch and bound bounded by
+   * `coverMaxNodes` and `coverMaxMs` (it runs synchronously, on every call: use it when a smaller
+   * fan-out is worth that CPU).
+   */
+  readonly cover?: CoverMode;
+  /** `cover: 'exact'` only: search nodes before keeping the best cover found. Default 200 000. */
   readonly coverMaxNodes?: number;
-  /** Time bound of a cover in ms (the greedy cover always completes; the exact search stops at it). Default 20. */
+  /** `cover: 'exact'` only: time bound of the search in ms (the greedy cover always completes). Default 20. */
   readonly coverMaxMs?: number;
 }
 
@@ -43,7 +63,10 @@ export interface Cover<K extends ShardKey = ShardKey> {
   readonly hosts: string[];
   /** Key → the host in `hosts` that serves it (its lowest-priority replica among them). */
   readonly assignment: Map<K, string>;
-  /** True when proven minimal; false when the time or node bound stopped the exact search. */
+  /**
+   * True when proven minimal (an exact search finished, or one host covers every key); false for
+   * a greedy cover, or when the time or node bound stopped the exact search.
+   */
   readonly exact: boolean;
 }
 
@@ -65,8 +88,8 @@ export type PathFor<K> = (host: string, keys: readonly K[]) => string;
  * Keys partitioned over replica hosts (lupyne's `Shards`): `key → set of hosts`, built from
  * `(host, key)` pairs or a multimap `{ host: keys }`, with one `Resources` for every host.
  *
- * `multicast(keys)` asks the smallest set of hosts covering every key (exact for small inputs,
- * greedy with a time bound beyond), weighted by load, and re-covers the keys of failed hosts with
+ * `multicast(keys)` asks a smallest set of hosts covering every key (a greedy cover in time
+ * linear in the keys' replicas, exact when that is cheap or asked for), weighted by load, and re-covers the keys of failed hosts with
  * other replicas. A host may answer for more keys than asked: use `assignment` to de-duplicate.
  */
 export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
@@ -74,9 +97,28 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   readonly resources: Resources;
   private readonly map = new Map<K, string[]>();
   private readonly random: () => number;
-  private readonly coverMaxNodes: number;
-  private readonly coverMaxMs: number;
+  private readonly coverLimits: CoverLimits;
   private readonly clock: Clock;
+  // The placement, indexed once: host and key numbers, key → replica hosts (CSR).
+  private readonly hostList: string[] = [];
+  private readonly keyList: K[] = [];
+  private readonly keyIndex = new Map<K, number>();
+  private readonly replicaStart: Int32Array;
+  private readonly replicaHosts: Int32Array;
+  /** Key → index by array position when every key is a small non-negative integer. */
+  private readonly denseIndex: Int32Array | undefined;
+  // Buffers of cover(), sized by the placement and reused (a cover is synchronous): stamps mark
+  // what one call has seen without clearing arrays between calls.
+  private epoch = 0;
+  private readonly hostStamp: Uint32Array;
+  private readonly hostLocal: Int32Array;
+  private readonly keyStamp: Uint32Array;
+  private readonly localHost: Int32Array;
+  private readonly localCost: Float64Array;
+  private readonly localRank: Uint32Array;
+  private readonly keyStart: Int32Array;
+  private readonly keyHosts: Int32Array;
+  private readonly scratch: CoverScratch;
 
   constructor(
     items:
@@ -85,15 +127,50 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       | ReadonlyMap<string, Iterable<K>>,
     options: ShardsOptions = {},
   ) {
-    const hosts: string[] = [];
+    // Linear in the placement: hosts and keys are indexed through Maps, each host string is
+    // normalised once, and a key's replica list is deduplicated with `includes` while it is short
+    // and a Set beyond that.
+    const hostIndex = new Map<string, number>(); // origin → index
+    const rawIndex = new Map<string, number>(); // host as given → index
+    const replicaSets = new Map<number, Set<number>>();
+    const keyReplicas: number[][] = [];
+    const indexOf = (host: string): number => {
+      let index = rawIndex.get(host);
+      if (index !== undefined) return index;
+      const origin = toOrigin(host);
+      index = hostIndex.get(origin);
+      if (index === undefined) {
+        index = this.hostList.length;
+        hostIndex.set(origin, index);
+        this.hostList.push(origin);
+      }
+      rawIndex.set(host, index);
+      return index;
+    };
     const addPair = (host: string, key: K) => {
       if (typeof key !== 'string' && typeof key !== 'number')
         throw new TypeError(`shard keys must be strings or numbers, got ${typeof key}`);
-      const origin = toOrigin(host);
-      if (!hosts.includes(origin)) hosts.push(origin);
-      const replicas = this.map.get(key);
-      if (replicas === undefined) this.map.set(key, [origin]);
-      else if (!replicas.includes(origin)) replicas.push(origin);
+      const h = indexOf(host);
+      let k = this.keyIndex.get(key);
+      if (k === undefined) {
+        k = keyReplicas.length;
+        this.keyIndex.set(key, k);
+        this.keyList.push(key);
+        keyReplicas.push([h]);
+        return;
+      }
+      const replicas = keyReplicas[k]!;
+      if (replicas[replicas.length - 1] === h) return;
+      if (replicas.length < 16) {
+        if (!replicas.includes(h)) replicas.push(h);
+        return;
+      }
+      let set = replicaSets.get(k);
+      if (set === undefined) replicaSets.set(k, (set = new Set(replicas)));
+      if (!set.has(h)) {
+        set.add(h);
+        replicas.push(h);
+      }
     };
     if (items instanceof Map) {
       for (const [host, keys] of items) for (const key of keys) addPair(host, key);
@@ -120,10 +197,55 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     } else {
       throw new TypeError('Shards needs [host, key] pairs or a { host: keys } multimap');
     }
-    this.resources = new Resources(hosts, options);
+    let pairs = 0;
+    for (const replicas of keyReplicas) pairs += replicas.length;
+    this.replicaStart = new Int32Array(keyReplicas.length + 1);
+    this.replicaHosts = new Int32Array(pairs);
+    let r = 0;
+    keyReplicas.forEach((replicas, k) => {
+      this.replicaStart[k] = r;
+      for (const h of replicas) this.replicaHosts[r++] = h;
+      this.map.set(
+        this.keyList[k]!,
+        replicas.map(h => this.hostList[h]!),
+      );
+    });
+    this.replicaStart[keyReplicas.length] = r;
+    // Integer keys in a compact range (shard numbers) are found by array index, not hashing.
+    let maxKey = -1;
+    for (const key of this.keyList) {
+      if (typeof key !== 'number' || !Number.isInteger(key) || key < 0) {
+        maxKey = -1;
+        break;
+      }
+      if (key > maxKey) maxKey = key;
+    }
+    if (maxKey >= 0 && maxKey < 4 * this.keyList.length + 1024) {
+      this.denseIndex = new Int32Array(maxKey + 1).fill(-1);
+      this.keyList.forEach((key, k) => (this.denseIndex![key as number] = k));
+    }
+    const hostCount = this.hostList.length;
+    const keyCount = keyReplicas.length;
+    this.hostStamp = new Uint32Array(hostCount);
+    this.hostLocal = new Int32Array(hostCount);
+    this.keyStamp = new Uint32Array(keyCount);
+    this.localHost = new Int32Array(hostCount);
+    this.localCost = new Float64Array(hostCount);
+    this.localRank = new Uint32Array(hostCount);
+    this.keyStart = new Int32Array(keyCount + 1);
+    this.keyHosts = new Int32Array(pairs);
+    this.scratch = new CoverScratch(hostCount, keyCount, pairs);
     this.random = options.random ?? Math.random;
-    this.coverMaxNodes = options.coverMaxNodes ?? 200_000;
-    this.coverMaxMs = options.coverMaxMs ?? 20;
+    const mode = options.cover ?? 'auto';
+    if (mode !== 'auto' && mode !== 'greedy' && mode !== 'exact')
+      throw new TypeError(`cover must be 'auto', 'greedy' or 'exact', got ${String(mode)}`);
+    this.resources = new Resources(this.hostList, options);
+    this.coverLimits = {
+      mode,
+      maxNodes: options.coverMaxNodes ?? 200_000,
+      maxMs: options.coverMaxMs ?? 20,
+      random: this.random,
+    };
     this.clock = options.clock ?? systemClock;
   }
 
@@ -177,45 +299,78 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   }
 
   /**
-   * The minimum set of hosts covering `keys` and which host serves each key: fewest hosts, then
-   * lowest summed priority, random among ties. Hosts whose priority is null are left out; a key
-   * with no eligible replica throws `NO_HOST`.
+   * A minimum set of hosts covering `keys` and which host serves each key: fewest hosts, then
+   * lowest summed priority, random among ties. Hosts whose priority is null (and `exclude`d
+   * hosts) are left out; a key with no eligible replica throws `NO_HOST`.
+   *
+   * By default (`cover: 'auto'`) this is the greedy cover (most keys first, then the lowest
+   * priority, then random; see `ShardsOptions.cover`), in O(P log H) at most for the P (key,
+   * replica) pairs of the keys asked and H hosts, no time budget, and an
+   * exact search only when it is cheap (at most 16 candidate hosts, bounded work, no clock);
+   * `cover: 'exact'` searches up to `coverMaxMs` / `coverMaxNodes`; `cover: 'greedy'` never does.
    */
   cover(keys: Iterable<K>, exclude?: ReadonlySet<string>): Cover<K> {
-    const unique = [...new Set(keys)];
-    const hostIndex = new Map<string, number>();
-    const hostList: string[] = [];
-    const costs: number[] = [];
-    const replicas: number[][] = [];
-    for (const key of unique) {
-      const hosts = this.map.get(key);
-      if (hosts === undefined) throw new NoHostError(`no host serves key ${JSON.stringify(key)}`);
-      const eligible: number[] = [];
-      for (const host of hosts) {
-        if (exclude?.has(host)) continue;
-        let index = hostIndex.get(host);
-        if (index === undefined) {
-          const p = this.resources.priority(host);
-          index = p === null || p === undefined ? -1 : hostList.length;
-          hostIndex.set(host, index);
-          if (index >= 0) {
-            hostList.push(host);
-            costs.push(p!);
+    if (++this.epoch === 0xffffffff) {
+      this.epoch = 1;
+      this.hostStamp.fill(0);
+      this.keyStamp.fill(0);
+    }
+    const epoch = this.epoch;
+    const { hostStamp, hostLocal, keyStamp, localHost, localCost, keyStart, keyHosts } = this;
+    const { replicaStart, replicaHosts, hostList, resources } = this;
+    const unique: K[] = [];
+    let hostCount = 0;
+    let pairs = 0;
+    const dense = this.denseIndex;
+    for (const key of keys) {
+      const k =
+        dense !== undefined && typeof key === 'number' && key >= 0 && key < dense.length
+          ? dense[key]! // -1 when unknown; a fraction reads `undefined`
+          : this.keyIndex.get(key);
+      if (k === undefined || k < 0)
+        throw new NoHostError(`no host serves key ${JSON.stringify(key)}`);
+      if (keyStamp[k] === epoch) continue;
+      keyStamp[k] = epoch;
+      keyStart[unique.length] = pairs;
+      for (let r = replicaStart[k]!; r < replicaStart[k + 1]!; r++) {
+        const h = replicaHosts[r]!;
+        if (hostStamp[h] !== epoch) {
+          hostStamp[h] = epoch;
+          const host = hostList[h]!;
+          const p = exclude?.has(host) ? null : resources.priority(host);
+          if (p === null || p === undefined) hostLocal[h] = -1;
+          else {
+            hostLocal[h] = hostCount;
+            localHost[hostCount] = h;
+            localCost[hostCount] = p;
+            hostCount++;
           }
         }
-        if (index >= 0) eligible.push(index);
+        const local = hostLocal[h]!;
+        if (local >= 0) keyHosts[pairs++] = local;
       }
-      if (eligible.length === 0)
+      if (keyStart[unique.length] === pairs)
         throw new NoHostError(`no eligible host for key ${JSON.stringify(key)}`);
-      replicas.push(eligible);
+      unique.push(key);
     }
-    const solution = setCover(
-      { replicas, costs },
-      { maxNodes: this.coverMaxNodes, maxMs: this.coverMaxMs, random: this.random },
+    const n = unique.length;
+    keyStart[n] = pairs;
+    const seed = tieSeed(this.random);
+    const rank = this.localRank;
+    for (let l = 0; l < hostCount; l++) rank[l] = tieRank(localHost[l]!, seed);
+    const solution = solveCover(
+      { n, keyStart, keyHosts, hostCount, cost: localCost, rank },
+      this.scratch,
+      this.coverLimits,
     );
     const assignment = new Map<K, string>();
-    unique.forEach((key, k) => assignment.set(key, hostList[solution.assignment[k]!]!));
-    return { hosts: solution.hosts.map(i => hostList[i]!), assignment, exact: solution.exact };
+    for (let i = 0; i < n; i++)
+      assignment.set(unique[i]!, hostList[localHost[solution.assignment[i]!]!]!);
+    return {
+      hosts: solution.hosts.map(l => hostList[localHost[l]!]!),
+      assignment,
+      exact: solution.exact,
+    };
   }
 
   /** Sends to one replica of `key` (chosen like `Resources.unicast`, retried on other replicas). */

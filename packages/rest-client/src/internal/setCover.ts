@@ -6,13 +6,24 @@ export interface CoverProblem {
   readonly costs: readonly number[];
 }
 
-/** Limits of the exact search. */
+/**
+ * How a cover is computed.
+ * - `'auto'`: the greedy cover, then an exact search when it is cheap: at most
+ *   {@link EXACT_MAX_HOSTS} candidate hosts and a bounded amount of work (no clock).
+ * - `'greedy'`: the greedy cover only.
+ * - `'exact'`: the greedy cover, then an exact branch and bound bounded by `maxNodes` and `maxMs`.
+ */
+export type CoverMode = 'auto' | 'greedy' | 'exact';
+
+/** Limits of a cover. */
 export interface CoverLimits {
-  /** Search nodes before falling back to the best cover found. Default 200 000. */
+  /** Default `'auto'`. */
+  readonly mode?: CoverMode;
+  /** `'exact'` only: search nodes before keeping the best cover found. Default 200 000. */
   readonly maxNodes?: number;
-  /** Wall-clock budget of the whole computation in ms (the greedy cover always completes). Default 20. */
+  /** `'exact'` only: time bound of the search in ms (the greedy cover always completes). Default 20. */
   readonly maxMs?: number;
-  /** Random source for tie-breaks. Default `Math.random`. */
+  /** Random source for tie-breaks (one draw per cover). Default `Math.random`. */
   readonly random?: () => number;
   /** Time source for `maxMs`. Default `performance.now`. */
   readonly now?: () => number;
@@ -23,112 +34,572 @@ export interface CoverSolution {
   readonly hosts: number[];
   /** `assignment[k]`: the chosen host serving key `k`. */
   readonly assignment: number[];
-  /** True when the exact search finished: no cover has fewer hosts, or as many at a lower cost. */
+  /** True when proven: no cover has fewer hosts, or as many at a lower cost. */
   readonly exact: boolean;
 }
 
-function shuffle(items: number[], random: () => number): number[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.min(i, Math.floor(random() * (i + 1)));
-    const t = items[i]!;
-    items[i] = items[j]!;
-    items[j] = t;
+/** What {@link solveCover} returns: `assignment` is a view of the scratch, valid until its next use. */
+export interface CompactSolution {
+  readonly hosts: number[];
+  readonly assignment: Int32Array;
+  readonly exact: boolean;
+}
+
+/** `'auto'` runs the exact search only up to this many candidate hosts. */
+export const EXACT_MAX_HOSTS = 16;
+/**
+ * `'auto'`: mask visits the small exact search may make, a fixed part plus a part proportional to
+ * the (key, host) pairs, so that it costs a small multiple of the greedy cover (a visit is a few ns).
+ */
+const EXACT_WORK_BASE = 8_192;
+const EXACT_WORK_PER_PAIR = 8;
+/** Hosts the bitmask search handles (masks are 32-bit integers). */
+const SMALL_MAX_HOSTS = 30;
+
+/**
+ * A cover problem in compressed form, local to one call: keys `0..n-1`, hosts `0..hostCount-1`,
+ * `keyHosts[keyStart[i] .. keyStart[i + 1]]` the eligible hosts of key `i` (each key has one).
+ */
+export interface CompactProblem {
+  readonly n: number;
+  readonly keyStart: Int32Array;
+  readonly keyHosts: Int32Array;
+  readonly hostCount: number;
+  /** Cost per host (lower is better). */
+  readonly cost: Float64Array;
+  /** Tie-break rank per host (lower wins), distinct, random per call. */
+  readonly rank: Uint32Array;
+}
+
+/** Reusable buffers of {@link solveCover}: sized once, no allocation per call beyond the result. */
+export class CoverScratch {
+  private hostCap = 0;
+  private keyCap = 0;
+  private pairCap = 0;
+  gain = new Int32Array(0);
+  snap = new Int32Array(0);
+  heap = new Int32Array(0);
+  hostStart = new Int32Array(1);
+  hostFill = new Int32Array(0);
+  hostKeys = new Int32Array(0);
+  owner = new Int32Array(0);
+  count = new Int32Array(0);
+  sole = new Int32Array(0);
+  excl = new Int32Array(0);
+  tally = new Int32Array(0);
+  touched = new Int32Array(0);
+  candidates = new Int32Array(0);
+  selected = new Uint8Array(0);
+
+  constructor(hosts = 0, keys = 0, pairs = 0) {
+    this.ensure(hosts, keys, pairs);
   }
-  return items;
+
+  ensure(hosts: number, keys: number, pairs: number): void {
+    if (hosts > this.hostCap) {
+      this.hostCap = Math.max(hosts, this.hostCap * 2);
+      this.gain = new Int32Array(this.hostCap);
+      this.snap = new Int32Array(this.hostCap);
+      this.heap = new Int32Array(this.hostCap);
+      this.hostStart = new Int32Array(this.hostCap + 1);
+      this.hostFill = new Int32Array(this.hostCap);
+      this.selected = new Uint8Array(this.hostCap);
+      this.excl = new Int32Array(this.hostCap);
+      this.tally = new Int32Array(this.hostCap);
+      this.touched = new Int32Array(this.hostCap);
+      this.candidates = new Int32Array(this.hostCap);
+    }
+    if (keys > this.keyCap) {
+      this.keyCap = Math.max(keys, this.keyCap * 2);
+      this.owner = new Int32Array(this.keyCap);
+      this.count = new Int32Array(this.keyCap);
+      this.sole = new Int32Array(this.keyCap);
+    }
+    if (pairs > this.pairCap) {
+      this.pairCap = Math.max(pairs, this.pairCap * 2);
+      this.hostKeys = new Int32Array(this.pairCap);
+    }
+  }
+}
+
+/** A distinct 32-bit rank per index, random per seed (murmur3's finaliser is a bijection). */
+export function tieRank(index: number, seed: number): number {
+  let x = (index ^ seed) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** A random 32-bit seed from `random` (one draw). */
+export function tieSeed(random: () => number): number {
+  return Math.floor(random() * 4294967296) >>> 0;
 }
 
 /**
  * Minimum set cover (lupyne's multicast): the fewest hosts such that every key has a replica
- * among them, then the lowest total cost, random among ties. Greedy first (ln(n)-approximate,
- * polynomial), then an exact branch and bound seeded with it, which stops at `maxNodes` or `maxMs`
- * and keeps the best cover found. Small inputs are solved exactly; large ones answer within the
- * time bound.
+ * among them, then the lowest total cost, random among ties.
+ *
+ * The greedy cover (most uncovered keys; on ties the lowest cost, then the host holding more of
+ * the keys, then a random rank; within H(largest host) ≈ ln n of the minimum) in O(P log H) at
+ * most for P (key, host) pairs and H hosts: gains are kept per host and decremented as keys get
+ * covered, the best host is found by a scan of the hosts (small inputs) or a lazy heap. Then two
+ * linear passes: hosts made redundant by later picks are dropped (most expensive, latest picked
+ * first), and two hosts are replaced by one where a host outside the cover serves every key only
+ * they serve. Then, per `mode`, an exact search seeded with it (see {@link CoverMode}). Each key
+ * goes to its cheapest chosen replica (random rank among equals).
  */
-export function setCover(problem: CoverProblem, limits: CoverLimits = {}): CoverSolution {
-  const { replicas, costs } = problem;
-  const random = limits.random ?? Math.random;
-  const now = limits.now ?? (() => performance.now());
-  const maxNodes = limits.maxNodes ?? 200_000;
-  const maxMs = limits.maxMs ?? 20;
-  const deadline = now() + maxMs;
-  const m = replicas.length;
-  const h = costs.length;
-  if (m === 0) return { hosts: [], assignment: [], exact: true };
-  const hostKeys: number[][] = Array.from({ length: h }, () => []);
-  for (let k = 0; k < m; k++) for (const host of replicas[k]!) hostKeys[host]!.push(k);
-  let minCost = Infinity;
-  for (let i = 0; i < h; i++)
-    if (hostKeys[i]!.length > 0 && costs[i]! < minCost) minCost = costs[i]!;
-  const cost = costs.map(c => c - minCost); // >= 0 for the hosts that matter: partial sums are lower bounds
-  const tieOrder = shuffle(
-    Array.from({ length: h }, (_, i) => i),
-    random,
-  );
-  const rank = new Array<number>(h);
-  tieOrder.forEach((host, i) => (rank[host] = i));
+export function solveCover(
+  p: CompactProblem,
+  s: CoverScratch,
+  limits: CoverLimits = {},
+): CompactSolution {
+  const { n, keyStart, keyHosts, hostCount: h, cost, rank } = p;
+  if (n === 0) return { hosts: [], assignment: s.owner.subarray(0, 0), exact: true };
+  const pairs = keyStart[n]!;
+  s.ensure(h, n, pairs);
+  const { gain, hostStart, hostFill, hostKeys, owner, selected } = s;
 
-  // ---- greedy: most uncovered keys, then lowest cost, then random rank
-  const covered = new Uint8Array(m);
-  let uncovered = m;
-  const greedy: number[] = [];
-  while (uncovered > 0) {
-    let best = -1;
-    let bestGain = 0;
-    for (let i = 0; i < h; i++) {
-      let gain = 0;
-      for (const k of hostKeys[i]!) if (covered[k] === 0) gain++;
-      if (gain === 0) continue;
-      if (
-        gain > bestGain ||
-        (gain === bestGain &&
-          (cost[i]! < cost[best]! || (cost[i] === cost[best] && rank[i]! < rank[best]!)))
-      ) {
-        best = i;
-        bestGain = gain;
+  // host → keys (CSR), gains = number of keys per host
+  gain.fill(0, 0, h);
+  for (let r = 0; r < pairs; r++) gain[keyHosts[r]!]!++;
+  hostStart[0] = 0;
+  for (let l = 0; l < h; l++) {
+    hostStart[l + 1] = hostStart[l]! + gain[l]!;
+    hostFill[l] = hostStart[l]!;
+  }
+  for (let i = 0; i < n; i++)
+    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) hostKeys[hostFill[keyHosts[r]!]!++] = i;
+
+  // ---- greedy (ties: tieBefore). A scan of the hosts per pick costs picks × H cheap steps, the
+  // lazy heap about P log H dearer ones: the one likely cheaper runs (same result; measured, the
+  // scan wins up to about H² ≈ 32 P).
+  owner.fill(-1, 0, n);
+  const greedy = Math.min(h, n) * h <= 32 * pairs ? greedyScan(p, s) : greedyHeap(p, s);
+
+  let best = prune(greedy, s, n, cost);
+  if (best.length > 2) {
+    const improved = replacePairs(p, s, best);
+    if (improved !== best) best = prune(improved, s, n, cost, true);
+  }
+  // Greedy covers of one host are minimal: the first pick covers everything at the lowest cost.
+  let exact = best.length <= 1;
+
+  const mode = limits.mode ?? 'auto';
+  if (!exact && mode !== 'greedy') {
+    let minCost = Infinity;
+    for (let l = 0; l < h; l++) if (cost[l]! < minCost) minCost = cost[l]!;
+    if (mode === 'auto') {
+      if (h <= EXACT_MAX_HOSTS) {
+        const found = exactSmall(p, best, minCost, EXACT_WORK_BASE + EXACT_WORK_PER_PAIR * pairs);
+        best = found.hosts;
+        exact = found.exact;
       }
-    }
-    greedy.push(best);
-    for (const k of hostKeys[best]!) {
-      if (covered[k] === 0) {
-        covered[k] = 1;
-        uncovered--;
-      }
+    } else {
+      const found = exactSearch(p, s, best, minCost, limits);
+      best = found.hosts;
+      exact = found.exact;
     }
   }
-  // Drop redundant hosts, most expensive first.
-  const count = new Int32Array(m);
-  for (const host of greedy) for (const k of hostKeys[host]!) count[k] = count[k]! + 1;
-  const pruned = greedy
-    .slice()
-    .sort((a, b) => cost[b]! - cost[a]! || rank[a]! - rank[b]!)
-    .filter(host => {
-      if (hostKeys[host]!.every(k => count[k]! > 1)) {
-        for (const k of hostKeys[host]!) count[k] = count[k]! - 1;
-        return false;
-      }
-      return true;
-    });
-  let bestHosts = pruned;
-  let bestCount = pruned.length;
-  let bestSum = pruned.reduce((s, host) => s + cost[host]!, 0);
 
-  // ---- exact branch and bound (keys with the fewest replicas first)
-  let maxKeys = 1;
-  for (const keys of hostKeys) if (keys.length > maxKeys) maxKeys = keys.length;
-  const cover = new Int32Array(m);
-  const chosen: number[] = [];
-  const inChosen = new Uint8Array(h);
-  let remaining = m;
+  // ---- assignment: each key goes to its cheapest chosen replica
+  for (const l of best) selected[l] = 1;
+  const assignment = owner; // the greedy's owners are no longer needed
+  for (let i = 0; i < n; i++) {
+    let pick = -1;
+    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) {
+      const l = keyHosts[r]!;
+      if (
+        selected[l] === 1 &&
+        (pick < 0 || cost[l]! < cost[pick]! || (cost[l] === cost[pick] && rank[l]! < rank[pick]!))
+      )
+        pick = l;
+    }
+    assignment[i] = pick;
+  }
+  for (const l of best) selected[l] = 0;
+  return { hosts: best, assignment: assignment.subarray(0, n), exact };
+}
+
+/**
+ * The order among hosts of equal gain: lower cost (priority) first, then the host holding more of
+ * the keys asked (it tends to leave fewer hosts to pick: measured, fewer hosts than a random
+ * order), then the random rank.
+ */
+function tieBefore(
+  a: number,
+  b: number,
+  cost: Float64Array,
+  hostStart: Int32Array,
+  rank: Uint32Array,
+): boolean {
+  if (cost[a] !== cost[b]) return cost[a]! < cost[b]!;
+  const da = hostStart[a + 1]! - hostStart[a]!;
+  const db = hostStart[b + 1]! - hostStart[b]!;
+  return da > db || (da === db && rank[a]! < rank[b]!);
+}
+
+/** Marks the keys of `top` covered (by it) and lowers the gains of their other replicas. */
+function take(p: CompactProblem, s: CoverScratch, top: number): number {
+  const { keyStart, keyHosts } = p;
+  const { gain, hostStart, hostKeys, owner } = s;
+  let covered = 0;
+  for (let q = hostStart[top]!; q < hostStart[top + 1]!; q++) {
+    const i = hostKeys[q]!;
+    if (owner[i]! >= 0) continue;
+    owner[i] = top;
+    covered++;
+    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) gain[keyHosts[r]!]!--;
+  }
+  return covered;
+}
+
+/** The greedy cover by scanning every host per pick. */
+function greedyScan(p: CompactProblem, s: CoverScratch): number[] {
+  const { n, hostCount: h, cost, rank } = p;
+  const { gain, hostStart } = s;
+  const greedy: number[] = [];
+  for (let left = n; left > 0;) {
+    let top = -1;
+    let best = 0;
+    for (let l = 0; l < h; l++) {
+      const g = gain[l]!;
+      if (g > best || (g === best && g > 0 && tieBefore(l, top, cost, hostStart, rank))) {
+        top = l;
+        best = g;
+      }
+    }
+    greedy.push(top);
+    left -= take(p, s, top);
+  }
+  return greedy;
+}
+
+/**
+ * The greedy cover with a max-heap on (gain desc, then tieBefore) holding each host's gain as
+ * of its last check: gains only fall, so a host at the top whose gain is current is the best pick;
+ * one whose gain fell is pushed down with its current gain (or dropped at 0).
+ */
+function greedyHeap(p: CompactProblem, s: CoverScratch): number[] {
+  const { n, hostCount: h, cost, rank } = p;
+  const { gain, snap, heap, hostStart } = s;
+  const before = (a: number, b: number): boolean =>
+    snap[a]! > snap[b]! || (snap[a] === snap[b] && tieBefore(a, b, cost, hostStart, rank));
+  const siftDown = (at: number, size: number): void => {
+    const item = heap[at]!;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && before(heap[child + 1]!, heap[child]!)) child++;
+      if (!before(heap[child]!, item)) break;
+      heap[at] = heap[child]!;
+      at = child;
+    }
+    heap[at] = item;
+  };
+  let size = 0;
+  for (let l = 0; l < h; l++) {
+    if (gain[l]! > 0) {
+      snap[l] = gain[l]!;
+      heap[size++] = l;
+    }
+  }
+  for (let at = (size >> 1) - 1; at >= 0; at--) siftDown(at, size);
+  const greedy: number[] = [];
+  let left = n;
+  while (left > 0) {
+    const top = heap[0]!;
+    if (snap[top] !== gain[top]) {
+      if (gain[top]! > 0) snap[top] = gain[top]!;
+      else heap[0] = heap[--size]!;
+      siftDown(0, size);
+      continue;
+    }
+    heap[0] = heap[--size]!;
+    siftDown(0, size);
+    greedy.push(top);
+    left -= take(p, s, top);
+  }
+  return greedy;
+}
+
+/** Drops hosts whose every key another chosen host serves: most expensive, latest picked first. */
+function prune(
+  greedy: number[],
+  s: CoverScratch,
+  n: number,
+  cost: Float64Array,
+  counted = false,
+): number[] {
+  const { hostStart, hostKeys, count } = s;
+  if (!counted) {
+    // count[i]: chosen hosts serving key i (left matching the result for the next step)
+    count.fill(0, 0, n);
+    for (const l of greedy)
+      for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) count[hostKeys[q]!]!++;
+  }
+  const order = new Int32Array(greedy.length);
+  let sameCost = true;
+  for (let at = 0; at < order.length; at++) {
+    order[at] = order.length - 1 - at;
+    if (cost[greedy[at]!] !== cost[greedy[0]!]) sameCost = false;
+  }
+  if (!sameCost) order.sort((a, b) => cost[greedy[b]!]! - cost[greedy[a]!]! || b - a);
+  const dropped = new Uint8Array(greedy.length);
+  let kept = greedy.length;
+  for (const at of order) {
+    const l = greedy[at]!;
+    let redundant = true;
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++)
+      if (count[hostKeys[q]!]! < 2) {
+        redundant = false;
+        break;
+      }
+    if (!redundant) continue;
+    dropped[at] = 1;
+    kept--;
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) count[hostKeys[q]!]!--;
+  }
+  if (kept === greedy.length) return greedy;
+  const result: number[] = [];
+  for (let at = 0; at < greedy.length; at++) if (dropped[at] === 0) result.push(greedy[at]!);
+  return result;
+}
+
+/**
+ * One linear pass of local search on a cover without redundant hosts: for each host `g` outside
+ * it, if `g` serves every key that only one chosen host serves for two or more chosen hosts, add
+ * `g` and drop those of them that became redundant, when that drops at least two (the cover
+ * shrinks). O(P + H): each host's keys are read a bounded number of times (`excl[o]`, the keys
+ * only `o` serves, is kept up to date, so a host is redundant when it is 0). Keeps the order of
+ * the cover, added hosts last.
+ */
+function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): number[] {
+  const { n, hostCount: h } = p;
+  const { hostStart, hostKeys, count, sole, excl, tally, selected } = s;
+  // count[i] is left by prune for this cover.
+  sole.fill(0, 0, n);
+  excl.fill(0, 0, h);
+  for (const l of cover) {
+    selected[l] = 1;
+    // sole[i]: the only chosen host of key i while count[i] is 1 (the sum of its chosen hosts)
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) sole[hostKeys[q]!]! += l;
+  }
+  for (let i = 0; i < n; i++) if (count[i] === 1) excl[sole[i]!]!++;
+  const add = (g: number): void => {
+    selected[g] = 1;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      const c = count[i]!;
+      if (c === 1) excl[sole[i]!]!--;
+      count[i] = c + 1;
+      sole[i]! += g;
+    }
+  };
+  const remove = (g: number): void => {
+    selected[g] = 0;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      const c = count[i]! - 1;
+      count[i] = c;
+      sole[i]! -= g;
+      if (c === 1) excl[sole[i]!]!++;
+    }
+  };
+  const added: number[] = [];
+  const { touched, candidates } = s; // hosts, each at most once per g
+  let changed = false;
+  for (let g = 0; g < h; g++) {
+    if (selected[g] === 1) continue;
+    let touchedCount = 0;
+    let candidateCount = 0;
+    for (let q = hostStart[g]!; q < hostStart[g + 1]!; q++) {
+      const i = hostKeys[q]!;
+      if (count[i] !== 1) continue;
+      const o = sole[i]!;
+      const t = ++tally[o]!;
+      if (t === 1) touched[touchedCount++] = o;
+      if (t === excl[o]) candidates[candidateCount++] = o;
+    }
+    for (let j = 0; j < touchedCount; j++) tally[touched[j]!] = 0;
+    if (candidateCount < 2) continue;
+    add(g);
+    let removedCount = 0; // the removed ones are moved to the front of candidates
+    for (let j = 0; j < candidateCount; j++) {
+      const o = candidates[j]!;
+      if (excl[o] === 0) {
+        // no key has o as its only chosen host any more: redundant
+        remove(o);
+        candidates[removedCount++] = o;
+      }
+    }
+    if (removedCount >= 2) {
+      added.push(g);
+      changed = true;
+    } else {
+      for (let j = 0; j < removedCount; j++) add(candidates[j]!);
+      remove(g);
+    }
+  }
+  const result: number[] = [];
+  for (const l of cover) if (selected[l] === 1) result.push(l);
+  for (const l of added) if (selected[l] === 1) result.push(l);
+  for (let l = 0; l < h; l++) selected[l] = 0;
+  return changed ? result : cover;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+/**
+ * Exact cover for at most 30 hosts on bitmasks: each key is the mask of its replicas (distinct
+ * masks only); branch on the uncovered mask with the fewest allowed hosts, each host once per
+ * path (a host tried in one branch is forbidden in its later siblings), pruned by a lower bound
+ * of pairwise disjoint uncovered masks; each level keeps only the masks still uncovered. Stops
+ * after `workCap` mask visits (or at `deadline`), keeping the best cover found.
+ */
+function exactSmall(
+  p: CompactProblem,
+  seed: number[],
+  minCost: number,
+  workCap: number,
+  deadline = Infinity,
+  now: () => number = () => performance.now(),
+): { hosts: number[]; exact: boolean } {
+  const { n, keyStart, keyHosts, hostCount: h, cost, rank } = p;
+  const all = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let m = 0;
+    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) m |= 1 << keyHosts[r]!;
+    all[i] = m;
+  }
+  all.sort();
+  let d = 0;
+  for (let i = 0; i < n; i++) if (i === 0 || all[i] !== all[i - 1]) all[d++] = all[i]!;
+  // Level L of the search keeps the masks still uncovered at depth L: buf[L * d, L * d + len).
+  const buf = new Int32Array((h + 2) * d);
+  buf.set(all.subarray(0, d));
+  const order = Array.from({ length: h }, (_, l) => l).sort(
+    (a, b) => cost[a]! - cost[b]! || rank[a]! - rank[b]!,
+  );
+  let bestMask = 0;
+  for (const l of seed) bestMask |= 1 << l;
+  let bestCount = seed.length;
+  let bestSum = seed.reduce((sum, l) => sum + cost[l]! - minCost, 0);
+  let work = 0;
   let nodes = 0;
   let aborted = false;
-  const order = replicas.map(r =>
-    shuffle(r.slice(), random).sort(
-      (a, b) => cost[a]! - cost[b]! || hostKeys[b]!.length - hostKeys[a]!.length,
-    ),
-  );
+  const search = (
+    level: number,
+    len: number,
+    chosen: number,
+    forbidden: number,
+    chosenCount: number,
+    sum: number,
+  ): void => {
+    work += len;
+    if (work > workCap || ((++nodes & 255) === 0 && now() > deadline)) {
+      aborted = true;
+      return;
+    }
+    if (len === 0) {
+      if (chosenCount < bestCount || (chosenCount === bestCount && sum < bestSum)) {
+        bestMask = chosen;
+        bestCount = chosenCount;
+        bestSum = sum;
+      }
+      return;
+    }
+    const base = level * d;
+    let pivot = 0;
+    let fewest = 33;
+    let used = 0;
+    let lower = 0;
+    for (let j = base; j < base + len; j++) {
+      const allowed = buf[j]! & ~forbidden;
+      if (allowed === 0) return; // this key can no longer be covered on this path
+      if (fewest > 1) {
+        const bits = popcount(allowed);
+        if (bits < fewest) {
+          fewest = bits;
+          pivot = allowed;
+        }
+      }
+      if ((allowed & used) === 0) {
+        lower++;
+        used |= allowed;
+      }
+    }
+    const bound = chosenCount + lower;
+    if (bound > bestCount || (bound === bestCount && sum >= bestSum)) return;
+    const next = base + d;
+    let banned = forbidden;
+    for (const l of order) {
+      const bit = 1 << l;
+      if ((pivot & bit) === 0) continue;
+      let kept = 0;
+      for (let j = base; j < base + len; j++) {
+        const m = buf[j]!;
+        if ((m & bit) === 0) buf[next + kept++] = m;
+      }
+      work += len;
+      search(level + 1, kept, chosen | bit, banned, chosenCount + 1, sum + cost[l]! - minCost);
+      if (aborted) return;
+      banned |= bit;
+    }
+  };
+  search(0, d, 0, 0, 0, 0);
+  const hosts: number[] = [];
+  for (let l = 0; l < h; l++) if ((bestMask >>> l) & 1) hosts.push(l);
+  // Keep the greedy's order when it is still the answer.
+  const same = hosts.length === seed.length && seed.every(l => (bestMask >>> l) & 1);
+  return { hosts: same ? seed : hosts, exact: !aborted };
+}
 
+/**
+ * Exact branch and bound (keys with the fewest replicas first) seeded with a cover, stopped at
+ * `maxNodes` or `maxMs` keeping the best cover found. For callers who ask for exact covers.
+ */
+function exactSearch(
+  p: CompactProblem,
+  s: CoverScratch,
+  seed: number[],
+  minCost: number,
+  limits: CoverLimits,
+): { hosts: number[]; exact: boolean } {
+  const { n, keyStart, keyHosts, hostCount: h, cost, rank } = p;
+  const now = limits.now ?? (() => performance.now());
+  const maxNodes = limits.maxNodes ?? 200_000;
+  const deadline = now() + (limits.maxMs ?? 20);
+  if (h <= SMALL_MAX_HOSTS) return exactSmall(p, seed, minCost, maxNodes * 64, deadline, now);
+  const { hostStart, hostKeys } = s;
+  const c = (l: number) => cost[l]! - minCost; // >= 0: partial sums are lower bounds
+  let maxKeys = 1;
+  for (let l = 0; l < h; l++) maxKeys = Math.max(maxKeys, hostStart[l + 1]! - hostStart[l]!);
+  let bestHosts = seed;
+  let bestCount = seed.length;
+  let bestSum = seed.reduce((sum, l) => sum + c(l), 0);
+  const cover = new Int32Array(n);
+  const chosen: number[] = [];
+  const inChosen = new Uint8Array(h);
+  let remaining = n;
+  let nodes = 0;
+  let aborted = false;
+  const order: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const reps: number[] = [];
+    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) reps.push(keyHosts[r]!);
+    reps.sort(
+      (a, b) =>
+        cost[a]! - cost[b]! ||
+        hostStart[b + 1]! - hostStart[b]! - (hostStart[a + 1]! - hostStart[a]!) ||
+        rank[a]! - rank[b]!,
+    );
+    order.push(reps);
+  }
   const search = (sum: number): void => {
-    if (aborted) return;
     if (++nodes > maxNodes || ((nodes & 63) === 0 && now() > deadline)) {
       aborted = true;
       return;
@@ -143,48 +614,64 @@ export function setCover(problem: CoverProblem, limits: CoverLimits = {}): Cover
     }
     const lower = chosen.length + Math.ceil(remaining / maxKeys);
     if (lower > bestCount || (lower === bestCount && sum >= bestSum)) return;
-    // The uncovered key with the fewest replicas.
     let key = -1;
     let fewest = Infinity;
-    for (let k = 0; k < m; k++) {
-      if (cover[k] !== 0) continue;
-      const r = replicas[k]!.length;
+    for (let i = 0; i < n; i++) {
+      if (cover[i] !== 0) continue;
+      const r = order[i]!.length;
       if (r < fewest) {
         fewest = r;
-        key = k;
+        key = i;
         if (r === 1) break;
       }
     }
-    for (const host of order[key]!) {
-      if (inChosen[host] === 1) continue;
-      chosen.push(host);
-      inChosen[host] = 1;
-      for (const k of hostKeys[host]!) if ((cover[k] = cover[k]! + 1) === 1) remaining--;
-      search(sum + cost[host]!);
-      for (const k of hostKeys[host]!) if ((cover[k] = cover[k]! - 1) === 0) remaining++;
-      inChosen[host] = 0;
+    for (const l of order[key]!) {
+      if (inChosen[l] === 1) continue;
+      chosen.push(l);
+      inChosen[l] = 1;
+      for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) {
+        const i = hostKeys[q]!;
+        if ((cover[i] = cover[i]! + 1) === 1) remaining--;
+      }
+      search(sum + c(l));
+      for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) {
+        const i = hostKeys[q]!;
+        if ((cover[i] = cover[i]! - 1) === 0) remaining++;
+      }
+      inChosen[l] = 0;
       chosen.pop();
       if (aborted) return;
     }
   };
   search(0);
+  return { hosts: bestHosts, exact: !aborted };
+}
 
-  // ---- assignment: each key goes to its cheapest chosen replica
-  const selected = new Uint8Array(h);
-  for (const host of bestHosts) selected[host] = 1;
-  const assignment = new Array<number>(m);
-  for (let k = 0; k < m; k++) {
-    let pick = -1;
-    for (const host of replicas[k]!) {
-      if (
-        selected[host] === 1 &&
-        (pick < 0 ||
-          cost[host]! < cost[pick]! ||
-          (cost[host] === cost[pick] && rank[host]! < rank[pick]!))
-      )
-        pick = host;
-    }
-    assignment[k] = pick;
+/**
+ * {@link solveCover} on a plain problem (arrays of replica indices): the entry point of tests and
+ * of callers outside `Shards`.
+ */
+export function setCover(problem: CoverProblem, limits: CoverLimits = {}): CoverSolution {
+  const { replicas, costs } = problem;
+  const n = replicas.length;
+  const keyStart = new Int32Array(n + 1);
+  let pairs = 0;
+  for (let i = 0; i < n; i++) {
+    keyStart[i] = pairs;
+    pairs += replicas[i]!.length;
   }
-  return { hosts: bestHosts, assignment, exact: !aborted };
+  keyStart[n] = pairs;
+  const keyHosts = new Int32Array(pairs);
+  let r = 0;
+  for (const reps of replicas) for (const l of reps) keyHosts[r++] = l;
+  const seed = tieSeed(limits.random ?? Math.random);
+  const h = costs.length;
+  const rank = new Uint32Array(h);
+  for (let l = 0; l < h; l++) rank[l] = tieRank(l, seed);
+  const solution = solveCover(
+    { n, keyStart, keyHosts, hostCount: h, cost: Float64Array.from(costs), rank },
+    new CoverScratch(h, n, pairs),
+    limits,
+  );
+  return { ...solution, assignment: Array.from(solution.assignment) };
 }
