@@ -32,7 +32,7 @@ const benches = [
     file: 'bench/throughput.mjs',
     quick: ['--duration', '1500', '--rounds', '3'],
   },
-  { pkg: 'rest-client', file: 'bench/cover.mjs', quick: ['--quick'] },
+  { pkg: 'rest-client', file: 'bench/cover.mjs', quick: ['--rounds', '5', '--ms', '100'] },
   { pkg: 'worker-rpc', file: 'bench/echo.mjs', quick: ['--duration', '1000', '--warmup', '300'] },
   { pkg: 'routes', file: 'bench/overhead.mjs', quick: ['--quick'] },
   { pkg: 'dispatcher', file: 'bench/proxy.mjs', quick: ['--quick'] },
