@@ -1350,8 +1350,9 @@ export class WorkerConnection<Api = UntypedApi> {
         'UNSUPPORTED',
         `reply uses unknown codec ${JSON.stringify(frame.codec)}`,
       );
-    if (frame.compressed || (this.toto && this.compressor)) {
-      const compressor = this.toto ? this.compressor : this.compressors.get(frame.encoding);
+    const totoModule = this.toto && !frame.wireEncoding; // toto's ZMQ client: every reply
+    if (frame.compressed || (totoModule && this.compressor)) {
+      const compressor = totoModule ? this.compressor : this.compressors.get(frame.encoding);
       if (!compressor)
         throw new WorkerRpcError(
           'UNSUPPORTED',
