@@ -206,6 +206,32 @@ describe('toto-compatible ZeroMQ mode', () => {
   });
 });
 
+test("a toto client's auto_retry re-send (same message id) runs once on our worker", async () => {
+  // toto/zmqworkerconnection.py: on timeout with auto_retry the sweep calls queue_message again
+  // with the same message id; the first reply pops the callback, later ones are dropped.
+  let runs = 0;
+  const worker = await startZmqWorker({
+    handlers: {
+      slow: { op: async () => (runs++, await new Promise(r => setTimeout(r, 500)), 'ok') },
+    },
+  });
+  cleanup.push(() => worker.close());
+  const dealer = new Dealer({ linger: 0 });
+  dealer.connect(worker.address);
+  cleanup.push(() => dealer.close());
+  const id = '6f1c0b0e-5d0c-4c57-9d35-7d3f3f0f8b01';
+  const body = JSON.stringify({ method: 'slow.op', parameters: {} });
+  await dealer.send(['', id, body]);
+  await new Promise(r => setTimeout(r, 150));
+  await dealer.send(['', id, body]); // the re-send
+  const [, replyId, reply] = await dealer.receive();
+  expect(replyId!.toString()).toBe(id);
+  expect(JSON.parse(reply!.toString())).toBe('ok');
+  await new Promise(r => setTimeout(r, 700));
+  expect(runs).toBe(1);
+  expect(worker.status().deduplicated).toBe(1);
+});
+
 describe('toto-compatible HTTP mode', () => {
   test('POST {address} with {method, parameters}; error statuses reject (toto resolved them)', async () => {
     const server = await startTestServer([
