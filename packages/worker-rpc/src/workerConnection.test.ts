@@ -5,7 +5,12 @@ import { asynchronous } from './asynchronous.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
 import { activeTimers, delay, startFixture, startZmqWorker } from './test/helpers.js';
 import type { HandlerContext } from './worker.js';
-import { WorkerConnection, createWorkerConnection, optionsFromEnv } from './workerConnection.js';
+import {
+  PROXY_RESERVED_NAMES,
+  WorkerConnection,
+  createWorkerConnection,
+  optionsFromEnv,
+} from './workerConnection.js';
 import { gzip } from './compression.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -537,6 +542,18 @@ describe('ZeroMQ connection', () => {
     for (let i = 0; i < 5; i++) expect(await conn.invoke('who')).toBe('b');
     await drained;
     expect(a.status().state).toBe('draining');
+  });
+
+  test('methods named then, call, apply, bind, toString, valueOf, inspect: unreachable by the proxy, called with invoke', async () => {
+    const names = ['then', 'call', 'apply', 'bind', 'toString', 'valueOf', 'inspect'];
+    const jobs = Object.fromEntries(names.map(n => [n, () => `ran ${n}`]));
+    const worker = later(await startZmqWorker({ handlers: { jobs } }));
+    const conn = later(createWorkerConnection({ addresses: worker.address }));
+    for (const name of names) {
+      expect(PROXY_RESERVED_NAMES).toContain(name);
+      expect((conn.proxy as any).jobs[name]).toBeUndefined();
+      expect(await conn.invoke(`jobs.${name}`, {})).toBe(`ran ${name}`);
+    }
   });
 
   test('the proxy is typed by path, and awaiting or printing it sends nothing', async () => {

@@ -32,7 +32,9 @@ import {
 } from './compression.js';
 import { WorkerRpcError, fromTotoError, fromWireError, isWorkerRpcError } from './errors.js';
 import { IdSource } from './internal/ids.js';
-import { createProxy } from './internal/proxy.js';
+import { createProxy, PROXY_RESERVED_NAMES } from './internal/proxy.js';
+
+export { PROXY_RESERVED_NAMES };
 import { leastOutstanding } from './leastOutstanding.js';
 import { Kind } from './protocol.js';
 import type {
@@ -310,7 +312,11 @@ export function parseAddresses(addresses: string | readonly string[] | undefined
 export class WorkerConnection<Api = UntypedApi> {
   /** The clock deadlines are measured on. */
   readonly clock: Clock;
-  /** The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing. */
+  /**
+   * The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing.
+   * Names in {@link PROXY_RESERVED_NAMES} (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
+   * `inspect`, `constructor`, ...) are never path segments: call such methods with `invoke`.
+   */
   readonly proxy: Client<Api, CallOptions>;
   readonly transport: Transport;
   readonly timeoutMs: number;
