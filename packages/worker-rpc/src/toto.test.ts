@@ -14,7 +14,7 @@ import { httpTransport } from './httpTransport.js';
 import { createQueueDevice } from './queueDevice.js';
 import { startHttpWorker, startZmqWorker } from './test/helpers.js';
 import { createWorker } from './worker.js';
-import { createWorkerConnection } from './workerConnection.js';
+import { createWorkerConnection, optionsFromEnv } from './workerConnection.js';
 import { zmqTransport } from './zmqTransport.js';
 import { zmqWorkerTransport } from './zmqWorkerTransport.js';
 
@@ -382,6 +382,30 @@ async function startTotoHttpWorker(
 }
 
 describe('our toto-mode HTTP client against a toto HTTP worker', () => {
+  test("serializationMime is toto's serialization_mime: the requests' Content-Type", async () => {
+    // toto/httpworkerconnection.py: headers = {'Content-Type': self.mime}
+    const server = await startTestServer([{ status: 200, body: { ok: 1 } }]);
+    cleanup.push(() => server.close());
+    const conn = createWorkerConnection({
+      addresses: server.url,
+      transport: httpTransport({ protocol: 'toto' }),
+      serializationMime: 'application/x-toto+json',
+      timeoutMs: 5_000,
+    });
+    cleanup.push(() => conn.close());
+    expect(await conn.invoke('m', {})).toEqual({ ok: 1 });
+    expect(server.requests[0]!.headers['content-type']).toBe('application/x-toto+json');
+    expect(optionsFromEnv({ WORKER_SERIALIZATION_MIME: 'application/json' })).toMatchObject({
+      serializationMime: 'application/json',
+    });
+    expect(() => createWorkerConnection({ serializationMime: 'json' })).toThrow(
+      /serializationMime must be a MIME type such as 'application\/json', got "json"/,
+    );
+    expect(() => optionsFromEnv({ WORKER_SERIALIZATION_MIME: 'a b' })).toThrow(
+      /WORKER_SERIALIZATION_MIME must be a MIME type .* got "a b"/,
+    );
+  });
+
   test('compression: sends the compressed body with only Content-Type, reads a plain reply', async () => {
     const toto = await startTotoHttpWorker((_req, body) => ({
       body: Buffer.from(JSON.stringify({ parameters: body.parameters })),

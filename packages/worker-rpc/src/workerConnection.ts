@@ -99,6 +99,11 @@ export interface WorkerConnectionOptions {
   readonly codec?: Codec | 'json' | 'msgpack';
   /** More codecs accepted in replies. */
   readonly codecs?: readonly Codec[];
+  /**
+   * HTTP `content-type` of requests (toto's `serialization_mime`, e.g. `'application/json'`).
+   * Default: the codec's `contentType`. Replies are still decoded with `codec` (and `codecs`).
+   */
+  readonly serializationMime?: string;
   /** Compression of request bodies above a threshold (replies use the same). Default none. */
   readonly compression?: CompressionOption;
   /** More compressors accepted in replies. */
@@ -322,6 +327,7 @@ export class WorkerConnection<Api = UntypedApi> {
   readonly timeoutMs: number;
 
   private readonly codec: Codec;
+  private readonly contentType: string;
   private readonly codecs: Map<string, Codec>;
   private readonly compressor: Compressor | undefined;
   private readonly thresholdBytes: number;
@@ -378,6 +384,10 @@ export class WorkerConnection<Api = UntypedApi> {
     this.toto = this.transport.protocol === 'toto';
     this.codec = resolveCodec(options.codec);
     this.codecs = codecTable([...(options.codecs ?? []), this.codec]);
+    this.contentType =
+      options.serializationMime === undefined
+        ? this.codec.contentType
+        : mimeType(options.serializationMime, 'serializationMime');
     const compression = resolveCompression(options.compression);
     this.compressor = compression.compressor;
     this.thresholdBytes = this.toto ? 0 : compression.thresholdBytes;
@@ -750,7 +760,7 @@ export class WorkerConnection<Api = UntypedApi> {
       meta,
       options.ack === 'delivery',
       this.codec.name,
-      this.codec.contentType,
+      this.contentType,
       this.compressor ? this.compressor.name : '',
       compressed,
       body,
@@ -1472,7 +1482,8 @@ export class WorkerConnection<Api = UntypedApi> {
    * (`wrpc` | `toto`), `WORKER_TIMEOUT` (seconds, toto's unit; negative = never; at most 3 600) or
    * `WORKER_TIMEOUT_MS` (milliseconds), `WORKER_AUTO_RETRY` (`true` = 3 attempts of every call,
    * each re-sent after `WORKER_TIMEOUT`), `WORKER_RETRY_COUNT` (retries of every call after the first),
-   * `WORKER_SERIALIZATION` (`json` | `msgpack`), `WORKER_COMPRESSION` (`gzip` | `deflate` | `br` |
+   * `WORKER_SERIALIZATION` (`json` | `msgpack`), `WORKER_SERIALIZATION_MIME` (HTTP content type),
+   * `WORKER_COMPRESSION` (`gzip` | `deflate` | `br` |
    * `none`), `WORKER_COMPRESSION_THRESHOLD` (bytes).
    */
   static instance<Api = UntypedApi>(
@@ -1567,6 +1578,17 @@ function validateTimeout(value: number, name: string): number {
   return value < 0 ? Infinity : value;
 }
 
+const MIME =
+  /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;\s*[a-z0-9!#$&^_.+-]+=("[^"\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i;
+
+function mimeType(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length > 255 || !MIME.test(value))
+    throw new RangeError(
+      `${name} must be a MIME type such as 'application/json', got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
 function positiveInt(value: number, name: string): number {
   if (!(Number.isInteger(value) && value >= 1))
     throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
@@ -1644,6 +1666,7 @@ export function optionsFromEnv(
   const compressionName = env.WORKER_COMPRESSION?.trim().toLowerCase() || 'none';
   if (!['none', 'gzip', 'deflate', 'br'].includes(compressionName))
     throw new RangeError(`WORKER_COMPRESSION must be none, gzip, deflate or br`);
+  const mime = env.WORKER_SERIALIZATION_MIME?.trim();
   const threshold = env.WORKER_COMPRESSION_THRESHOLD?.trim()
     ? Number(env.WORKER_COMPRESSION_THRESHOLD)
     : 1024;
@@ -1663,6 +1686,7 @@ export function optionsFromEnv(
         }
       : {}),
     codec: serialization,
+    ...(mime ? { serializationMime: mimeType(mime, 'WORKER_SERIALIZATION_MIME') } : {}),
     compression:
       compressionName === 'none'
         ? 'none'
