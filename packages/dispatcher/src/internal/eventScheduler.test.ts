@@ -140,6 +140,12 @@ describe('scheduled events', () => {
     await d.addEvent(() => fired.push('new'), clock.now() + 200, 'svc', 'k');
     await clock.advance(500);
     expect(fired).toEqual(['new']);
+    // a deviation (README, "Deliberately not ported"): App Engine's ScheduledExecutor pushed both
+    // events on its heap and fired both; without a key both are kept here too
+    await d.addEvent(() => fired.push('first'), clock.now() + 100);
+    await d.addEvent(() => fired.push('second'), clock.now() + 200);
+    await clock.advance(500);
+    expect(fired).toEqual(['new', 'first', 'second']);
   });
 
   it('reports failing events instead of losing the error', async () => {
