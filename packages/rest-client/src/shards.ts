@@ -153,6 +153,17 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     return [count, sum];
   }
 
+  /**
+   * The weight of one host in covers: `resources.priority(host)`, or, when a subclass overrides
+   * {@link priority}, the sum it gives for `[host]` (lupyne's multicast chose among covers by
+   * `priority`; covers here add up per-host weights, so an override steers them through this).
+   */
+  private hostPriority(host: string): number | null {
+    if (this.priority === Shards.prototype.priority) return this.resources.priority(host);
+    const p = this.priority([host]);
+    return p === null || p === undefined ? null : p[1];
+  }
+
   /** lupyne's `choice` over candidate host sets: the lowest {@link priority}, random among ties; throws `NO_HOST`. */
   choice(candidates: Iterable<Iterable<string>>): string[] {
     let best: string[] | undefined;
@@ -195,7 +206,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         if (exclude?.has(host)) continue;
         let index = hostIndex.get(host);
         if (index === undefined) {
-          const p = this.resources.priority(host);
+          const p = this.hostPriority(host);
           index = p === null || p === undefined ? -1 : hostList.length;
           hostIndex.set(host, index);
           if (index >= 0) {
