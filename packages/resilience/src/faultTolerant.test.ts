@@ -93,16 +93,17 @@ function recordingLogger() {
 describe('passCall: the Call argument is optional, as in dace', () => {
   it("passCall: false calls a plain function with the caller's arguments only; the Call is its this", async () => {
     // dace docs (fault_tolerant): "The wrapped function can optionally take a dace.call.Call argument"
-    let self: Call | undefined;
+    const thisArgs: Call[] = [];
     const add = faultTolerant(
       function (this: Call, a: number, b: number) {
-        [self] = [this];
+        thisArgs.push(this);
         return a + b;
       },
       { passCall: false, retryAttempts: 0 },
     );
     cleanups.push(() => add.close());
     expect(await add(2, 3)).toBe(5);
+    const self = thisArgs[0];
     expect(self?.dependencyId).toBeDefined();
     expect(typeof self?.http.request).toBe('function');
     // the default still passes the Call first
