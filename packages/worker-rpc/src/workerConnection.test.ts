@@ -3,7 +3,13 @@ import { waitFor } from '@x/testkit';
 import { afterEach, describe, expect, test } from 'vitest';
 import { asynchronous } from './asynchronous.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
-import { activeTimers, delay, startFixture, startZmqWorker } from './test/helpers.js';
+import {
+  activeTimers,
+  delay,
+  startFixture,
+  startHttpWorker,
+  startZmqWorker,
+} from './test/helpers.js';
 import type { HandlerContext } from './worker.js';
 import {
   PROXY_RESERVED_NAMES,
@@ -770,6 +776,27 @@ describe('WorkerConnection.instance()', () => {
     expect(() => createWorkerConnection({ retry: { calls: 'some' as 'all' } })).toThrow(
       /retry.calls must be 'idempotent' or 'all', got "some"/,
     );
+  });
+
+  test("retry.calls 'all' over HTTP: a re-send does not cancel the running attempt; the handler runs once", async () => {
+    let runs = 0;
+    const worker = later(
+      await startHttpWorker({
+        handlers: { slow: { op: async () => (runs++, await delay(900), 'done') } },
+      }),
+    );
+    const conn = later(
+      createWorkerConnection({
+        addresses: worker.address,
+        timeoutMs: 10_000,
+        retry: { calls: 'all', maxAttempts: 20, attemptTimeoutMs: 200, budget: false },
+      }),
+    );
+    let retries = 0;
+    conn.onEvent(e => void (e.type === 'retry' && retries++));
+    expect(await conn.invoke('slow.op', {})).toBe('done');
+    expect(retries).toBeGreaterThanOrEqual(1);
+    expect(runs).toBe(1);
   });
 
   test('without zeromq installed, ZeroMQ calls fail with ZMQ_MISSING', async () => {
