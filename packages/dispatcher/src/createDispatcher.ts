@@ -68,6 +68,8 @@ export interface DispatcherOptions {
   readonly modules: Readonly<Record<string, ModuleSpec>>;
   /** Dispatch rules (`dispatch.yaml` semantics). A `{ file }` is polled every `pollIntervalMs` (default 1 000 ms). */
   readonly rules?: RulesOption;
+  /** Most dispatch rules accepted (in `rules`, reloads and `setRules`). Default 20, App Engine's limit; raise it to lift the limit. */
+  readonly maxRules?: number;
   /** Weighted, sticky splits of a module's traffic between its versions. */
   readonly split?: readonly TrafficSplit[];
   /** Module for requests nothing else routes. Default `'default'` if it exists, else the first module. */
@@ -302,6 +304,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   private readonly handlers = new Map<string, EventHandler>();
   private readonly ruleFile: RuleFile | undefined;
   private readonly rulePollMs: number;
+  private readonly maxRules: number | undefined;
   private ruleWatcher: { stop: () => void } | undefined;
   private readonly baseHost: string;
   private readonly maxBodyBytes: number;
@@ -411,7 +414,11 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
         `default module ${JSON.stringify(defaultModule)} does not exist`,
       );
 
-    const ruleOptions = { modules: [...this.modules.keys()] };
+    const ruleOptions = {
+      modules: [...this.modules.keys()],
+      ...(options.maxRules !== undefined ? { maxRules: options.maxRules } : {}),
+    };
+    this.maxRules = options.maxRules;
     let rules: DispatchRuleSet = noDispatchRules;
     const rulesOption = options.rules;
     this.rulePollMs = 1_000;
@@ -695,7 +702,10 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   }
 
   setRules(rules: readonly DispatchRule[] | string): void {
-    const options = { modules: [...this.modules.keys()] };
+    const options = {
+      modules: [...this.modules.keys()],
+      ...(this.maxRules !== undefined ? { maxRules: this.maxRules } : {}),
+    };
     this.routerState.rules =
       typeof rules === 'string'
         ? parseDispatchYaml(rules, options)

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isXError } from '@x/resilience';
+import { inProcess } from './backends/inProcess.js';
+import { createDispatcher } from './createDispatcher.js';
 import { compileDispatchRules, parseDispatchYaml } from './dispatchRules.js';
 import { InvalidDispatchRuleError } from './errors.js';
 
@@ -97,6 +99,32 @@ describe('dispatch rules', () => {
   ])('rejects %j', (list, message) => {
     expect(() => compileDispatchRules(list as never)).toThrow(InvalidDispatchRuleError);
     expect(() => compileDispatchRules(list as never)).toThrow(message);
+  });
+
+  it("accepts at most 20 rules by default, App Engine's dispatch.yaml limit; maxRules lifts it", async () => {
+    const yaml = (n: number) =>
+      `dispatch:\n${Array.from({ length: n }, (_, i) => `  - url: '*/p${i}/*'\n    module: default\n`).join('')}`;
+    expect(parseDispatchYaml(yaml(20)).size).toBe(20);
+    expect(() => parseDispatchYaml(yaml(21))).toThrow(InvalidDispatchRuleError);
+    expect(() => parseDispatchYaml(yaml(21))).toThrow(
+      /21 rules, at most 20 allowed \(App Engine's limit for dispatch.yaml; pass maxRules to lift it\)/,
+    );
+    expect(parseDispatchYaml(yaml(21), { maxRules: 100 }).size).toBe(21);
+    expect(() => compileDispatchRules([], { maxRules: -1 })).toThrow(
+      /maxRules must be an integer >= 0, got -1/,
+    );
+    const modules = {
+      default: { versions: { v1: { backend: inProcess(() => ({ status: 204 })) } } },
+    };
+    expect(() => createDispatcher({ modules, rules: yaml(21) })).toThrow(/at most 20 allowed/);
+    const lifted = createDispatcher({ modules, rules: yaml(21), maxRules: 50 });
+    try {
+      expect(lifted.explain({ url: '/p20/x' }).rule).toMatchObject({ index: 20 });
+      lifted.setRules(yaml(22)); // reloads and setRules keep the lifted limit
+      expect(() => lifted.setRules(yaml(51))).toThrow(/at most 50 allowed/);
+    } finally {
+      await lifted.close();
+    }
   });
 
   it('checks modules and the rule count', () => {

@@ -26,13 +26,18 @@ export interface CompiledDispatchRule {
 
 /** Options of {@link compileDispatchRules} and {@link parseDispatchYaml}. */
 export interface DispatchRuleOptions {
-  /** Most rules accepted. Default 100. */
+  /**
+   * Most rules accepted. Default 20, App Engine's limit for `dispatch.yaml`; pass a larger number
+   * (e.g. `maxRules: 100`) to lift it.
+   */
   readonly maxRules?: number;
   /** When given, a rule naming a module outside this set is rejected. */
   readonly modules?: ReadonlySet<string> | readonly string[];
 }
 
 const MAX_URL = 100;
+/** App Engine accepts at most 20 rules in `dispatch.yaml`. */
+const APP_ENGINE_MAX_RULES = 20;
 const HOST_EXACT = /^([a-z0-9]([a-z0-9-]*[a-z0-9])*\.)*([a-z0-9]([a-z0-9-]*[a-z0-9])*)$/;
 const HOST_SUFFIX =
   /^(\*|\*[a-z0-9-]*[a-z0-9]|\*(\.|[a-z0-9-]*[a-z0-9]\.)([a-z0-9]([a-z0-9-]*[a-z0-9])*\.)*([a-z0-9]([a-z0-9-]*[a-z0-9])*))$/;
@@ -91,11 +96,20 @@ export function compileDispatchRules(
   rules: readonly DispatchRule[],
   options: DispatchRuleOptions = {},
 ): DispatchRuleSet {
-  const { maxRules = 100 } = options;
+  const { maxRules = APP_ENGINE_MAX_RULES } = options;
+  if (!(Number.isInteger(maxRules) && maxRules >= 0))
+    throw new InvalidDispatchRuleError(
+      `maxRules must be an integer >= 0, got ${describeValue(maxRules)}`,
+    );
   const modules = options.modules === undefined ? undefined : new Set(options.modules);
   if (!Array.isArray(rules)) throw new InvalidDispatchRuleError('rules must be a list');
   if (rules.length > maxRules)
-    throw new InvalidDispatchRuleError(`${rules.length} rules, at most ${maxRules} allowed`);
+    throw new InvalidDispatchRuleError(
+      `${rules.length} rules, at most ${maxRules} allowed` +
+        (maxRules === APP_ENGINE_MAX_RULES
+          ? ` (App Engine's limit for dispatch.yaml; pass maxRules to lift it)`
+          : ''),
+    );
   const compiled = rules.map((rule, index) => compileRule(rule, index, modules));
   return new DispatchRuleSet(Object.freeze(compiled));
 }

@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { startTestServer } from '@x/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from './agent.js';
@@ -152,6 +153,102 @@ describe('tls (dace context_factory)', () => {
     } finally {
       await strict.close();
       await trusting.close();
+    }
+  });
+});
+
+/**
+ * A blackholed address on loopback: a listening socket (backlog 1) in a worker thread whose event
+ * loop is blocked, so nothing ever accepts; once the accept queue is full the kernel drops new
+ * SYNs and a connect hangs until the client's connect timeout.
+ */
+async function startBlackhole(): Promise<{ port: number; close(): Promise<void> }> {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const server = require('node:net').createServer();
+     server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+       parentPort.postMessage(server.address().port);
+       // block this thread's event loop: libuv never runs accept() while it waits
+       while (Atomics.load(workerData, 0) === 0) Atomics.wait(workerData, 0, 0, 50);
+       server.close();
+     });`,
+    { eval: true, workerData: stop },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  // fill the accept queue (backlog + 1 on Linux); later handshakes never complete
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    fillers.push(socket);
+  }
+  await new Promise(resolve => setTimeout(resolve, 100));
+  return {
+    port,
+    async close() {
+      for (const socket of fillers) socket.destroy();
+      Atomics.store(stop, 0, 1);
+      Atomics.notify(stop, 0);
+      await worker.terminate();
+    },
+  };
+}
+
+describe('httpPoolSize and connectTimeout have their effect (not only their validation)', () => {
+  it('httpPoolSize caps the connections per origin: more calls wait for a free one', async () => {
+    const backend = await startTestServer({ delayMs: 300, body: { ok: 1 } });
+    const call = (poolSize: number) =>
+      faultTolerant(async c => (await c.http.request('GET', `${backend.url}/slow`)).json(), {
+        httpPoolSize: poolSize,
+        maxOpenPerNetloc: 50,
+        retryAttempts: 0,
+        timeout: 20_000,
+      });
+    const capped = call(2);
+    const wide = call(10);
+    try {
+      await Promise.all(Array.from({ length: 6 }, () => capped()));
+      expect(backend.maxInFlight).toBe(2);
+      expect(backend.totalConnections).toBe(2);
+      backend.resetStats();
+      await Promise.all(Array.from({ length: 6 }, () => wide()));
+      expect(backend.maxInFlight).toBe(6);
+    } finally {
+      await capped.close();
+      await wide.close();
+      await backend.close();
+    }
+  });
+
+  it('connectTimeout bounds a connect to a blackholed address (CONNECTION_ERROR, UND_ERR_CONNECT_TIMEOUT)', async () => {
+    const hole = await startBlackhole();
+    const call = (connectTimeout: number) =>
+      faultTolerant(
+        async c => (await c.http.request('GET', `http://127.0.0.1:${hole.port}/`)).json(),
+        { connectTimeout, retryAttempts: 0, timeout: 20_000 },
+      );
+    const short = call(300);
+    const long = call(2_500);
+    try {
+      let started = Date.now();
+      await expect(short()).rejects.toMatchObject({
+        code: 'CONNECTION_ERROR',
+        cause: { code: 'UND_ERR_CONNECT_TIMEOUT' },
+      });
+      const shortMs = Date.now() - started;
+      expect(shortMs).toBeGreaterThanOrEqual(250);
+      expect(shortMs).toBeLessThan(2_000);
+      started = Date.now();
+      await expect(long()).rejects.toMatchObject({ cause: { code: 'UND_ERR_CONNECT_TIMEOUT' } });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2_400);
+    } finally {
+      await short.close();
+      await long.close();
+      await hole.close();
     }
   });
 });

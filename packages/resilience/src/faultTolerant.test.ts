@@ -90,6 +90,34 @@ function recordingLogger() {
   return { logger, lines };
 }
 
+describe('passCall: the Call argument is optional, as in dace', () => {
+  it("passCall: false calls a plain function with the caller's arguments only; the Call is its this", async () => {
+    // dace docs (fault_tolerant): "The wrapped function can optionally take a dace.call.Call argument"
+    const thisArgs: Call[] = [];
+    const add = faultTolerant(
+      function (this: Call, a: number, b: number) {
+        thisArgs.push(this);
+        return a + b;
+      },
+      { passCall: false, retryAttempts: 0 },
+    );
+    cleanups.push(() => add.close());
+    expect(await add(2, 3)).toBe(5);
+    const self = thisArgs[0];
+    expect(self?.dependencyId).toBeDefined();
+    expect(typeof self?.http.request).toBe('function');
+    // the default still passes the Call first
+    const seen: unknown[] = [];
+    const withCall = ft((call: Call, a: number) => (seen.push(call, a), a), { retryAttempts: 0 });
+    expect(await withCall(7)).toBe(7);
+    expect(seen[1]).toBe(7);
+    expect(typeof (seen[0] as Call).http.request).toBe('function');
+    expect(() => faultTolerant(() => 1, { passCall: 'no' as unknown as false })).toThrow(
+      /passCall must be true or false, got "no"/,
+    );
+  });
+});
+
 describe('faultTolerant over HTTP', () => {
   it('Call.http against a hanging server settles by the deadline and closes the connection', async () => {
     const s = await server({ hang: true });

@@ -80,6 +80,12 @@ export interface FaultTolerantOptions<A extends unknown[] = unknown[], R = unkno
   readonly connectTimeout?: number;
   /** Bring your own undici dispatcher instead (then pool, proxy, TLS and connect options are ignored). */
   readonly agent?: Dispatcher;
+  /**
+   * Whether `fn` receives the {@link Call} as its first argument. Default true. dace's function
+   * could "optionally take a Call"; with `false` it gets only the caller's arguments (a plain
+   * function written for dace without a `call` parameter), and the Call is its `this`.
+   */
+  readonly passCall?: boolean;
 }
 
 /** Counters and states of one fault-tolerant function. */
@@ -151,7 +157,8 @@ const STATE_VALUE: Record<CircuitStateName, number> = {
  * dace's `fault_tolerant`: wraps `fn` with, from the outside in, logging and metrics, fallback,
  * a deadline for the whole operation, retry (budgeted, backed off, honouring `Retry-After`),
  * optional hedging, load balancing (a retry goes to another endpoint), a circuit breaker per
- * netloc and a concurrency limit per netloc. `fn` may take a {@link Call} first.
+ * netloc and a concurrency limit per netloc. `fn` takes a {@link Call} first, or, with
+ * `passCall: false`, only the caller's arguments (the Call is then its `this`).
  *
  * @example
  * const getUser = faultTolerant(async (call, id: string) => {
@@ -161,10 +168,21 @@ const STATE_VALUE: Record<CircuitStateName, number> = {
  * const user = await getUser('42');
  */
 export function faultTolerant<A extends unknown[], R>(
+  fn: (this: Call, ...args: A) => R | PromiseLike<R>,
+  options: FaultTolerantOptions<A, R> & { readonly passCall: false },
+): FaultTolerantFunction<A, R>;
+export function faultTolerant<A extends unknown[], R>(
   fn: (call: Call, ...args: A) => R | PromiseLike<R>,
+  options?: FaultTolerantOptions<A, R>,
+): FaultTolerantFunction<A, R>;
+export function faultTolerant<A extends unknown[], R>(
+  fn: (...args: any[]) => R | PromiseLike<R>,
   options: FaultTolerantOptions<A, R> = {},
 ): FaultTolerantFunction<A, R> {
   if (typeof fn !== 'function') throw new TypeError('faultTolerant needs a function');
+  const passCall = options.passCall ?? true;
+  if (typeof passCall !== 'boolean')
+    throw new TypeError(`passCall must be true or false, got ${JSON.stringify(passCall)}`);
   const dependencyId = options.dependencyId ?? (fn.name || 'dependency');
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? noopMetrics;
@@ -395,7 +413,9 @@ export function faultTolerant<A extends unknown[], R>(
     if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
     counts.calls++;
     counts.inFlight++;
-    const task = (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args);
+    const task = passCall
+      ? (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args)
+      : (scope: Scope) => fn.call(new Call(scope, dependencyId, agent, log), ...args);
     if (hedgedLayers) return executeHedged(signal, task, args);
     const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
       callLayers,

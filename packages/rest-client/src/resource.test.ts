@@ -555,3 +555,40 @@ describe('Resource: regressions', () => {
     expect(Buffer.from(response.body as Uint8Array).toString()).toBe('{"a":1}');
   });
 });
+
+describe('lupyne migration: Resource(host, port), request/getresponse, limit=0', () => {
+  it("takes lupyne's Resource(host, port) form; a bad port is refused naming it", async () => {
+    const s = await server({ body: { ok: 1 } });
+    const port = Number(new URL(s.url).port);
+    const r = track(new Resource('127.0.0.1', port, { timeout: 5_000 }));
+    expect(r.host).toBe(s.url);
+    expect(await r.get('/x')).toEqual({ ok: 1 });
+    expect(() => new Resource('127.0.0.1', 0)).toThrow(
+      /port must be an integer from 1 to 65535, got 0/,
+    );
+    expect(() => new Resource('127.0.0.1:80', 8080)).toThrow(
+      /with a port, host must be a bare host name or address, got "127.0.0.1:80"/,
+    );
+  });
+
+  it("request() sends at once and getresponse() collects the Response (lupyne's Resource.request/getresponse)", async () => {
+    const s = await server({ status: 503, body: { busy: true } });
+    const r = track(new Resource(s.url));
+    const pending = r.request('GET', '/a');
+    expect(pending).toMatchObject({ host: s.url, method: 'GET', path: '/a' });
+    const response = await r.getresponse(pending);
+    expect(response.status).toBe(503); // never throws on status, never retried
+    expect(s.requestCount).toBe(1);
+  });
+
+  it("keepAlive: false is lupyne's limit=0: one connection per request", async () => {
+    const s = await server({ body: { ok: 1 } });
+    const closing = track(new Resource(s.url, { keepAlive: false }));
+    for (let i = 0; i < 5; i++) await closing.get('/x');
+    expect(s.totalConnections).toBe(5);
+    const t = await server({ body: { ok: 1 } });
+    const reusing = track(new Resource(t.url));
+    for (let i = 0; i < 5; i++) await reusing.get('/x');
+    expect(t.totalConnections).toBeLessThan(5); // kept alive and reused
+  });
+});

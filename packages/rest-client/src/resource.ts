@@ -9,6 +9,7 @@ import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
 import type { QueryParams } from './internal/path.js';
 import type { ResourceOptions } from './resourceOptions.js';
+import type { PendingRequest } from './resources.js';
 import type { Response } from './response.js';
 
 export type { StreamResponse } from './internal/engine.js';
@@ -36,8 +37,31 @@ export class Resource extends EngineClient {
   private readonly pick: Picker;
   private readonly defaults: SpecDefaults;
 
-  constructor(host: string, options: ResourceOptions = {}) {
+  /**
+   * `new Resource('http://host:port', options)`, `new Resource('host:port', options)`, or
+   * lupyne's `Resource(host, port)`: `new Resource('host', 8080, options)`.
+   */
+  constructor(host: string, options?: ResourceOptions);
+  constructor(host: string, port: number, options?: ResourceOptions);
+  constructor(
+    host: string,
+    portOrOptions?: number | ResourceOptions,
+    maybeOptions?: ResourceOptions,
+  ) {
     super();
+    let options: ResourceOptions;
+    if (typeof portOrOptions === 'number') {
+      if (!(Number.isInteger(portOrOptions) && portOrOptions >= 1 && portOrOptions <= 65_535))
+        throw new RangeError(`port must be an integer from 1 to 65535, got ${portOrOptions}`);
+      if (typeof host !== 'string' || host.includes('/') || /:\d+$/.test(host))
+        throw new TypeError(
+          `with a port, host must be a bare host name or address, got ${JSON.stringify(host)}`,
+        );
+      host = `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${portOrOptions}`;
+      options = maybeOptions ?? {};
+    } else {
+      options = portOrOptions ?? {};
+    }
     this.host = toOrigin(host);
     const clock = new CachedClock(options.clock ?? systemClock);
     const tracker = new LoadTracker<HostPool>({ clock });
@@ -106,6 +130,31 @@ export class Resource extends EngineClient {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * lupyne's `Resource.request`: sends at once (no retries; a stale connection is still replayed)
+   * and returns a handle to collect with {@link getresponse}.
+   */
+  request<T = unknown>(method: string, path: string, options?: CallOptions): PendingRequest<T> {
+    let response: Promise<Response<T>>;
+    try {
+      const spec = buildSpec(this.defaults, method, path, options);
+      response = this.engine.perform(
+        { ...spec, retry: false, hedge: false },
+        this.pick,
+        Mode.Response,
+      ) as Promise<Response<T>>;
+    } catch (error) {
+      response = Promise.reject(error);
+    }
+    response.catch(() => {}); // collected (and rethrown) by getresponse; never an unhandled rejection
+    return { host: this.host, method: String(method), path: String(path), response };
+  }
+
+  /** lupyne's `Resource.getresponse`: the Response of a {@link request}. */
+  getresponse<T = unknown>(pending: PendingRequest<T>): Promise<Response<T>> {
+    return pending.response;
   }
 
   /** O(1) counters of the host. */

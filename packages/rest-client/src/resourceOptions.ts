@@ -8,6 +8,11 @@ export interface ResourceOptions {
   readonly connections?: number;
   /** HTTP/1.1 pipelining depth per connection (undici). Default 1 (none). */
   readonly pipelining?: number;
+  /**
+   * Reuse connections (keep-alive). Default true. `false` is lupyne's `limit=0`: every request opens
+   * a connection and closes it after the response (undici `pipelining: 0`).
+   */
+  readonly keepAlive?: boolean;
   /** Idle keep-alive connections close after this long (server hints may shorten it). Default 4 000 ms. */
   readonly keepAliveTimeoutMs?: number;
   /**

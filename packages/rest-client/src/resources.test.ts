@@ -97,6 +97,54 @@ describe('Resources: balancing', () => {
     expect(picks.size).toBe(2);
   });
 
+  it("hosts configured as host:port: the priority hook gets host:port, priority() and choice() take and give that form (lupyne's Resources keys)", async () => {
+    // lupyne/client.py Resources: hosts are "host[:port] strings"; priority(host) and choice(hosts)
+    // use them as given, so `host == 'localhost:8080'` checks work
+    const [a, b] = await servers(2);
+    const aHost = a!.url.replace('http://', '');
+    const bHost = b!.url.replace('http://', '');
+    const seen = new Set<string>();
+    const r = track(
+      new Resources([aHost, bHost], {
+        priority: host => (seen.add(host), host === aHost ? null : 0),
+      }),
+    );
+    expect(r.priority(aHost)).toBeNull();
+    expect(r.priority(bHost)).toBe(0);
+    expect(r.priority(b!.url)).toBe(0); // the origin form is accepted too
+    for (let i = 0; i < 5; i++) expect(r.choice()).toBe(bHost);
+    expect(r.choice([a!.url, b!.url])).toBe(bHost);
+    for (let i = 0; i < 5; i++) await r.get('/x');
+    expect(a!.requestCount).toBe(0);
+    expect(b!.requestCount).toBe(5);
+    expect([...seen].sort()).toEqual([aHost, bHost].sort());
+  });
+
+  it('a subclass overriding choice() steers unicast and the verbs (lupyne: unicast = self.choice(hosts))', async () => {
+    const [a, b, c] = await servers(3);
+    const asked: string[][] = [];
+    class Pinned extends Resources {
+      override choice(hosts?: Iterable<string>): string {
+        const list = [...(hosts ?? this.hosts)];
+        asked.push(list);
+        const pick = list.find(h => h === b!.url) ?? list.find(h => h === c!.url);
+        if (pick === undefined) return super.choice(list);
+        return pick;
+      }
+    }
+    const r = track(new Pinned([a!.url, b!.url, c!.url]));
+    for (let i = 0; i < 4; i++) await r.get('/x');
+    await r.unicast('GET', '/y', { hosts: [a!.url, c!.url] });
+    expect(a!.requestCount).toBe(0);
+    expect(b!.requestCount).toBe(4);
+    expect(c!.requestCount).toBe(1);
+    expect(asked.at(-1)).toEqual([a!.url, c!.url]);
+    // a retry asks choice() again among the hosts not tried yet
+    await b!.close();
+    expect(await r.get('/z')).toBeDefined();
+    expect(c!.requestCount).toBe(2);
+  });
+
   it('priority() is overridable: lowest tier wins, null eliminates, none left is NO_HOST', async () => {
     const [a, b, c] = await servers(3);
     class Preferring extends Resources {

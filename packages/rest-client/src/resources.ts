@@ -25,7 +25,8 @@ export interface ResourcesOptions extends ResourceOptions {
   readonly health?: HealthOptions | false;
   /**
    * lupyne's extension point as an option: the priority of a host (lower is better, `null`
-   * eliminates it). Same as overriding the `priority` method.
+   * eliminates it). Same as overriding the `priority` method. `host` is in the form you configured
+   * (`'127.0.0.1:8080'` stays `'127.0.0.1:8080'`, `'http://...'` stays a URL), as in lupyne.
    */
   readonly priority?: (host: string, stats: HostStats) => number | null;
 }
@@ -71,6 +72,8 @@ export class Resources extends EngineClient {
   protected readonly defaults: SpecDefaults;
   private readonly pickAny: Picker;
   private readonly priorityOption: ResourcesOptions['priority'];
+  /** Origin → the host as configured (lupyne's `host[:port]` keys), for the priority/choice hooks. */
+  private readonly configured = new Map<string, string>();
 
   constructor(hosts: Iterable<string>, options: ResourcesOptions = {}) {
     super();
@@ -90,7 +93,7 @@ export class Resources extends EngineClient {
     this.engine = new Engine(
       resolveConfig(options, balancer, resolveHealth(options.health, this.healthDefaults()), clock),
     );
-    for (const host of hosts) this.engine.addHost(toOrigin(host));
+    for (const host of hosts) this.addConfigured(host);
     const config = this.engine.config;
     this.defaults = {
       headers: config.compress
@@ -103,10 +106,44 @@ export class Resources extends EngineClient {
     };
     this.priorityOption = options.priority;
     if (options.priority !== undefined || this.priority !== Resources.prototype.priority) {
-      this.engine.priorityFn = origin => this.priority(origin);
+      this.engine.priorityFn = origin => this.priority(this.configuredForm(origin));
     }
     const engine = this.engine;
-    this.pickAny = tried => engine.choose(engine.hosts, tried);
+    this.pickAny =
+      this.choice !== Resources.prototype.choice
+        ? this.choicePicker(() => engine.hosts) // lupyne: unicast = self.choice(hosts)
+        : tried => engine.choose(engine.hosts, tried);
+  }
+
+  /**
+   * A subclass overriding `choice` steers `unicast` and the verbs as in lupyne: each attempt asks
+   * `choice` among the candidates not tried yet (configured host forms); throwing `NO_HOST` (or
+   * naming an unknown host) ends the call with `NO_HOST`.
+   */
+  private choicePicker(candidates: () => readonly HostPool[]): Picker {
+    return tried => {
+      const left = candidates().filter(h => !tried?.includes(h));
+      if (left.length === 0) return undefined;
+      let chosen: string;
+      try {
+        chosen = this.choice(left.map(h => this.configuredForm(h.origin)));
+      } catch (error) {
+        if (error instanceof NoHostError) return undefined;
+        throw error;
+      }
+      return this.engine.byOrigin.get(safeOrigin(chosen) ?? '');
+    };
+  }
+
+  private addConfigured(host: string): void {
+    const origin = toOrigin(host);
+    if (!this.configured.has(origin)) this.configured.set(origin, host);
+    this.engine.addHost(origin);
+  }
+
+  /** The host as it was configured (`host:port` or a URL), for an origin. */
+  private configuredForm(origin: string): string {
+    return this.configured.get(origin) ?? origin;
   }
 
   /** Health defaults of this class (`Replicas` overrides them). @internal */
@@ -131,7 +168,7 @@ export class Resources extends EngineClient {
 
   /** Adds a host (no-op when present). */
   add(host: string): void {
-    this.engine.addHost(toOrigin(host));
+    this.addConfigured(host);
   }
 
   /** Removes a host and closes its connections once its requests finish; false when unknown. */
@@ -141,24 +178,29 @@ export class Resources extends EngineClient {
   }
 
   /**
-   * The priority of a host, lower is better, `null` eliminates it (lupyne). Default: null while
-   * the host is ejected, else its load: requests in flight plus 5 per consecutive failure (up to 10).
-   * `Shards` adds these up to weigh covers.
+   * The priority of a host, lower is better, `null` eliminates it (lupyne). `host` may be given as
+   * configured (`host:port`) or as an origin; overrides and the `priority` option receive the
+   * configured form. Default: null while the host is ejected, else its load: requests in flight
+   * plus 5 per consecutive failure (up to 10). `Shards` adds these up to weigh covers.
    */
   priority(host: string): number | null {
-    const pool = this.engine.byOrigin.get(host);
+    const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
     if (pool === undefined) return null;
     if (this.priorityOption !== undefined)
-      return this.priorityOption(host, this.engine.stats(pool));
+      return this.priorityOption(this.configuredForm(pool.origin), this.engine.stats(pool));
     return this.engine.defaultPriority(pool);
   }
 
-  /** The host a request would go to now (lupyne's `choice`); throws `NO_HOST` when none is eligible. */
+  /**
+   * The host a request would go to now (lupyne's `choice`), in the form it was configured;
+   * `hosts` may use either form. Throws `NO_HOST` when none is eligible. Overriding it in a
+   * subclass steers `unicast` and the verb methods, as in lupyne.
+   */
   choice(hosts?: Iterable<string>): string {
     const candidates = hosts === undefined ? this.engine.hosts : this.resolve(hosts);
     const host = this.engine.choose(candidates, undefined);
     if (host === undefined) throw new NoHostError(`no eligible host among ${candidates.length}`);
-    return host.origin;
+    return this.configuredForm(host.origin);
   }
 
   /** Sends to one host chosen by {@link choice} and returns the Response, whatever its status. */
@@ -320,7 +362,10 @@ export class Resources extends EngineClient {
       if (options?.hosts !== undefined && pick === undefined) {
         const candidates = this.resolve(options.hosts);
         const engine = this.engine;
-        picker = tried => engine.choose(candidates, tried);
+        picker =
+          this.choice !== Resources.prototype.choice
+            ? this.choicePicker(() => candidates)
+            : tried => engine.choose(candidates, tried);
       }
     } catch (error) {
       return Promise.reject(error);

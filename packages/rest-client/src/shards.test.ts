@@ -140,6 +140,26 @@ describe("Shards: lupyne's distributed scenario", () => {
     );
   });
 
+  it('a subclass overriding priority(hosts) steers multicast (lupyne: multicast = self.choice(covers) by priority)', async () => {
+    // lupyne/client.py Shards.multicast chose among candidate covers with self.choice, which
+    // ranks them by self.priority(hosts); None eliminates a set
+    const servers = await startTestServers(3, req => ({ body: { keys: req.query.getAll('key') } }));
+    for (const s of servers) track(s);
+    const [h0, h1, h2] = servers.map(s => s.url) as [string, string, string];
+    class AvoidH0 extends Shards<number> {
+      override priority(hosts: Iterable<string>): readonly [number, number] | null {
+        const list = [...hosts];
+        return list.includes(h0) ? null : super.priority(list);
+      }
+    }
+    const shards = track(
+      new AvoidH0({ [h0]: [0, 1], [h1]: [0, 2], [h2]: [1, 2] }, { health: false }),
+    );
+    const result = await shards.multicast([0, 1], 'GET', '/search');
+    expect([...result.hosts].sort()).toEqual([h1, h2].sort()); // h0 alone would cover both
+    expect(servers[0]!.requestCount).toBe(0);
+  });
+
   it('choice over candidate sets: fewest hosts, then lowest summed priority', async () => {
     const { shards, h0, h1, h2 } = await distributed();
     expect(shards.choice([[h0, h1], [h2], [h0, h1, h2]])).toEqual([h2]);

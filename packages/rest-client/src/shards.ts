@@ -275,6 +275,17 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     return [count, sum];
   }
 
+  /**
+   * The weight of one host in covers: `resources.priority(host)`, or, when a subclass overrides
+   * {@link priority}, the sum it gives for `[host]` (lupyne's multicast chose among covers by
+   * `priority`; covers here add up per-host weights, so an override steers them through this).
+   */
+  private hostPriority(host: string): number | null {
+    if (this.priority === Shards.prototype.priority) return this.resources.priority(host);
+    const p = this.priority([host]);
+    return p === null || p === undefined ? null : p[1];
+  }
+
   /** lupyne's `choice` over candidate host sets: the lowest {@link priority}, random among ties; throws `NO_HOST`. */
   choice(candidates: Iterable<Iterable<string>>): string[] {
     let best: string[] | undefined;
@@ -317,7 +328,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     }
     const epoch = this.epoch;
     const { hostStamp, hostLocal, keyStamp, localHost, localCost, keyStart, keyHosts } = this;
-    const { replicaStart, replicaHosts, hostList, resources } = this;
+    const { replicaStart, replicaHosts, hostList } = this;
     const unique: K[] = [];
     let hostCount = 0;
     let pairs = 0;
@@ -337,7 +348,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         if (hostStamp[h] !== epoch) {
           hostStamp[h] = epoch;
           const host = hostList[h]!;
-          const p = exclude?.has(host) ? null : resources.priority(host);
+          const p = exclude?.has(host) ? null : this.hostPriority(host);
           if (p === null || p === undefined) hostLocal[h] = -1;
           else {
             hostLocal[h] = hostCount;

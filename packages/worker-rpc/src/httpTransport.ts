@@ -171,8 +171,10 @@ class HttpChannel implements Channel {
     };
     if (!this.toto) headers['x-rpc-codec'] = request.codec;
     if (budget >= 0) headers['x-rpc-timeout-ms'] = String(Math.ceil(budget));
-    if (request.compressed) headers['content-encoding'] = request.encoding;
-    if (request.encoding) headers['accept-encoding'] = request.encoding;
+    // toto's HTTPWorkerConnection sends its compressed body with only a Content-Type header
+    // (toto/httpworkerconnection.py invoke): a toto worker decompresses every body itself
+    if (request.compressed && !this.toto) headers['content-encoding'] = request.encoding;
+    if (request.encoding && !this.toto) headers['accept-encoding'] = request.encoding;
     if (request.idempotent) headers['x-rpc-idempotent'] = '1';
     if (request.key) headers['idempotency-key'] = request.key;
     if (request.ack) headers['x-rpc-ack'] = 'delivery';
@@ -250,6 +252,7 @@ class HttpChannel implements Channel {
           encoding,
           compressed: encoding !== '',
           credit,
+          wireEncoding: true,
         });
       } else {
         const fallbackError = errorFromStatus(
@@ -264,6 +267,7 @@ class HttpChannel implements Channel {
           encoding,
           compressed: encoding !== '',
           credit,
+          wireEncoding: true,
           wrapped: true,
           fallbackError,
         });

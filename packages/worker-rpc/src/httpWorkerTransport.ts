@@ -281,6 +281,7 @@ class HttpWorkerTransport implements WorkerTransport {
         compressed,
         body,
         toto,
+        totoHttp: toto,
         wrapErrors: true,
         respond: (kind, replyBody, info) => {
           if (answered || res.headersSent) return;

@@ -5,6 +5,7 @@ export {
   EndpointHandle,
   parseAddresses,
   optionsFromEnv,
+  PROXY_RESERVED_NAMES,
   type WorkerConnectionOptions,
   type CallOptions,
   type MethodOptions,

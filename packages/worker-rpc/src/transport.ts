@@ -39,6 +39,12 @@ export interface ReplyFrame {
   readonly compressed: boolean;
   /** Free slots the endpoint advertised, -1 when unknown. */
   readonly credit: number;
+  /**
+   * The transport read the body's compression from the wire (HTTP `content-encoding`), so
+   * `compressed` is exact: toto mode then decompresses only when it is set, as toto's HTTP client
+   * (through tornado) did, instead of applying the connection's compressor to every reply.
+   */
+  readonly wireEncoding?: boolean;
   /** For HTTP error statuses: the body is `{ error: WireError }` rather than a bare WireError. */
   readonly wrapped?: boolean;
   /** The error to use when an ERR body cannot be decoded (HTTP: derived from the status). */

@@ -159,6 +159,29 @@ export function resolveHandler(
   return typeof node === 'function' ? { fn: node as HandlerFn, self: parent } : undefined;
 }
 
+/** The first segment of a dotted method name that does not resolve (toto's AttributeError name). */
+function missingSegment(tree: unknown, method: string): string {
+  const parts = method.split('.');
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join('.');
+    const node = i === parts.length ? resolveHandler(tree, prefix) : resolveNode(tree, prefix);
+    if (node === undefined) return parts[i - 1]!;
+  }
+  return parts[parts.length - 1]!;
+}
+
+function resolveNode(tree: unknown, path: string): unknown {
+  let node = tree;
+  for (const part of path.split('.')) {
+    if (part.length === 0 || FORBIDDEN.has(part)) return undefined;
+    if (node === null || (typeof node !== 'object' && typeof node !== 'function')) return undefined;
+    const descriptor = Object.getOwnPropertyDescriptor(node, part);
+    if (descriptor === undefined || !('value' in descriptor)) return undefined;
+    node = descriptor.value;
+  }
+  return node;
+}
+
 class Execution {
   requests: IncomingRequest[];
   controller: AbortController | undefined;
@@ -576,7 +599,16 @@ export class Worker<Api = UntypedApi> {
       this.rejectedCount++;
       this.replyError(
         request,
-        new WorkerRpcError('NOT_FOUND', `no method ${JSON.stringify(method.slice(0, 200))}`),
+        request.toto
+          ? // toto's TotoWorker resolves the method with getattr() over the dotted name, so a
+            // missing one is an AttributeError reported as ERROR_SERVER (1000) with its text
+            // (toto/worker.py TotoWorker.start, tests/test_http_worker.py test_bad_method)
+            new WorkerRpcError(
+              'NOT_FOUND',
+              `'module' object has no attribute '${missingSegment(this.handlers, method).slice(0, 200)}'`,
+              { appCode: 1000 },
+            )
+          : new WorkerRpcError('NOT_FOUND', `no method ${JSON.stringify(method.slice(0, 200))}`),
       );
       return;
     }
@@ -749,6 +781,18 @@ export class Worker<Api = UntypedApi> {
   }
 
   private ack(request: IncomingRequest): void {
+    if (request.totoHttp) {
+      // toto's HTTPWorkerConnection runs loads(response.body) on every answer: loads(b'') raises,
+      // so the ACK of an @asynchronous method carries the codec's `null` (Python's None)
+      const codec = this.codecFor(request);
+      request.respond(Kind.ACK, codec.encode(null), {
+        codec: codec.name,
+        encoding: '',
+        compressed: false,
+        credit: this.credit,
+      });
+      return;
+    }
     request.respond(Kind.ACK, undefined, {
       codec: request.codec,
       encoding: '',
@@ -878,12 +922,17 @@ export class Worker<Api = UntypedApi> {
     });
   }
 
+  private codecFor(request: IncomingRequest): Codec {
+    return (
+      (request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec)) ??
+      this.defaultCodec
+    );
+  }
+
   /** Encodes and sends an outcome in the request's protocol flavour. Never throws. */
   private reply(request: IncomingRequest, outcome: Outcome): void {
     try {
-      const codec =
-        (request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec)) ??
-        this.defaultCodec;
+      const codec = this.codecFor(request);
       let body: Uint8Array | undefined;
       let kind: KindValue = Kind.RES;
       let code: string | undefined;
@@ -918,8 +967,11 @@ export class Worker<Api = UntypedApi> {
       let compressed = false;
       let encoding = '';
       if (body !== undefined && body.byteLength > 0) {
+        // toto over HTTP: toto's HTTPWorkerConnection never decompresses replies
         const compressor = request.toto
-          ? this.totoCompressor
+          ? request.totoHttp
+            ? undefined
+            : this.totoCompressor
           : request.encoding !== '' && body.byteLength >= this.thresholdBytes
             ? this.compressors.get(request.encoding)
             : undefined;

@@ -3,9 +3,20 @@ import { waitFor } from '@x/testkit';
 import { afterEach, describe, expect, test } from 'vitest';
 import { asynchronous } from './asynchronous.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
-import { activeTimers, delay, startFixture, startZmqWorker } from './test/helpers.js';
+import {
+  activeTimers,
+  delay,
+  startFixture,
+  startHttpWorker,
+  startZmqWorker,
+} from './test/helpers.js';
 import type { HandlerContext } from './worker.js';
-import { WorkerConnection, createWorkerConnection, optionsFromEnv } from './workerConnection.js';
+import {
+  PROXY_RESERVED_NAMES,
+  WorkerConnection,
+  createWorkerConnection,
+  optionsFromEnv,
+} from './workerConnection.js';
 import { gzip } from './compression.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -539,6 +550,18 @@ describe('ZeroMQ connection', () => {
     expect(a.status().state).toBe('draining');
   });
 
+  test('methods named then, call, apply, bind, toString, valueOf, inspect: unreachable by the proxy, called with invoke', async () => {
+    const names = ['then', 'call', 'apply', 'bind', 'toString', 'valueOf', 'inspect'];
+    const jobs = Object.fromEntries(names.map(n => [n, () => `ran ${n}`]));
+    const worker = later(await startZmqWorker({ handlers: { jobs } }));
+    const conn = later(createWorkerConnection({ addresses: worker.address }));
+    for (const name of names) {
+      expect(PROXY_RESERVED_NAMES).toContain(name);
+      expect((conn.proxy as any).jobs[name]).toBeUndefined();
+      expect(await conn.invoke(`jobs.${name}`, {})).toBe(`ran ${name}`);
+    }
+  });
+
   test('the proxy is typed by path, and awaiting or printing it sends nothing', async () => {
     let calls = 0;
     const worker = later(
@@ -647,7 +670,7 @@ describe('WorkerConnection.instance()', () => {
     const worker = later(await startZmqWorker({ handlers: { hi: () => 'hi' } }));
     const conn = WorkerConnection.instance({
       WORKER_ADDRESS: ` ${worker.address} , `,
-      WORKER_TIMEOUT: '2000',
+      WORKER_TIMEOUT: '2',
       WORKER_SERIALIZATION: 'msgpack',
       WORKER_COMPRESSION: 'gzip',
       WORKER_AUTO_RETRY: 'true',
@@ -664,14 +687,116 @@ describe('WorkerConnection.instance()', () => {
     });
     expect(options).toMatchObject({
       addresses: ['http://a:1', 'http://b:2'],
-      timeoutMs: -1,
-      retry: { maxAttempts: 3 },
+      timeoutMs: -1_000, // seconds, toto's unit: negative = never
+      retry: { maxAttempts: 3, calls: 'all' },
     });
     expect(options.transport as { name: string; protocol: string }).toMatchObject({
       name: 'http',
       protocol: 'toto',
     });
     expect(() => optionsFromEnv({ WORKER_SERIALIZATION: 'pickle' })).toThrow(RangeError);
+  });
+
+  test("WORKER_TIMEOUT is read in seconds, toto's unit (worker_timeout=10.0); a value in ms is refused; WORKER_TIMEOUT_MS", () => {
+    expect(optionsFromEnv({ WORKER_TIMEOUT: '10' }).timeoutMs).toBe(10_000);
+    expect(optionsFromEnv({ WORKER_TIMEOUT: '0.25' }).timeoutMs).toBe(250);
+    expect(optionsFromEnv({ WORKER_TIMEOUT: '-1' }).timeoutMs).toBe(-1_000);
+    expect(optionsFromEnv({}).timeoutMs).toBe(10_000);
+    expect(optionsFromEnv({ WORKER_TIMEOUT_MS: '1500' }).timeoutMs).toBe(1_500);
+    expect(() => optionsFromEnv({ WORKER_TIMEOUT: '10000' })).toThrow(
+      /WORKER_TIMEOUT is in seconds .* at most 3600, got 10000: for milliseconds set WORKER_TIMEOUT_MS=10000/,
+    );
+    expect(() => optionsFromEnv({ WORKER_TIMEOUT: '0' })).toThrow(
+      /WORKER_TIMEOUT must be a non-zero number of seconds .* got "0"/,
+    );
+    expect(() => optionsFromEnv({ WORKER_TIMEOUT: 'ten' })).toThrow(RangeError);
+    expect(() => optionsFromEnv({ WORKER_TIMEOUT: '5', WORKER_TIMEOUT_MS: '5000' })).toThrow(
+      /not both/,
+    );
+  });
+
+  test("WORKER_AUTO_RETRY re-sends a plain call after WORKER_TIMEOUT, as toto's auto_retry did", async () => {
+    // toto/zmqworkerconnection.py: the periodic sweep re-queues every timed-out message when
+    // auto_retry is on (same id, next peer), whatever the method; only a reply ends it.
+    let calls = 0;
+    const handlers = {
+      job: { run: async () => (++calls === 1 ? delay(8_000).then(() => 'late') : 'answered') },
+    };
+    const a = later(await startZmqWorker({ handlers }));
+    const b = later(await startZmqWorker({ handlers }));
+    const options = optionsFromEnv({
+      WORKER_ADDRESS: `${a.address},${b.address}`,
+      WORKER_TIMEOUT: '0.4',
+      WORKER_AUTO_RETRY: 'true',
+    });
+    expect(options.retry).toMatchObject({ maxAttempts: 3, attemptTimeoutMs: 400, calls: 'all' });
+    const conn = later(createWorkerConnection(options));
+    expect(await conn.invoke('job.run', { n: 1 })).toBe('answered');
+    expect(calls).toBe(2);
+  });
+
+  test("retry.calls 'all' re-sends plain calls; our worker runs a re-sent call once (dedupe)", async () => {
+    let runs = 0;
+    const worker = later(
+      await startZmqWorker({
+        handlers: { slow: { op: async () => (runs++, await delay(900), 'done') } },
+      }),
+    );
+    const conn = later(
+      createWorkerConnection({
+        addresses: worker.address,
+        timeoutMs: 10_000,
+        retry: { calls: 'all', maxAttempts: 20, attemptTimeoutMs: 200, budget: false },
+      }),
+    );
+    const seen: number[] = [];
+    conn.onEvent(e => {
+      if (e.type === 'retry') seen.push(e.attempt);
+    });
+    expect(await conn.invoke('slow.op', {})).toBe('done');
+    expect(seen.length).toBeGreaterThanOrEqual(1); // re-sent while the worker was still busy
+    expect(runs).toBe(1);
+    expect(worker.status().deduplicated).toBeGreaterThanOrEqual(1);
+    // the safe default is unchanged: without `calls: 'all'` a plain call is not re-sent
+    const safe = later(
+      createWorkerConnection({
+        addresses: worker.address,
+        timeoutMs: 10_000,
+        retry: { maxAttempts: 20, attemptTimeoutMs: 200, budget: false },
+      }),
+    );
+    let retried = 0;
+    safe.onEvent(e => void (e.type === 'retry' && retried++));
+    expect(await safe.invoke('slow.op', {})).toBe('done');
+    expect(retried).toBe(0);
+    // and `idempotent: false` opts a call out of `calls: 'all'`
+    seen.length = 0;
+    expect(await conn.invoke('slow.op', {}, { idempotent: false })).toBe('done');
+    expect(seen).toEqual([]);
+    expect(() => createWorkerConnection({ retry: { calls: 'some' as 'all' } })).toThrow(
+      /retry.calls must be 'idempotent' or 'all', got "some"/,
+    );
+  });
+
+  test("retry.calls 'all' over HTTP: a re-send does not cancel the running attempt; the handler runs once", async () => {
+    let runs = 0;
+    const worker = later(
+      await startHttpWorker({
+        handlers: { slow: { op: async () => (runs++, await delay(900), 'done') } },
+      }),
+    );
+    const conn = later(
+      createWorkerConnection({
+        addresses: worker.address,
+        timeoutMs: 10_000,
+        retry: { calls: 'all', maxAttempts: 20, attemptTimeoutMs: 200, budget: false },
+      }),
+    );
+    let retries = 0;
+    conn.onEvent(e => void (e.type === 'retry' && retries++));
+    expect(await conn.invoke('slow.op', {})).toBe('done');
+    expect(retries).toBeGreaterThanOrEqual(1);
+    expect(runs).toBe(1);
   });
 
   test('without zeromq installed, ZeroMQ calls fail with ZMQ_MISSING', async () => {

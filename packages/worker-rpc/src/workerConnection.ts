@@ -32,7 +32,9 @@ import {
 } from './compression.js';
 import { WorkerRpcError, fromTotoError, fromWireError, isWorkerRpcError } from './errors.js';
 import { IdSource } from './internal/ids.js';
-import { createProxy } from './internal/proxy.js';
+import { createProxy, PROXY_RESERVED_NAMES } from './internal/proxy.js';
+
+export { PROXY_RESERVED_NAMES };
 import { leastOutstanding } from './leastOutstanding.js';
 import { Kind } from './protocol.js';
 import type {
@@ -70,6 +72,15 @@ export interface WorkerRetryOptions {
   readonly budget?: RetryBudget | false;
   /** Which failures to retry. Default: errors marked `retryable` (UNAVAILABLE, OVERLOADED, attempt TIMEOUT). */
   readonly retryOn?: (error: unknown, attempt: number) => boolean;
+  /**
+   * Which calls retry: `'idempotent'` (default: methods marked idempotent and calls with an
+   * idempotency key) or `'all'`, toto's `auto_retry` / `auto_retry_count`, which re-sent every call
+   * until it got an answer. With `'all'` every call is sent flagged idempotent, so our worker runs a
+   * re-sent call once and answers the duplicates from its dedupe window (dedupe is per worker: a
+   * re-send that lands on another worker can run there too, as with toto). A call or method with
+   * `idempotent: false` still never retries. Hedging, when on, applies to the same calls.
+   */
+  readonly calls?: 'idempotent' | 'all';
 }
 
 /** Options of {@link createWorkerConnection}. */
@@ -88,6 +99,11 @@ export interface WorkerConnectionOptions {
   readonly codec?: Codec | 'json' | 'msgpack';
   /** More codecs accepted in replies. */
   readonly codecs?: readonly Codec[];
+  /**
+   * HTTP `content-type` of requests (toto's `serialization_mime`, e.g. `'application/json'`).
+   * Default: the codec's `contentType`. Replies are still decoded with `codec` (and `codecs`).
+   */
+  readonly serializationMime?: string;
   /** Compression of request bodies above a threshold (replies use the same). Default none. */
   readonly compression?: CompressionOption;
   /** More compressors accepted in replies. */
@@ -301,12 +317,17 @@ export function parseAddresses(addresses: string | readonly string[] | undefined
 export class WorkerConnection<Api = UntypedApi> {
   /** The clock deadlines are measured on. */
   readonly clock: Clock;
-  /** The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing. */
+  /**
+   * The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing.
+   * Names in {@link PROXY_RESERVED_NAMES} (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
+   * `inspect`, `constructor`, ...) are never path segments: call such methods with `invoke`.
+   */
   readonly proxy: Client<Api, CallOptions>;
   readonly transport: Transport;
   readonly timeoutMs: number;
 
   private readonly codec: Codec;
+  private readonly contentType: string;
   private readonly codecs: Map<string, Codec>;
   private readonly compressor: Compressor | undefined;
   private readonly thresholdBytes: number;
@@ -325,6 +346,8 @@ export class WorkerConnection<Api = UntypedApi> {
   private readonly metrics: Metrics | undefined;
   private readonly retryPolicy: RetryPolicy;
   private readonly retryMaxAttempts: number;
+  /** `retry.calls === 'all'`: every call is idempotent unless it or its method says otherwise. */
+  private readonly retryAllCalls: boolean;
   private readonly attemptTimeoutMs: number;
   private readonly retryBudget: RetryBudget | undefined;
   private readonly hedgePolicy: HedgePolicy | undefined;
@@ -361,6 +384,10 @@ export class WorkerConnection<Api = UntypedApi> {
     this.toto = this.transport.protocol === 'toto';
     this.codec = resolveCodec(options.codec);
     this.codecs = codecTable([...(options.codecs ?? []), this.codec]);
+    this.contentType =
+      options.serializationMime === undefined
+        ? this.codec.contentType
+        : mimeType(options.serializationMime, 'serializationMime');
     const compression = resolveCompression(options.compression);
     this.compressor = compression.compressor;
     this.thresholdBytes = this.toto ? 0 : compression.thresholdBytes;
@@ -397,6 +424,11 @@ export class WorkerConnection<Api = UntypedApi> {
           ? { maxAttempts: options.retry }
           : options.retry || { maxAttempts: 1 };
     this.retryMaxAttempts = positiveInt(retry.maxAttempts ?? 3, 'retry.maxAttempts');
+    if (retry.calls !== undefined && retry.calls !== 'idempotent' && retry.calls !== 'all')
+      throw new RangeError(
+        `retry.calls must be 'idempotent' or 'all', got ${JSON.stringify(retry.calls)}`,
+      );
+    this.retryAllCalls = retry.calls === 'all';
     this.attemptTimeoutMs =
       retry.attemptTimeoutMs === undefined
         ? Infinity
@@ -588,7 +620,8 @@ export class WorkerConnection<Api = UntypedApi> {
           { method },
         ),
       );
-    const idempotent = options.idempotent ?? (key !== '' || methodOptions?.idempotent === true);
+    const idempotent =
+      options.idempotent ?? (key !== '' || (methodOptions?.idempotent ?? this.retryAllCalls));
     const meta = options.meta
       ? this.defaultMeta
         ? { ...this.defaultMeta, ...options.meta }
@@ -727,7 +760,7 @@ export class WorkerConnection<Api = UntypedApi> {
       meta,
       options.ack === 'delivery',
       this.codec.name,
-      this.codec.contentType,
+      this.contentType,
       this.compressor ? this.compressor.name : '',
       compressed,
       body,
@@ -1350,8 +1383,9 @@ export class WorkerConnection<Api = UntypedApi> {
         'UNSUPPORTED',
         `reply uses unknown codec ${JSON.stringify(frame.codec)}`,
       );
-    if (frame.compressed || (this.toto && this.compressor)) {
-      const compressor = this.toto ? this.compressor : this.compressors.get(frame.encoding);
+    const totoModule = this.toto && !frame.wireEncoding; // toto's ZMQ client: every reply
+    if (frame.compressed || (totoModule && this.compressor)) {
+      const compressor = totoModule ? this.compressor : this.compressors.get(frame.encoding);
       if (!compressor)
         throw new WorkerRpcError(
           'UNSUPPORTED',
@@ -1445,9 +1479,11 @@ export class WorkerConnection<Api = UntypedApi> {
    * The process-wide connection configured from `WORKER_*` environment variables (toto's
    * `WorkerConnection.instance()`), created on first use:
    * `WORKER_ADDRESS` (comma-separated), `WORKER_TRANSPORT` (`zmq` | `http`), `WORKER_PROTOCOL`
-   * (`wrpc` | `toto`), `WORKER_TIMEOUT` (ms; negative = never), `WORKER_AUTO_RETRY` (`true` = 3
-   * attempts, re-sent after `WORKER_TIMEOUT`), `WORKER_RETRY_COUNT` (retries after the first),
-   * `WORKER_SERIALIZATION` (`json` | `msgpack`), `WORKER_COMPRESSION` (`gzip` | `deflate` | `br` |
+   * (`wrpc` | `toto`), `WORKER_TIMEOUT` (seconds, toto's unit; negative = never; at most 3 600) or
+   * `WORKER_TIMEOUT_MS` (milliseconds), `WORKER_AUTO_RETRY` (`true` = 3 attempts of every call,
+   * each re-sent after `WORKER_TIMEOUT`), `WORKER_RETRY_COUNT` (retries of every call after the first),
+   * `WORKER_SERIALIZATION` (`json` | `msgpack`), `WORKER_SERIALIZATION_MIME` (HTTP content type),
+   * `WORKER_COMPRESSION` (`gzip` | `deflate` | `br` |
    * `none`), `WORKER_COMPRESSION_THRESHOLD` (bytes).
    */
   static instance<Api = UntypedApi>(
@@ -1542,6 +1578,17 @@ function validateTimeout(value: number, name: string): number {
   return value < 0 ? Infinity : value;
 }
 
+const MIME =
+  /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;\s*[a-z0-9!#$&^_.+-]+=("[^"\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i;
+
+function mimeType(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length > 255 || !MIME.test(value))
+    throw new RangeError(
+      `${name} must be a MIME type such as 'application/json', got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
 function positiveInt(value: number, name: string): number {
   if (!(Number.isInteger(value) && value >= 1))
     throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
@@ -1558,6 +1605,42 @@ function envBool(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
 }
 
+/** Largest `WORKER_TIMEOUT` taken as seconds; a larger one is surely milliseconds. */
+const MAX_ENV_TIMEOUT_S = 3_600;
+
+/**
+ * `WORKER_TIMEOUT` in seconds, toto's unit (`worker_timeout`, default 10.0; negative = never), or
+ * `WORKER_TIMEOUT_MS` in milliseconds. A `WORKER_TIMEOUT` above an hour is refused as a value
+ * written in milliseconds, and so is setting both.
+ */
+function envTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
+  const seconds = env.WORKER_TIMEOUT?.trim();
+  const ms = env.WORKER_TIMEOUT_MS?.trim();
+  if (seconds && ms)
+    throw new RangeError(
+      `set WORKER_TIMEOUT (seconds) or WORKER_TIMEOUT_MS (milliseconds), not both: got WORKER_TIMEOUT=${seconds} and WORKER_TIMEOUT_MS=${ms}`,
+    );
+  if (ms) {
+    const value = Number(ms);
+    if (Number.isNaN(value) || value === 0)
+      throw new RangeError(
+        `WORKER_TIMEOUT_MS must be a non-zero number of milliseconds (negative = never), got ${JSON.stringify(ms)}`,
+      );
+    return value;
+  }
+  if (!seconds) return DEFAULT_TIMEOUT_MS;
+  const value = Number(seconds);
+  if (Number.isNaN(value) || value === 0)
+    throw new RangeError(
+      `WORKER_TIMEOUT must be a non-zero number of seconds (toto's unit; negative = never), got ${JSON.stringify(seconds)}`,
+    );
+  if (value > MAX_ENV_TIMEOUT_S)
+    throw new RangeError(
+      `WORKER_TIMEOUT is in seconds (toto's worker_timeout) and must be at most ${MAX_ENV_TIMEOUT_S}, got ${seconds}: for milliseconds set WORKER_TIMEOUT_MS=${seconds}`,
+    );
+  return value * 1000;
+}
+
 /** Connection options from `WORKER_*` variables (see {@link WorkerConnection.instance}). */
 export function optionsFromEnv(
   env: Readonly<Record<string, string | undefined>>,
@@ -1571,10 +1654,7 @@ export function optionsFromEnv(
     ? transportName === 'http'
     : addresses.length > 0 && addresses.every(isHttpAddress);
   const transport = useHttp ? httpTransport({ protocol }) : zmqTransport({ protocol });
-  const timeoutText = env.WORKER_TIMEOUT?.trim();
-  const timeoutMs = timeoutText ? Number(timeoutText) : DEFAULT_TIMEOUT_MS;
-  if (Number.isNaN(timeoutMs))
-    throw new RangeError(`WORKER_TIMEOUT must be a number of ms, got ${timeoutText}`);
+  const timeoutMs = envTimeoutMs(env);
   const retryCount = env.WORKER_RETRY_COUNT?.trim() ? Number(env.WORKER_RETRY_COUNT) : 0;
   if (!(Number.isInteger(retryCount) && retryCount >= 0))
     throw new RangeError(`WORKER_RETRY_COUNT must be an integer >= 0`);
@@ -1586,6 +1666,7 @@ export function optionsFromEnv(
   const compressionName = env.WORKER_COMPRESSION?.trim().toLowerCase() || 'none';
   if (!['none', 'gzip', 'deflate', 'br'].includes(compressionName))
     throw new RangeError(`WORKER_COMPRESSION must be none, gzip, deflate or br`);
+  const mime = env.WORKER_SERIALIZATION_MIME?.trim();
   const threshold = env.WORKER_COMPRESSION_THRESHOLD?.trim()
     ? Number(env.WORKER_COMPRESSION_THRESHOLD)
     : 1024;
@@ -1594,10 +1675,18 @@ export function optionsFromEnv(
     addresses,
     transport,
     timeoutMs: finite && attempts > 1 ? timeoutMs * attempts : timeoutMs,
+    // toto's auto_retry / auto_retry_count re-sent every call, not only idempotent ones
     ...(attempts > 1
-      ? { retry: { maxAttempts: attempts, ...(finite ? { attemptTimeoutMs: timeoutMs } : {}) } }
+      ? {
+          retry: {
+            maxAttempts: attempts,
+            calls: 'all' as const,
+            ...(finite ? { attemptTimeoutMs: timeoutMs } : {}),
+          },
+        }
       : {}),
     codec: serialization,
+    ...(mime ? { serializationMime: mimeType(mime, 'WORKER_SERIALIZATION_MIME') } : {}),
     compression:
       compressionName === 'none'
         ? 'none'

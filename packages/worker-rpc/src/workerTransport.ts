@@ -41,6 +41,12 @@ export interface IncomingRequest {
   readonly toto: boolean;
   /** HTTP: error bodies are wrapped as `{ error }`. */
   readonly wrapErrors: boolean;
+  /**
+   * toto over HTTP: toto's `HTTPWorkerConnection` reads every reply with `loads(response.body)` and
+   * never decompresses it, so replies are never compressed and an ACK carries a serialized `null`
+   * (not an empty body). Requests are still decompressed with the worker's toto compressor.
+   */
+  readonly totoHttp?: boolean;
   /** Sends RES, ERR or ACK to the caller. Must not throw. */
   respond(kind: KindValue, body: Uint8Array | undefined, info: ResponseInfo): void;
 }

@@ -325,7 +325,8 @@ class ZmqWorkerTransport implements WorkerTransport {
       method: '',
       attempt: 0,
       budgetMs: -1,
-      idempotent: false,
+      // toto's auto_retry re-sends the same message id: dedupe runs it once
+      idempotent: true,
       key: '',
       meta: undefined,
       ack: false,

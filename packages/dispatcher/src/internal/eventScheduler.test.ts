@@ -105,6 +105,34 @@ describe('scheduled events', () => {
     expect(await d.cancelEvent('svc', 'never')).toBe(false);
   });
 
+  it("refuses an eta in seconds since the epoch (App Engine's add_event unit) instead of firing it at once", async () => {
+    // google/appengine/tools/devappserver2/dispatcher.py add_event: "eta: the time ... in seconds
+    // since the epoch"; scheduled_executor.py compares it with time.time()
+    const d = createDispatcher({
+      modules: { default: { versions: { v1: { backend: inProcess(() => ({})) } } } },
+    }); // the real epoch-ms clock
+    open.push(d);
+    let fired = 0;
+    const etaSeconds = Date.now() / 1000 + 60;
+    await expect(d.addEvent(() => fired++, etaSeconds, 'svc', 'k')).rejects.toThrow(
+      /eta must be epoch milliseconds or a Date, got [\d.]+, which is seconds since the epoch \(App Engine's unit\): pass \d+/,
+    );
+    await expect(
+      d.addEvent(() => fired++, Math.floor(Date.now() / 1000) - 5),
+    ).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
+    // milliseconds and Dates are fine, and so is a plainly past eta (fires at once)
+    const handle = await d.addEvent(() => fired++, Date.now() + 60_000, 'svc', 'k');
+    await expect(d.updateEvent(etaSeconds, 'svc', 'k')).rejects.toThrow(/seconds since the epoch/);
+    expect(() => handle.reschedule(etaSeconds)).toThrow(/seconds since the epoch/);
+    expect(await d.updateEvent(new Date(Date.now() + 120_000), 'svc', 'k')).toBe(true);
+    await d.addEvent(() => fired++, 0);
+    await new Promise(resolve => setTimeout(resolve, 50));
+    expect(fired).toBe(1);
+    expect(await d.cancelEvent('svc', 'k')).toBe(true);
+  });
+
   it('a second event with the same key replaces the first', async () => {
     const { d, clock } = make();
     const fired: string[] = [];
@@ -112,6 +140,12 @@ describe('scheduled events', () => {
     await d.addEvent(() => fired.push('new'), clock.now() + 200, 'svc', 'k');
     await clock.advance(500);
     expect(fired).toEqual(['new']);
+    // a deviation (README, "Deliberately not ported"): App Engine's ScheduledExecutor pushed both
+    // events on its heap and fired both; without a key both are kept here too
+    await d.addEvent(() => fired.push('first'), clock.now() + 100);
+    await d.addEvent(() => fired.push('second'), clock.now() + 200);
+    await clock.advance(500);
+    expect(fired).toEqual(['new', 'first', 'second']);
   });
 
   it('reports failing events instead of losing the error', async () => {

@@ -113,7 +113,7 @@ export class EventScheduler {
     eventId: string | undefined,
   ): Promise<EventHandle> {
     if (this.closed) throw new DispatcherClosedError();
-    const at = toEta(eta);
+    const at = toEta(eta, this.options.now());
     let run: (() => unknown) | undefined;
     let handler: string | undefined;
     let payload: unknown;
@@ -168,7 +168,7 @@ export class EventScheduler {
   /** Moves a pending keyed event to a new eta; false when no such event is pending. */
   async update(eta: number | Date, service: string, eventId: string): Promise<boolean> {
     if (this.closed) throw new DispatcherClosedError();
-    const at = toEta(eta);
+    const at = toEta(eta, this.options.now());
     return this.reschedule(keyOf(service, eventId), at);
   }
 
@@ -208,7 +208,7 @@ export class EventScheduler {
       eventId: entry.eventId,
       eta: entry.eta,
       cancel: () => this.cancelId(entry.id),
-      reschedule: eta => this.reschedule(entry.id, toEta(eta)),
+      reschedule: eta => this.reschedule(entry.id, toEta(eta, this.options.now())),
     };
   }
 
@@ -372,10 +372,24 @@ function keyOf(service: string, eventId: string): string {
   return `${service}\u0000${eventId}`;
 }
 
-function toEta(eta: number | Date): number {
+/** A clock reading at least this (2001-09-09 in ms) is a real epoch-ms clock. */
+const EPOCH_MS_CLOCK = 1e12;
+/** 30 years in seconds: an eta this close to now read in seconds is App Engine's unit. */
+const SECONDS_WINDOW = 30 * 365.25 * 24 * 3600;
+
+/**
+ * Epoch ms of an eta. App Engine's `add_event` took seconds since the epoch: a number that is
+ * within 30 years of now when read as seconds (and in 1970 when read as ms) can only be
+ * seconds, and is refused rather than fired at once.
+ */
+function toEta(eta: number | Date, now: number): number {
   const at = eta instanceof Date ? eta.getTime() : eta;
   if (typeof at !== 'number' || !Number.isFinite(at))
     throw new InvalidRequestError('eta must be a finite epoch time in ms or a Date');
+  if (now >= EPOCH_MS_CLOCK && !(eta instanceof Date) && Math.abs(at - now / 1000) < SECONDS_WINDOW)
+    throw new InvalidRequestError(
+      `eta must be epoch milliseconds or a Date, got ${at}, which is seconds since the epoch (App Engine's unit): pass ${Math.round(at * 1000)} or new Date(${Math.round(at * 1000)})`,
+    );
   return at;
 }
 

@@ -124,7 +124,8 @@ export function resolveConfig(
     compress: options.compress ?? false,
     pool: {
       connections: positive('connections', options.connections, 16, true),
-      pipelining: positive('pipelining', options.pipelining, 1, true),
+      pipelining:
+        options.keepAlive === false ? 0 : positive('pipelining', options.pipelining, 1, true),
       keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000),
       connectTimeoutMs,
       maxResponseSize,

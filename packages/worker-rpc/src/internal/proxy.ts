@@ -2,8 +2,12 @@ import { inspect } from 'node:util';
 
 type Invoker = (method: string, params: unknown, options: unknown) => Promise<unknown>;
 
-/** Property names that must never become RPC path segments (awaiting, printing, serialising, prototypes). */
-const NOT_A_PATH = new Set([
+/**
+ * Property names the proxy never turns into RPC path segments, so that awaiting, printing,
+ * serialising and calling it behave (`conn.proxy.jobs.then` is `undefined`, not a method). Call a
+ * remote method with one of these names through `conn.invoke('jobs.then', params, options)`.
+ */
+export const PROXY_RESERVED_NAMES: readonly string[] = Object.freeze([
   'then',
   'catch',
   'finally',
@@ -21,6 +25,7 @@ const NOT_A_PATH = new Set([
   'apply',
   'bind',
 ]);
+const NOT_A_PATH = new Set(PROXY_RESERVED_NAMES);
 
 const MAX_CACHED_PATHS = 1024;
 
