@@ -117,6 +117,7 @@ export {
   InvalidConfigError,
   EventLimitReachedError,
   MissingDependencyError,
+  EventStoreUnavailableError,
   DispatcherClosedError,
   type DispatcherErrorCode,
   type CapacityDimension,

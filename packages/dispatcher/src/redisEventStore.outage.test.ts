@@ -1,0 +1,117 @@
+// Redis outages and an unreachable Redis. Each test runs a redis-server of its own (never the
+// shared REDIS_URL one), so it can stop, restart and pause it.
+import { freePort, startRedisServer, type RedisServer } from '@x/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { inProcess } from './backends/inProcess.js';
+import { createDispatcher } from './createDispatcher.js';
+import { EventStoreUnavailableError } from './errors.js';
+import type { EventStore, StoredEvent } from './eventStore.js';
+import { redisEventStore } from './redisEventStore.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+async function redis(): Promise<RedisServer> {
+  const server = await startRedisServer();
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function store(options: Parameters<typeof redisEventStore>[0]): EventStore {
+  const s = redisEventStore(options);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function timed(p: Promise<unknown>): Promise<{ ms: number; error: unknown }> {
+  const started = performance.now();
+  let error: unknown;
+  try {
+    await p;
+  } catch (e) {
+    error = e;
+  }
+  return { ms: performance.now() - started, error };
+}
+
+const event = (id: string, eta = Date.now() + 60_000): StoredEvent => ({
+  id,
+  service: undefined,
+  eventId: undefined,
+  eta,
+  handler: 'h',
+  payload: { id },
+});
+
+describe('redisEventStore: unreachable Redis', () => {
+  it("the dispatcher's start() fails with EVENT_STORE_UNAVAILABLE within startTimeoutMs, naming the URL without its password", async () => {
+    const port = await freePort(); // nothing listens there
+    const d = createDispatcher({
+      modules: { default: { versions: { v1: { backend: inProcess(() => ({})) } } } },
+      eventStore: redisEventStore({
+        url: `redis://app:s3cret@127.0.0.1:${port}`,
+        startTimeoutMs: 1_000,
+      }),
+    });
+    cleanups.push(() => d.close());
+    const { ms, error } = await timed(d.start());
+    expect(error).toBeInstanceOf(EventStoreUnavailableError);
+    const e = error as EventStoreUnavailableError;
+    expect([e.code, e.status, e.operation]).toEqual(['EVENT_STORE_UNAVAILABLE', 503, 'connect']);
+    expect(e.message).toContain(`redis://app:***@127.0.0.1:${port}`);
+    expect(e.message).toMatch(/ECONNREFUSED/);
+    expect(e.message).not.toContain('s3cret');
+    // 1 s bound + loading ioredis on a loaded machine; before the fix it never settled
+    expect(ms).toBeLessThan(1_000 + 4_000);
+  });
+
+  it('rejects a non-positive startTimeoutMs or commandTimeoutMs with INVALID_CONFIG', () => {
+    for (const bad of [{ startTimeoutMs: 0 }, { commandTimeoutMs: -5 }, { commandTimeoutMs: NaN }])
+      expect(() => redisEventStore(bad)).toThrow(
+        expect.objectContaining({ code: 'INVALID_CONFIG' }),
+      );
+  });
+});
+
+describe('redisEventStore: Redis stopped and restarted', () => {
+  it('put fails at once while Redis is down, the events stored before the outage survive it, and the store works again after the restart', async () => {
+    const server = await redis();
+    const s = store({ url: server.url, commandTimeoutMs: 1_000 });
+    await s.put(event('before'));
+    await server.stop();
+    const outage: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { ms, error } = await timed(s.put(event(`during-${i}`)));
+      expect(error).toBeInstanceOf(EventStoreUnavailableError);
+      expect((error as EventStoreUnavailableError).retryAfterMs).toBeGreaterThan(0);
+      outage.push(ms);
+    }
+    // connection refused: no command is held offline until the deadline
+    expect(Math.max(...outage)).toBeLessThan(1_000 + 1_000);
+    await server.start();
+    const started = performance.now();
+    for (;;) {
+      const { error } = await timed(s.put(event('after')));
+      if (!error) break;
+      expect(performance.now() - started).toBeLessThan(10_000); // reconnects within 2 s
+      await new Promise(r => setTimeout(r, 100));
+    }
+    const ids = (await s.load(Date.now() + 120_000, 100)).map(e => e.id).sort();
+    expect(ids).toEqual(['after', 'before']);
+  });
+
+  it('an operation on a hung Redis (SIGSTOP) fails with EVENT_STORE_UNAVAILABLE by commandTimeoutMs', async () => {
+    const server = await redis();
+    const s = store({ url: server.url, commandTimeoutMs: 500 });
+    await s.put(event('before'));
+    server.pause();
+    cleanups.push(async () => server.resume());
+    const { ms, error } = await timed(s.put(event('hung')));
+    expect(error).toBeInstanceOf(EventStoreUnavailableError);
+    expect((error as Error).message).toMatch(/500 ms|timed out/);
+    expect(ms).toBeLessThan(500 + 2_000);
+    server.resume();
+  });
+});
