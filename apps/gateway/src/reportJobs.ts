@@ -68,6 +68,8 @@ export interface ReportJobs {
 
 const EVENT_HANDLER = 'report-job';
 const MAX_JOBS = 1_000;
+/** Deadline of the Redis write on the submit path (BullMQ add, or the event store's put). */
+export const REDIS_DEADLINE_MS = 2_000;
 
 const jobRequest = {
   parse(value: unknown): ReportJobRequest {
@@ -118,6 +120,7 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
       queue: queueName,
       connection: options.redisUrl,
       concurrency: 8,
+      commandTimeoutMs: REDIS_DEADLINE_MS,
     });
     publish = async job => {
       await bull.publish(job, { jobId: job.id });
@@ -231,11 +234,12 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
         }
       } catch (error) {
         jobs.delete(job.id);
+        const retryAfterMs = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
         throw new GatewayError(
           'QUEUE_UNAVAILABLE',
           503,
           `the job could not be queued: ${(error as Error)?.message ?? String(error)}`,
-          { cause: error },
+          { cause: error, retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : 1_000 },
         );
       }
       return {
