@@ -102,6 +102,39 @@ describe('redisEventStore: Redis stopped and restarted', () => {
     expect(ids).toEqual(['after', 'before']);
   });
 
+  it('a durable event due while Redis is down runs once after Redis returns (its claim is retried, not dropped)', async () => {
+    const server = await redis();
+    const fired: unknown[] = [];
+    const errors: unknown[] = [];
+    const d = createDispatcher({
+      modules: { default: { versions: { v1: { backend: inProcess(() => ({})) } } } },
+      eventStore: redisEventStore({ url: server.url, commandTimeoutMs: 500 }),
+      eventHandlers: { note: payload => void fired.push(payload) },
+    });
+    cleanups.push(() => d.close());
+    d.on(e => {
+      if (e.type === 'event-error') errors.push(e);
+    });
+    await d.start();
+    await d.addEvent(
+      { handler: 'note', payload: 'due-during-outage' },
+      Date.now() + 300,
+      'svc',
+      'a',
+    );
+    await server.stop();
+    const deadline = Date.now() + 10_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+    expect(errors.length).toBeGreaterThan(0); // reported, never silent
+    expect(fired).toEqual([]);
+    await server.start();
+    while (fired.length === 0 && Date.now() < deadline + 10_000)
+      await new Promise(r => setTimeout(r, 50));
+    expect(fired).toEqual(['due-during-outage']);
+    await new Promise(r => setTimeout(r, 300));
+    expect(fired).toHaveLength(1);
+  });
+
   it('an operation on a hung Redis (SIGSTOP) fails with EVENT_STORE_UNAVAILABLE by commandTimeoutMs', async () => {
     const server = await redis();
     const s = store({ url: server.url, commandTimeoutMs: 500 });
