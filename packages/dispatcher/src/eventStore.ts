@@ -27,7 +27,10 @@ export interface EventStore {
   reschedule(id: string, eta: number): Promise<boolean>;
   /** Deletes a pending event; false when there is none. */
   remove(id: string): Promise<boolean>;
-  /** Takes a pending event whose eta is still `eta`, leased until `leaseUntil`; false when gone or moved. */
+  /**
+   * Takes a pending event whose eta is still `eta`, leased until `leaseUntil`; false when gone or
+   * moved. The same claim again (same `leaseUntil`, after its answer was lost) is true.
+   */
   claim(id: string, eta: number, leaseUntil: number): Promise<boolean>;
   /** Forgets a claimed event (it ran). */
   complete(id: string): Promise<void>;
@@ -63,7 +66,7 @@ export function memoryEventStore(): EventStore {
     },
     async claim(id, eta, leaseUntil) {
       const event = pending.get(id);
-      if (!event || event.eta !== eta) return false;
+      if (!event || event.eta !== eta) return leased.get(id)?.until === leaseUntil;
       pending.delete(id);
       leased.set(id, { event, until: leaseUntil });
       return true;

@@ -135,6 +135,49 @@ describe('redisEventStore: Redis stopped and restarted', () => {
     expect(fired).toHaveLength(1);
   });
 
+  it('a claim sent again with the same lease is true (its first answer was lost); another lease is false', async () => {
+    const server = await redis();
+    const s = store({ url: server.url });
+    await s.put(event('e', 1_000));
+    expect(await s.claim('e', 1_000, 90_000)).toBe(true);
+    expect(await s.claim('e', 1_000, 90_000)).toBe(true);
+    expect(await s.claim('e', 1_000, 90_001)).toBe(false);
+  });
+
+  it('an event whose claim reached a hung Redis (SIGSTOP) but whose answer was lost runs once after SIGCONT', async () => {
+    const server = await redis();
+    const fired: unknown[] = [];
+    const errors: unknown[] = [];
+    const d = createDispatcher({
+      modules: { default: { versions: { v1: { backend: inProcess(() => ({})) } } } },
+      eventStore: redisEventStore({ url: server.url, commandTimeoutMs: 500 }),
+      eventHandlers: { note: payload => void fired.push(payload) },
+    });
+    cleanups.push(() => d.close());
+    cleanups.push(async () => server.resume());
+    d.on(e => {
+      if (e.type === 'event-error') errors.push(e);
+    });
+    await d.start();
+    await d.addEvent(
+      { handler: 'note', payload: 'claimed-while-hung' },
+      Date.now() + 400,
+      'svc',
+      'h',
+    );
+    server.pause(); // the claim is sent at +400 ms and applied only after SIGCONT
+    const deadline = Date.now() + 10_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+    expect(errors.length).toBeGreaterThan(0);
+    await new Promise(r => setTimeout(r, 1_000));
+    server.resume();
+    while (fired.length === 0 && Date.now() < deadline + 10_000)
+      await new Promise(r => setTimeout(r, 50));
+    expect(fired).toEqual(['claimed-while-hung']);
+    await new Promise(r => setTimeout(r, 300));
+    expect(fired).toHaveLength(1);
+  });
+
   it('an operation on a hung Redis (SIGSTOP) fails with EVENT_STORE_UNAVAILABLE by commandTimeoutMs', async () => {
     const server = await redis();
     const s = store({ url: server.url, commandTimeoutMs: 500 });

@@ -72,6 +72,10 @@ if score and tonumber(score) == tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 1
 end
+local lease = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if lease and tonumber(lease) == tonumber(ARGV[3]) then
+  return 1 -- the same claim again (its first answer was lost): idempotent
+end
 return 0`;
 const COMPLETE = `
 redis.call('ZREM', KEYS[2], ARGV[1])

@@ -50,6 +50,8 @@ interface Entry {
   readonly due?: number;
   /** Store failures so far (the retry delay doubles with each). */
   readonly storeFailures?: number;
+  /** The lease of a claim whose answer was lost: sent again, so a claim that did apply counts. */
+  readonly claimLease?: number;
 }
 
 /** First delay before an event whose claim failed (store unreachable) is tried again. */
@@ -189,7 +191,7 @@ export class EventScheduler {
       if (!found || this.byId.get(id) !== entry) return false;
     }
     entry.cancelled = true;
-    const { due: _due, storeFailures: _failures, ...rest } = entry; // a new eta: no pending retry
+    const { due: _due, storeFailures: _failures, claimLease: _lease, ...rest } = entry; // a new eta: no retry
     this.insert({ ...rest, eta: at, seq: this.seq++, cancelled: false });
     this.arm();
     return true;
@@ -329,12 +331,18 @@ export class EventScheduler {
     try {
       if (entry.handler !== undefined) {
         let claimed: boolean;
+        // a retried claim sends the lease of the lost one again (while at least half is left)
+        const lease =
+          entry.claimLease !== undefined && entry.claimLease - now() >= leaseMs / 2
+            ? entry.claimLease
+            : now() + leaseMs;
         try {
-          claimed = await store.claim(entry.id, entry.eta, now() + leaseMs);
+          claimed = await store.claim(entry.id, entry.eta, lease);
         } catch (error) {
-          // The store cannot be reached: the event is still in it. Try again later (500 ms,
-          // doubling up to 5 s) instead of dropping it until the next restart loads it.
-          this.retryLater(entry);
+          // The store cannot be reached: the event is still in it (or the claim applied and
+          // only its answer was lost). Try again later (500 ms, doubling up to 5 s) with the
+          // same lease instead of dropping it until the next restart loads it.
+          this.retryLater(entry, lease);
           throw error;
         }
         if (!claimed) return; // another runner has it
@@ -356,7 +364,7 @@ export class EventScheduler {
     }
   }
 
-  private retryLater(entry: Entry): void {
+  private retryLater(entry: Entry, claimLease: number): void {
     if (this.closed || this.byId.has(entry.id)) return; // closed, or replaced by a newer event
     const failures = (entry.storeFailures ?? 0) + 1;
     const delay = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_MS * 2 ** (failures - 1));
@@ -366,6 +374,7 @@ export class EventScheduler {
       cancelled: false,
       due: this.options.now() + delay,
       storeFailures: failures,
+      claimLease,
     });
     this.arm();
   }
