@@ -72,7 +72,7 @@ if score and tonumber(score) == tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 1
 end
-local lease = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local lease = ARGV[4] == '1' and redis.call('ZSCORE', KEYS[2], ARGV[1])
 if lease and tonumber(lease) == tonumber(ARGV[3]) then
   return 1 -- the same claim again (its first answer was lost): idempotent
 end
@@ -200,8 +200,8 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
     async remove(id) {
       return (await run('remove', REMOVE, id)) === 1;
     },
-    async claim(id, eta, leaseUntil) {
-      return (await run('claim', CLAIM, id, eta, leaseUntil)) === 1;
+    async claim(id, eta, leaseUntil, again = false) {
+      return (await run('claim', CLAIM, id, eta, leaseUntil, again ? 1 : 0)) === 1;
     },
     async complete(id) {
       await run('complete', COMPLETE, id);

@@ -332,12 +332,10 @@ export class EventScheduler {
       if (entry.handler !== undefined) {
         let claimed: boolean;
         // a retried claim sends the lease of the lost one again (while at least half is left)
-        const lease =
-          entry.claimLease !== undefined && entry.claimLease - now() >= leaseMs / 2
-            ? entry.claimLease
-            : now() + leaseMs;
+        const again = entry.claimLease !== undefined && entry.claimLease - now() >= leaseMs / 2;
+        const lease = again ? entry.claimLease! : now() + leaseMs;
         try {
-          claimed = await store.claim(entry.id, entry.eta, lease);
+          claimed = await store.claim(entry.id, entry.eta, lease, again);
         } catch (error) {
           // The store cannot be reached: the event is still in it (or the claim applied and
           // only its answer was lost). Try again later (500 ms, doubling up to 5 s) with the
