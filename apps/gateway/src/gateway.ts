@@ -16,7 +16,8 @@ import { createMetrics } from './metrics.js';
 import { createOrdersClient, type OrdersClient } from './ordersClient.js';
 import { ordersRoute } from './ordersRoute.js';
 import { checkRedis, redact } from './redisCheck.js';
-import { createReportJobs } from './reportJobs.js';
+import { RedisProbe } from './redisProbe.js';
+import { createReportJobs, REDIS_DEADLINE_MS } from './reportJobs.js';
 import { ReportsClient } from './reportsClient.js';
 import { reportsRoute } from './reportsRoute.js';
 import { searchRoute } from './searchRoute.js';
@@ -73,11 +74,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
 
   try {
     if (options.redisUrl) await checkRedis(options.redisUrl);
+    const redisProbe = options.redisUrl ? new RedisProbe(options.redisUrl) : undefined;
+    if (redisProbe) cleanups.push(() => redisProbe.close());
     const d = createGatewayDispatcher(config, {
       logger: log.child({ component: 'dispatcher' }),
       metrics: metrics.sink,
       eventStore: options.redisUrl
-        ? redisEventStore({ url: options.redisUrl, prefix: `${config.redis.prefix}:events` })
+        ? redisEventStore({
+            url: options.redisUrl,
+            prefix: `${config.redis.prefix}:events`,
+            commandTimeoutMs: REDIS_DEADLINE_MS,
+          })
         : undefined,
       eventHandlers: {},
       adminToken: options.adminToken,
@@ -139,13 +146,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       metrics: metrics.sink,
       logger: log.child({ component: 'routes' }),
     });
-    await runner.start();
     cleanups.push(async () => {
       const drained = await runner.stop({
         timeoutMs: Math.min(5_000, config.server.drainTimeoutMs),
       });
       log.info({ drained }, 'routes stopped');
     });
+    await runner.start();
 
     const proxy: FrontDoorProxy = frontDoorProxy(frontDoor.url, {
       maxBodyBytes: config.server.maxBodyBytes,
@@ -166,7 +173,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       events,
       urls,
       mode,
-      isReady: () => readiness({ config, dispatcher: d, catalog, reports, isDraining }).ready,
+      isReady: () =>
+        readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }).ready,
       isDraining,
     });
     const dashboard = new Dashboard(state, events);
@@ -193,7 +201,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       jobs,
       reports,
       proxy,
-      readiness: () => readiness({ config, dispatcher: d, catalog, reports, isDraining }),
+      readiness: () =>
+        readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }),
       isDraining,
       timeouts: config.server,
     });

@@ -9,8 +9,12 @@ export class GatewayError extends XError {
     code: string,
     readonly status: number,
     message: string,
-    options?: { readonly cause?: unknown },
+    options?: { readonly cause?: unknown; readonly retryAfterMs?: number },
   ) {
     super(code, message, options);
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
+
+  /** With a 503: when retrying may help, in ms (the HTTP entrypoint answers `Retry-After`). */
+  readonly retryAfterMs?: number;
 }

@@ -16,11 +16,14 @@ export interface HealthSources {
   readonly catalog: CatalogShards;
   readonly reports: ReportsClient;
   readonly isDraining: () => boolean;
+  /** Redis, when the gateway was configured with it (`REDIS_URL`). */
+  readonly redis?: { check(): Check } | undefined;
 }
 
 /**
  * `/readyz`: ready when not draining, every shard key has a ready catalog replica, every version
- * the orders split sends traffic to has a ready instance, and a reports worker is connected.
+ * the orders split sends traffic to has a ready instance, a reports worker is connected, and (when
+ * configured) Redis answers its periodic PING.
  * (`/healthz` only says the process serves HTTP.)
  */
 export function readiness(s: HealthSources): { ready: boolean; checks: Record<string, Check> } {
@@ -52,6 +55,7 @@ export function readiness(s: HealthSources): { ready: boolean; checks: Record<st
             detail: `no ready instance in ${empty.map(v => `${split.module}/${v}`).join(', ')}`,
           };
   }
+  if (s.redis) checks.redis = s.redis.check();
   const up = s.reports.connection.endpoints().filter(e => e.state === 'up').length;
   checks.reports =
     up > 0

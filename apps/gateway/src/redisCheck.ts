@@ -1,11 +1,14 @@
+import { isXError, timeout } from '@x/resilience';
 import { Redis } from 'ioredis';
 import { GatewayError } from './gatewayError.js';
 
 /**
  * Fails fast with a clear message when Redis cannot be reached, instead of letting the durable
- * stores retry forever at start: one PING with a 2 s connect timeout and no retries.
+ * stores retry forever at start: one PING with a 2 s connect timeout and no retries, the whole
+ * check bounded by `timeoutMs` (default 5 000 ms: a Redis that accepts connections but never
+ * answers fails too).
  */
-export async function checkRedis(url: string): Promise<void> {
+export async function checkRedis(url: string, timeoutMs = 5_000): Promise<void> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 2_000,
@@ -16,14 +19,19 @@ export async function checkRedis(url: string): Promise<void> {
   let cause: Error | undefined;
   client.on('error', (error: Error) => (cause ??= error));
   try {
-    await client.connect();
-    await client.ping();
+    await timeout(timeoutMs).execute(async () => {
+      await client.connect();
+      await client.ping();
+    });
   } catch (error) {
+    const reason = isXError(error, 'TIMEOUT')
+      ? `no answer within ${timeoutMs} ms`
+      : ((cause ?? (error as Error))?.message ?? String(error));
     throw new GatewayError(
       'REDIS_UNAVAILABLE',
       503,
-      `cannot reach Redis at ${redact(url)}: ${(cause ?? (error as Error))?.message ?? String(error)} (unset REDIS_URL to run in memory)`,
-      { cause: error },
+      `cannot reach Redis at ${redact(url)}: ${reason} (unset REDIS_URL to run in memory)`,
+      { cause: error, retryAfterMs: 1_000 },
     );
   } finally {
     client.disconnect();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from '@x/dispatcher';
-import { errorCode, exponentialBackoff } from '@x/resilience';
+import { errorCode, exponentialBackoff, isXError, retry } from '@x/resilience';
 import {
   asyncBackoff,
   bullmqEntrypoint,
@@ -68,6 +68,18 @@ export interface ReportJobs {
 
 const EVENT_HANDLER = 'report-job';
 const MAX_JOBS = 1_000;
+/** Deadline of the Redis write on the submit path (BullMQ add, or the event store's put). */
+export const REDIS_DEADLINE_MS = 2_000;
+/**
+ * A scheduled job's publish, when its event fires while Redis is unusable: tried again for about
+ * 30 s (well within the event's 60 s lease; the job id makes a repeated add a no-op), so the
+ * event is not completed (and forgotten) with its job unqueued.
+ */
+const publishAgain = retry({
+  maxRetries: 15,
+  backoff: exponentialBackoff({ initialMs: 250, maxMs: 2_000 }),
+  retryOn: error => isXError(error, 'BROKER_UNAVAILABLE'),
+});
 
 const jobRequest = {
   parse(value: unknown): ReportJobRequest {
@@ -118,6 +130,7 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
       queue: queueName,
       connection: options.redisUrl,
       concurrency: 8,
+      commandTimeoutMs: REDIS_DEADLINE_MS,
     });
     publish = async job => {
       await bull.publish(job, { jobId: job.id });
@@ -188,7 +201,7 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
   dispatcher.registerEventHandler(EVENT_HANDLER, async payload => {
     const job = payload as ReportJob;
     stateOf(job).state = 'queued';
-    await publish(job);
+    await publishAgain.execute(() => publish(job));
     events.add('jobs', 'info', `scheduled report job ${job.id.slice(0, 8)} published`);
   });
 
@@ -231,11 +244,12 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
         }
       } catch (error) {
         jobs.delete(job.id);
+        const retryAfterMs = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
         throw new GatewayError(
           'QUEUE_UNAVAILABLE',
           503,
           `the job could not be queued: ${(error as Error)?.message ?? String(error)}`,
-          { cause: error },
+          { cause: error, retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : 1_000 },
         );
       }
       return {

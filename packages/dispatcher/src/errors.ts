@@ -20,6 +20,7 @@ export type DispatcherErrorCode =
   | 'INVALID_CONFIG'
   | 'EVENT_LIMIT_REACHED'
   | 'MISSING_DEPENDENCY'
+  | 'EVENT_STORE_UNAVAILABLE'
   | 'DISPATCHER_CLOSED';
 
 /**
@@ -255,5 +256,29 @@ export class MissingDependencyError extends DispatcherError {
 export class DispatcherClosedError extends DispatcherError {
   constructor() {
     super('DISPATCHER_CLOSED', 503, 'the dispatcher is closed');
+  }
+}
+
+/**
+ * The durable event store (Redis) cannot be reached in time: the first connection did not come
+ * within `startTimeoutMs`, or an operation got no answer within `commandTimeoutMs`, or failed
+ * because the connection is down. `url` carries no password. HTTP 503; retry after `retryAfterMs`.
+ */
+export class EventStoreUnavailableError extends DispatcherError {
+  constructor(
+    /** Where the store was expected, password removed. */
+    readonly url: string,
+    /** `'connect'`, `'put'`, `'load'`, ... */
+    readonly operation: string,
+    reason: string,
+    readonly retryAfterMs = 1_000,
+    options?: XErrorOptions,
+  ) {
+    super(
+      'EVENT_STORE_UNAVAILABLE',
+      503,
+      `the Redis event store at ${url} is unavailable (${operation}): ${reason}`,
+      options,
+    );
   }
 }

@@ -27,8 +27,12 @@ export interface EventStore {
   reschedule(id: string, eta: number): Promise<boolean>;
   /** Deletes a pending event; false when there is none. */
   remove(id: string): Promise<boolean>;
-  /** Takes a pending event whose eta is still `eta`, leased until `leaseUntil`; false when gone or moved. */
-  claim(id: string, eta: number, leaseUntil: number): Promise<boolean>;
+  /**
+   * Takes a pending event whose eta is still `eta`, leased until `leaseUntil`; false when gone or
+   * moved. With `again` (the same claim sent again after its answer was lost), an event already
+   * leased until exactly `leaseUntil` is true too.
+   */
+  claim(id: string, eta: number, leaseUntil: number, again?: boolean): Promise<boolean>;
   /** Forgets a claimed event (it ran). */
   complete(id: string): Promise<void>;
   /**
@@ -61,9 +65,9 @@ export function memoryEventStore(): EventStore {
     async remove(id) {
       return pending.delete(id);
     },
-    async claim(id, eta, leaseUntil) {
+    async claim(id, eta, leaseUntil, again = false) {
       const event = pending.get(id);
-      if (!event || event.eta !== eta) return false;
+      if (!event || event.eta !== eta) return again && leased.get(id)?.until === leaseUntil;
       pending.delete(id);
       leased.set(id, { event, until: leaseUntil });
       return true;

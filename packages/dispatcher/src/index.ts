@@ -118,6 +118,7 @@ export {
   InvalidConfigError,
   EventLimitReachedError,
   MissingDependencyError,
+  EventStoreUnavailableError,
   DispatcherClosedError,
   type DispatcherErrorCode,
   type CapacityDimension,

@@ -60,6 +60,8 @@ describe.skipIf(skip)(
         expect(await store.claim('svc\u0000e1', 1_000, 10_000)).toBe(false); // stale eta
         expect(await store.claim('svc\u0000e1', 2_000, 10_000)).toBe(true);
         expect(await store.claim('svc\u0000e1', 2_000, 10_000)).toBe(false);
+        expect(await store.claim('svc\u0000e1', 2_000, 10_000, true)).toBe(true); // sent again
+        expect(await store.claim('svc\u0000e1', 2_000, 10_001, true)).toBe(false); // not ours
         expect(await store.reschedule('svc\u0000e1', 3_000)).toBe(false); // running
         expect(await store.load(5_000, 10)).toEqual([]);
         expect(await store.load(10_000, 10)).toEqual([{ ...event, eta: 10_000 }]); // lease expired: pending again

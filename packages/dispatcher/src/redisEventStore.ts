@@ -1,5 +1,11 @@
-import { InvalidConfigError, MissingDependencyError } from './errors.js';
+import { isXError, timeout } from '@x/resilience';
+import {
+  EventStoreUnavailableError,
+  InvalidConfigError,
+  MissingDependencyError,
+} from './errors.js';
 import type { EventStore, StoredEvent } from './eventStore.js';
+import { redactUrl } from './internal/redactUrl.js';
 
 /** The part of an ioredis client the store uses. */
 export interface RedisLike {
@@ -15,6 +21,31 @@ export interface RedisEventStoreOptions {
   readonly client?: RedisLike;
   /** Key prefix. Default `'x:dispatcher:events'`. */
   readonly prefix?: string;
+  /**
+   * The first operation (the dispatcher's `start()` loads the stored events) waits at most this
+   * long for the connection, then fails with `EVENT_STORE_UNAVAILABLE`. Default 10 000 ms.
+   */
+  readonly startTimeoutMs?: number;
+  /**
+   * Deadline of each operation: past it, or at once while the connection is down (commands are
+   * never held offline), it fails with `EVENT_STORE_UNAVAILABLE`. Default 2 000 ms.
+   */
+  readonly commandTimeoutMs?: number;
+}
+
+/** The ioredis client the store makes from a URL. */
+interface OwnedClient extends RedisLike {
+  readonly status: string;
+  connect(): Promise<void>;
+  disconnect(): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'ready', listener: () => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
+}
+
+function checkMs(value: number, name: string): number {
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
+  throw new InvalidConfigError(`${name} must be a positive number of ms, got ${String(value)}`);
 }
 
 const PUT = `
@@ -40,6 +71,10 @@ if score and tonumber(score) == tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 1
+end
+local lease = ARGV[4] == '1' and redis.call('ZSCORE', KEYS[2], ARGV[1])
+if lease and tonumber(lease) == tonumber(ARGV[3]) then
+  return 1 -- the same claim again (its first answer was lost): idempotent
 end
 return 0`;
 const COMPLETE = `
@@ -72,7 +107,14 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
   if (typeof prefix !== 'string' || prefix === '')
     throw new InvalidConfigError('prefix must be a non-empty string');
   const keys = [`${prefix}:due`, `${prefix}:leased`, `${prefix}:data`];
+  const startTimeoutMs = checkMs(options.startTimeoutMs ?? 10_000, 'startTimeoutMs');
+  const commandTimeoutMs = checkMs(options.commandTimeoutMs ?? 2_000, 'commandTimeoutMs');
+  const url = options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const shownUrl = options.client ? 'the given client' : redactUrl(url);
+  let lastError: Error | undefined;
   let client: RedisLike | undefined = options.client;
+  /** The client made from `url` (also while its first connection is pending). */
+  let ownClient: OwnedClient | undefined;
   let connecting: Promise<RedisLike> | undefined;
   const owned = options.client === undefined;
   let closed = false;
@@ -87,22 +129,59 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
       } catch (error) {
         throw new MissingDependencyError('ioredis', 'redisEventStore()', { cause: error });
       }
-      const Redis = (mod.Redis ?? mod.default) as new (url: string, opts: object) => RedisLike;
-      const url = options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-      client = new Redis(url, {
-        maxRetriesPerRequest: 2,
-        enableOfflineQueue: true,
-        lazyConnect: false,
+      const Redis = (mod.Redis ?? mod.default) as new (url: string, opts: object) => OwnedClient;
+      const owned = new Redis(url, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: commandTimeoutMs,
+        connectTimeout: Math.min(startTimeoutMs, 5_000),
+        retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
       });
-      return client;
+      owned.on('error', error => (lastError = error));
+      ownClient = owned;
+      // the first connection may take up to startTimeoutMs; later ones never hold a command
+      await timeout(startTimeoutMs)
+        .execute(
+          () =>
+            new Promise<void>(resolve => {
+              owned.once('ready', resolve);
+              owned.connect().catch(() => undefined); // retried by retryStrategy until ready
+            }),
+        )
+        .catch((error: unknown) => {
+          owned.disconnect();
+          throw new EventStoreUnavailableError(
+            shownUrl,
+            'connect',
+            `not connected within ${startTimeoutMs} ms${lastError ? ` (last error: ${lastError.message})` : ''}`,
+            1_000,
+            { cause: lastError ?? error },
+          );
+        });
+      client = owned;
+      return owned;
     })();
     connecting.catch(() => {
       connecting = undefined;
     });
     return connecting;
   };
-  const run = async (script: string, ...args: Array<string | number>) =>
-    (await redis()).eval(script, 3, ...keys, ...args);
+  const run = async (operation: string, script: string, ...args: Array<string | number>) => {
+    const connected = await redis();
+    try {
+      return await timeout(commandTimeoutMs).execute(() =>
+        connected.eval(script, 3, ...keys, ...args),
+      );
+    } catch (error) {
+      if (isXError(error) && !isXError(error, 'TIMEOUT')) throw error;
+      if ((error as { name?: unknown } | null)?.name === 'ReplyError') throw error; // Redis answered
+      const reason = isXError(error, 'TIMEOUT')
+        ? `no answer within ${commandTimeoutMs} ms`
+        : ((error as Error)?.message ?? String(error));
+      throw new EventStoreUnavailableError(shownUrl, operation, reason, 1_000, { cause: error });
+    }
+  };
 
   return {
     durable: true,
@@ -113,22 +192,27 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
         handler: event.handler,
         payload: event.payload,
       });
-      await run(PUT, event.id, event.eta, data);
+      await run('put', PUT, event.id, event.eta, data);
     },
     async reschedule(id, eta) {
-      return (await run(RESCHEDULE, id, eta)) === 1;
+      return (await run('reschedule', RESCHEDULE, id, eta)) === 1;
     },
     async remove(id) {
-      return (await run(REMOVE, id)) === 1;
+      return (await run('remove', REMOVE, id)) === 1;
     },
-    async claim(id, eta, leaseUntil) {
-      return (await run(CLAIM, id, eta, leaseUntil)) === 1;
+    async claim(id, eta, leaseUntil, again = false) {
+      return (await run('claim', CLAIM, id, eta, leaseUntil, again ? 1 : 0)) === 1;
     },
     async complete(id) {
-      await run(COMPLETE, id);
+      await run('complete', COMPLETE, id);
     },
     async load(now, limit) {
-      const flat = (await run(LOAD, Math.floor(now), Math.max(1, Math.floor(limit)))) as string[];
+      const flat = (await run(
+        'load',
+        LOAD,
+        Math.floor(now),
+        Math.max(1, Math.floor(limit)),
+      )) as string[];
       const out: StoredEvent[] = [];
       for (let i = 0; i + 2 < flat.length; i += 3) {
         const id = flat[i]!;
@@ -158,9 +242,14 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
     },
     async close() {
       closed = true;
-      const current = client ?? (connecting ? await connecting.catch(() => undefined) : undefined);
-      if (owned && current) await current.quit().catch(() => {});
+      const current = ownClient;
       client = undefined;
+      ownClient = undefined;
+      if (!owned || !current) return;
+      if (current.status !== 'ready') return current.disconnect(); // stops reconnecting
+      await timeout(commandTimeoutMs)
+        .execute(() => current.quit())
+        .catch(() => current.disconnect());
     },
   };
 }

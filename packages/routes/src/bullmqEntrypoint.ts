@@ -1,9 +1,11 @@
 import type * as BullMQ from 'bullmq';
+import { isXError, timeout } from '@x/resilience';
 import { deadLetterRecord, replayMeta, type DeadLetterRecord } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RepublishPayload, RouteHandle } from './entrypoint.js';
-import { RouteConfigError } from './errors.js';
+import { BrokerUnavailableError, RouteConfigError } from './errors.js';
 import { loadOptional } from './internal/loadOptional.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
+import { redactUrl } from './internal/redactUrl.js';
 import type { Meta, Outcome } from './outcome.js';
 import { queueSettlement } from './settlement.js';
 import type { Delivery } from './workerContext.js';
@@ -41,6 +43,17 @@ export interface BullmqEntrypointOptions {
   readonly keepFailed?: number;
   /** Entrypoint name. Default `'bullmq <queue>'`. */
   readonly name?: string;
+  /**
+   * `start()` fails with `BROKER_UNAVAILABLE` (logged) when Redis is not connected within this
+   * time, instead of waiting forever. Default 10 000 ms.
+   */
+  readonly startTimeoutMs?: number;
+  /**
+   * Deadline of each queue operation (`publish`, `counts`, `deadLetters`, `replay`, the
+   * dead-letter add): past it, or at once while the connection is down (the queue's commands are
+   * never held offline), it rejects with `BROKER_UNAVAILABLE`. Default 5 000 ms.
+   */
+  readonly commandTimeoutMs?: number;
 }
 
 /** Options of {@link BullmqEntrypoint.publish}. */
@@ -108,7 +121,53 @@ const KEYS = [
   'keepCompleted',
   'keepFailed',
   'name',
+  'startTimeoutMs',
+  'commandTimeoutMs',
 ];
+
+/** Reconnection delay of the connections made from a URL: 100 ms doubling, at most 2 s. */
+function reconnectDelay(times: number): number {
+  return Math.min(100 * 2 ** Math.min(times, 5), 2_000);
+}
+
+/** A client or cluster instance (not plain options): handed to BullMQ as is. */
+function isInstance(connection: object): boolean {
+  return typeof (connection as { duplicate?: unknown }).duplicate === 'function';
+}
+
+/** Where the connection points, for messages: a URL with no password. */
+function describeConnection(connection: object): string {
+  const c = connection as {
+    url?: unknown;
+    host?: unknown;
+    port?: unknown;
+    options?: { host?: unknown; port?: unknown };
+  };
+  if (typeof c.url === 'string') return redactUrl(c.url);
+  const host = c.host ?? c.options?.host ?? '127.0.0.1';
+  const port = c.port ?? c.options?.port ?? 6379;
+  return `redis://${String(host)}:${String(port)}`;
+}
+
+/** True for the errors ioredis gives while the connection is down or unanswered. */
+function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown; name?: unknown } | null;
+  if (e === null || typeof e !== 'object') return false;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  if (
+    typeof e.code === 'string' &&
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(
+      e.code,
+    )
+  )
+    return true;
+  return (
+    typeof e.message === 'string' &&
+    /Stream isn't writeable|Connection is closed|Command timed out|connect ETIMEDOUT|ECONNREFUSED/i.test(
+      e.message,
+    )
+  );
+}
 
 /** @internal Loads `bullmq` (an optional peer): `OPTIONAL_DEPENDENCY_MISSING` when absent. */
 export function loadBullmq(specifier = 'bullmq'): Promise<typeof BullMQ> {
@@ -133,6 +192,16 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
   readonly connection: object;
   readonly maxDeliveries: number;
   readonly requeueDelayMs: number;
+  /** Bound of `start()`, ms. */
+  readonly startTimeoutMs: number;
+  /** Deadline of each queue operation, ms. */
+  readonly commandTimeoutMs: number;
+  /** The connection URL (or host and port) with no password, for errors and logs. */
+  readonly redisUrl: string;
+  /** Options of the queues' (non-blocking) connections: no offline queue, a command timeout. */
+  private readonly queueConnection: object;
+  /** The last connection error any of this entrypoint's clients reported. */
+  private lastConnectionError: Error | undefined = undefined;
   private readonly options: BullmqEntrypointOptions;
   private readonly jobName: string;
   private route: RouteHandle<M> | undefined = undefined;
@@ -164,10 +233,23 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
         throw new RouteConfigError(
           `bullmqEntrypoint: connection must be a redis:// URL or options, got ${connection}`,
         );
-      this.connection = { url: connection };
-    } else if (connection !== null && typeof connection === 'object') this.connection = connection;
+      this.connection = { url: connection, retryStrategy: reconnectDelay };
+    } else if (connection !== null && typeof connection === 'object')
+      this.connection = isInstance(connection)
+        ? connection
+        : { retryStrategy: reconnectDelay, ...connection };
     else
       throw new RouteConfigError('bullmqEntrypoint: connection must be a URL or an options object');
+    this.startTimeoutMs = checkMs(options.startTimeoutMs ?? 10_000, 1, 'startTimeoutMs');
+    this.commandTimeoutMs = checkMs(options.commandTimeoutMs ?? 5_000, 1, 'commandTimeoutMs');
+    this.redisUrl = describeConnection(this.connection);
+    this.queueConnection = isInstance(this.connection)
+      ? this.connection
+      : {
+          enableOfflineQueue: false,
+          commandTimeout: this.commandTimeoutMs,
+          ...this.connection,
+        };
     this.maxDeliveries = checkInt(options.maxDeliveries ?? 5, 1, 'maxDeliveries');
     this.requeueDelayMs = checkMs(options.requeueDelayMs ?? 1000, 0, 'requeueDelayMs');
     if (options.concurrency !== undefined) checkInt(options.concurrency, 1, 'concurrency');
@@ -195,12 +277,60 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
   private async queues(): Promise<{ queue: BullMQ.Queue; dlq: BullMQ.Queue }> {
     const bull = await this.load();
     const base = {
-      connection: this.connection as BullMQ.ConnectionOptions,
+      connection: this.queueConnection as BullMQ.ConnectionOptions,
       prefix: this.options.prefix ?? 'bull',
     };
-    this.queue ??= new bull.Queue(this.queueName, base);
-    this.dlq ??= new bull.Queue(this.deadLetterQueueName, base);
+    const onError = (error: Error) => {
+      this.lastConnectionError = error;
+    };
+    if (this.queue === undefined) {
+      this.queue = new bull.Queue(this.queueName, base);
+      this.queue.on('error', onError);
+    }
+    if (this.dlq === undefined) {
+      this.dlq = new bull.Queue(this.deadLetterQueueName, base);
+      this.dlq.on('error', onError);
+    }
     return { queue: this.queue, dlq: this.dlq };
+  }
+
+  /**
+   * Runs one Redis operation under a deadline (`@x/resilience`'s `timeout`): connection errors
+   * and a missed deadline become {@link BrokerUnavailableError}; other errors pass through. `fn`
+   * must check `signal` before it sends anything that should not run late.
+   */
+  private async bounded<T>(
+    operation: string,
+    ms: number,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await timeout(ms).execute(ctx => fn(ctx.signal));
+    } catch (error) {
+      if (isXError(error, 'TIMEOUT') || isConnectionError(error)) {
+        const last = this.lastConnectionError;
+        const why = isXError(error, 'TIMEOUT')
+          ? `no answer within ${ms} ms${last ? ` (last error: ${last.message})` : ''}`
+          : (error as Error).message;
+        throw new BrokerUnavailableError('redis', this.redisUrl, operation, why, 1_000, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** The queues once their connection is ready, under the command deadline. */
+  private readyQueues(
+    operation: string,
+  ): <T>(fn: (q: { queue: BullMQ.Queue; dlq: BullMQ.Queue }) => Promise<T>) => Promise<T> {
+    return fn =>
+      this.bounded(operation, this.commandTimeoutMs, async signal => {
+        const queues = await this.queues();
+        await Promise.all([queues.queue.waitUntilReady(), queues.dlq.waitUntilReady()]);
+        signal.throwIfAborted();
+        return fn(queues);
+      });
   }
 
   /** Adds a message as a job (works before `start()`, e.g. in a producer process); returns the job id. */
@@ -210,12 +340,13 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
     const meta = options.meta ?? {};
     if (meta === null || typeof meta !== 'object')
       throw new RouteConfigError('meta must be an object');
-    const { queue } = await this.queues();
-    const job = await queue.add(this.jobName, envelope(message, meta), {
-      ...(delay > 0 ? { delay } : {}),
-      ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
+    return this.readyQueues('publish')(async ({ queue }) => {
+      const job = await queue.add(this.jobName, envelope(message, meta), {
+        ...(delay > 0 ? { delay } : {}),
+        ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
+      });
+      return job.id!;
     });
-    return job.id!;
   }
 
   async start(): Promise<void> {
@@ -237,11 +368,30 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
       removeOnComplete: { count: o.keepCompleted ?? 1000 },
       removeOnFail: { count: o.keepFailed ?? 1000 },
     });
-    worker.on('error', err =>
-      route.logger.warn({ err, entrypoint: this.name }, 'bullmq worker error'),
-    );
+    worker.on('error', err => {
+      this.lastConnectionError = err;
+      route.logger.warn({ err, entrypoint: this.name }, 'bullmq worker error');
+    });
     this.worker = worker;
-    await worker.waitUntilReady();
+    try {
+      await this.bounded('start', this.startTimeoutMs, () => worker.waitUntilReady());
+    } catch (error) {
+      this.worker = undefined;
+      void worker.close(true).catch(() => undefined);
+      const failure =
+        error instanceof BrokerUnavailableError
+          ? error
+          : new BrokerUnavailableError(
+              'redis',
+              this.redisUrl,
+              'start',
+              (error as Error)?.message ?? String(error),
+              1_000,
+              { cause: error },
+            );
+      route.logger.error({ err: failure, entrypoint: this.name }, failure.message);
+      throw failure;
+    }
   }
 
   private readonly process = async (
@@ -283,7 +433,7 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
         if (outcome.kind === 'deferred' && this.delayed.has(job)) throw new bull.DelayedError();
         return outcome.kind === 'success' ? (outcome.value ?? null) : null;
       case 'dead-letter': {
-        const { dlq } = await this.queues();
+        const dlq = await this.readyQueues('dead-letter')(async q => q.dlq);
         const record = deadLetterRecord(
           {
             id: `dl-${job.id}`,
@@ -346,8 +496,9 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
   /** Dead letters of this queue, oldest first (at most `limit`, default 100); bytes come back as Buffers. */
   async deadLetters(limit = 100): Promise<DeadLetterRecord[]> {
     checkInt(limit, 1, 'limit');
-    const { dlq } = await this.queues();
-    const jobs = await dlq.getJobs(['waiting'], 0, limit - 1, true);
+    const jobs = await this.readyQueues('deadLetters')(({ dlq }) =>
+      dlq.getJobs(['waiting'], 0, limit - 1, true),
+    );
     return jobs.map(j => {
       const { encoding: _encoding, ...record } = j.data as DeadLetterRecord & { encoding?: string };
       return { ...record, message: unwrap(j.data as { message: unknown; encoding?: string }) };
@@ -379,8 +530,10 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
 
   /** Job counts of the queue and of the dead-letter queue. */
   async counts(): Promise<{ queue: Record<string, number>; deadLetters: number }> {
-    const { queue, dlq } = await this.queues();
-    return { queue: await queue.getJobCounts(), deadLetters: await dlq.count() };
+    return this.readyQueues('counts')(async ({ queue, dlq }) => ({
+      queue: await queue.getJobCounts(),
+      deadLetters: await dlq.count(),
+    }));
   }
 
   /** Stops fetching jobs (active ones finish; nothing is held unstarted: BullMQ fetches per free slot). */

@@ -12,7 +12,8 @@ export type RoutesErrorCode =
   | 'BAD_REQUEST'
   | 'PAYLOAD_TOO_LARGE'
   | 'METHOD_NOT_ALLOWED'
-  | 'OPTIONAL_DEPENDENCY_MISSING';
+  | 'OPTIONAL_DEPENDENCY_MISSING'
+  | 'BROKER_UNAVAILABLE';
 
 /** Base class of the errors of `@x/routes`: an `XError` with a {@link RoutesErrorCode}. */
 export class RoutesError extends XError {
@@ -116,6 +117,33 @@ export class OptionalDependencyError extends RoutesError {
     super(
       'OPTIONAL_DEPENDENCY_MISSING',
       `the optional peer dependency '${dependency}' is not installed: npm install ${dependency}`,
+      options,
+    );
+  }
+}
+
+/**
+ * The broker of a queue entrypoint (Redis for BullMQ) cannot be reached in time
+ * (`BROKER_UNAVAILABLE`): `start()` found no connection within `startTimeoutMs`, or an operation
+ * (`publish`, ...) got no answer within `commandTimeoutMs` or failed because the connection is
+ * down. `url` never carries a password. HTTP 503; retry after `retryAfterMs`.
+ */
+export class BrokerUnavailableError extends RoutesError {
+  readonly status = 503;
+  constructor(
+    /** `'redis'`. */
+    readonly broker: string,
+    /** Where the broker was expected, password removed. */
+    readonly url: string,
+    /** `'start'`, `'publish'`, ... */
+    readonly operation: string,
+    message: string,
+    readonly retryAfterMs = 1000,
+    options?: XErrorOptions,
+  ) {
+    super(
+      'BROKER_UNAVAILABLE',
+      `${broker} at ${url} is unavailable (${operation}): ${message}`,
       options,
     );
   }

@@ -4,6 +4,7 @@ import { isXError } from '@x/resilience';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asyncBackoff } from './backoffPolicy.js';
+import { BrokerUnavailableError } from './errors.js';
 import {
   httpEntrypoint,
   httpStatusFor,
@@ -250,6 +251,24 @@ describe('httpEntrypoint', () => {
     ]).toEqual([503, '1', 'BULKHEAD_FULL']);
     gate.resolve();
     expect((await blocking).status).toBe(200);
+  });
+
+  it('a terminal 503 whose error carries retryAfterMs (BROKER_UNAVAILABLE) answers retry-after in seconds', async () => {
+    const http = httpEntrypoint({ port: 0, exposeErrors: true });
+    const r = route({
+      entrypoint: http,
+      target: async () => {
+        throw new BrokerUnavailableError('redis', 'redis://h:1', 'publish', 'down', 2_500);
+      },
+    });
+    routes.push(r);
+    await r.start();
+    const res = await httpRequest(http.url, { body: 'x' });
+    expect([res.status, res.headers['retry-after'], res.json().error.code]).toEqual([
+      503,
+      '3',
+      'BROKER_UNAVAILABLE',
+    ]);
   });
 
   it('while stopping: in-flight requests finish, new ones get 503 (mounted) or are refused (own server)', async () => {

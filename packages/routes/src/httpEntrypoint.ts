@@ -393,6 +393,9 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
         const text = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
         const show = status < 500 || this.exposeErrors;
         const headers: Record<string, string> = outcome.terminal ? {} : { 'retry-after': '1' };
+        const retryAfterMs = (outcome.error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+        if (status >= 500 && typeof retryAfterMs === 'number' && retryAfterMs >= 0)
+          headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
         return this.reply(
           res,
           status,

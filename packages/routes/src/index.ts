@@ -144,6 +144,7 @@ export {
   QueueFullError,
   HttpRequestError,
   OptionalDependencyError,
+  BrokerUnavailableError,
   type RoutesErrorCode,
 } from './errors.js';
 

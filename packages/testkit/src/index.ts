@@ -13,3 +13,5 @@ export { waitFor } from './waitFor.js';
 export type { WaitForOptions } from './waitFor.js';
 export { startNodeProcess } from './childProcess.js';
 export type { NodeProcess, NodeProcessOptions } from './childProcess.js';
+export { startRedisServer } from './redisServer.js';
+export type { RedisServer, RedisServerOptions } from './redisServer.js';

@@ -241,6 +241,8 @@ describe('memoryEventStore', () => {
     expect(await store.claim('a', 99, 1_000)).toBe(false); // eta moved
     expect(await store.claim('a', 100, 1_000)).toBe(true);
     expect(await store.claim('a', 100, 1_000)).toBe(false);
+    expect(await store.claim('a', 100, 1_000, true)).toBe(true); // sent again (answer lost)
+    expect(await store.claim('a', 100, 1_001, true)).toBe(false); // not ours
     expect(await store.reschedule('a', 5)).toBe(false); // running, not pending
     expect(await store.load(500, 10)).toEqual([]);
     expect(await store.load(1_000, 10)).toEqual([{ ...event, eta: 1_000 }]);

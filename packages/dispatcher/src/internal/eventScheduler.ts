@@ -46,7 +46,18 @@ interface Entry {
   readonly handler: string | undefined;
   readonly payload: unknown;
   cancelled: boolean;
+  /** When to try again after the store failed (the stored eta stays `eta`). */
+  readonly due?: number;
+  /** Store failures so far (the retry delay doubles with each). */
+  readonly storeFailures?: number;
+  /** The lease of a claim whose answer was lost: sent again, so a claim that did apply counts. */
+  readonly claimLease?: number;
 }
+
+/** First delay before an event whose claim failed (store unreachable) is tried again. */
+const STORE_RETRY_MS = 500;
+/** Longest delay between two tries of such an event. */
+const STORE_RETRY_MAX_MS = 5_000;
 
 /** Options of the scheduler. */
 export interface EventSchedulerOptions {
@@ -180,7 +191,8 @@ export class EventScheduler {
       if (!found || this.byId.get(id) !== entry) return false;
     }
     entry.cancelled = true;
-    this.insert({ ...entry, eta: at, seq: this.seq++, cancelled: false });
+    const { due: _due, storeFailures: _failures, claimLease: _lease, ...rest } = entry; // a new eta: no retry
+    this.insert({ ...rest, eta: at, seq: this.seq++, cancelled: false });
     this.arm();
     return true;
   }
@@ -268,7 +280,7 @@ export class EventScheduler {
   private arm(): void {
     if (this.closed) return;
     const head = this.peek();
-    const at = head?.eta ?? Infinity;
+    const at = head ? dueOf(head) : Infinity;
     if (at === this.timerAt && this.timer) return;
     const { clock, now } = this.options;
     if (this.timer) clock.clearTimeout(this.timer);
@@ -291,7 +303,7 @@ export class EventScheduler {
     const now = this.options.now();
     for (;;) {
       const head = this.peek();
-      if (!head || head.eta > now) break;
+      if (!head || dueOf(head) > now) break;
       this.pop();
       this.byId.delete(head.id);
       this.ready.push(head);
@@ -318,7 +330,20 @@ export class EventScheduler {
     const meta = { id: entry.id, service: entry.service, eventId: entry.eventId };
     try {
       if (entry.handler !== undefined) {
-        if (!(await store.claim(entry.id, entry.eta, now() + leaseMs))) return; // another runner has it
+        let claimed: boolean;
+        // a retried claim sends the lease of the lost one again (while at least half is left)
+        const again = entry.claimLease !== undefined && entry.claimLease - now() >= leaseMs / 2;
+        const lease = again ? entry.claimLease! : now() + leaseMs;
+        try {
+          claimed = await store.claim(entry.id, entry.eta, lease, again);
+        } catch (error) {
+          // The store cannot be reached: the event is still in it (or the claim applied and
+          // only its answer was lost). Try again later (500 ms, doubling up to 5 s) with the
+          // same lease instead of dropping it until the next restart loads it.
+          this.retryLater(entry, lease);
+          throw error;
+        }
+        if (!claimed) return; // another runner has it
         const handler = handlers.get(entry.handler);
         if (!handler)
           throw new InvalidConfigError(`no event handler named ${JSON.stringify(entry.handler)}`);
@@ -335,6 +360,21 @@ export class EventScheduler {
       // errors are reported, never swallowed silently (App Engine lost them in a thread)
       emit({ type: 'event-error', ...meta, error });
     }
+  }
+
+  private retryLater(entry: Entry, claimLease: number): void {
+    if (this.closed || this.byId.has(entry.id)) return; // closed, or replaced by a newer event
+    const failures = (entry.storeFailures ?? 0) + 1;
+    const delay = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_MS * 2 ** (failures - 1));
+    this.insert({
+      ...entry,
+      seq: this.seq++,
+      cancelled: false,
+      due: this.options.now() + delay,
+      storeFailures: failures,
+      claimLease,
+    });
+    this.arm();
   }
 
   /** Stops the timer; pending in-memory events are dropped, durable ones stay in the store. */
@@ -355,8 +395,15 @@ export class EventScheduler {
   }
 }
 
+/** When an entry should run: its eta, or its retry time after a store failure. */
+function dueOf(entry: Entry): number {
+  return entry.due ?? entry.eta;
+}
+
 function before(a: Entry, b: Entry): boolean {
-  return a.eta < b.eta || (a.eta === b.eta && a.seq < b.seq);
+  const da = dueOf(a);
+  const db = dueOf(b);
+  return da < db || (da === db && a.seq < b.seq);
 }
 
 function keyOf(service: string, eventId: string): string {
