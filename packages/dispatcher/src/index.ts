@@ -112,6 +112,8 @@ export {
   InvalidDispatchRuleError,
   InvalidRequestError,
   PayloadTooLargeError,
+  TooManyAttemptsError,
+  TooManyHeadersError,
   BackendError,
   InstanceStartError,
   InvalidConfigError,
@@ -122,3 +124,4 @@ export {
   type CapacityDimension,
 } from './errors.js';
 export { HOP_BY_HOP as HOP_BY_HOP_HEADERS } from './internal/headers.js';
+export { ADMIN_BODY_LIMIT, MAX_REQUEST_HEADERS } from './internal/frontDoor.js';
