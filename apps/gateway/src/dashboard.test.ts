@@ -58,17 +58,28 @@ async function serve(state: DashboardState, options: DashboardOptions = {}) {
     },
   });
   /** Opens `/_x/events` on a raw socket; a client with `read` false never reads a byte. */
-  const stream = async (read: boolean, headers = ''): Promise<{ text: () => string }> => {
+  const stream = async (
+    read: boolean,
+    headers = '',
+  ): Promise<{ text: () => string; eventLines: () => number }> => {
     const socket = connect(port, '127.0.0.1');
     sockets.push(socket);
     socket.on('error', () => {});
     await once(socket, 'connect');
     socket.write(`GET /_x/events HTTP/1.1\r\nHost: x\r\n${headers}\r\n`);
     let text = '';
+    let lines = 0;
+    let tail = '';
     if (read)
-      socket.setEncoding('latin1').on('data', (chunk: string) => (text += chunk.slice(0, 200)));
+      socket.setEncoding('latin1').on('data', (chunk: string) => {
+        text += chunk.slice(0, 200);
+        // a line split across chunks is counted once: the carried tail is shorter than a match
+        const joined = tail + chunk;
+        lines += joined.split('event: event\n').length - 1;
+        tail = joined.slice(-12);
+      });
     else socket.pause();
-    return { text: () => text };
+    return { text: () => text, eventLines: () => lines };
   };
   const request = (path: string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; headers: IncomingMessage['headers']; body: string }>(
@@ -125,6 +136,16 @@ describe('Dashboard event streams', () => {
     expect(dashboard.clients).toBe(1); // the five that never read were closed
     expect(dashboard.counters.dropped).toBe(5);
     expect(reader.text()).toContain('event: state');
+  });
+
+  it('delivers every event line of a burst, batched into one write per stream', async () => {
+    const { state } = bigState(100);
+    const { events, stream } = await serve(state);
+    const readers = [await stream(true), await stream(true)];
+    await sleep(50);
+    for (let i = 0; i < 50; i++) events.add('test', 'info', `line ${i}`);
+    await sleep(300);
+    for (const reader of readers) expect(reader.eventLines()).toBe(50);
   });
 
   it('answers a stream over maxStreams with 503 TOO_MANY_STREAMS and Retry-After', async () => {

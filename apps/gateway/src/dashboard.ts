@@ -30,7 +30,7 @@ interface Stream {
  * The dashboard at `/_x/`: one self-contained HTML page (inline CSS and JS, no build step, no
  * CDN), its data as JSON at `/_x/state`, and live updates over server-sent events at
  * `/_x/events` (`state` every second and right after instance changes, `event` for each new
- * line of the event log). Admin actions go from the page to the dispatcher's admin API
+ * line of the event log, batched per 100 ms). Admin actions go from the page to the dispatcher's admin API
  * (`/_x/admin/…`, bearer token).
  *
  * The streams hold under slow or hostile clients: each snapshot is serialised once into one
@@ -53,6 +53,9 @@ export class Dashboard {
   private stateFrame: { frame: Buffer; at: number } | undefined;
   private dropped = 0;
   private refused = 0;
+  /** Event lines of the last 100 ms, written to every stream in one write. */
+  private eventBatch: Buffer[] = [];
+  private eventTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly state: DashboardState,
@@ -65,7 +68,12 @@ export class Dashboard {
     this.access = new DashboardAccess(options.token);
     this.unsubscribe = events.subscribe(event => {
       this.eventsFrame = undefined;
-      if (this.streams.size > 0) this.send(frame('event', event), false);
+      if (this.streams.size === 0) return;
+      this.eventBatch.push(frame('event', event));
+      if (this.eventTimer === undefined) {
+        this.eventTimer = setTimeout(() => this.flushEvents(), EVENT_BATCH_MS);
+        this.eventTimer.unref();
+      }
     });
   }
 
@@ -200,6 +208,13 @@ export class Dashboard {
     stream.res.destroy();
   }
 
+  private flushEvents(): void {
+    this.eventTimer = undefined;
+    const batch = this.eventBatch;
+    this.eventBatch = [];
+    if (batch.length > 0) this.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch), false);
+  }
+
   private send(data: Buffer, isState: boolean): void {
     for (const stream of this.streams.values()) this.write(stream, data, isState);
   }
@@ -236,12 +251,16 @@ export class Dashboard {
   close(): void {
     this.unsubscribe();
     if (this.pushTimer) clearTimeout(this.pushTimer);
+    if (this.eventTimer) clearTimeout(this.eventTimer);
+    this.eventBatch = [];
     for (const { res } of this.streams.values()) res.end();
     this.streams.clear();
   }
 }
 
 const RETRY = Buffer.from('retry: 2000\n\n');
+/** Event lines are batched this long, so a burst costs one write per stream, not one per line. */
+const EVENT_BATCH_MS = 100;
 
 /** One server-sent event, serialised once. */
 function frame(event: string, data: unknown): Buffer {
