@@ -170,6 +170,28 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('reads the dashboard limits and the admin lockout, naming bad values', () => {
+    const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
+    expect(shipped.dashboard).toEqual({
+      requireToken: false,
+      maxStreams: 256,
+      maxBufferedBytes: 1_048_576,
+      stallTimeoutMs: 30_000,
+    });
+    expect(shipped.admin).toMatchObject({ maxFailures: 10, failureWindowMs: 60_000 });
+    const config = base();
+    delete config.dashboard;
+    expect(parseConfig(stringify(config), { file, backendsDir }).dashboard.maxStreams).toBe(256);
+    config.dashboard = { requireToken: 'yes', maxStreams: -1, maxBufferedBytes: 10 };
+    config.admin.maxFailures = 0;
+    expect(issues(config)).toEqual([
+      'admin.maxFailures: expected an integer from 1 to 1000000, got 0',
+      'dashboard.maxStreams: expected an integer from 0 to 100000, got -1',
+      'dashboard.maxBufferedBytes: expected an integer from 1024 to 1073741824, got 10',
+      'dashboard.requireToken: expected true or false, got "yes"',
+    ]);
+  });
+
   it('refuses an alias bomb with a ConfigError, not a ReferenceError (regression)', () => {
     const bomb = [
       'a: &a [x,x,x,x,x,x,x,x,x]',

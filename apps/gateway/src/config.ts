@@ -125,7 +125,23 @@ export interface GatewayConfig {
     /** Largest request body the gateway forwards; more is a 413 (also the dispatcher's limit). */
     readonly maxBodyBytes: number;
   };
-  readonly admin: { readonly token: string | undefined };
+  readonly admin: {
+    readonly token: string | undefined;
+    /** Wrong admin tokens one client address may send per `failureWindowMs` before 429. */
+    readonly maxFailures: number;
+    readonly failureWindowMs: number;
+  };
+  /** The dashboard's event streams and who may see it (`dashboard.ts`). */
+  readonly dashboard: {
+    /** Most open `/_x/events` streams; more are answered 503 `TOO_MANY_STREAMS`. */
+    readonly maxStreams: number;
+    /** A stream with more unsent bytes than this is closed. */
+    readonly maxBufferedBytes: number;
+    /** A stream whose client reads nothing for this long is closed. */
+    readonly stallTimeoutMs: number;
+    /** `/_x/`, `/_x/state` and `/_x/events` need the admin token. */
+    readonly requireToken: boolean;
+  };
   readonly logging: { readonly level: LogLevel };
   readonly dispatcher: {
     readonly host: string;
@@ -199,6 +215,7 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
   const root = check.requiredObject(raw, '', [
     'server',
     'admin',
+    'dashboard',
     'logging',
     'dispatcher',
     'modules',
@@ -219,7 +236,15 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
       'requestTimeoutMs',
       'maxBodyBytes',
     ]) ?? {};
-  const admin = check.object(root.admin, 'admin', ['token']) ?? {};
+  const admin =
+    check.object(root.admin, 'admin', ['token', 'maxFailures', 'failureWindowMs']) ?? {};
+  const dash =
+    check.object(root.dashboard, 'dashboard', [
+      'maxStreams',
+      'maxBufferedBytes',
+      'stallTimeoutMs',
+      'requireToken',
+    ]) ?? {};
   const logging = check.object(root.logging, 'logging', ['level']) ?? {};
   const disp =
     check.object(root.dispatcher, 'dispatcher', [
@@ -272,6 +297,28 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
         /^.{16,}$/,
         'a token of at least 16 characters',
       ),
+      maxFailures: check.int(admin.maxFailures, 'admin.maxFailures', 10, {
+        min: 1,
+        max: 1_000_000,
+      }),
+      failureWindowMs: check.int(admin.failureWindowMs, 'admin.failureWindowMs', 60_000, {
+        min: 1,
+        max: DAY,
+      }),
+    },
+    dashboard: {
+      maxStreams: check.int(dash.maxStreams, 'dashboard.maxStreams', 256, { min: 0, max: 100_000 }),
+      maxBufferedBytes: check.int(
+        dash.maxBufferedBytes,
+        'dashboard.maxBufferedBytes',
+        1024 * 1024,
+        { min: 1024, max: 1024 * 1024 * 1024 },
+      ),
+      stallTimeoutMs: check.int(dash.stallTimeoutMs, 'dashboard.stallTimeoutMs', 30_000, {
+        min: 1,
+        max: DAY,
+      }),
+      requireToken: check.bool(dash.requireToken, 'dashboard.requireToken', false),
     },
     logging: { level: check.oneOf(logging.level, 'logging.level', LEVELS, 'info') },
     dispatcher: {

@@ -124,6 +124,15 @@ export class ConfigCheck {
     return read === '' ? undefined : read;
   }
 
+  bool(value: unknown, path: string, fallback: boolean): boolean {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'boolean') {
+      this.fail(path, `expected true or false, got ${describe(value)}`);
+      return fallback;
+    }
+    return value;
+  }
+
   oneOf<T extends string>(value: unknown, path: string, choices: readonly T[], fallback: T): T {
     if (value === undefined) return fallback;
     if (typeof value !== 'string' || !choices.includes(value as T)) {

@@ -4,7 +4,13 @@ import { sendJson } from './sendJson.js';
 
 /** A streaming reverse proxy to the dispatcher's front door. */
 export interface FrontDoorProxy {
-  (req: IncomingMessage, res: ServerResponse, requestId: string): void;
+  /** `limits.maxBodyBytes` lowers the body limit for this request (e.g. the admin API's). */
+  (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    limits?: { readonly maxBodyBytes?: number },
+  ): void;
   close(): void;
 }
 
@@ -44,9 +50,15 @@ export function frontDoorProxy(
   options: FrontDoorProxyOptions = {},
 ): FrontDoorProxy {
   const target = new URL(frontDoorUrl);
-  const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  const defaultMaxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
-  const forward = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    limits: { readonly maxBodyBytes?: number } = {},
+  ): void => {
+    const maxBodyBytes = Math.min(defaultMaxBodyBytes, limits.maxBodyBytes ?? Infinity);
     const fail = (status: number, code: string, message: string): void => {
       if (res.headersSent) {
         res.destroy();

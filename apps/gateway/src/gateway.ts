@@ -115,7 +115,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     const frontDoor: HttpFrontDoor = await d.listen({
       port: config.dispatcher.port,
       host: '127.0.0.1',
-      admin: { token: options.adminToken },
+      admin: {
+        token: options.adminToken,
+        maxFailures: config.admin.maxFailures,
+        failureWindowMs: config.admin.failureWindowMs,
+      },
       trustedProxies: ['loopback'],
       drainTimeoutMs: config.server.drainTimeoutMs,
       headersTimeoutMs: config.server.headersTimeoutMs,
@@ -177,7 +181,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }).ready,
       isDraining,
     });
-    const dashboard = new Dashboard(state, events);
+    const dashboard = new Dashboard(state, events, {
+      ...config.dashboard,
+      token: config.dashboard.requireToken ? options.adminToken : undefined,
+    });
     cleanups.push(() => dashboard.close());
     d.on(event => {
       if (event.type.startsWith('instance-')) dashboard.pushSoon();

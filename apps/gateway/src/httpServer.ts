@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Metrics } from '@x/resilience';
-import type { HttpEntrypoint } from '@x/routes';
+import { ADMIN_BODY_LIMIT } from '@x/dispatcher';
+import { httpStatusForError, type HttpEntrypoint } from '@x/routes';
+import { GatewayError } from './gatewayError.js';
 import type { Dashboard } from './dashboard.js';
 import type { FrontDoorProxy } from './frontDoorProxy.js';
 import type { Check } from './health.js';
@@ -119,10 +121,11 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     });
     const refusal = guard.refuse(req);
     if (refusal !== undefined) {
+      req.resume();
       sendJson(
         res,
-        400,
-        { error: { code: 'INVALID_REQUEST', message: refusal }, requestId: id },
+        refusal.status,
+        { error: { code: refusal.code, message: refusal.message }, requestId: id },
         { connection: 'close' },
       );
       return;
@@ -140,12 +143,18 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     try {
       route(parts, req, res, path, id);
     } catch (error) {
-      log.error({ err: error }, 'handler threw');
-      if (!res.headersSent)
-        sendJson(res, 500, {
-          error: { code: 'INTERNAL', message: 'internal error' },
+      // the shared status table of @x/routes: a typed client mistake is a 4xx, not a 500
+      const status = httpStatusForError(error);
+      if (status >= 500) log.error({ err: error }, 'handler threw');
+      if (!res.headersSent) {
+        const known = status < 500 && error instanceof GatewayError;
+        sendJson(res, status, {
+          error: known
+            ? { code: error.code, message: error.message }
+            : { code: 'INTERNAL', message: 'internal error' },
           requestId: id,
         });
+      }
     }
   });
   server.keepAliveTimeout = 5_000;
@@ -175,7 +184,10 @@ function route(
     );
     return;
   }
-  if (path === '/_x/admin' || path.startsWith('/_x/admin/')) return parts.proxy(req, res, id);
+  // the dispatcher's admin API reads at most ADMIN_BODY_LIMIT: more is refused here (413), or its
+  // early answer would race the upload and surface as a write error (502 EPIPE)
+  if (path === '/_x/admin' || path.startsWith('/_x/admin/'))
+    return parts.proxy(req, res, id, { maxBodyBytes: ADMIN_BODY_LIMIT });
   if (path === '/_x' || path.startsWith('/_x/')) {
     if (parts.dashboard.handle(req, res, path)) return;
     return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `nothing at ${path}` } });
@@ -195,7 +207,7 @@ function route(
   if (path === '/api/report-jobs') return void entrypoints.jobs.handle(req, res);
   const job = /^\/api\/report-jobs\/([^/]+)$/.exec(path);
   if (job && req.method === 'GET') {
-    const state = parts.jobs.get(decodeURIComponent(job[1]!));
+    const state = parts.jobs.get(decodePathSegment(job[1]!, 'report job id'));
     if (!state)
       return sendJson(res, 404, {
         error: { code: 'NOT_FOUND', message: `no report job ${job[1]}` },
@@ -203,4 +215,18 @@ function route(
     return sendJson(res, 200, state);
   }
   parts.proxy(req, res, id);
+}
+
+/** A percent-decoded path segment; a malformed escape (`%`, `%E0%A4%A`) is 400 `INVALID_REQUEST`. */
+function decodePathSegment(segment: string, field: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch (error) {
+    throw new GatewayError(
+      'INVALID_REQUEST',
+      400,
+      `${field}: expected a path segment with valid percent-encoding, got ${JSON.stringify(segment)}`,
+      { cause: error },
+    );
+  }
 }

@@ -25,9 +25,9 @@ describe('requestRefusal', () => {
     server = createServer((req, res) => {
       if (guard.ignore(req)) return void req.resume();
       const refusal = guard.refuse(req);
-      seen.push(`${req.url} ${refusal ?? 'ok'}`);
-      res.writeHead(refusal ? 400 : 200, { connection: 'close' });
-      res.end(refusal ?? 'ok');
+      seen.push(`${req.url} ${refusal?.message ?? 'ok'}`);
+      res.writeHead(refusal?.status ?? 200, { connection: 'close' });
+      res.end(refusal ? `${refusal.code} ${refusal.message}` : 'ok');
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -86,6 +86,28 @@ describe('requestRefusal', () => {
     expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 400']);
     expect(seen.at(-1)).toBe('/first unsupported Transfer-Encoding (only chunked)');
     expect(seen.some(line => line.startsWith('/smuggled'))).toBe(false);
+  });
+
+  const fillers = (n: number) => Array.from({ length: n }, (_, i) => `x:${i % 10}\r\n`).join('');
+
+  it.each([
+    ['a second Host', 'Host: y\r\n'],
+    ['Transfer-Encoding: gzip, chunked', 'Transfer-Encoding: gzip, chunked\r\n'],
+    ['nothing else', ''],
+  ])('refuses 2 100 header lines (431) with %s hidden behind them', async (_name, hidden) => {
+    const answer = await raw(
+      port,
+      `GET /many HTTP/1.1\r\nHost: x\r\n${fillers(2_100)}${hidden}\r\n` +
+        (hidden.startsWith('Transfer') ? '0\r\n\r\n' : ''),
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(answer).toContain('TOO_MANY_HEADERS too many header lines: expected at most 1000');
+  });
+
+  it('accepts 999 header lines', async () => {
+    expect(await raw(port, `GET /ok HTTP/1.1\r\nHost: x\r\n${fillers(998)}\r\n`)).toMatch(
+      /^HTTP\/1\.1 200 /,
+    );
   });
 
   it('accepts HTTP/1.0, HTTP/1.1 and chunked bodies (any case)', async () => {

@@ -145,8 +145,18 @@ export interface ListenOptions {
   readonly maxConnections?: number;
   /** Header carrying the request id. Default `'x-request-id'`. */
   readonly requestIdHeader?: string;
-  /** The admin API, served under `path` (default `'/_x/admin'`) to holders of `token`. Off without a token. */
-  readonly admin?: { readonly token: string; readonly path?: string };
+  /**
+   * The admin API, served under `path` (default `'/_x/admin'`) to holders of `token`. Off without a
+   * token. A client address that sends `maxFailures` wrong tokens (default 10) is answered 429
+   * `TOO_MANY_ATTEMPTS` with `Retry-After` until its budget refills (one failure per
+   * `failureWindowMs / maxFailures`; window default 60 000 ms). Right tokens cost nothing.
+   */
+  readonly admin?: {
+    readonly token: string;
+    readonly path?: string;
+    readonly maxFailures?: number;
+    readonly failureWindowMs?: number;
+  };
   /** On close, wait this long for in-flight requests. Default 10 000 ms. */
   readonly drainTimeoutMs?: number;
 }
@@ -963,6 +973,8 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       requestIdHeader,
       adminPath,
       adminToken: admin ? Buffer.from(admin.token) : undefined,
+      adminMaxFailures: positive('admin.maxFailures', admin?.maxFailures, 10, true),
+      adminFailureWindowMs: positive('admin.failureWindowMs', admin?.failureWindowMs, 60_000),
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
     });
     await this.start();

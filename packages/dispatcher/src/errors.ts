@@ -15,6 +15,8 @@ export type DispatcherErrorCode =
   | 'INVALID_DISPATCH_RULE'
   | 'INVALID_REQUEST'
   | 'PAYLOAD_TOO_LARGE'
+  | 'TOO_MANY_HEADERS'
+  | 'TOO_MANY_ATTEMPTS'
   | 'BACKEND_ERROR'
   | 'INSTANCE_START_FAILED'
   | 'INVALID_CONFIG'
@@ -202,6 +204,37 @@ export class InvalidRequestError extends DispatcherError {
 export class PayloadTooLargeError extends DispatcherError {
   constructor(readonly limitBytes: number) {
     super('PAYLOAD_TOO_LARGE', 413, `body larger than ${limitBytes} bytes`);
+  }
+}
+
+/**
+ * The request has more header lines than the front door inspects (`maxHeaders`; Node truncates
+ * `rawHeaders` at 2 000, which would hide a second `Host` or a `Transfer-Encoding`). HTTP 431.
+ */
+export class TooManyHeadersError extends DispatcherError {
+  constructor(
+    readonly limit: number,
+    received: number,
+  ) {
+    super(
+      'TOO_MANY_HEADERS',
+      431,
+      `too many header lines: expected at most ${limit}, got ${received}`,
+    );
+  }
+}
+
+/**
+ * Too many failed admin token attempts from one client address; `retryAfterMs` feeds the
+ * `Retry-After` header. HTTP 429.
+ */
+export class TooManyAttemptsError extends DispatcherError {
+  constructor(readonly retryAfterMs: number) {
+    super(
+      'TOO_MANY_ATTEMPTS',
+      429,
+      `too many failed admin token attempts from this address, retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
   }
 }
 

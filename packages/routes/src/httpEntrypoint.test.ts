@@ -1,6 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isXError } from '@x/resilience';
+import { isXError, XError } from '@x/resilience';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asyncBackoff } from './backoffPolicy.js';
@@ -19,7 +19,8 @@ import { json, schema } from './translator.js';
 import { deferred, httpRequest } from './test/helpers.js';
 
 interface Command {
-  do: 'ok' | 'none' | 'text' | 'bytes' | 'fail' | 'teapot' | 'slow';
+  do: 'ok' | 'none' | 'text' | 'bytes' | 'fail' | 'teapot' | 'slow' | 'code';
+  code?: string;
 }
 const isCommand = (x: unknown): x is Command =>
   typeof x === 'object' && x !== null && typeof (x as { do?: unknown }).do === 'string';
@@ -47,6 +48,8 @@ async function serve(options: HttpEntrypointOptions = {}, timeoutMs?: number) {
           return Buffer.from([1, 2, 3]);
         case 'fail':
           throw new Error('secret internals');
+        case 'code':
+          throw new XError(cmd.code ?? 'X', `failed with ${cmd.code}`);
         case 'teapot':
           throw Object.assign(new Error("I'm a teapot"), { status: 418 });
         case 'slow':
@@ -63,6 +66,25 @@ async function serve(options: HttpEntrypointOptions = {}, timeoutMs?: number) {
 }
 
 describe('httpEntrypoint', () => {
+  it.each([
+    ['UNAVAILABLE', 503],
+    ['OVERLOADED', 503],
+    ['CIRCUIT_OPEN', 503],
+    ['CONNECTION_ERROR', 502],
+    ['DEADLINE_EXCEEDED', 504],
+    ['INVALID_REQUEST', 400],
+    ['RATE_LIMITED', 429],
+    ['SOMETHING_ELSE', 500],
+  ])('answers a terminal %s failure (e.g. a worker-rpc error) with %i', async (code, status) => {
+    const { url } = await serve();
+    const answer = await httpRequest(url, {
+      body: JSON.stringify({ do: 'code', code }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(answer.status).toBe(status);
+    expect(answer.json()).toMatchObject({ error: { code } });
+  });
+
   it('maps outcomes to statuses', async () => {
     const { url } = await serve({}, 100);
     const call = (body: unknown) =>

@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorCode, isXError } from '@x/resilience';
+import { errorCode } from '@x/resilience';
 import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
 import { CancelledError, HttpRequestError, RouteConfigError } from './errors.js';
+import { httpStatusForError } from './httpStatusForError.js';
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import type { Meta, Outcome } from './outcome.js';
@@ -74,9 +75,8 @@ const KEYS = [
  * |---|---|
  * | success | 200 (204 when the target returned `undefined`) |
  * | deferred (async retry published) | 202 |
- * | failure, terminal, `TRANSLATION_FAILED` | 400 |
  * | failure, terminal, error with `status`/`statusCode` 400–599 | that status |
- * | failure, terminal, `TIMEOUT` | 504 |
+ * | failure, terminal, a known code (`HTTP_STATUS_BY_CODE`: `TRANSLATION_FAILED` 400, `UNAVAILABLE` 503, `TIMEOUT` 504, …) | its status |
  * | failure, terminal, anything else | 500 |
  * | failure, not terminal (overloaded, republish failed) | 503 |
  * | cancelled (stopping, handed back, killed) | 503 |
@@ -89,23 +89,8 @@ export function httpStatusFor(outcome: Outcome): number {
       return 202;
     case 'cancelled':
       return 503;
-    case 'failure': {
-      if (!outcome.terminal) return 503;
-      const error = outcome.error;
-      if (isXError(error, 'TRANSLATION_FAILED')) return 400;
-      const declared =
-        (error as { status?: unknown; statusCode?: unknown } | null)?.status ??
-        (error as { statusCode?: unknown } | null)?.statusCode;
-      if (
-        typeof declared === 'number' &&
-        Number.isInteger(declared) &&
-        declared >= 400 &&
-        declared <= 599
-      )
-        return declared;
-      if (errorCode(error) === 'TIMEOUT') return 504;
-      return 500;
-    }
+    case 'failure':
+      return outcome.terminal ? httpStatusForError(outcome.error) : 503;
   }
 }
 

@@ -101,6 +101,7 @@ export {
   type HttpExchange,
   type HttpMeta,
 } from './httpEntrypoint.js';
+export { httpStatusForError, HTTP_STATUS_BY_CODE } from './httpStatusForError.js';
 export {
   TimerEntrypoint,
   timerEntrypoint,

@@ -1,4 +1,4 @@
-import { InvalidRequestError } from '../errors.js';
+import { InvalidConfigError, InvalidRequestError } from '../errors.js';
 import type { Dispatcher } from '../createDispatcher.js';
 
 /** A minimal JSON admin API over the public dispatcher methods (the token is checked before). */
@@ -45,9 +45,18 @@ export async function adminApi(
     }
     if (action === 'instances' && (method === 'PUT' || method === 'POST')) {
       const count = (body as { instances?: unknown } | undefined)?.instances;
-      if (typeof count !== 'number')
-        throw new InvalidRequestError('body must be {"instances": <number>}');
-      await dispatcher.setNumInstances(module, version, count);
+      if (typeof count !== 'number' || !Number.isInteger(count) || count < 0)
+        throw new InvalidRequestError(
+          `instances: expected an integer >= 0 (body {"instances": <n>}), got ${describe(count)}`,
+        );
+      try {
+        await dispatcher.setNumInstances(module, version, count);
+      } catch (error) {
+        // the count comes from the client: out of the version's range is its mistake (400)
+        if (error instanceof InvalidConfigError)
+          throw new InvalidRequestError(error.message, { cause: error });
+        throw error;
+      }
       return { status: 200, body: { instances: dispatcher.getNumInstances(module, version) } };
     }
     if (action === 'start' && method === 'POST') {
@@ -63,6 +72,16 @@ export async function adminApi(
     status: 404,
     body: { error: { code: 'NOT_FOUND', message: `no admin endpoint ${method} ${path}` } },
   };
+}
+
+/** A value as an error message shows it (`"x"`, `1e9`, `undefined`). */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 /** A percent-decoded path segment; malformed escapes (`%E0%A4%A`) are `INVALID_REQUEST`, not a 500. */

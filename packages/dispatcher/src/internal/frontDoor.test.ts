@@ -499,6 +499,22 @@ describe('HTTP front door', () => {
       .toBe(0);
   });
 
+  it('refuses more than 1 000 header lines with 431, also when a second Host hides behind 2 100', async () => {
+    const fillers = (n: number) => Array.from({ length: n }, (_, i) => `x:${i % 10}\r\n`).join('');
+    for (const hidden of ['Host: evil\r\n', 'Content-Length: 5\r\n', '']) {
+      const res = await raw(
+        trustedDoor.port,
+        `GET /many HTTP/1.1\r\nHost: x\r\n${fillers(2_100)}${hidden}\r\n`,
+      );
+      expect(res.status).toBe(431);
+      expect(res.body).toContain('TOO_MANY_HEADERS');
+      expect(res.body).toContain('expected at most 1000');
+    }
+    expect(
+      (await raw(trustedDoor.port, `GET /ok HTTP/1.1\r\nHost: x\r\n${fillers(998)}\r\n`)).status,
+    ).toBe(200);
+  });
+
   describe('admin API', () => {
     const admin = (path: string, init: RequestInit = {}, token: string | null = TOKEN) =>
       fetch(`${door.url}/_x/admin${path}`, {
@@ -589,6 +605,78 @@ describe('HTTP front door', () => {
       await expect(dispatcher.listen({ admin: { token: 'short' } })).rejects.toMatchObject({
         code: 'INVALID_CONFIG',
       });
+    });
+
+    it.each([[1e9], [-1], [1.5], ['3'], [null]])(
+      'answers {"instances": %j} with 400 INVALID_REQUEST naming the field, not 500',
+      async count => {
+        const res = await admin('/modules/admin/versions/v1/instances', {
+          method: 'PUT',
+          body: JSON.stringify({ instances: count }),
+        });
+        expect(res.status).toBe(400);
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        expect(body.error.code).toBe('INVALID_REQUEST');
+        expect(body.error.message).toMatch(/instances/);
+        expect(body.error.message).toContain(JSON.stringify(count));
+        expect(dispatcher.getNumInstances('admin', 'v1')).toBeLessThanOrEqual(2);
+      },
+    );
+
+    it('answers a declared admin body over 64 KiB with 413 before reading it', async () => {
+      const res = await raw(
+        door.port,
+        `PUT /_x/admin/modules/admin/versions/v1/instances HTTP/1.1\r\nHost: x\r\n` +
+          `Authorization: Bearer ${TOKEN}\r\nContent-Length: 1000000\r\n\r\n{"instances":`,
+      );
+      expect(res.status).toBe(413);
+      expect(res.body).toContain('PAYLOAD_TOO_LARGE');
+    });
+
+    it('locks out a client address after maxFailures wrong tokens (429, Retry-After); right tokens cost nothing', async () => {
+      const locked = await dispatcher.listen({
+        admin: { token: TOKEN, maxFailures: 3, failureWindowMs: 60_000 },
+      });
+      /** A call from `localAddress` (any 127/8 address reaches the loopback listener). */
+      const call = (token: string, localAddress = '127.0.0.1') =>
+        new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>(
+          (resolve, reject) => {
+            const req = httpRequest(
+              {
+                host: '127.0.0.1',
+                port: locked.port,
+                localAddress,
+                path: '/_x/admin/modules',
+                headers: { authorization: `Bearer ${token}` },
+              },
+              res => {
+                let body = '';
+                res.setEncoding('utf8').on('data', c => (body += c));
+                res.on('end', () =>
+                  resolve({ status: res.statusCode!, headers: res.headers, body }),
+                );
+              },
+            );
+            req.on('error', reject);
+            req.end();
+          },
+        );
+      try {
+        for (let i = 0; i < 20; i++) expect((await call(TOKEN)).status).toBe(200);
+        for (let i = 0; i < 3; i++)
+          expect((await call(`wrong-token-${i}-0123456789`)).status).toBe(403);
+        const refused = await call('wrong-token-again-0123456789');
+        expect(refused.status).toBe(429);
+        expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'TOO_MANY_ATTEMPTS' } });
+        expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(20);
+        // the lockout answers before the token is compared: the right token tells nothing either
+        expect((await call(TOKEN)).status).toBe(429);
+        // another address is not locked out
+        expect((await call(TOKEN, '127.0.0.2')).status).toBe(200);
+      } finally {
+        await locked.close();
+      }
     });
   });
 

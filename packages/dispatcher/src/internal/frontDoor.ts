@@ -2,7 +2,16 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
-import { AbortedError, isXError, type Clock, type Logger } from '@x/resilience';
+import {
+  AbortedError,
+  isXError,
+  keyed,
+  rateLimit,
+  type Clock,
+  type KeyedPolicy,
+  type Logger,
+  type RateLimiter,
+} from '@x/resilience';
 import {
   BackendError,
   DeadlineExceededError,
@@ -10,6 +19,8 @@ import {
   InvalidRequestError,
   NoCapacityError,
   PayloadTooLargeError,
+  TooManyAttemptsError,
+  TooManyHeadersError,
 } from '../errors.js';
 import type { RouteDecision } from '../routeDecision.js';
 import type { HeaderList } from '../types.js';
@@ -57,14 +68,24 @@ export interface FrontDoorSettings {
   readonly requestIdHeader: string;
   readonly adminPath: string | undefined;
   readonly adminToken: Buffer | undefined;
+  /** Wrong admin tokens one client address may send per `adminFailureWindowMs` before 429. */
+  readonly adminMaxFailures: number;
+  readonly adminFailureWindowMs: number;
   readonly drainTimeoutMs: number;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+/** Largest admin API request body; more is a 413 `PAYLOAD_TOO_LARGE`. */
+export const ADMIN_BODY_LIMIT = 65_536;
+/**
+ * Most header lines a request may have (431 `TOO_MANY_HEADERS` beyond). Node keeps only the first
+ * 2 000 in `rawHeaders` (`server.maxHeadersCount`), which would hide a second `Host` or a
+ * `Content-Length` from the smuggling checks; this bound is below that, so nothing is hidden.
+ */
+export const MAX_REQUEST_HEADERS = 1000;
 /** Response header naming the instance that answered: `module/version/instance`. */
 export const SERVED_BY_HEADER = 'x-served-by';
 const SERVED_BY = SERVED_BY_HEADER;
-const ADMIN_BODY_LIMIT = 65_536;
 
 /**
  * The HTTP front door: `node:http` in, undici out (one pool per instance origin), bodies streamed
@@ -106,6 +127,8 @@ export class FrontDoor {
   private closing: Promise<void> | undefined;
   private readonly adminPrefix: string | undefined;
   private readonly adminDigest: Buffer | undefined;
+  /** Failed admin token attempts per client address: a token bucket each (bounded, idle-evicted). */
+  private readonly adminFailures: KeyedPolicy<RateLimiter>;
 
   constructor(
     private readonly host: FrontDoorHost,
@@ -144,6 +167,12 @@ export class FrontDoor {
     });
     this.adminPrefix = settings.adminPath;
     this.adminDigest = settings.adminToken ? sha256(settings.adminToken) : undefined;
+    const perSecond = settings.adminMaxFailures / (settings.adminFailureWindowMs / 1000);
+    this.adminFailures = keyed(
+      () => '',
+      () => rateLimit({ perSecond, burst: settings.adminMaxFailures, clock: host.clock }),
+      { maxKeys: 10_000, idleTtlMs: settings.adminFailureWindowMs, clock: host.clock },
+    );
   }
 
   listen(): Promise<{ port: number; host: string }> {
@@ -258,6 +287,13 @@ export class FrontDoor {
     const headers = req.headers;
     const url = req.url ?? '';
     const method = req.method ?? 'GET';
+    if (req.rawHeaders.length / 2 > MAX_REQUEST_HEADERS)
+      return this.reject(
+        res,
+        new TooManyHeadersError(MAX_REQUEST_HEADERS, req.rawHeaders.length / 2),
+        undefined,
+        true,
+      );
     // HTTP/1.x only: a CR or LF in the request target makes the parser read the request line as
     // HTTP/0.9 and the rest of it as headers, which would be forwarded (header injection)
     if (req.httpVersionMajor !== 1) {
@@ -356,6 +392,7 @@ export class FrontDoor {
 
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
+    const sourceIp = trusted ? settings.trustedProxies.clientIp(remote, forwardedFor) : client;
     if (
       this.adminPrefix !== undefined &&
       (path === this.adminPrefix || path.startsWith(this.adminPrefix + '/'))
@@ -367,11 +404,11 @@ export class FrontDoor {
         url,
         path.slice(this.adminPrefix.length) || '/',
         requestId,
+        sourceIp,
       );
       return;
     }
 
-    const sourceIp = trusted ? settings.trustedProxies.clientIp(remote, forwardedFor) : client;
     const decision = this.host.route(path, headers.host, headers.cookie, sourceIp, () =>
       pairs(stripped),
     );
@@ -625,7 +662,7 @@ export class FrontDoor {
     };
     if (requestId !== undefined) headers[this.settings.requestIdHeader] = requestId;
     if (servedBy !== undefined) headers[SERVED_BY] = servedBy;
-    if (error instanceof NoCapacityError)
+    if (error instanceof NoCapacityError || error instanceof TooManyAttemptsError)
       headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
     if (close) this.refused.add(res.req.socket);
     if (close || !res.req.complete) headers.connection = 'close';
@@ -646,8 +683,16 @@ export class FrontDoor {
     url: string,
     subPath: string,
     requestId: string,
+    clientIp: string,
   ): Promise<void> {
     try {
+      // too many wrong tokens from this address: refused before the token is looked at, so the
+      // answer tells a guesser nothing (the right token waits out the lockout too)
+      const failures = this.adminFailures.peek(clientIp);
+      if (failures !== undefined && failures.available < 1) {
+        req.resume();
+        throw new TooManyAttemptsError(failures.tryTake());
+      }
       const auth = req.headers.authorization;
       // the scheme is case-insensitive (RFC 9110 §11.1)
       const token =
@@ -663,10 +708,13 @@ export class FrontDoor {
       }
       if (!timingSafe(this.adminDigest!, sha256(Buffer.from(token)))) {
         req.resume();
+        this.adminFailures.get(clientIp).tryTake();
         return this.json(res, 403, { error: { code: 'FORBIDDEN', message: 'wrong admin token' } });
       }
       let body: unknown;
       if (method !== 'GET' && method !== 'HEAD') {
+        if (Number(req.headers['content-length'] ?? 0) > ADMIN_BODY_LIMIT)
+          throw new PayloadTooLargeError(ADMIN_BODY_LIMIT);
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const chunk of req as AsyncIterable<Buffer>) {
