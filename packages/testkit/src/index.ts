@@ -13,3 +13,5 @@ export { waitFor } from './waitFor.js';
 export type { WaitForOptions } from './waitFor.js';
 export { startNodeProcess } from './childProcess.js';
 export type { NodeProcess, NodeProcessOptions } from './childProcess.js';
+export { captureWarnings } from './captureWarnings.js';
+export type { CapturedWarnings } from './captureWarnings.js';
