@@ -1,3 +1,4 @@
+import { validateAddress } from './validateAddress.js';
 import { Pool } from 'undici';
 import { WorkerRpcError } from './errors.js';
 import { idHex, idKey, Kind } from './protocol.js';
@@ -100,9 +101,10 @@ export function httpTransport(options: HttpTransportOptions = {}): Transport {
   return {
     name: 'http',
     protocol,
+    checkAddress: address => validateAddress(address, 'http-connect'),
     open(address, events, context) {
       const channel = new HttpChannel(
-        address,
+        validateAddress(address, 'http-connect'),
         events,
         context,
         options,

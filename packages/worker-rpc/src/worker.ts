@@ -1,3 +1,4 @@
+import { durationOption } from './internal/durationOption.js';
 import { timingSafeEqual } from 'node:crypto';
 import {
   noopMetrics,
@@ -260,7 +261,7 @@ export class Worker<Api = UntypedApi> {
     this.maxBodyBytes = int(options.maxBodyBytes ?? 16 * 1024 * 1024, 1, 'maxBodyBytes');
     this.admin = options.admin ?? true;
     this.debug = options.debug ?? false;
-    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    this.drainTimeoutMs = durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
     this.logger = options.logger ?? silentLogger;
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;
     this.sink = {

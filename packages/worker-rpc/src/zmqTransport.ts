@@ -1,3 +1,4 @@
+import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
 import { RequestHeaderEncoder } from './internal/headerCache.js';
 import { idToUuid, uuidToId } from './internal/ids.js';
@@ -60,9 +61,10 @@ export function zmqTransport(options: ZmqTransportOptions = {}): Transport {
   return {
     name: 'zmq',
     protocol,
+    checkAddress: address => validateAddress(address, 'zmq-connect'),
     open(address, events, context) {
       const channel = new ZmqChannel(
-        address,
+        validateAddress(address, 'zmq-connect'),
         events,
         context,
         options,
