@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { describeValue } from './describeValue.js';
 import { duration, MAX_TIMER_MS } from './duration.js';
 import { InvalidArgumentError } from './errors.js';
 import { isXError } from './xError.js';
@@ -28,7 +29,7 @@ describe('duration', () => {
     expect(isXError(error, 'INVALID_ARGUMENT')).toBe(true);
     expect(error.field).toBe('timeout');
     expect(error.message).toMatch(/^timeout: expected a number of ms >= 0/);
-    expect(error.message).toContain('received "300" (a string)');
+    expect(error.message).toContain('received "300"');
     expect(() => duration(Number.NaN, 'timeout')).toThrow(/timeout: .* received NaN/);
     expect(() => duration(-1, 'timeout')).toThrow(/timeout: .* received -1/);
     expect(() => duration(0, 'timeout', { exclusiveMin: true })).toThrow(/> 0.* received 0/);
@@ -74,5 +75,44 @@ describe('duration', () => {
         else expect(() => duration(value, 'f')).toThrow(InvalidArgumentError);
       }),
     );
+  });
+});
+
+describe('describeValue', () => {
+  it('renders what was received without calling user code', () => {
+    const hostile = {
+      toString() {
+        throw new Error('boom');
+      },
+    };
+    expect(
+      [
+        'nope',
+        'x'.repeat(70),
+        300,
+        Number.NaN,
+        true,
+        10n,
+        null,
+        undefined,
+        [1],
+        hostile,
+        () => 1,
+        Symbol('s'),
+      ].map(describeValue),
+    ).toEqual([
+      '"nope"',
+      `"${'x'.repeat(60)}…"`,
+      '300',
+      'NaN',
+      'true (a boolean)',
+      '10 (a bigint)',
+      'null',
+      'undefined',
+      'an array',
+      'an object',
+      'a function',
+      'a symbol',
+    ]);
   });
 });

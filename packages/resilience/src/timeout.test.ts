@@ -234,7 +234,7 @@ describe('timeout', () => {
     expect(() => timeout(0)).toThrow(InvalidArgumentError);
     expect(() => timeout(-5)).toThrow(/timeout: expected a number of ms > 0.* received -5/);
     expect(() => timeout(Number.NaN)).toThrow(InvalidArgumentError);
-    expect(() => timeout('300' as never)).toThrow(/timeout: .* received "300" \(a string\)/);
+    expect(() => timeout('300' as never)).toThrow(/timeout: .* received "300"/);
   });
 
   it('reads a limit above 2^31-1 ms as no limit: 3e9 does not fire early', async () => {

@@ -60,7 +60,7 @@ describe('validateAddress', () => {
       const error = refusal(a, 'zmq-connect');
       expect(error?.code, a).toBe('INVALID_ARGUMENT');
       expect(error!.message).toBe(
-        `address: expected tcp://host:port (port 1-65535), ipc://path or inproc://name, received ${JSON.stringify(a)} (a string)`,
+        `address: expected tcp://host:port (port 1-65535), ipc://path or inproc://name, received ${JSON.stringify(a)}`,
       );
     }
     for (const a of ['tcp://127.0.0.1', 'tcp://127.0.0.1:x', 'localhost:5555'])

@@ -83,7 +83,7 @@ describe('durations and addresses (issue 12)', () => {
 
   test('timeoutMs "300" and NaN are INVALID_ARGUMENT naming the field, on the connection and per call', async () => {
     for (const [timeoutMs, received] of [
-      ['300', '"300" (a string)'],
+      ['300', '"300"'],
       [Number.NaN, 'NaN'],
     ] as const) {
       const error = thrown(() => createWorkerConnection({ timeoutMs: timeoutMs as never }));
@@ -98,7 +98,7 @@ describe('durations and addresses (issue 12)', () => {
     const conn = later(createWorkerConnection({ addresses: 'tcp://127.0.0.1:9' }));
     const error = await rejection(conn.invoke('x', undefined, { timeoutMs: '300' as never }));
     expect(error.code).toBe('INVALID_ARGUMENT');
-    expect(error.message).toMatch(/^timeoutMs: expected .* received "300" \(a string\)$/);
+    expect(error.message).toMatch(/^timeoutMs: expected .* received "300"$/);
     expect(
       thrown(() =>
         createWorker({
@@ -156,7 +156,7 @@ describe('durations and addresses (issue 12)', () => {
 
   test('malformed worker bind and connect addresses fail at once; valid forms still work', async () => {
     expect(thrown(() => zmqWorkerTransport({ bind: 'tcp://127.0.0.1' }))?.message).toBe(
-      'bind: expected tcp://interface:port (port 0-65535 or *), ipc://path or inproc://name, received "tcp://127.0.0.1" (a string)',
+      'bind: expected tcp://interface:port (port 0-65535 or *), ipc://path or inproc://name, received "tcp://127.0.0.1"',
     );
     expect(thrown(() => zmqWorkerTransport({ connect: 'localhost:5555' }))?.message).toMatch(
       /^connect: expected tcp:\/\/host:port/,
