@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { errorCode, isXError } from '@x/resilience';
 import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
-import { CancelledError, HttpRequestError, RouteConfigError } from './errors.js';
+import {
+  CancelledError,
+  HttpRequestError,
+  RouteConfigError,
+  type TranslationError,
+} from './errors.js';
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import type { Meta, Outcome } from './outcome.js';
@@ -393,10 +398,19 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
         const text = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
         const show = status < 500 || this.exposeErrors;
         const headers: Record<string, string> = outcome.terminal ? {} : { 'retry-after': '1' };
+        const issues = isXError(outcome.error, 'TRANSLATION_FAILED')
+          ? (outcome.error as TranslationError).issues
+          : undefined;
         return this.reply(
           res,
           status,
-          { error: { code, message: show ? text : 'internal error' } },
+          {
+            error: {
+              code,
+              message: show ? text : 'internal error',
+              ...(issues && status < 500 ? { issues } : {}),
+            },
+          },
           headers,
         );
       }
