@@ -15,7 +15,7 @@ import {
 import type { Call } from './call.js';
 import { ManualClock } from './manualClock.js';
 import { InvalidArgumentError } from './errors.js';
-import { sleep } from './clock.js';
+import { sleep, systemClock } from './clock.js';
 import { constantBackoff } from './backoff.js';
 import { roundRobin } from './balancers/roundRobin.js';
 import { priority } from './balancers/priority.js';
@@ -283,9 +283,17 @@ describe('faultTolerant: durations (issue 12)', () => {
   it('timeout: 1e12 and 3e9 mean no deadline: the call succeeds, no early timeout, no TimeoutOverflowWarning', async () => {
     const s = await server({ script: { delayMs: 60, body: { ok: true } } });
     const warnings = captureWarnings();
-    for (const timeout of [1e12, 3e9]) {
+    // The default clock's timer queue is shared (an earlier call's timer may already be armed):
+    // a private copy of the system clock also proves the timer it arms for the deadline.
+    for (const [timeout, clock] of [
+      [1e12, undefined],
+      [3e9, undefined],
+      [1e12, { ...systemClock }],
+      [3e9, { ...systemClock }],
+    ] as const) {
       const fn = ft(async call => (await call.http.request('GET', s.url + '/x')).json(), {
         timeout,
+        clock,
       });
       await expect(fn()).resolves.toEqual({ ok: true });
       expect(fn.stats()).toMatchObject({ calls: 1, failures: 0, timeouts: 0 });
