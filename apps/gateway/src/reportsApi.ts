@@ -62,4 +62,3 @@ export function checkReportRequest(value: unknown, refuse: Refuse): ReportReques
 
 /** The {@link ReportRequest} validator (the routes' `schema` translator of reports and jobs). */
 export const reportRequest = validator(checkReportRequest);
-
