@@ -1,4 +1,4 @@
-import { durationOption } from './internal/durationOption.js';
+import { durationOption, timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import {
   noopMetrics,
@@ -140,6 +140,7 @@ export class Broker {
     const interval = { exclusiveMin: true, allowInfinity: false };
     durationOption(options.heartbeatIntervalMs ?? 1000, 'heartbeatIntervalMs', interval);
     durationOption(options.workerTimeoutMs ?? 3000, 'workerTimeoutMs', interval);
+    timerOptions(options, ['lingerMs']);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;

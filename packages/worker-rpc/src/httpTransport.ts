@@ -1,3 +1,4 @@
+import { timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { Pool } from 'undici';
 import { WorkerRpcError } from './errors.js';
@@ -96,6 +97,7 @@ function retryAfter(value: unknown): number | undefined {
  * cancelling aborts the request, which aborts the handler's signal on the worker.
  */
 export function httpTransport(options: HttpTransportOptions = {}): Transport {
+  timerOptions(options, ['keepAliveTimeoutMs', 'headersTimeoutMs']);
   const protocol = options.protocol === 'toto' ? 'toto' : 'wrpc/1';
   const channels = new Set<HttpChannel>();
   return {

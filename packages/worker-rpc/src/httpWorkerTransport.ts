@@ -1,3 +1,4 @@
+import { timerOptions } from './internal/durationOption.js';
 import { describeValue } from '@x/resilience';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -88,6 +89,7 @@ class HttpWorkerTransport implements WorkerTransport {
   private draining = false;
 
   constructor(private readonly options: HttpWorkerTransportOptions) {
+    timerOptions(options, ['keepAliveTimeoutMs']);
     const { port = 0, host = '127.0.0.1' } = options;
     if (!(Number.isInteger(port) && port >= 0 && port <= 65_535))
       throw new WorkerRpcError(

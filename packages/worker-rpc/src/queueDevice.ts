@@ -1,3 +1,4 @@
+import { timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
 
@@ -35,6 +36,7 @@ export class QueueDevice {
       throw new TypeError('queue device needs frontend and backend addresses');
     for (const a of list(options.frontend)) validateAddress(a, 'zmq-bind', 'frontend');
     for (const a of list(options.backend)) validateAddress(a, 'zmq-bind', 'backend');
+    timerOptions(options, ['lingerMs']);
   }
 
   /** Binds both sockets and starts the device. */

@@ -245,7 +245,7 @@ export class Worker<Api = UntypedApi> {
       dedupe === false
         ? undefined
         : new DedupeWindow(
-            dedupe.ttlMs ?? 60_000,
+            durationOption(dedupe.ttlMs ?? 60_000, 'dedupe.ttlMs', { allowInfinity: false }),
             int(dedupe.max ?? 10_000, 1, 'dedupe.max'),
             this.clock,
           );

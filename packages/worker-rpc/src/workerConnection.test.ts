@@ -11,6 +11,8 @@ import {
   startZmqWorker,
 } from './test/helpers.js';
 import { zmqWorkerTransport } from './zmqWorkerTransport.js';
+import { zmqTransport } from './zmqTransport.js';
+import { httpTransport } from './httpTransport.js';
 import { httpWorkerTransport } from './httpWorkerTransport.js';
 import { createBroker } from './broker.js';
 import { createWorker, type HandlerContext } from './worker.js';
@@ -108,6 +110,19 @@ describe('durations and addresses (issue 12)', () => {
         }),
       )?.message,
     ).toMatch(/^drainTimeoutMs: .* received NaN$/);
+    expect(thrown(() => zmqTransport({ sendTimeoutMs: '5' as never }))?.message).toBe(
+      'sendTimeoutMs: expected a number of ms >= 0 and <= 2147483647, received "5"',
+    );
+    expect(thrown(() => httpTransport({ keepAliveTimeoutMs: 3e9 }))?.code).toBe('INVALID_ARGUMENT');
+    expect(
+      thrown(() =>
+        createWorker({
+          handlers: {},
+          transport: zmqWorkerTransport({ bind: 'tcp://127.0.0.1:0' }),
+          dedupe: { ttlMs: Number.NaN },
+        }),
+      )?.message,
+    ).toMatch(/^dedupe.ttlMs: .* received NaN$/);
     expect(
       thrown(() => zmqWorkerTransport({ connect: 'tcp://127.0.0.1:9', announceIntervalMs: 3e9 }))
         ?.message,

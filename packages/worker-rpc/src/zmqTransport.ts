@@ -1,3 +1,4 @@
+import { timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
 import { RequestHeaderEncoder } from './internal/headerCache.js';
@@ -55,6 +56,14 @@ const NO_ROUTING: readonly Uint8Array[] = [];
  * optional peer dependency loaded on first use; without it calls fail with `ZMQ_MISSING`.
  */
 export function zmqTransport(options: ZmqTransportOptions = {}): Transport {
+  timerOptions(options, [
+    'sendTimeoutMs',
+    'heartbeatIntervalMs',
+    'heartbeatTimeoutMs',
+    'reconnectIntervalMs',
+    'reconnectMaxIntervalMs',
+    'lingerMs',
+  ]);
   const protocol = options.protocol === 'toto' ? 'toto' : 'wrpc/1';
   const channels = new Set<ZmqChannel>();
   const headers = new RequestHeaderEncoder();

@@ -1,4 +1,4 @@
-import { durationOption } from './internal/durationOption.js';
+import { durationOption, timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError } from './errors.js';
 import { isUuidFrame, splitEnvelope } from './internal/envelope.js';
@@ -104,6 +104,12 @@ class ZmqWorkerTransport implements WorkerTransport {
     durationOption(options.announceIntervalMs ?? 1000, 'announceIntervalMs', {
       allowInfinity: false,
     });
+    timerOptions(options, [
+      'sendTimeoutMs',
+      'heartbeatIntervalMs',
+      'heartbeatTimeoutMs',
+      'lingerMs',
+    ]);
   }
 
   async start(sink: WorkerSink): Promise<void> {

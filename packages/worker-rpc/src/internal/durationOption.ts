@@ -16,3 +16,11 @@ export function durationOption(
     error: message => new WorkerRpcError('INVALID_ARGUMENT', message),
   });
 }
+
+/** Checks the given (defined) timer options of a transport: each `>= 0` and at most 2^31−1 ms. */
+export function timerOptions(options: object, fields: readonly string[]): void {
+  for (const field of fields) {
+    const value = (options as Record<string, unknown>)[field];
+    if (value !== undefined) durationOption(value, field, { allowInfinity: false });
+  }
+}
