@@ -76,6 +76,15 @@ describe(
       ]);
     });
 
+    it('valid requests still go through (worker-rpc addresses of the reports workers accepted)', async () => {
+      const report = await call('POST', '/api/reports', '{"kind":"sales","rows":2}');
+      expect([report.status, report.body.rows?.length]).toEqual([200, 2]);
+      const job = await call('POST', '/api/report-jobs', '{"kind":"orders"}');
+      expect(job.status).toBe(202);
+      const search = await call('GET', '/api/search?q=a&limit=5');
+      expect(search.status).toBe(200);
+    });
+
     it('GET /api/search with a bad limit or no q names the parameter', async () => {
       const limit = await call('GET', '/api/search?q=a&limit=abc');
       expect([limit.status, limit.body.error.message]).toEqual([
