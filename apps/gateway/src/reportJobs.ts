@@ -9,6 +9,7 @@ import {
   memoryQueue,
   route,
   schema,
+  validator,
   type Entrypoint,
   type HttpEntrypoint,
   type Route,
@@ -16,7 +17,12 @@ import {
 import type { ResilienceConfig } from './config.js';
 import type { EventLog } from './eventLog.js';
 import { GatewayError } from './gatewayError.js';
-import { isReportRequest, type Report, type ReportRequest } from './reportsApi.js';
+import {
+  checkReportRequest,
+  reportRequest,
+  type Report,
+  type ReportRequest,
+} from './reportsApi.js';
 import type { ReportsClient } from './reportsClient.js';
 
 /** A queued report job: the request plus its id. */
@@ -81,19 +87,17 @@ const publishAgain = retry({
   retryOn: error => isXError(error, 'BROKER_UNAVAILABLE'),
 });
 
-const jobRequest = {
-  parse(value: unknown): ReportJobRequest {
-    if (!isReportRequest(value))
-      throw new Error('expected {"kind":"sales|inventory|orders","rows"?:1-500,"delayMs"?:ms}');
-    const runInMs = (value as { runInMs?: unknown }).runInMs;
-    if (
-      runInMs !== undefined &&
-      !(typeof runInMs === 'number' && runInMs >= 0 && runInMs <= 86_400_000)
-    )
-      throw new Error('runInMs must be a number of ms from 0 to 86400000');
-    return value as ReportJobRequest;
-  },
-};
+/** A report request plus `runInMs`; refusals name the field, the expected and the received value. */
+const jobRequest = validator<ReportJobRequest>((value, refuse) => {
+  checkReportRequest(value, refuse);
+  const runInMs = (value as { runInMs?: unknown }).runInMs;
+  if (
+    runInMs !== undefined &&
+    !(typeof runInMs === 'number' && runInMs >= 0 && runInMs <= 86_400_000)
+  )
+    refuse('runInMs', 'a number of ms from 0 to 86400000', runInMs);
+  return value as ReportJobRequest;
+});
 
 /**
  * Report jobs on a queue entrypoint of `@x/routes`: `bullmqEntrypoint` on Redis when `REDIS_URL`
@@ -146,7 +150,7 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
 
   const processJobs = route({
     entrypoint: queue,
-    translators: [schema(isReportRequest, 'reportJob')],
+    translators: [schema(reportRequest, 'reportJob')],
     metricLabel: 'report_jobs',
     concurrency: 8,
     backoff: asyncBackoff({

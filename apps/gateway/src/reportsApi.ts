@@ -1,3 +1,5 @@
+import { validator, type Refuse } from '@x/routes';
+
 /** What `POST /api/reports` (and a report job) asks the reports workers for. */
 export interface ReportRequest {
   readonly kind: 'sales' | 'inventory' | 'orders';
@@ -38,14 +40,25 @@ export interface ReportsApi {
 
 const KINDS: ReadonlyArray<ReportRequest['kind']> = ['sales', 'inventory', 'orders'];
 
-/** A type guard for {@link ReportRequest} (used as the routes' `schema` translator). */
-export function isReportRequest(value: unknown): value is ReportRequest {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+/**
+ * Checks a {@link ReportRequest}, refusing the first bad field by name with what was expected and
+ * received (`kind: expected one of "sales", "inventory", "orders", received "nope"`).
+ */
+export function checkReportRequest(value: unknown, refuse: Refuse): ReportRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return refuse([], 'a JSON object like {"kind":"sales"}', value);
   const { kind, rows, delayMs } = value as Record<string, unknown>;
-  return (
-    KINDS.includes(kind as ReportRequest['kind']) &&
-    (rows === undefined ||
-      (Number.isInteger(rows) && (rows as number) >= 1 && (rows as number) <= 500)) &&
-    (delayMs === undefined || (typeof delayMs === 'number' && delayMs >= 0 && delayMs <= 600_000))
-  );
+  if (!KINDS.includes(kind as ReportRequest['kind']))
+    refuse('kind', `one of ${KINDS.map(k => JSON.stringify(k)).join(', ')}`, kind);
+  if (
+    rows !== undefined &&
+    !(Number.isInteger(rows) && (rows as number) >= 1 && (rows as number) <= 500)
+  )
+    refuse('rows', 'an integer from 1 to 500', rows);
+  if (delayMs !== undefined && !(typeof delayMs === 'number' && delayMs >= 0 && delayMs <= 600_000))
+    refuse('delayMs', 'a number of ms from 0 to 600000', delayMs);
+  return value as ReportRequest;
 }
+
+/** The {@link ReportRequest} validator (the routes' `schema` translator of reports and jobs). */
+export const reportRequest = validator(checkReportRequest);

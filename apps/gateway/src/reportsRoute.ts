@@ -9,7 +9,7 @@ import {
   type Route,
 } from '@x/routes';
 import type { EventLog } from './eventLog.js';
-import { isReportRequest, type Report, type ReportRequest } from './reportsApi.js';
+import { reportRequest, type Report, type ReportRequest } from './reportsApi.js';
 import type { ReportsClient } from './reportsClient.js';
 
 /**
@@ -32,7 +32,7 @@ export function reportsRoute(
   }) as HttpEntrypoint<unknown>;
   const generate = route({
     entrypoint,
-    translators: [json(), schema(isReportRequest, 'reportRequest')],
+    translators: [json(), schema(reportRequest, 'reportRequest')],
     metricLabel: 'reports',
     target: async (request: ReportRequest, ctx): Promise<Report> => {
       const requestId = (ctx.meta.http as HttpMeta | undefined)?.headers['x-request-id'];

@@ -1,4 +1,11 @@
-import { httpEntrypoint, route, schema, type HttpEntrypoint, type Route } from '@x/routes';
+import {
+  httpEntrypoint,
+  route,
+  schema,
+  validator,
+  type HttpEntrypoint,
+  type Route,
+} from '@x/routes';
 import type { CatalogItem } from './catalogItems.js';
 import type { CatalogShards } from './catalogShards.js';
 import { GatewayError } from './gatewayError.js';
@@ -30,17 +37,15 @@ export interface SearchResult {
 }
 
 /** Validates the query string (a `schema` translator: failures answer 400 with this message). */
-export const searchQuery = {
-  parse(value: unknown): SearchQuery {
-    const query = value as Record<string, string | undefined>;
-    const q = (query.q ?? '').trim();
-    if (q === '' || q.length > 100) throw new Error('q must be 1 to 100 characters');
-    const limit = query.limit === undefined ? 20 : Number(query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
-      throw new Error('limit must be an integer from 1 to 100');
-    return { q, limit };
-  },
-};
+export const searchQuery = validator<SearchQuery>((value, refuse) => {
+  const query = value as Record<string, string | undefined>;
+  const q = (query.q ?? '').trim();
+  if (q === '' || q.length > 100) refuse('q', 'a search text of 1 to 100 characters', query.q);
+  const limit = query.limit === undefined ? 20 : Number(query.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    refuse('limit', 'an integer from 1 to 100', query.limit);
+  return { q, limit };
+});
 
 /**
  * `GET /api/search?q=` as an `@x/routes` route behind an HTTP entrypoint. The target fans out

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isXError } from '@x/resilience';
+import { captureWarnings } from '@x/testkit';
 import { inProcess } from './backends/inProcess.js';
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from './createDispatcher.js';
 import type { DispatcherEvent } from './dispatcherEvent.js';
@@ -362,6 +363,62 @@ describe('addRequest', () => {
     expect(responseText(await queued)).toBe('0');
     await new Promise(r => setImmediate(r)); // the bulkhead frees a queued slot a few microtasks later
     expect(d.getInstances('default', 'v1')[0]).toMatchObject({ inFlight: 0, queued: 0, served: 2 });
+  });
+});
+
+describe('durations (issue 12)', () => {
+  it('timeoutMs 1e12 and 3e9 mean no deadline: the request succeeds, no early DEADLINE_EXCEEDED, no TimeoutOverflowWarning', async () => {
+    const warnings = captureWarnings();
+    const slow = inProcess(async () => {
+      await new Promise(resolve => setTimeout(resolve, 60));
+      return { body: 'done' };
+    });
+    const d = make({
+      modules: { default: { versions: { v1: { backend: slow } } } },
+      requestTimeoutMs: 1e12,
+    });
+    expect(responseText(await d.addRequest({ url: '/' }))).toBe('done');
+    expect(responseText(await d.addRequest({ url: '/', timeoutMs: 3e9 }))).toBe('done');
+    expect((await warnings.stop()).map(w => w.name)).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('timeoutMs "300", NaN and -1 are refused naming the field, the expected and the received value', async () => {
+    const d = make({ modules: modules() });
+    for (const [timeoutMs, received] of [
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+      [-1, '-1'],
+    ] as const) {
+      const error = await d.addRequest({ url: '/', timeoutMs: timeoutMs as never }).catch(e => e);
+      expect(error).toMatchObject({
+        code: 'INVALID_REQUEST',
+        message: `timeoutMs: expected a number of ms > 0 and <= 2147483647, or Infinity (above: no limit), received ${received}`,
+      });
+      expect(() =>
+        createDispatcher({ modules: modules(), requestTimeoutMs: timeoutMs as never }),
+      ).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_CONFIG',
+          message: expect.stringMatching(/^requestTimeoutMs: expected .* received /),
+        }),
+      );
+    }
+    expect(() => createDispatcher({ modules: modules(), eventLeaseMs: 3e9 })).toThrow(
+      'eventLeaseMs: expected a number of ms > 0 and <= 2147483647, received 3000000000',
+    );
+    expect(() =>
+      createDispatcher({
+        modules: {
+          a: {
+            versions: {
+              v1: { backend: echo, healthCheck: { check: () => true, intervalMs: '5' as never } },
+            },
+          },
+        },
+      }),
+    ).toThrow(
+      /healthCheck.intervalMs: expected a number of ms >= 1 and <= 2147483647, received "5"$/,
+    );
   });
 });
 

@@ -47,6 +47,7 @@ import { getHeader, isMethod, toHeaderList } from './internal/headers.js';
 import type { Instance, UpstreamOptions } from './internal/instance.js';
 import { Router, type RoutedModule, type RouterState } from './internal/router.js';
 import { RuleFile } from './internal/ruleFile.js';
+import { durationOption } from './internal/durationOption.js';
 import { every, timeoutSignal } from './internal/timers.js';
 import { TrustedProxies } from './internal/trustedProxies.js';
 import { VersionPool, type Deadline, type VersionStats } from './internal/versionPool.js';
@@ -269,6 +270,11 @@ const DEFAULT_SOURCE_IP = '0.1.0.1';
 const BACKGROUND_SOURCE_IP = '0.1.0.3';
 const MIB = 1024 * 1024;
 
+/** A timer or interval option: `> 0` and at most 2^31−1 ms (`INVALID_CONFIG` naming the field). */
+function timer(value: unknown, field: string): number {
+  return durationOption(value, field, { exclusiveMin: true, allowInfinity: false });
+}
+
 function positive(name: string, value: unknown, fallback: number, integer = false): number {
   if (value === undefined) return fallback;
   if (
@@ -341,11 +347,16 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     this.metrics = options.metrics ?? noopMetrics;
     const random = options.random ?? Math.random;
     if (typeof random !== 'function') throw new InvalidConfigError('random must be a function');
-    this.requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 60_000);
-    this.backgroundTimeoutMs = positive(
+    const deadline = { exclusiveMin: true };
+    this.requestTimeoutMs = durationOption(
+      options.requestTimeoutMs ?? 60_000,
+      'requestTimeoutMs',
+      deadline,
+    );
+    this.backgroundTimeoutMs = durationOption(
+      options.backgroundTimeoutMs ?? 3_600_000,
       'backgroundTimeoutMs',
-      options.backgroundTimeoutMs,
-      3_600_000,
+      deadline,
     );
     this.maxBodyBytes = positive('maxBodyBytes', options.maxBodyBytes, 32 * MIB, true);
     this.maxResponseBytes = positive('maxResponseBytes', options.maxResponseBytes, 32 * MIB, true);
@@ -369,9 +380,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
         up.connections === undefined
           ? undefined
           : positive('upstream.connections', up.connections, 1, true),
-      keepAliveTimeoutMs: positive('upstream.keepAliveTimeoutMs', up.keepAliveTimeoutMs, 4_000),
-      headersTimeoutMs: positive('upstream.headersTimeoutMs', up.headersTimeoutMs, 60_000),
-      bodyTimeoutMs: positive('upstream.bodyTimeoutMs', up.bodyTimeoutMs, 60_000),
+      keepAliveTimeoutMs: timer(up.keepAliveTimeoutMs ?? 4_000, 'upstream.keepAliveTimeoutMs'),
+      headersTimeoutMs: timer(up.headersTimeoutMs ?? 60_000, 'upstream.headersTimeoutMs'),
+      bodyTimeoutMs: timer(up.bodyTimeoutMs ?? 60_000, 'upstream.bodyTimeoutMs'),
     };
 
     const specs = options.modules;
@@ -439,7 +450,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       const { file, pollIntervalMs } = rulesOption as { file: string; pollIntervalMs?: number };
       if (typeof file !== 'string' || file === '')
         throw new InvalidConfigError('rules.file must be a path');
-      this.rulePollMs = positive('rules.pollIntervalMs', pollIntervalMs, 1_000);
+      this.rulePollMs = timer(pollIntervalMs ?? 1_000, 'rules.pollIntervalMs');
       this.ruleFile = new RuleFile(file, ruleOptions);
       rules = this.ruleFile.loadSync();
     }
@@ -469,7 +480,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       handlers: this.handlers,
       maxEvents: positive('maxEvents', options.maxEvents, 100_000, true),
       maxConcurrent: positive('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
-      leaseMs: positive('eventLeaseMs', options.eventLeaseMs, 60_000),
+      leaseMs: timer(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
       emit: event => this.emit(event),
       log: this.log,
     });
@@ -754,9 +765,10 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   async addRequest(request: DispatchRequest): Promise<ResponseTuple> {
     if (this.closed) throw new DispatcherClosedError();
     const { decision, prepared } = this.prepare(request);
-    const timeoutMs = request.timeoutMs ?? this.requestTimeoutMs;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
-      throw new InvalidRequestError('timeoutMs must be a positive number');
+    const timeoutMs =
+      request.timeoutMs === undefined
+        ? this.requestTimeoutMs
+        : durationOption(request.timeoutMs, 'timeoutMs', { exclusiveMin: true, request: true });
     if (request.signal?.aborted) throw new AbortedError({ cause: request.signal.reason });
     await this.start();
     const pool = this.pool(decision);
@@ -862,7 +874,10 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     if (!target) throw new InvalidInstanceIdError(module, version, String(instance));
     await this.start();
     if (pool.stopped) throw new VersionStoppedError(module, version);
-    const timeoutMs = options.timeoutMs ?? this.backgroundTimeoutMs;
+    const timeoutMs =
+      options.timeoutMs === undefined
+        ? this.backgroundTimeoutMs
+        : durationOption(options.timeoutMs, 'timeoutMs', { exclusiveMin: true, request: true });
     if (target.state !== 'ready') {
       const ready =
         target.state === 'stopped' && pool.kind === 'basic'
@@ -966,16 +981,18 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       trustedProxies: new TrustedProxies(options.trustedProxies ?? []),
       maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, 16_384, true),
       maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes, this.maxBodyBytes, true),
-      headersTimeoutMs: positive('headersTimeoutMs', options.headersTimeoutMs, 10_000),
-      requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs, 30_000),
-      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 5_000),
+      headersTimeoutMs: timer(options.headersTimeoutMs ?? 10_000, 'headersTimeoutMs'),
+      requestTimeoutMs: timer(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs'),
+      keepAliveTimeoutMs: timer(options.keepAliveTimeoutMs ?? 5_000, 'keepAliveTimeoutMs'),
       maxConnections: positive('maxConnections', options.maxConnections, 10_000, true),
       requestIdHeader,
       adminPath,
       adminToken: admin ? Buffer.from(admin.token) : undefined,
       adminMaxFailures: positive('admin.maxFailures', admin?.maxFailures, 10, true),
       adminFailureWindowMs: positive('admin.failureWindowMs', admin?.failureWindowMs, 60_000),
-      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      drainTimeoutMs: durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs', {
+        allowInfinity: false,
+      }),
     });
     await this.start();
     const address = await door.listen();

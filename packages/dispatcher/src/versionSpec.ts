@@ -1,3 +1,4 @@
+import { durationOption } from './internal/durationOption.js';
 import { exponentialBackoff, type Backoff } from '@x/resilience';
 import { gaePolicy, type AutoscalePolicy } from './autoscalePolicy.js';
 import type { Backend, InstanceContext } from './backend.js';
@@ -181,13 +182,10 @@ function int(
   return value;
 }
 
+/** A duration of a version spec: from `min` to 2^31−1 ms (the shared `duration` rule, no "no limit"). */
 function ms(name: string, value: unknown, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= min && value <= 2 ** 31 - 1))
-    throw new InvalidConfigError(
-      `${name} must be a number of ms from ${min} to 2^31-1, got ${String(value)}`,
-    );
-  return value;
+  return durationOption(value, name, { min, allowInfinity: false });
 }
 
 function fn(name: string, value: unknown): void {

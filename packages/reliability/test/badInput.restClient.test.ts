@@ -252,3 +252,51 @@ describe('bad input: @x/rest-client response decoding', { timeout: BAD_INPUT_TIM
     expect(tally.slowestMs).toBeLessThan(2_500);
   });
 });
+
+describe('bad input: @x/rest-client durations (issue 12)', () => {
+  it('property: any timeout value is a valid deadline or INVALID_REQUEST naming the field; 1e12 succeeds without TimeoutOverflowWarning', async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        setTimeout(
+          () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'),
+          20,
+        ),
+      );
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const client = new Resource(url, { retry: false });
+    try {
+      await expect(client.get('/', undefined, { timeout: 1e12 })).resolves.toEqual({ ok: true });
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(fc.anything(), fc.double()), async timeout => {
+          const result = await client.get('/', undefined, { timeout: timeout as never }).then(
+            value => ({ value }),
+            (error: unknown) => ({ error }),
+          );
+          if ('value' in result) return;
+          const error = result.error as { code?: string; message: string };
+          if (error.code === 'TIMEOUT') {
+            expect(typeof timeout === 'number' || typeof timeout === 'object').toBe(true);
+            return;
+          }
+          expect(error.code).toBe('INVALID_REQUEST');
+          expect(error.message).toMatch(/^timeout(\.total|\.perTry)?: expected .*, received /);
+        }),
+        { numRuns: 300 },
+      );
+      await new Promise(resolve => setImmediate(resolve));
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await client.close();
+      server.closeAllConnections();
+      await new Promise(resolve => server.close(resolve));
+    }
+  });
+});

@@ -7,6 +7,7 @@ import {
   createWorker,
   createWorkerConnection,
   decodeHeader,
+  httpWorkerTransport,
   deflate,
   encodeHeader,
   gzip,
@@ -537,3 +538,74 @@ function u32(n: number): Buffer {
   b.writeUInt32LE(n);
   return b;
 }
+
+describe('bad input: worker-rpc addresses and durations (issue 12)', () => {
+  /** The synchronous error of `make` (or undefined), and how long it took. */
+  function attempt(make: () => { close(): Promise<unknown> }) {
+    const started = performance.now();
+    try {
+      void make().close();
+    } catch (error) {
+      return { error, ms: performance.now() - started };
+    }
+    return { error: undefined, ms: performance.now() - started };
+  }
+
+  it('property: a connection address is accepted (valid shape) or refused at once with INVALID_ARGUMENT naming it, never a late TIMEOUT', () => {
+    const address = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc
+        .tuple(
+          fc.constantFrom('tcp://', 'ipc://', 'inproc://', 'http://', 'https://', 'foo://', ''),
+          fc.oneof(fc.domain(), fc.ipV4(), fc.constantFrom('', '*', '[::1]', 'localhost')),
+          fc.constantFrom('', ':'),
+          fc.oneof(fc.nat(70_000).map(String), fc.string({ maxLength: 5 })),
+        )
+        .map(parts => parts.join('')),
+    );
+    fc.assert(
+      fc.property(address, a => {
+        const { error, ms } = attempt(() =>
+          createWorkerConnection({ addresses: [a], timeoutMs: 50 }),
+        );
+        expect(ms).toBeLessThan(1_000);
+        if (error === undefined && a.trim() === '') return; // an empty entry is dropped
+        if (error === undefined) {
+          expect(a.trim()).toMatch(/^(tcp:\/\/.+:\d+|ipc:\/\/.+|inproc:\/\/.+|https?:\/\/.+)$/i);
+          return;
+        }
+        expect(isWorkerRpcError(error) && error.code).toBe('INVALID_ARGUMENT');
+        expect((error as Error).message).toContain(`received ${JSON.stringify(a.trim())}`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('the malformed addresses of the issue and bad bind options fail at once; timeoutMs "300" and NaN are typed', () => {
+    for (const a of [
+      'tcp://127.0.0.1',
+      'foo://x:1',
+      'tcp://127.0.0.1:notaport',
+      'localhost:5555',
+    ]) {
+      const { error } = attempt(() => createWorkerConnection({ addresses: a }));
+      expect(isWorkerRpcError(error) && error.code, a).toBe('INVALID_ARGUMENT');
+      expect(
+        isWorkerRpcError(
+          attempt(() => ({ close: async () => {}, t: zmqWorkerTransport({ bind: a }) })).error,
+        ),
+        a,
+      ).toBe(true);
+    }
+    expect(
+      isWorkerRpcError(
+        attempt(() => ({ close: async () => {}, t: httpWorkerTransport({ port: -1 }) })).error,
+      ),
+    ).toBe(true);
+    for (const timeoutMs of ['300', Number.NaN]) {
+      const { error } = attempt(() => createWorkerConnection({ timeoutMs: timeoutMs as never }));
+      expect(isWorkerRpcError(error) && error.code).toBe('INVALID_ARGUMENT');
+      expect((error as Error).message).toMatch(/^timeoutMs: expected a number of ms > 0/);
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from './errors.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
@@ -47,7 +48,10 @@ async function startConnectProxy(): Promise<{
 describe('createAgent', () => {
   it('rejects bad pool, timeout and proxy options with clear errors', () => {
     expect(() => createAgent({ httpPoolSize: 0 })).toThrow(RangeError);
-    expect(() => createAgent({ connectTimeout: 0 })).toThrow(RangeError);
+    expect(() => createAgent({ connectTimeout: 0 })).toThrow(InvalidArgumentError);
+    expect(() => createAgent({ connectTimeout: 3e9 })).toThrow(
+      /connectTimeout: .* received 3000000000/,
+    );
     expect(() => createAgent({ proxy: 'not a url' })).toThrow(TypeError);
   });
 

@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import type { ConnectionOptions } from 'node:tls';
 import { Agent, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
 
@@ -32,11 +33,13 @@ export interface AgentOptions {
 
 /** The undici dispatcher behind `Call.http`: an `Agent`, `ProxyAgent` or `EnvHttpProxyAgent`. */
 export function createAgent(options: AgentOptions = {}): Dispatcher {
-  const { httpPoolSize = 10, connectTimeout = 1000, tls = {}, proxy } = options;
+  const { httpPoolSize = 10, tls = {}, proxy } = options;
+  const connectTimeout = duration(options.connectTimeout ?? 1000, 'connectTimeout', {
+    exclusiveMin: true,
+    allowInfinity: false,
+  });
   if (!Number.isInteger(httpPoolSize) || httpPoolSize < 1)
     throw new RangeError(`httpPoolSize must be an integer >= 1, got ${httpPoolSize}`);
-  if (!(connectTimeout > 0))
-    throw new RangeError(`connectTimeout must be > 0 ms, got ${connectTimeout}`);
   const connect = { timeout: connectTimeout, ...tls };
   if (proxy === 'env')
     return new EnvHttpProxyAgent({ connections: httpPoolSize, connect, requestTls: connect });

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from './errors.js';
 import { describe, expect, it } from 'vitest';
 import {
   constantBackoff,
@@ -60,10 +61,13 @@ describe('backoffs', () => {
   });
 
   it('reject bad parameters', () => {
-    expect(() => constantBackoff(-1)).toThrow(RangeError);
-    expect(() => exponentialBackoff({ initialMs: -1 })).toThrow(RangeError);
-    expect(() => exponentialBackoff({ initialMs: 100, maxMs: 50 })).toThrow(RangeError);
+    expect(() => constantBackoff(-1)).toThrow(InvalidArgumentError);
+    expect(() => constantBackoff('10' as never)).toThrow(/delay: .* received "10"/);
+    expect(() => exponentialBackoff({ initialMs: -1 })).toThrow(InvalidArgumentError);
+    expect(() => exponentialBackoff({ initialMs: 100, maxMs: 50 })).toThrow(
+      /maxMs: expected a number of ms >= 100/,
+    );
     expect(() => exponentialBackoff({ exponent: 0.5 })).toThrow(RangeError);
-    expect(() => linearBackoff({ initialMs: 0, stepMs: -1 })).toThrow(RangeError);
+    expect(() => linearBackoff({ initialMs: 0, stepMs: -1 })).toThrow(InvalidArgumentError);
   });
 });

@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import {
   ConstantBackoff,
   DelegateBackoff,
@@ -54,14 +55,10 @@ export interface ExponentialBackoffOptions {
  * generator because cockatiel's ignore `exponent` (they always grow by 2).
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Backoff {
-  const {
-    initialMs = 100,
-    maxMs = 10_000,
-    exponent = 2,
-    jitter = 'decorrelated',
-    random,
-  } = options;
-  if (!(initialMs >= 0) || !(maxMs >= initialMs) || !(exponent >= 1)) {
+  const { exponent = 2, jitter = 'decorrelated', random } = options;
+  const initialMs = duration(options.initialMs ?? 100, 'initialMs', { allowInfinity: false });
+  const maxMs = duration(options.maxMs ?? 10_000, 'maxMs', { min: initialMs });
+  if (!(exponent >= 1)) {
     throw new RangeError(
       `invalid exponential backoff: initialMs ${initialMs}, maxMs ${maxMs}, exponent ${exponent}`,
     );
@@ -91,8 +88,7 @@ function seededGenerator(
 
 /** A fixed delay between retries. */
 export function constantBackoff(ms: number): Backoff {
-  if (!(ms >= 0)) throw new RangeError(`backoff delay must be >= 0, got ${ms}`);
-  return new ConstantBackoff(ms);
+  return new ConstantBackoff(duration(ms, 'delay', { allowInfinity: false }));
 }
 
 /** `initialMs`, then `stepMs` more on every retry, at most `maxMs`. */
@@ -101,9 +97,9 @@ export function linearBackoff(options: {
   stepMs: number;
   maxMs?: number;
 }): Backoff {
-  const { initialMs, stepMs, maxMs = Infinity } = options;
-  if (!(initialMs >= 0) || !(stepMs >= 0))
-    throw new RangeError('linear backoff needs initialMs >= 0 and stepMs >= 0');
+  const initialMs = duration(options.initialMs, 'initialMs', { allowInfinity: false });
+  const stepMs = duration(options.stepMs, 'stepMs', { allowInfinity: false });
+  const maxMs = duration(options.maxMs ?? Infinity, 'maxMs', { min: initialMs });
   return new DelegateBackoff<BackoffContext>(context =>
     Math.min(maxMs, initialMs + stepMs * (context.attempt - 1)),
   );

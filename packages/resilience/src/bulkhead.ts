@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import type { Clock } from './clock.js';
 import { BulkheadFullError } from './errors.js';
 import { withoutStack } from './xError.js';
@@ -49,7 +50,10 @@ export class Bulkhead extends PolicyBase {
     this.limit = limit;
     this.queueLimit = queue;
     this.key = options.key;
-    this.queueTimeoutMs = options.queueTimeoutMs;
+    this.queueTimeoutMs =
+      options.queueTimeoutMs === undefined
+        ? undefined
+        : duration(options.queueTimeoutMs, 'queueTimeoutMs');
   }
 
   /** Calls running now. */

@@ -8,7 +8,7 @@ import { memoryBreakerStore } from './breakerStore.js';
 import { exponentialBackoff } from './backoff.js';
 import { timeout } from './timeout.js';
 import { pipeline } from './pipeline.js';
-import { CircuitOpenError, HttpError } from './errors.js';
+import { CircuitOpenError, HttpError, InvalidArgumentError } from './errors.js';
 import type { PolicyEvent } from './policy.js';
 
 const fail =
@@ -466,7 +466,7 @@ describe('circuitBreaker', () => {
   });
 
   it('validates options', () => {
-    expect(() => circuitBreaker({ halfOpenAfter: -1 })).toThrow(RangeError);
+    expect(() => circuitBreaker({ halfOpenAfter: -1 })).toThrow(InvalidArgumentError);
     expect(() => circuitBreaker({ halfOpenProbes: 0 })).toThrow(RangeError);
     expect(() => circuitBreaker({ halfOpenProbes: 1.5 })).toThrow(RangeError);
   });

@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import { CircuitState, ConsecutiveBreaker, type IBackoff, type IBreaker } from 'cockatiel';
 import type { Backoff } from './backoff.js';
 import type { BreakerSnapshot, BreakerStore } from './breakerStore.js';
@@ -76,10 +77,11 @@ export class CircuitBreaker extends PolicyBase {
     super(options.clock);
     this.key = options.key ?? 'default';
     this.strategy = options.strategy ?? new ConsecutiveBreaker(5);
-    this.halfOpenAfter = options.halfOpenAfter ?? 10_000;
-    if (typeof this.halfOpenAfter === 'number' && !(this.halfOpenAfter >= 0)) {
-      throw new RangeError(`halfOpenAfter must be >= 0 ms, got ${this.halfOpenAfter}`);
-    }
+    const halfOpenAfter = options.halfOpenAfter ?? 10_000;
+    this.halfOpenAfter =
+      typeof halfOpenAfter === 'object' && halfOpenAfter !== null
+        ? halfOpenAfter
+        : duration(halfOpenAfter, 'halfOpenAfter', { allowInfinity: false });
     this.probeLimit = options.halfOpenProbes ?? 1;
     if (!Number.isInteger(this.probeLimit) || this.probeLimit < 1) {
       throw new RangeError(`halfOpenProbes must be an integer >= 1, got ${this.probeLimit}`);

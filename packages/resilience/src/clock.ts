@@ -1,3 +1,5 @@
+import { clearTimer, setTimer } from './setTimer.js';
+
 /** A timer handle; `ref`/`unref` exist for the real clock and are no-ops elsewhere. */
 export interface TimerHandle {
   ref?(): unknown;
@@ -14,11 +16,14 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** The real clock: `performance.now()` and the global timers (looked up at call time). */
+/**
+ * The real clock: `performance.now()` and the global timers (looked up at call time) through
+ * {@link setTimer}, so a delay above 2^31−1 ms arms no timer instead of firing after 1 ms.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: handle => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setTimeout: (callback, ms) => setTimer(callback, ms),
+  clearTimeout: handle => clearTimer(handle),
 };
 
 /** Resolves after `ms` on `clock`, or rejects with the signal's reason when it aborts first. */

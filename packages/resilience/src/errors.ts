@@ -11,7 +11,8 @@ export type ResilienceErrorCode =
   | 'HTTP_ERROR'
   | 'CONNECTION_ERROR'
   | 'DECODE'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'INVALID_ARGUMENT';
 
 /** Base class of the errors of `@x/resilience`. */
 export class ResilienceError extends XError {
@@ -143,5 +144,19 @@ export class DecodeError extends ResilienceError {
     options: XErrorOptions,
   ) {
     super('DECODE', `${method} ${url} answered a body that is not JSON`, options);
+  }
+}
+
+/**
+ * An option or argument is not valid (e.g. a duration that is a string, `NaN` or negative). The
+ * message names the `field`, what was expected and what was received.
+ */
+export class InvalidArgumentError extends ResilienceError {
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: XErrorOptions,
+  ) {
+    super('INVALID_ARGUMENT', message, options);
   }
 }

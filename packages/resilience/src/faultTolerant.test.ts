@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTestServer, startTestServers, waitFor, type TestServer } from '@x/testkit';
+import {
+  captureWarnings,
+  startTestServer,
+  startTestServers,
+  waitFor,
+  type TestServer,
+} from '@x/testkit';
 import type { Dispatcher } from 'undici';
 import {
   faultTolerant,
@@ -8,7 +14,8 @@ import {
 } from './faultTolerant.js';
 import type { Call } from './call.js';
 import { ManualClock } from './manualClock.js';
-import { sleep } from './clock.js';
+import { InvalidArgumentError } from './errors.js';
+import { sleep, systemClock } from './clock.js';
 import { constantBackoff } from './backoff.js';
 import { roundRobin } from './balancers/roundRobin.js';
 import { priority } from './balancers/priority.js';
@@ -300,6 +307,55 @@ describe('faultTolerant over HTTP', () => {
 });
 
 // Long real-time waits, run side by side; none of their assertions is an upper time bound under 500 ms.
+describe('faultTolerant: durations (issue 12)', () => {
+  it('timeout: 1e12 and 3e9 mean no deadline: the call succeeds, no early timeout, no TimeoutOverflowWarning', async () => {
+    const s = await server({ script: { delayMs: 60, body: { ok: true } } });
+    const warnings = captureWarnings();
+    // The default clock's timer queue is shared (an earlier call's timer may already be armed):
+    // a private copy of the system clock also proves the timer it arms for the deadline.
+    for (const [timeout, clock] of [
+      [1e12, undefined],
+      [3e9, undefined],
+      [1e12, { ...systemClock }],
+      [3e9, { ...systemClock }],
+    ] as const) {
+      const fn = ft(async call => (await call.http.request('GET', s.url + '/x')).json(), {
+        timeout,
+        clock,
+      });
+      await expect(fn()).resolves.toEqual({ ok: true });
+      expect(fn.stats()).toMatchObject({ calls: 1, failures: 0, timeouts: 0 });
+    }
+    const attempt = ft(async call =>
+      (await call.http.request('GET', s.url + '/x', { timeout: 1e12 })).json(),
+    );
+    await expect(attempt()).resolves.toEqual({ ok: true });
+    expect((await warnings.stop()).map(w => w.name)).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('timeout: "300", NaN and -1 are refused with INVALID_ARGUMENT naming the field', async () => {
+    const make = (options: FaultTolerantOptions) => () => ft(() => 1, options);
+    expect(make({ timeout: '300' as never })).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_ARGUMENT',
+        field: 'timeout',
+        message: expect.stringMatching(/^timeout: expected a number of ms > 0.*received "300"$/),
+      }),
+    );
+    expect(make({ timeout: Number.NaN })).toThrow(/timeout: expected .* received NaN/);
+    expect(make({ timeout: -1 })).toThrow(/timeout: expected .* received -1/);
+    expect(make({ expectedIn: '20' as never })).toThrow(/expectedIn: expected .* received "20"/);
+    expect(make({ circuitResetTimeout: Number.NaN })).toThrow(/circuitResetTimeout: .* NaN/);
+    const fn = ft(
+      async call => call.http.request('GET', 'http://127.0.0.1:1/', { timeout: '300' as never }),
+      {
+        retryAttempts: 0,
+      },
+    );
+    await expect(fn()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'timeout' });
+  });
+});
+
 describe.concurrent('faultTolerant over HTTP (long waits)', () => {
   it('the deadline also ends a response body that stalls', async ({ expect, onTestFinished }) => {
     const s = await server({ slowBodyMs: 5000, body: 'late' }, onTestFinished);
@@ -749,15 +805,15 @@ describe('faultTolerant', () => {
   it('rejects bad options', () => {
     expect(() => faultTolerant('nope' as never)).toThrow(TypeError);
     const make = (options: FaultTolerantOptions) => () => ft(() => 1, options);
-    expect(make({ timeout: 0 })).toThrow(RangeError);
-    expect(make({ timeout: -1 })).toThrow(RangeError);
-    expect(make({ timeout: Number.NaN })).toThrow(RangeError);
-    expect(make({ expectedIn: 0 })).toThrow(RangeError);
+    expect(make({ timeout: 0 })).toThrow(InvalidArgumentError);
+    expect(make({ timeout: -1 })).toThrow(InvalidArgumentError);
+    expect(make({ timeout: Number.NaN })).toThrow(InvalidArgumentError);
+    expect(make({ expectedIn: 0 })).toThrow(InvalidArgumentError);
     expect(make({ retryAttempts: -1 })).toThrow(RangeError);
     expect(make({ retryAttempts: 1.5 })).toThrow(RangeError);
     expect(make({ retryBudget: { percentCanRetry: 2 } })).toThrow(RangeError);
     expect(make({ httpPoolSize: 0 })).toThrow(RangeError);
-    expect(make({ connectTimeout: 0 })).toThrow(RangeError);
+    expect(make({ connectTimeout: 0 })).toThrow(InvalidArgumentError);
     expect(make({ proxy: 'not a url' })).toThrow(TypeError);
     expect(make({ loadBalancer: [] })).toThrow(RangeError);
     expect(make({ loadBalancer: ['http://h:1/path'] })).toThrow(TypeError);

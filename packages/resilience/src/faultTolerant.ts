@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import { ConsecutiveBreaker, type IBreaker } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import { createAgent, type ProxyOption, type TlsOptions } from './agent.js';
@@ -189,11 +190,16 @@ export function faultTolerant<A extends unknown[], R>(
   const log = options.logger ?? silentLogger;
   const ownAgent = options.agent === undefined;
   const agent = options.agent ?? createAgent(options);
-  const { expectedIn, timeout = 5_000 } = options;
-  if (!(timeout > 0))
-    throw new RangeError(`timeout must be > 0 ms (Infinity for none), got ${timeout}`);
-  if (expectedIn !== undefined && !(expectedIn > 0))
-    throw new RangeError(`expectedIn must be > 0 ms, got ${expectedIn}`);
+  const timeout = duration(options.timeout ?? 5_000, 'timeout', { exclusiveMin: true });
+  const expectedIn =
+    options.expectedIn === undefined
+      ? undefined
+      : duration(options.expectedIn, 'expectedIn', { exclusiveMin: true, allowInfinity: false });
+  const circuitResetTimeout = duration(
+    options.circuitResetTimeout ?? 10_000,
+    'circuitResetTimeout',
+    { allowInfinity: false },
+  );
 
   const budget =
     options.retryBudget === false
@@ -217,7 +223,7 @@ export function faultTolerant<A extends unknown[], R>(
   new Bulkhead(bulkheadOptions);
   new CircuitBreaker({
     clock,
-    halfOpenAfter: options.circuitResetTimeout ?? 10_000,
+    halfOpenAfter: circuitResetTimeout,
     halfOpenProbes: breakerOptions.halfOpenProbes,
   });
   const breakers = keyed(
@@ -227,7 +233,7 @@ export function faultTolerant<A extends unknown[], R>(
         key,
         clock,
         strategy: strategy(),
-        halfOpenAfter: options.circuitResetTimeout ?? 10_000,
+        halfOpenAfter: circuitResetTimeout,
         halfOpenProbes: breakerOptions.halfOpenProbes,
         isFailure: breakerOptions.isFailure,
         store: breakerOptions.store,

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from './errors.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './manualClock.js';
 import { sleep } from './clock.js';
@@ -219,7 +220,8 @@ describe('hedge', () => {
   it('validates options', () => {
     expect(() => hedge({ maxHedges: 0 })).toThrow(RangeError);
     expect(() => hedge({ maxHedges: 11 })).toThrow(RangeError);
-    expect(() => hedge({ delay: -1 })).toThrow(RangeError);
+    expect(() => hedge({ delay: -1 })).toThrow(InvalidArgumentError);
+    expect(() => hedge({ delay: '5' as never })).toThrow(/delay: expected .* received "5"/);
     expect(() => hedge({ delay: { percentile: 1 } })).toThrow(RangeError);
     expect(() => hedge({ delay: { percentile: 0 } })).toThrow(RangeError);
     expect(() => hedge({ maxExtraLoad: 1.5 })).toThrow(RangeError);

@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import type { Clock } from './clock.js';
 import { asScope, PolicyBase } from './internal/policyBase.js';
 import { invoke } from './internal/invoke.js';
@@ -47,15 +48,15 @@ export class HedgePolicy extends PolicyBase {
 
   constructor(options: HedgeOptions = {}) {
     super(options.clock);
-    this.delay = options.delay ?? { percentile: 0.95 };
+    const delay = options.delay ?? { percentile: 0.95 };
+    this.delay = typeof delay === 'object' ? delay : duration(delay, 'delay');
     this.maxHedges = options.maxHedges ?? 1;
     const maxExtraLoad = options.maxExtraLoad ?? 0.1;
     if (!Number.isInteger(this.maxHedges) || this.maxHedges < 1 || this.maxHedges > 10)
       throw new RangeError(`maxHedges must be an integer in [1, 10], got ${this.maxHedges}`);
     if (
-      typeof this.delay === 'number'
-        ? !(this.delay >= 0)
-        : !(this.delay.percentile > 0 && this.delay.percentile < 1)
+      typeof this.delay !== 'number' &&
+      !(this.delay.percentile > 0 && this.delay.percentile < 1)
     ) {
       throw new RangeError('hedge delay must be ms >= 0 or { percentile } in (0, 1)');
     }

@@ -4,7 +4,13 @@ import type { Dispatcher } from 'undici';
 import { Http } from './http.js';
 import { createAgent } from './agent.js';
 import { getEventListeners } from 'node:events';
-import { ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
+import {
+  ConnectionError,
+  DecodeError,
+  HttpError,
+  InvalidArgumentError,
+  TimeoutError,
+} from './errors.js';
 import { errorCode, isNotSentError } from './classify.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -243,7 +249,9 @@ describe('Http', () => {
       /unsupported URL scheme/,
     );
     await expect(http.request('GET', 'file:///etc/passwd')).rejects.toBeInstanceOf(TypeError);
-    await expect(http.request('GET', s.url, { timeout: 0 })).rejects.toBeInstanceOf(RangeError);
+    await expect(http.request('GET', s.url, { timeout: 0 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     expect(s.requestCount).toBe(0);
   });
 

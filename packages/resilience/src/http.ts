@@ -1,3 +1,5 @@
+import { duration } from './duration.js';
+import { clearTimer, setTimer } from './setTimer.js';
 import type { Readable } from 'node:stream';
 import { interceptors, type Dispatcher } from 'undici';
 import { AbortedError, ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
@@ -108,9 +110,10 @@ export class Http {
     const idempotent = IDEMPOTENT.has(verb) || headers['idempotency-key'] !== undefined;
 
     const remaining = this.context.remaining?.() ?? Infinity;
-    const attemptMs = options.timeout;
-    if (attemptMs !== undefined && !(attemptMs > 0))
-      throw new RangeError(`timeout must be > 0 ms, got ${attemptMs}`);
+    const attemptMs =
+      options.timeout === undefined
+        ? undefined
+        : duration(options.timeout, 'timeout', { exclusiveMin: true });
     const limitMs = Math.min(remaining, attemptMs ?? Infinity);
     const parents = [this.context.signal, options.signal].filter(
       (s): s is AbortSignal => s !== undefined,
@@ -126,7 +129,7 @@ export class Http {
     const timer =
       limitMs === Infinity || contextEnforces
         ? undefined
-        : setTimeout(
+        : setTimer(
             () =>
               controller.abort(
                 new TimeoutError(
@@ -143,7 +146,7 @@ export class Http {
     const unlink = () => {
       if (!linked) return;
       linked = false;
-      if (timer) clearTimeout(timer);
+      clearTimer(timer);
       for (const s of parents) s.removeEventListener('abort', onAbort);
     };
     const failure = (error: unknown): unknown =>

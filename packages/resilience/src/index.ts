@@ -12,6 +12,7 @@ export {
   HttpError,
   ConnectionError,
   DecodeError,
+  InvalidArgumentError,
   type ResilienceErrorCode,
 } from './errors.js';
 export {
@@ -28,6 +29,9 @@ export { parseRetryAfter } from './retryAfter.js';
 // Time, events, logging
 export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { ManualClock } from './manualClock.js';
+export { duration, MAX_TIMER_MS, type DurationOptions } from './duration.js';
+export { describeValue } from './describeValue.js';
+export { setTimer, clearTimer, type SafeTimer } from './setTimer.js';
 export { TimerQueue, timerQueue, type TimerEntry } from './timerQueue.js';
 export { Emitter, type Listen, type Disposer } from './emitter.js';
 export { silentLogger, type Logger, type LogFn } from './logger.js';

@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import { exponentialBackoff, type Backoff } from './backoff.js';
 import { isRetryable } from './classify.js';
 import { sleep, type Clock } from './clock.js';
@@ -107,7 +108,7 @@ export class RetryPolicy extends PolicyBase {
       maxRetries,
       backoff: options.backoff ?? exponentialBackoff(),
       respectRetryAfter: options.respectRetryAfter ?? true,
-      maxRetryAfterMs: options.maxRetryAfterMs ?? 30_000,
+      maxRetryAfterMs: duration(options.maxRetryAfterMs ?? 30_000, 'maxRetryAfterMs'),
       budget: options.budget,
     };
     const rules = {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from './manualClock.js';
-import { sleep } from './clock.js';
+import { sleep, systemClock } from './clock.js';
 import { timeout } from './timeout.js';
-import { TimeoutError } from './errors.js';
+import { InvalidArgumentError, TimeoutError } from './errors.js';
 import { isXError } from './xError.js';
 import type { PolicyContext, PolicyEvent } from './policy.js';
 
@@ -230,9 +230,18 @@ describe('timeout', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
-  it('throws RangeError on 0, negative or NaN', () => {
-    expect(() => timeout(0)).toThrow(RangeError);
-    expect(() => timeout(-5)).toThrow(RangeError);
-    expect(() => timeout(Number.NaN)).toThrow(RangeError);
+  it('throws INVALID_ARGUMENT naming the field on 0, negative, NaN or a string', () => {
+    expect(() => timeout(0)).toThrow(InvalidArgumentError);
+    expect(() => timeout(-5)).toThrow(/timeout: expected a number of ms > 0.* received -5/);
+    expect(() => timeout(Number.NaN)).toThrow(InvalidArgumentError);
+    expect(() => timeout('300' as never)).toThrow(/timeout: .* received "300"/);
+  });
+
+  it('reads a limit above 2^31-1 ms as no limit: 3e9 does not fire early', async () => {
+    expect(timeout(3e9).ms).toBe(Infinity);
+    const policy = timeout(3e9);
+    await expect(policy.execute(() => sleep(systemClock, 30).then(() => 'done'))).resolves.toBe(
+      'done',
+    );
   });
 });

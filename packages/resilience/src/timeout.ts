@@ -1,3 +1,4 @@
+import { duration } from './duration.js';
 import type { Clock } from './clock.js';
 import { TimeoutError } from './errors.js';
 import { asScope, PolicyBase } from './internal/policyBase.js';
@@ -24,12 +25,12 @@ export class TimeoutPolicy extends PolicyBase {
   private readonly timers: TimerQueue;
   readonly scope: 'operation' | 'attempt';
 
-  constructor(
-    readonly ms: number,
-    options: TimeoutOptions = {},
-  ) {
+  /** The limit in ms (`Infinity`: none, also for any value above 2^31−1 ms). */
+  readonly ms: number;
+
+  constructor(ms: number, options: TimeoutOptions = {}) {
     super(options.clock);
-    if (!(ms > 0)) throw new RangeError(`timeout must be a positive number of ms, got ${ms}`);
+    this.ms = duration(ms, 'timeout', { exclusiveMin: true });
     this.scope = options.scope ?? 'operation';
     this.timers = timerQueue(this.clock);
   }

@@ -1,3 +1,4 @@
+import { durationOption as ms } from './internal/durationOption.js';
 /**
  * Passive health checking of the hosts of a `Resources` (Envoy's outlier detection): consecutive
  * failures (connection errors, timeouts and, by default, 5xx) eject a host for a time that grows
@@ -54,8 +55,6 @@ export function resolveHealth(
   const merged = { ...defaults, ...options };
   const {
     consecutiveFailures = 5,
-    baseEjectionMs = 30_000,
-    maxEjectionMs = 300_000,
     maxEjectedPercent = 50,
     on5xx = true,
     probe = 'request',
@@ -68,11 +67,15 @@ export function resolveHealth(
       `health.consecutiveFailures must be an integer >= 1, got ${String(consecutiveFailures)}`,
     );
   }
-  if (!(baseEjectionMs >= 0) || !(maxEjectionMs >= baseEjectionMs)) {
-    throw new RangeError(
-      `health needs 0 <= baseEjectionMs <= maxEjectionMs, got ${String(baseEjectionMs)} and ${String(maxEjectionMs)}`,
-    );
-  }
+  const baseEjectionMs = ms(merged.baseEjectionMs ?? 30_000, 'health.baseEjectionMs', {
+    exclusiveMin: false,
+    allowInfinity: false,
+  });
+  const maxEjectionMs = ms(merged.maxEjectionMs ?? 300_000, 'health.maxEjectionMs', {
+    min: baseEjectionMs,
+    exclusiveMin: false,
+    allowInfinity: false,
+  });
   if (!(maxEjectedPercent >= 0 && maxEjectedPercent <= 100)) {
     throw new RangeError(
       `health.maxEjectedPercent must be in [0, 100], got ${String(maxEjectedPercent)}`,
@@ -88,7 +91,7 @@ export function resolveHealth(
     resolvedProbe = {
       path: probe.path,
       method: probe.method ?? 'GET',
-      timeoutMs: probe.timeoutMs ?? 2_000,
+      timeoutMs: ms(probe.timeoutMs ?? 2_000, 'health.probe.timeoutMs'),
       expect: probe.expect ?? (status => status < 500),
     };
   }

@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { gzipSync } from 'node:zlib';
-import { startTestServer, freePort, waitFor, type TestServer } from '@x/testkit';
+import { captureWarnings, startTestServer, freePort, waitFor, type TestServer } from '@x/testkit';
 import { isXError, ManualClock } from '@x/resilience';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Resource } from './resource.js';
@@ -325,6 +325,48 @@ describe('Resource: deadlines and cancellation', () => {
     expect(s.requestCount).toBe(1); // waiting for a backoff that only the manual clock can end
     controller.abort();
     expect(await pending).toMatchObject({ code: 'ABORTED' });
+  });
+});
+
+describe('Resource: durations (issue 12)', () => {
+  it('timeout: 1e12 (client and call) and 3e9 mean no limit: the call succeeds, no TimeoutOverflowWarning', async () => {
+    const s = await server({ script: { delayMs: 60, body: { ok: true } } });
+    const warnings = captureWarnings();
+    const r = track(new Resource(s.url, { timeout: 1e12 }));
+    await expect(r.get('/x')).resolves.toMatchObject({ ok: true });
+    await expect(r.get('/x', undefined, { timeout: 3e9 })).resolves.toMatchObject({ ok: true });
+    await expect(
+      r.get('/x', undefined, { timeout: { total: 1e12, perTry: 1e12 } }),
+    ).resolves.toMatchObject({ ok: true });
+    expect((await warnings.stop()).map(w => w.name)).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('timeout: "300", NaN and -1 are INVALID_REQUEST naming the field, on the client and per call', async () => {
+    const s = await server();
+    const r = track(new Resource(s.url));
+    for (const [timeout, received] of [
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+      [-1, '-1'],
+    ] as const) {
+      expect(() => new Resource(s.url, { timeout: timeout as never })).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_REQUEST',
+          message: `timeout: expected a number of ms > 0 and <= 2147483647, or Infinity (above: no limit), received ${received}`,
+        }),
+      );
+      await expect(r.get('/x', undefined, { timeout: timeout as never })).rejects.toMatchObject({
+        code: 'INVALID_REQUEST',
+        message: expect.stringMatching(/^timeout: expected .* received /),
+      });
+    }
+    await expect(
+      r.get('/x', undefined, { timeout: { total: 100, perTry: '5' as never } }),
+    ).rejects.toThrow(/timeout.perTry: expected .* received "5"/);
+    expect(() => new Resource(s.url, { keepAliveTimeoutMs: 3e9 })).toThrow(
+      /keepAliveTimeoutMs: expected .* received 3000000000/,
+    );
+    expect(s.requestCount).toBe(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { constantBackoff, exponentialBackoff, isXError, type Backoff } from '@x/
 import { RouteConfigError } from './errors.js';
 import type { Entrypoint } from './entrypoint.js';
 import type { DeferredOutcome } from './outcome.js';
-import { checkKeys } from './internal/options.js';
+import { checkKeys, checkMs } from './internal/options.js';
 import type { Worker } from './worker.js';
 
 /** An error class (matched with `instanceof`, so subclasses match too). */
@@ -85,13 +85,9 @@ export class BackoffPolicy {
     if (via !== undefined && typeof via.republish !== 'function')
       throw new RouteConfigError(`asyncBackoff via: entrypoint ${via.name} cannot republish`);
     if (delay === undefined) this.delay = exponentialBackoff({ initialMs: 100, maxMs: 30_000 });
-    else if (typeof delay === 'number') {
-      if (!(delay >= 0) || !Number.isFinite(delay))
-        throw new RouteConfigError(
-          `backoff delay must be a finite number of ms >= 0, got ${delay}`,
-        );
-      this.delay = constantBackoff(delay);
-    } else if (delay !== null && typeof delay === 'object' && typeof delay.next === 'function')
+    else if (typeof delay === 'number' || typeof delay === 'string')
+      this.delay = constantBackoff(checkMs(delay, 0, 'delay'));
+    else if (delay !== null && typeof delay === 'object' && typeof delay.next === 'function')
       this.delay = delay;
     else throw new RouteConfigError('backoff delay must be a number of ms or a backoff factory');
     this.retryOn = retryOn === undefined ? undefined : matcher(retryOn, 'retryOn');

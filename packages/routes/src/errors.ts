@@ -42,14 +42,29 @@ export class RouteStoppedError extends RoutesError {
  * the dead letter, never back to the queue. `index` is the translator's position in the chain.
  */
 export class TranslationError extends RoutesError {
+  /**
+   * What a schema refused, when it said: each issue's dotted `path` (`''` for the value itself)
+   * and `message` (`expected …, received …` for a {@link validator}). The HTTP entrypoint sends
+   * them in its 400 answer.
+   */
+  readonly issues: readonly TranslationIssue[] | undefined;
+
   constructor(
     message: string,
     readonly index = 0,
     readonly translator = 'translator',
-    options?: XErrorOptions,
+    options?: XErrorOptions & { readonly issues?: readonly TranslationIssue[] },
   ) {
     super('TRANSLATION_FAILED', message, options);
+    this.issues = options?.issues;
   }
+}
+
+/** One problem a schema found in a message (see {@link TranslationError.issues}). */
+export interface TranslationIssue {
+  /** Dotted path of the refused field, `''` for the whole value. */
+  readonly path: string;
+  readonly message: string;
 }
 
 /**

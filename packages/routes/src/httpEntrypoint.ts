@@ -1,9 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorCode } from '@x/resilience';
+import { errorCode, isXError } from '@x/resilience';
 import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
-import { CancelledError, HttpRequestError, RouteConfigError } from './errors.js';
+import {
+  CancelledError,
+  HttpRequestError,
+  RouteConfigError,
+  type TranslationError,
+} from './errors.js';
 import { httpStatusForError } from './httpStatusForError.js';
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
@@ -381,10 +386,19 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
         const retryAfterMs = (outcome.error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
         if (status >= 500 && typeof retryAfterMs === 'number' && retryAfterMs >= 0)
           headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+        const issues = isXError(outcome.error, 'TRANSLATION_FAILED')
+          ? (outcome.error as TranslationError).issues
+          : undefined;
         return this.reply(
           res,
           status,
-          { error: { code, message: show ? text : 'internal error' } },
+          {
+            error: {
+              code,
+              message: show ? text : 'internal error',
+              ...(issues && status < 500 ? { issues } : {}),
+            },
+          },
           headers,
         );
       }

@@ -54,6 +54,13 @@ export {
   type SchemaLike,
   type StandardSchemaLike,
 } from './translator.js';
+export {
+  validator,
+  type Validator,
+  type ValidationIssue,
+  type IssuePath,
+  type Refuse,
+} from './validator.js';
 
 // Backoff
 export {
@@ -147,6 +154,7 @@ export {
   OptionalDependencyError,
   BrokerUnavailableError,
   type RoutesErrorCode,
+  type TranslationIssue,
 } from './errors.js';
 
 // Backoff factories from @x/resilience, re-exported so one import builds a route

@@ -11,10 +11,71 @@ import { testRoute } from './testRoute.js';
 import { json, schema } from './translator.js';
 import { Worker } from './worker.js';
 import type { WorkerContext } from './workerContext.js';
-import { deferred } from './test/helpers.js';
+import { deferred, delay } from './test/helpers.js';
+import { captureWarnings } from '@x/testkit';
+import { timerEntrypoint } from './timerEntrypoint.js';
 
 class TransientError extends Error {}
 class FatalError extends Error {}
+
+/** The synchronous error of `make`, or undefined. */
+function thrown(make: () => unknown): (Error & { code?: string }) | undefined {
+  try {
+    make();
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  return undefined;
+}
+
+describe('Route: durations (issue 12)', () => {
+  it('timeoutMs 3e9 means no timeout: the attempt is not aborted early, no TimeoutOverflowWarning', async () => {
+    const warnings = captureWarnings();
+    const queue = memoryQueue<number>();
+    const done = deferred<boolean>();
+    const r = route({
+      entrypoint: queue,
+      timeoutMs: 3e9,
+      target: async (_m: number, ctx) => {
+        await delay(60);
+        done.resolve(ctx.signal.aborted);
+        return 1;
+      },
+    });
+    expect(r.timeoutMs).toBe(Infinity);
+    await r.start();
+    queue.publish(1);
+    expect(await done.promise).toBe(false);
+    await r.stop({ timeoutMs: 1e12 });
+    expect((await warnings.stop()).map(w => w.name)).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('timeoutMs "300", NaN and -1 are INVALID_OPTIONS naming the field, the expected and the received value', () => {
+    for (const [value, received] of [
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+      [-1, '-1'],
+    ] as const) {
+      const error = thrown(() => route({ target: () => 1, timeoutMs: value as never }));
+      expect(error?.code).toBe('INVALID_OPTIONS');
+      expect(error!.message).toBe(
+        `timeoutMs: expected a number of ms >= 1 and <= 2147483647, or Infinity (above: no limit), received ${received}`,
+      );
+    }
+    expect(thrown(() => timerEntrypoint({ intervalMs: 3e9 }))?.message).toBe(
+      'intervalMs: expected a number of ms >= 1 and <= 2147483647, received 3000000000',
+    );
+    expect(thrown(() => memoryQueue({ requeueDelayMs: '10' as never }))?.code).toBe(
+      'INVALID_OPTIONS',
+    );
+    expect(thrown(() => memoryQueue().publish(1, { delayMs: 3e9 }))?.message).toMatch(
+      /^delayMs: expected .* received 3000000000$/,
+    );
+    expect(thrown(() => syncBackoff({ delay: '5' as never }))?.message).toMatch(
+      /^delay: expected .* received "5"$/,
+    );
+  });
+});
 
 describe('Route', () => {
   it('runs a function target with the translated message and a worker context', async () => {

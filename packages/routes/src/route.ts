@@ -445,7 +445,8 @@ export class Route<
           );
       }
     }
-    if (callbacks?.timeoutMs !== undefined) checkMs(callbacks.timeoutMs, 1, 'callbacks.timeoutMs');
+    if (callbacks?.timeoutMs !== undefined)
+      checkMs(callbacks.timeoutMs, 1, 'callbacks.timeoutMs', true);
 
     if (typeof workerClass !== 'function')
       throw new RouteConfigError('workerClass must be a class');
@@ -455,7 +456,7 @@ export class Route<
     this.callbackWorkerClass = callbackWorkerClass;
     this.concurrencyLimit =
       concurrency === undefined ? undefined : checkInt(concurrency, 1, 'concurrency');
-    this.timeoutMs = timeoutMs === undefined ? undefined : checkMs(timeoutMs, 1, 'timeoutMs');
+    this.timeoutMs = timeoutMs === undefined ? undefined : checkMs(timeoutMs, 1, 'timeoutMs', true);
     this.overrides = {};
     if (clock !== undefined) this.overrides.clock = clock;
     if (metrics !== undefined) this.overrides.metrics = metrics;
@@ -1173,7 +1174,7 @@ export class Route<
    */
   stop(options: StopOptions = {}): Promise<DrainReport> {
     if (this.stopping) return this.stopping;
-    const timeoutMs = checkMs(options.timeoutMs ?? 30_000, 0, 'timeoutMs');
+    const timeoutMs = checkMs(options.timeoutMs ?? 30_000, 0, 'timeoutMs', true);
     this.stopping = (async () => {
       const clock = this.clock;
       const startedAt = clock.now();

@@ -87,7 +87,7 @@ describe('translators', () => {
     const guard = (v: unknown): v is boolean => typeof v === 'boolean';
     expect(await run(schema(guard), true)).toEqual({ value: true });
     expect(((await run(schema(guard), null)).error as Error).message).toBe(
-      'schema: rejected a null',
+      'schema: expected a value accepted by guard, received null (use validator() to name the failing field)',
     );
     expect(() => schema(42 as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
     expect(() => schema({} as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { RouteConfigError, TranslationError } from './errors.js';
+import { describeValue } from '@x/resilience';
+import { RouteConfigError, TranslationError, type TranslationIssue } from './errors.js';
 import type { WorkerContext } from './workerContext.js';
 
 /**
@@ -177,22 +178,24 @@ export type SchemaLike<T> =
 export function schema<T>(validator: SchemaLike<T>, name = 'schema'): Translator<unknown, T> {
   if (validator === null || (typeof validator !== 'object' && typeof validator !== 'function'))
     throw new RouteConfigError('schema() needs a schema or a type guard');
-  const fail = (detail: string, cause?: unknown): never => {
-    throw new TranslationError(`${name}: ${detail.slice(0, 300)}`, 0, name, { cause });
+  const fail = (detail: string, cause?: unknown, issues?: TranslationIssue[]): never => {
+    throw new TranslationError(`${name}: ${detail.slice(0, 300)}`, 0, name, { cause, issues });
   };
   if ('~standard' in validator) {
     const check = (
       result: Awaited<ReturnType<StandardSchemaLike<T>['~standard']['validate']>>,
-    ): T =>
-      result.issues
-        ? fail(
-            result.issues
-              .slice(0, 3)
-              .map(i => (i.path?.length ? `${i.path.map(String).join('.')}: ` : '') + i.message)
-              .join('; '),
-            result.issues,
-          )
-        : result.value;
+    ): T => {
+      if (!result.issues) return result.value;
+      const issues = result.issues.slice(0, 3).map(i => ({
+        path: (i.path ?? []).map(pathKey).join('.'),
+        message: String(i.message).slice(0, 300),
+      }));
+      return fail(
+        issues.map(i => (i.path ? `${i.path}: ` : '') + i.message).join('; '),
+        result.issues,
+        issues,
+      );
+    };
     return {
       name,
       translate(input) {
@@ -226,11 +229,22 @@ export function schema<T>(validator: SchemaLike<T>, name = 'schema'): Translator
     return {
       name,
       translate(input) {
-        return validator(input) ? input : fail(`rejected a ${typeOf(input)}`);
+        return validator(input)
+          ? input
+          : fail(
+              `expected a value accepted by ${validator.name || 'the type guard'}, received ${describeValue(input)} (use validator() to name the failing field)`,
+            );
       },
     };
   }
   throw new RouteConfigError('schema() needs a schema or a type guard');
+}
+
+/** A Standard Schema path segment (a key, or `{ key }`) as text. */
+function pathKey(segment: unknown): string {
+  const key =
+    segment !== null && typeof segment === 'object' ? (segment as { key?: unknown }).key : segment;
+  return typeof key === 'symbol' ? key.toString() : String(key);
 }
 
 function describe(error: unknown): string {
@@ -285,7 +299,7 @@ export function compileTranslators(
       error instanceof TranslationError ? detail : `${name}: ${detail}`,
       index,
       name,
-      { cause: error },
+      { cause: error, issues: error instanceof TranslationError ? error.issues : undefined },
     );
   };
   const runFrom = (start: number, value: unknown, ctx: WorkerContext): unknown => {

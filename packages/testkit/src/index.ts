@@ -15,3 +15,5 @@ export { startNodeProcess } from './childProcess.js';
 export type { NodeProcess, NodeProcessOptions } from './childProcess.js';
 export { startRedisServer } from './redisServer.js';
 export type { RedisServer, RedisServerOptions } from './redisServer.js';
+export { captureWarnings } from './captureWarnings.js';
+export type { CapturedWarnings } from './captureWarnings.js';

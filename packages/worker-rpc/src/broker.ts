@@ -1,3 +1,5 @@
+import { durationOption, timerOptions } from './internal/durationOption.js';
+import { validateAddress } from './validateAddress.js';
 import {
   noopMetrics,
   silentLogger,
@@ -133,6 +135,12 @@ export class Broker {
   constructor(private readonly options: BrokerOptions) {
     if (list(options.frontend).length === 0 || list(options.backend).length === 0)
       throw new TypeError('broker needs frontend and backend addresses');
+    for (const a of list(options.frontend)) validateAddress(a, 'zmq-bind', 'frontend');
+    for (const a of list(options.backend)) validateAddress(a, 'zmq-bind', 'backend');
+    const interval = { exclusiveMin: true, allowInfinity: false };
+    durationOption(options.heartbeatIntervalMs ?? 1000, 'heartbeatIntervalMs', interval);
+    durationOption(options.workerTimeoutMs ?? 3000, 'workerTimeoutMs', interval);
+    timerOptions(options, ['lingerMs']);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;

@@ -1,3 +1,5 @@
+import { timerOptions } from './internal/durationOption.js';
+import { validateAddress } from './validateAddress.js';
 import { Pool } from 'undici';
 import { WorkerRpcError } from './errors.js';
 import { idHex, idKey, Kind } from './protocol.js';
@@ -95,14 +97,16 @@ function retryAfter(value: unknown): number | undefined {
  * cancelling aborts the request, which aborts the handler's signal on the worker.
  */
 export function httpTransport(options: HttpTransportOptions = {}): Transport {
+  timerOptions(options, ['keepAliveTimeoutMs', 'headersTimeoutMs']);
   const protocol = options.protocol === 'toto' ? 'toto' : 'wrpc/1';
   const channels = new Set<HttpChannel>();
   return {
     name: 'http',
     protocol,
+    checkAddress: address => validateAddress(address, 'http-connect'),
     open(address, events, context) {
       const channel = new HttpChannel(
-        address,
+        validateAddress(address, 'http-connect'),
         events,
         context,
         options,

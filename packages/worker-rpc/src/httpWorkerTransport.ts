@@ -1,3 +1,5 @@
+import { timerOptions } from './internal/durationOption.js';
+import { describeValue } from '@x/resilience';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -87,6 +89,18 @@ class HttpWorkerTransport implements WorkerTransport {
   private draining = false;
 
   constructor(private readonly options: HttpWorkerTransportOptions) {
+    timerOptions(options, ['keepAliveTimeoutMs']);
+    const { port = 0, host = '127.0.0.1' } = options;
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65_535))
+      throw new WorkerRpcError(
+        'INVALID_ARGUMENT',
+        `port: expected an integer in 0-65535 (0: a free port), received ${describeValue(port)}`,
+      );
+    if (typeof host !== 'string' || !/^(?:[A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/.test(host))
+      throw new WorkerRpcError(
+        'INVALID_ARGUMENT',
+        `host: expected a host name or an IP address, received ${describeValue(host)}`,
+      );
     this.base = (options.path ?? '').replace(/\/+$/, '');
     this.token = options.token ? Buffer.from(`Bearer ${options.token}`) : undefined;
   }

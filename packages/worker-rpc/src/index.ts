@@ -42,6 +42,7 @@ export type {
 } from './transport.js';
 export { zmqTransport, type ZmqTransportOptions, type ZmqClientCurve } from './zmqTransport.js';
 export { httpTransport, errorFromStatus, type HttpTransportOptions } from './httpTransport.js';
+export { validateAddress, type AddressUse } from './validateAddress.js';
 
 // Worker side
 export {

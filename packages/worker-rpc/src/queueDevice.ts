@@ -1,3 +1,5 @@
+import { timerOptions } from './internal/durationOption.js';
+import { validateAddress } from './validateAddress.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
 
 /** Options of {@link createQueueDevice}. */
@@ -32,6 +34,9 @@ export class QueueDevice {
   constructor(private readonly options: QueueDeviceOptions) {
     if (list(options.frontend).length === 0 || list(options.backend).length === 0)
       throw new TypeError('queue device needs frontend and backend addresses');
+    for (const a of list(options.frontend)) validateAddress(a, 'zmq-bind', 'frontend');
+    for (const a of list(options.backend)) validateAddress(a, 'zmq-bind', 'backend');
+    timerOptions(options, ['lingerMs']);
   }
 
   /** Binds both sockets and starts the device. */

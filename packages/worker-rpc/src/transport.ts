@@ -92,8 +92,16 @@ export interface Transport {
   readonly name: string;
   /** Wire protocol spoken: `wrpc/1` or toto's frames. */
   readonly protocol: 'wrpc/1' | 'toto';
-  /** Opens a channel; readiness is reported through `events.state`. */
+  /**
+   * Opens a channel; readiness is reported through `events.state`. Throws `INVALID_ARGUMENT` at
+   * once for an address the transport cannot use.
+   */
   open(address: string, events: ChannelEvents, context: ChannelContext): Channel;
+  /**
+   * Optional: throws `INVALID_ARGUMENT` naming a malformed address and returns it trimmed. The
+   * connection checks every address with it before opening any (the zmq and http transports have it).
+   */
+  checkAddress?(address: string): string;
   /** Releases resources shared by the channels. */
   close(): Promise<void>;
 }

@@ -1,3 +1,4 @@
+import { durationOption } from './internal/durationOption.js';
 import { timingSafeEqual } from 'node:crypto';
 import {
   noopMetrics,
@@ -267,7 +268,7 @@ export class Worker<Api = UntypedApi> {
       dedupe === false
         ? undefined
         : new DedupeWindow(
-            dedupe.ttlMs ?? 60_000,
+            durationOption(dedupe.ttlMs ?? 60_000, 'dedupe.ttlMs', { allowInfinity: false }),
             int(dedupe.max ?? 10_000, 1, 'dedupe.max'),
             this.clock,
           );
@@ -283,7 +284,7 @@ export class Worker<Api = UntypedApi> {
     this.maxBodyBytes = int(options.maxBodyBytes ?? 16 * 1024 * 1024, 1, 'maxBodyBytes');
     this.admin = options.admin ?? true;
     this.debug = options.debug ?? false;
-    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    this.drainTimeoutMs = durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
     this.logger = options.logger ?? silentLogger;
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;
     this.sink = {

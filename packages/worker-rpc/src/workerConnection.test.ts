@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { waitFor } from '@x/testkit';
+import { captureWarnings, waitFor } from '@x/testkit';
 import { afterEach, describe, expect, test } from 'vitest';
 import { asynchronous } from './asynchronous.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
@@ -10,7 +10,12 @@ import {
   startHttpWorker,
   startZmqWorker,
 } from './test/helpers.js';
-import type { HandlerContext } from './worker.js';
+import { zmqWorkerTransport } from './zmqWorkerTransport.js';
+import { zmqTransport } from './zmqTransport.js';
+import { httpTransport } from './httpTransport.js';
+import { httpWorkerTransport } from './httpWorkerTransport.js';
+import { createBroker } from './broker.js';
+import { createWorker, type HandlerContext } from './worker.js';
 import {
   PROXY_RESERVED_NAMES,
   WorkerConnection,
@@ -52,6 +57,146 @@ const sleep = (ms: number, signal?: AbortSignal) =>
       { once: true },
     );
   });
+
+/** The synchronous error of `make`, or undefined. */
+function thrown(make: () => unknown): (Error & { code?: string }) | undefined {
+  try {
+    make();
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  return undefined;
+}
+
+describe('durations and addresses (issue 12)', () => {
+  test('timeoutMs 3e9 and 1e12 mean no deadline: the call succeeds, no early TIMEOUT, no TimeoutOverflowWarning', async () => {
+    const worker = later(
+      await startZmqWorker({ handlers: { slow: () => delay(80).then(() => 'done') } }),
+    );
+    const warnings = captureWarnings();
+    const conn = later(createWorkerConnection({ addresses: worker.address, timeoutMs: 3e9 }));
+    expect(conn.timeoutMs).toBe(Infinity);
+    expect(await conn.invoke('slow')).toBe('done');
+    expect(await conn.invoke('slow', undefined, { timeoutMs: 1e12 })).toBe('done');
+    const retried = later(
+      createWorkerConnection({
+        addresses: worker.address,
+        retry: { maxAttempts: 2, attemptTimeoutMs: 3e9 },
+      }),
+    );
+    expect(await retried.invoke('slow', undefined, { idempotent: true })).toBe('done');
+    expect((await warnings.stop()).map(w => w.name)).not.toContain('TimeoutOverflowWarning');
+  });
+
+  test('timeoutMs "300" and NaN are INVALID_ARGUMENT naming the field, on the connection and per call', async () => {
+    for (const [timeoutMs, received] of [
+      ['300', '"300"'],
+      [Number.NaN, 'NaN'],
+    ] as const) {
+      const error = thrown(() => createWorkerConnection({ timeoutMs: timeoutMs as never }));
+      expect(error?.code).toBe('INVALID_ARGUMENT');
+      expect(error!.message).toBe(
+        `timeoutMs: expected a number of ms > 0 and <= 2147483647, or Infinity (above: no limit), received ${received}`,
+      );
+    }
+    expect(
+      thrown(() => createWorkerConnection({ retry: { attemptTimeoutMs: '5' as never } }))?.message,
+    ).toMatch(/^retry.attemptTimeoutMs: expected .* received "5"/);
+    const conn = later(createWorkerConnection({ addresses: 'tcp://127.0.0.1:9' }));
+    const error = await rejection(conn.invoke('x', undefined, { timeoutMs: '300' as never }));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/^timeoutMs: expected .* received "300"$/);
+    expect(
+      thrown(() =>
+        createWorker({
+          handlers: {},
+          transport: zmqWorkerTransport({ bind: 'tcp://127.0.0.1:0' }),
+          drainTimeoutMs: Number.NaN,
+        }),
+      )?.message,
+    ).toMatch(/^drainTimeoutMs: .* received NaN$/);
+    expect(thrown(() => zmqTransport({ sendTimeoutMs: '5' as never }))?.message).toBe(
+      'sendTimeoutMs: expected a number of ms >= 0 and <= 2147483647, received "5"',
+    );
+    expect(thrown(() => httpTransport({ keepAliveTimeoutMs: 3e9 }))?.code).toBe('INVALID_ARGUMENT');
+    expect(
+      thrown(() =>
+        createWorker({
+          handlers: {},
+          transport: zmqWorkerTransport({ bind: 'tcp://127.0.0.1:0' }),
+          dedupe: { ttlMs: Number.NaN },
+        }),
+      )?.message,
+    ).toMatch(/^dedupe.ttlMs: .* received NaN$/);
+    expect(
+      thrown(() => zmqWorkerTransport({ connect: 'tcp://127.0.0.1:9', announceIntervalMs: 3e9 }))
+        ?.message,
+    ).toMatch(/^announceIntervalMs: expected .* received 3000000000$/);
+    expect(
+      thrown(() =>
+        createBroker({
+          frontend: 'tcp://127.0.0.1:0',
+          backend: 'tcp://127.0.0.1:0',
+          heartbeatIntervalMs: 3e9,
+        }),
+      )?.message,
+    ).toMatch(/^heartbeatIntervalMs: expected .* received 3000000000$/);
+  });
+
+  test('a malformed client address fails at once with INVALID_ARGUMENT naming it (zmq and http), not 10 s later', () => {
+    for (const address of [
+      'tcp://127.0.0.1',
+      'foo://x:1',
+      'tcp://127.0.0.1:notaport',
+      'localhost:5555',
+    ]) {
+      const started = performance.now();
+      const error = thrown(() => createWorkerConnection({ addresses: address }));
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(error?.code, address).toBe('INVALID_ARGUMENT');
+      expect(error!.message).toContain(`received ${JSON.stringify(address)}`);
+      // a valid address first: nothing is opened when a later one is malformed
+      expect(
+        thrown(() => createWorkerConnection({ addresses: ['tcp://127.0.0.1:9', address] }))?.code,
+      ).toBe('INVALID_ARGUMENT');
+    }
+    expect(
+      thrown(() =>
+        createWorkerConnection({ addresses: 'http://127.0.0.1:99999', transport: 'http' }),
+      )?.message,
+    ).toMatch(/^address: expected http\(s\):\/\/host/);
+    expect(
+      thrown(() => createWorkerConnection({ addresses: 'tcp://127.0.0.1:5', transport: 'http' }))
+        ?.code,
+    ).toBe('INVALID_ARGUMENT');
+    const conn = later(createWorkerConnection({ addresses: 'tcp://127.0.0.1:9' }));
+    expect(thrown(() => conn.addConnection('localhost:5555'))?.code).toBe('INVALID_ARGUMENT');
+    expect(conn.endpoints().map(e => e.address)).toEqual(['tcp://127.0.0.1:9']);
+  });
+
+  test('malformed worker bind and connect addresses fail at once; valid forms still work', async () => {
+    expect(thrown(() => zmqWorkerTransport({ bind: 'tcp://127.0.0.1' }))?.message).toBe(
+      'bind: expected tcp://interface:port (port 0-65535 or *), ipc://path or inproc://name, received "tcp://127.0.0.1"',
+    );
+    expect(thrown(() => zmqWorkerTransport({ connect: 'localhost:5555' }))?.message).toMatch(
+      /^connect: expected tcp:\/\/host:port/,
+    );
+    expect(thrown(() => httpWorkerTransport({ port: 70_000 }))?.message).toBe(
+      'port: expected an integer in 0-65535 (0: a free port), received 70000',
+    );
+    expect(thrown(() => httpWorkerTransport({ port: '80' as never }))?.code).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(
+      thrown(() => createBroker({ frontend: 'tcp://*', backend: 'tcp://127.0.0.1:0' }))?.message,
+    ).toMatch(/^frontend: expected/);
+    const zmqWorker = later(await startZmqWorker({ handlers: { hi: () => 'zmq' } }));
+    const httpWorker = later(await startHttpWorker({ handlers: { hi: () => 'http' } }));
+    const z = later(createWorkerConnection({ addresses: ` ${zmqWorker.address} ` }));
+    const h = later(createWorkerConnection({ addresses: httpWorker.address }));
+    expect([await z.invoke('hi'), await h.invoke('hi')]).toEqual(['zmq', 'http']);
+  });
+});
 
 describe('ZeroMQ connection', () => {
   test('round-robin across 3 workers (toto behaviour)', async () => {
@@ -388,7 +533,7 @@ describe('ZeroMQ connection', () => {
     expect((await rejection(conn.invoke('block', undefined, { timeoutMs: 0 }))).code).toBe(
       'INVALID_ARGUMENT',
     );
-    expect(() => createWorkerConnection({ timeoutMs: 0 })).toThrow(RangeError);
+    expect(() => createWorkerConnection({ timeoutMs: 0 })).toThrow(WorkerRpcError);
   });
 
   test('negative or infinite timeouts never expire and arm no timer; legacy mode resolves timeouts as values', async () => {

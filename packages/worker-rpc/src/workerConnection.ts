@@ -1,3 +1,4 @@
+import { durationOption } from './internal/durationOption.js';
 import {
   Emitter,
   HedgePolicy,
@@ -10,6 +11,7 @@ import {
   roundRobin,
   silentLogger,
   systemClock,
+  describeValue,
   type Backoff,
   type Balancer,
   type Clock,
@@ -466,6 +468,8 @@ export class WorkerConnection<Api = UntypedApi> {
     this.proxy = createProxy((method, params, callOptions) =>
       (this as WorkerConnection).invoke(method, params, callOptions as CallOptions),
     ) as Client<Api, CallOptions>;
+    if (this.transport.checkAddress)
+      for (const address of addresses) this.transport.checkAddress(address);
     for (const address of addresses) this.addConnection(address);
   }
 
@@ -510,16 +514,22 @@ export class WorkerConnection<Api = UntypedApi> {
   /** Connects to the worker at `address` (no-op when already connected). */
   addConnection(address: string): void {
     if (this.closing) throw new WorkerRpcError('CLOSED', 'connection is closed');
-    const a = parseAddresses(address);
-    if (a.length !== 1) throw new TypeError(`invalid address: ${JSON.stringify(address)}`);
+    const a = typeof address === 'string' ? parseAddresses(address) : [];
+    if (a.length !== 1)
+      throw new WorkerRpcError(
+        'INVALID_ARGUMENT',
+        `address: expected one address, received ${describeValue(address)}`,
+      );
     const addr = a[0]!;
     const existing = this.endpointMap.get(addr);
     if (existing && existing.state !== 'removing' && existing.state !== 'closed') return;
     const endpoint = new EndpointHandle(addr, this.initialCredit, this.clock);
-    this.endpointMap.set(addr, endpoint);
+    // The zmq and http transports refuse a malformed address here (INVALID_ARGUMENT), before the
+    // endpoint is registered: a call never waits out its deadline on an address that cannot work.
     endpoint.channel = this.transport.open(addr, this.eventsFor(endpoint), {
       maxBodyBytes: this.maxBodyBytes,
     });
+    this.endpointMap.set(addr, endpoint);
   }
 
   /**
@@ -1570,12 +1580,13 @@ function withEndpoint(
   });
 }
 
-function validateTimeout(value: number, name: string): number {
-  if (typeof value !== 'number' || Number.isNaN(value))
-    throw new RangeError(`${name} must be a number of ms`);
-  if (value === 0)
-    throw new RangeError(`${name} must not be 0 (use Infinity or a negative value for no timeout)`);
-  return value < 0 ? Infinity : value;
+/**
+ * A deadline in ms by `@x/resilience`'s `duration` rule (above 2^31−1 ms: none), plus toto's
+ * "negative means never"; a string, `NaN` or 0 is `INVALID_ARGUMENT` naming the field.
+ */
+function validateTimeout(value: unknown, name: string): number {
+  if (typeof value === 'number' && value < 0) return Infinity;
+  return durationOption(value, name, { exclusiveMin: true });
 }
 
 const MIME =

@@ -1,3 +1,5 @@
+import { timerOptions } from './internal/durationOption.js';
+import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError, isWorkerRpcError } from './errors.js';
 import { RequestHeaderEncoder } from './internal/headerCache.js';
 import { idToUuid, uuidToId } from './internal/ids.js';
@@ -54,15 +56,24 @@ const NO_ROUTING: readonly Uint8Array[] = [];
  * optional peer dependency loaded on first use; without it calls fail with `ZMQ_MISSING`.
  */
 export function zmqTransport(options: ZmqTransportOptions = {}): Transport {
+  timerOptions(options, [
+    'sendTimeoutMs',
+    'heartbeatIntervalMs',
+    'heartbeatTimeoutMs',
+    'reconnectIntervalMs',
+    'reconnectMaxIntervalMs',
+    'lingerMs',
+  ]);
   const protocol = options.protocol === 'toto' ? 'toto' : 'wrpc/1';
   const channels = new Set<ZmqChannel>();
   const headers = new RequestHeaderEncoder();
   return {
     name: 'zmq',
     protocol,
+    checkAddress: address => validateAddress(address, 'zmq-connect'),
     open(address, events, context) {
       const channel = new ZmqChannel(
-        address,
+        validateAddress(address, 'zmq-connect'),
         events,
         context,
         options,

@@ -1,3 +1,5 @@
+import { durationOption, timerOptions } from './internal/durationOption.js';
+import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError } from './errors.js';
 import { isUuidFrame, splitEnvelope } from './internal/envelope.js';
 import { ReplyHeaderEncoder } from './internal/headerCache.js';
@@ -97,6 +99,17 @@ class ZmqWorkerTransport implements WorkerTransport {
   constructor(private readonly options: ZmqWorkerTransportOptions) {
     if (list(options.bind).length === 0 && list(options.connect).length === 0)
       throw new TypeError('zmqWorkerTransport needs bind or connect addresses');
+    for (const a of list(options.bind)) validateAddress(a, 'zmq-bind', 'bind');
+    for (const a of list(options.connect)) validateAddress(a, 'zmq-connect', 'connect');
+    durationOption(options.announceIntervalMs ?? 1000, 'announceIntervalMs', {
+      allowInfinity: false,
+    });
+    timerOptions(options, [
+      'sendTimeoutMs',
+      'heartbeatIntervalMs',
+      'heartbeatTimeoutMs',
+      'lingerMs',
+    ]);
   }
 
   async start(sink: WorkerSink): Promise<void> {

@@ -1,3 +1,4 @@
+import { durationOption } from '../internal/durationOption.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { InstanceStartError, InvalidConfigError } from '../errors.js';
 import type { Backend, InstanceExit, RuntimeProxy } from '../backend.js';
@@ -58,8 +59,12 @@ export function childProcess(options: ChildProcessOptions): Backend {
     throw new InvalidConfigError('childProcess(): command must be a non-empty string');
   if (!Array.isArray(args) || args.some(a => typeof a !== 'string'))
     throw new InvalidConfigError('childProcess(): args must be a list of strings');
-  if (!(startTimeoutMs > 0) || !(killTimeoutMs >= 0))
-    throw new InvalidConfigError('childProcess(): startTimeoutMs must be > 0, killTimeoutMs >= 0');
+  const timerOption = { allowInfinity: false } as const;
+  durationOption(startTimeoutMs, 'childProcess(): startTimeoutMs', {
+    ...timerOption,
+    exclusiveMin: true,
+  });
+  durationOption(killTimeoutMs, 'childProcess(): killTimeoutMs', timerOption);
   if (output !== 'inherit' && output !== 'ignore' && output !== 'pipe')
     throw new InvalidConfigError('childProcess(): output must be inherit, ignore or pipe');
   if (!(maxInstances >= 1)) throw new InvalidConfigError('maxInstances must be >= 1');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, Logger, TimerHandle } from '@x/resilience';
+import { setTimer } from '@x/resilience';
 import type { DispatcherEvent } from '../dispatcherEvent.js';
 import {
   DispatcherClosedError,
@@ -389,7 +390,7 @@ export class EventScheduler {
     if (this.inFlight.size > 0) {
       await Promise.race([
         Promise.allSettled([...this.inFlight]),
-        new Promise(resolve => setTimeout(resolve, waitMs).unref()),
+        new Promise(resolve => setTimer(() => resolve(undefined), waitMs).unref()),
       ]);
     }
   }

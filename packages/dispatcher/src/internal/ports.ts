@@ -1,3 +1,4 @@
+import { clearTimer, setTimer } from '@x/resilience';
 import { createServer, connect } from 'node:net';
 
 /** A port that was free a moment ago on `host` (bind 0, read it, close). */
@@ -22,10 +23,10 @@ export function canConnect(host: string, port: number, timeoutMs = 1000): Promis
       socket.removeAllListeners();
       socket.on('error', () => {});
       socket.destroy();
-      clearTimeout(timer);
+      clearTimer(timer);
       resolve(ok);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    const timer = setTimer(() => done(false), timeoutMs);
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });

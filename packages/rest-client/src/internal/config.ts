@@ -9,12 +9,12 @@ import {
   type Balancer,
 } from '@x/resilience';
 import type { RetryOptions } from '../callOptions.js';
-import { InvalidRequestError } from '../errors.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
 import type { ResourceOptions } from '../resourceOptions.js';
 import type { EngineConfig, ResolvedRetry } from './engine.js';
 import type { HostPool } from './hostPool.js';
 import type { CachedClock } from './cachedClock.js';
+import { durationOption as ms } from './durationOption.js';
 
 const MiB = 1024 * 1024;
 
@@ -32,28 +32,22 @@ function positive(name: string, value: unknown, fallback: number, integer = fals
   return value;
 }
 
-/** Resolves the `timeout` option of a client or a call into total and per-try milliseconds. */
+/**
+ * Resolves the `timeout` option of a client or a call into total and per-try milliseconds. A
+ * value above 2^31−1 ms means no limit (`Infinity`); a string, `NaN` or `<= 0` is `INVALID_REQUEST`.
+ */
 export function resolveTimeouts(
   timeout: ResourceOptions['timeout'],
   fallbackTotal: number,
   fallbackPerTry: number,
-  ErrorType: new (message: string) => Error = InvalidRequestError,
 ): { totalMs: number; perTryMs: number } {
   if (timeout === undefined) return { totalMs: fallbackTotal, perTryMs: fallbackPerTry };
-  if (typeof timeout === 'number') {
-    if (!(timeout > 0))
-      throw new ErrorType(`timeout must be a number of ms > 0, got ${String(timeout)}`);
-    return { totalMs: timeout, perTryMs: fallbackPerTry };
-  }
   if (typeof timeout !== 'object' || timeout === null)
-    throw new ErrorType(`timeout must be ms or { total, perTry }, got ${String(timeout)}`);
-  const totalMs = timeout.total ?? fallbackTotal;
-  const perTryMs = timeout.perTry ?? fallbackPerTry;
-  if (!(totalMs > 0) || !(perTryMs > 0))
-    throw new ErrorType(
-      `timeouts must be > 0 ms, got total ${String(totalMs)}, perTry ${String(perTryMs)}`,
-    );
-  return { totalMs, perTryMs };
+    return { totalMs: ms(timeout, 'timeout'), perTryMs: fallbackPerTry };
+  return {
+    totalMs: timeout.total === undefined ? fallbackTotal : ms(timeout.total, 'timeout.total'),
+    perTryMs: timeout.perTry === undefined ? fallbackPerTry : ms(timeout.perTry, 'timeout.perTry'),
+  };
 }
 
 function resolveRetry(
@@ -96,10 +90,10 @@ export function resolveConfig(
   if (typeof options !== 'object' || options === null)
     throw new TypeError('options must be an object');
   const clock = options.clock ?? systemClock;
-  const { totalMs, perTryMs } = resolveTimeouts(options.timeout, 30_000, Infinity, RangeError);
+  const { totalMs, perTryMs } = resolveTimeouts(options.timeout, 30_000, Infinity);
   const connectTimeoutMs =
     typeof options.timeout === 'object' && options.timeout.connect !== undefined
-      ? positive('timeout.connect', options.timeout.connect, 10_000)
+      ? ms(options.timeout.connect, 'timeout.connect', { allowInfinity: false })
       : 10_000;
   const maxResponseSize = positive('maxResponseSize', options.maxResponseSize, 16 * MiB, true);
   const hedge =
@@ -126,7 +120,9 @@ export function resolveConfig(
       connections: positive('connections', options.connections, 16, true),
       pipelining:
         options.keepAlive === false ? 0 : positive('pipelining', options.pipelining, 1, true),
-      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000),
+      keepAliveTimeoutMs: ms(options.keepAliveTimeoutMs ?? 4_000, 'keepAliveTimeoutMs', {
+        allowInfinity: false,
+      }),
       connectTimeoutMs,
       maxResponseSize,
       headersTimeoutMs: totalMs === Infinity ? 300_000 : Math.max(300_000, Math.ceil(totalMs)),

@@ -1,3 +1,4 @@
+import { duration } from '@x/resilience';
 import { RouteConfigError } from '../errors.js';
 
 /**
@@ -23,10 +24,15 @@ export function checkInt(value: number, min: number, name: string, allowInfinity
   throw new RouteConfigError(`${name} must be an integer >= ${min}, got ${String(value)}`);
 }
 
-/** A finite number of ms >= min, else `INVALID_OPTIONS`. */
-export function checkMs(value: number, min: number, name: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= min) return value;
-  throw new RouteConfigError(
-    `${name} must be a finite number of ms >= ${min}, got ${String(value)}`,
-  );
+/**
+ * A number of ms >= min by `@x/resilience`'s shared `duration` rule, else `INVALID_OPTIONS` naming
+ * the field, the expected and the received value. With `allowInfinity`, `Infinity` or anything
+ * above 2^31−1 ms means no limit (`Infinity`); without, such a value is refused.
+ */
+export function checkMs(value: unknown, min: number, name: string, allowInfinity = false): number {
+  return duration(value, name, {
+    min,
+    allowInfinity,
+    error: message => new RouteConfigError(message),
+  });
 }
