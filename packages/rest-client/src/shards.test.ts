@@ -187,6 +187,154 @@ describe("Shards: lupyne's distributed scenario", () => {
   });
 });
 
+/** lupyne's layout with hosts configured as lupyne did: `127.0.0.1:PORT`, not URLs. */
+async function configuredAsHostPort(options: ConstructorParameters<typeof Shards>[1] = {}) {
+  const servers = await startTestServers(3, req => ({
+    body: { path: req.path, keys: req.query.getAll('key') },
+  }));
+  for (const s of servers) track(s);
+  const origins = servers.map(s => s.url) as [string, string, string];
+  const [p0, p1, p2] = servers.map(s => `127.0.0.1:${s.port}`) as [string, string, string];
+  const shards = track(
+    new Shards<number>({ [p0]: [0, 1], [p1]: [0, 2], [p2]: [1, 2] }, { health: false, ...options }),
+  );
+  return { servers: servers as [TestServer, TestServer, TestServer], origins, p0, p1, p2, shards };
+}
+
+describe('Shards: hosts in the form they were configured (host:port)', () => {
+  it('a lupyne-style priority callback on host:port eliminates that host from multicast covers', async () => {
+    const seen = new Set<string>();
+    let eliminate = '';
+    const { shards, servers, origins, p0, p1, p2 } = await configuredAsHostPort({
+      priority: (host, stats) => {
+        seen.add(host);
+        return host === eliminate ? null : stats.inFlight;
+      },
+    });
+    eliminate = p0;
+    for (let i = 0; i < 5; i++) {
+      const result = await shards.multicast([0, 1], 'GET', '/search');
+      // p0 alone would cover both keys: eliminated, the cover is {p1, p2}.
+      expect([...result.hosts].sort()).toEqual([p1, p2].sort());
+      expect([...result.responses.keys()].sort()).toEqual([p1, p2].sort());
+      expect(result.assignment.get(0)).toBe(p1);
+      expect(result.assignment.get(1)).toBe(p2);
+    }
+    expect(servers[0].requestCount).toBe(0);
+    expect([...seen].sort()).toEqual([p0, p1, p2].sort()); // never an origin
+    // priority() and the Resources underneath accept either form, for a live host too.
+    expect(shards.priority([p0])).toBeNull();
+    expect(shards.priority([origins[0]])).toBeNull();
+    expect(shards.priority([p1, origins[2]])).toEqual([2, 0]);
+    expect(shards.resources.priority(p1)).toBe(0);
+    expect(shards.resources.priority(p0)).toBeNull();
+    expect(() => shards.cover([0], new Set([p1]))).toThrow(
+      expect.objectContaining({ code: 'NO_HOST' }),
+    );
+    expect(shards.choice([[p0], [origins[1], p2], [origins[1]]])).toEqual([p1]);
+    eliminate = '';
+    expect(shards.cover([0, 1]).hosts).toEqual([p0]);
+  });
+
+  it('hostsFor, cover and multicast results name hosts as configured; exclude accepts either form', async () => {
+    const { shards, servers, origins, p0, p1, p2 } = await configuredAsHostPort();
+    expect(shards.hostsFor(0)).toEqual([p0, p1]);
+    expect(shards.hostsFor(2)).toEqual([p1, p2]);
+    const cover = shards.cover([0, 1]);
+    expect(cover.hosts).toEqual([p0]);
+    expect([...cover.assignment]).toEqual([
+      [0, p0],
+      [1, p0],
+    ]);
+    for (const exclude of [new Set([p0]), new Set([origins[0]]), [origins[0], 'nowhere:1']]) {
+      const without = shards.cover([0, 1], exclude);
+      expect([...without.hosts].sort()).toEqual([p1, p2].sort());
+      expect(without.assignment.get(0)).toBe(p1);
+    }
+    expect(shards.choice([[origins[0]], [p1, p2]])).toEqual([p0]);
+    // A path function gets the configured form; a failed host is re-covered and named as configured.
+    servers[0].setScript({ status: 503, body: { error: 'down' } });
+    const paths: string[] = [];
+    const result = await shards.multicast<{ keys: string[] }>([0, 1], 'GET', (host, keys) => {
+      paths.push(host);
+      return `/search?${keys.map(k => `key=${k}`).join('&')}`;
+    });
+    expect(paths[0]).toBe(p0);
+    expect(result.hosts[0]).toBe(p0);
+    expect([...result.hosts.slice(1)].sort()).toEqual([p1, p2].sort());
+    expect(result.responses.get(p0)?.status).toBe(503);
+    expect(result.responses.get(p0)?.host).toBe(origins[0]); // a Response names its origin
+    expect(result.assignment.get(0)).toBe(p1);
+    expect(result.assignment.get(1)).toBe(p2);
+    expect(result.responses.get(p1)?.body.keys).toEqual(['0']);
+    expect(result.responses.get(p2)?.body.keys).toEqual(['1']);
+    const unicast = await shards.unicast(2, 'GET', '/one');
+    expect([origins[1], origins[2]]).toContain(unicast.host);
+  });
+
+  it('a subclass overriding priority(hosts) receives the configured form', async () => {
+    const servers = await startTestServers(3, () => ({ body: {} }));
+    for (const s of servers) track(s);
+    const [p0, p1, p2] = servers.map(s => `127.0.0.1:${s.port}`) as [string, string, string];
+    const seen = new Set<string>();
+    class AvoidP0 extends Shards<number> {
+      override priority(hosts: Iterable<string>): readonly [number, number] | null {
+        const list = [...hosts];
+        for (const host of list) seen.add(host);
+        return list.includes(p0) ? null : super.priority(list);
+      }
+    }
+    const shards = track(
+      new AvoidP0({ [p0]: [0, 1], [p1]: [0, 2], [p2]: [1, 2] }, { health: false }),
+    );
+    const result = await shards.multicast([0, 1], 'GET', '/search');
+    expect([...result.hosts].sort()).toEqual([p1, p2].sort());
+    expect(servers[0]!.requestCount).toBe(0);
+    expect(shards.choice([[servers[0]!.url], [servers[1]!.url, p2]])).toEqual([p1, p2]);
+    expect([...seen].sort()).toEqual([p0, p1, p2].sort());
+  });
+
+  it('a mix of forms for one host is one host, named by the first form configured', async () => {
+    const servers = await startTestServers(2, () => ({ body: {} }));
+    for (const s of servers) track(s);
+    const [o0, o1] = servers.map(s => s.url) as [string, string];
+    const [p0, p1] = servers.map(s => `127.0.0.1:${s.port}`) as [string, string];
+    const seen = new Set<string>();
+    const shards = track(
+      new Shards<string>(
+        [
+          [p0, 'a'],
+          [o1, 'a'],
+          [o0, 'b'],
+          [p1, 'b'],
+          [`${o0}/`, 'c'],
+        ],
+        {
+          health: false,
+          priority: host => {
+            seen.add(host);
+            return 0;
+          },
+        },
+      ),
+    );
+    expect(shards.hostsFor('a')).toEqual([p0, o1]);
+    expect(shards.hostsFor('b')).toEqual([p0, o1]);
+    expect(shards.hostsFor('c')).toEqual([p0]);
+    expect(shards.resources.size).toBe(2);
+    expect(shards.resources.hosts).toEqual([o0, o1]);
+    const cover = shards.cover(['a', 'b', 'c']);
+    expect(cover.hosts).toEqual([p0]);
+    expect(shards.cover(['a', 'b'], [o0]).hosts).toEqual([o1]);
+    expect(shards.cover(['a', 'b'], [p1]).hosts).toEqual([p0]);
+    const result = await shards.multicast(['a', 'b', 'c'], 'GET', '/x');
+    expect(result.hosts).toEqual([p0]);
+    expect([...result.responses.keys()]).toEqual([p0]);
+    expect(servers[0]!.requestCount).toBe(1);
+    expect([...seen].sort()).toEqual([p0, o1].sort());
+  });
+});
+
 /** `count` hosts that are never contacted (undici pools connect lazily). */
 const fakeHosts = (count: number) =>
   Array.from({ length: count }, (_, i) => `http://10.9.${i >> 8}.${i & 255}:9200`);
@@ -232,15 +380,23 @@ describe('Shards.cover planning', () => {
             }),
           ),
           ({ placement, priorities, excluded, asked, mode, seed }) => {
-            const hosts = fakeHosts(priorities.length);
+            const origins = fakeHosts(priorities.length);
+            const bare = (h: number) => origins[h]!.slice('http://'.length);
             const pairs: [string, number][] = [];
-            // Hosts given as "host:port" or as an origin, some pairs twice: the same placement.
+            // Hosts given as "host:port" or as an origin, some pairs twice: the same placement,
+            // each host named by the first form it was given in.
+            const firstForm = new Map<number, string>();
+            const add = (h: number, form: string, key: number) => {
+              pairs.push([form, key]);
+              if (!firstForm.has(h)) firstForm.set(h, form);
+            };
             placement.forEach((replicas, key) =>
               replicas.forEach((h, i) => {
-                pairs.push([i % 2 === 0 ? hosts[h]! : hosts[h]!.slice('http://'.length), key]);
-                if (i === 0) pairs.push([hosts[h]!, key]);
+                add(h, i % 2 === 0 ? origins[h]! : bare(h), key);
+                if (i === 0) add(h, (key & 1) === 0 ? origins[h]! : bare(h), key);
               }),
             );
+            const hosts = origins.map((origin, h) => firstForm.get(h) ?? origin);
             const table = new Map(hosts.map((host, i) => [host, priorities[i] ?? null]));
             let state = seed >>> 0;
             const shards = new Shards<number>(pairs, {
@@ -254,8 +410,10 @@ describe('Shards.cover planning', () => {
               expect(shards.hostsFor(key)).toEqual(replicas.map(h => hosts[h])),
             );
             const keys = asked.map(k => k % placement.length);
-            const exclude = new Set(excluded.map(h => hosts[h]!));
-            const live = (host: string) => !exclude.has(host) && table.get(host) !== null;
+            // Excluded hosts in either form.
+            const exclude = new Set(excluded.map((h, i) => (i % 2 === 0 ? origins[h]! : bare(h))));
+            const excludedHosts = new Set(excluded.map(h => hosts[h]!));
+            const live = (host: string) => !excludedHosts.has(host) && table.get(host) !== null;
             const coverable = keys.every(key => shards.hostsFor(key).some(live));
             if (!coverable) {
               expect(() => shards.cover(keys, exclude)).toThrow(

@@ -57,7 +57,7 @@ export interface MulticastOptions extends CallOptions {
   readonly recover?: boolean;
 }
 
-/** A cover of keys by hosts (`Shards.cover`). */
+/** A cover of keys by hosts (`Shards.cover`); hosts in the form they were configured. */
 export interface Cover<K extends ShardKey = ShardKey> {
   /** The hosts to ask, fewest first, then lowest summed priority. */
   readonly hosts: string[];
@@ -91,6 +91,12 @@ export type PathFor<K> = (host: string, keys: readonly K[]) => string;
  * `multicast(keys)` asks a smallest set of hosts covering every key (a greedy cover in time
  * linear in the keys' replicas, exact when that is cheap or asked for), weighted by load, and re-covers the keys of failed hosts with
  * other replicas. A host may answer for more keys than asked: use `assignment` to de-duplicate.
+ *
+ * Hosts are named in the form they were first configured (lupyne's `host:port` stays
+ * `host:port`, a URL stays a URL; `'127.0.0.1:8080'` and `'http://127.0.0.1:8080'` are one host):
+ * `hostsFor`, `cover`, `choice`, the `priority` option and `priority` overrides, and multicast
+ * results. Methods taking hosts accept either form. `stats()`, events, `Response.host`, error
+ * `host` fields and `broadcast(key)` results come from `resources` and name hosts by origin.
  */
 export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   /** The clients of every host (lupyne's `resources`). */
@@ -99,8 +105,13 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   private readonly random: () => number;
   private readonly coverLimits: CoverLimits;
   private readonly clock: Clock;
-  // The placement, indexed once: host and key numbers, key → replica hosts (CSR).
+  // The placement, indexed once: host and key numbers, key → replica hosts (CSR). Host h is
+  // `hostList[h]` (its origin) and `configuredList[h]` (the first form it was configured in: what
+  // the user sees); `rawIndex` (every form given) and `originIndex` find h from either form.
   private readonly hostList: string[] = [];
+  private readonly configuredList: string[] = [];
+  private readonly rawIndex = new Map<string, number>();
+  private readonly originIndex = new Map<string, number>();
   private readonly keyList: K[] = [];
   private readonly keyIndex = new Map<K, number>();
   private readonly replicaStart: Int32Array;
@@ -111,6 +122,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   // what one call has seen without clearing arrays between calls.
   private epoch = 0;
   private readonly hostStamp: Uint32Array;
+  private readonly excludeStamp: Uint32Array;
   private readonly hostLocal: Int32Array;
   private readonly keyStamp: Uint32Array;
   private readonly localHost: Int32Array;
@@ -130,8 +142,8 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     // Linear in the placement: hosts and keys are indexed through Maps, each host string is
     // normalised once, and a key's replica list is deduplicated with `includes` while it is short
     // and a Set beyond that.
-    const hostIndex = new Map<string, number>(); // origin → index
-    const rawIndex = new Map<string, number>(); // host as given → index
+    const hostIndex = this.originIndex; // origin → index
+    const rawIndex = this.rawIndex; // host as given → index
     const replicaSets = new Map<number, Set<number>>();
     const keyReplicas: number[][] = [];
     const indexOf = (host: string): number => {
@@ -143,6 +155,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         index = this.hostList.length;
         hostIndex.set(origin, index);
         this.hostList.push(origin);
+        this.configuredList.push(host);
       }
       rawIndex.set(host, index);
       return index;
@@ -207,7 +220,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       for (const h of replicas) this.replicaHosts[r++] = h;
       this.map.set(
         this.keyList[k]!,
-        replicas.map(h => this.hostList[h]!),
+        replicas.map(h => this.configuredList[h]!),
       );
     });
     this.replicaStart[keyReplicas.length] = r;
@@ -227,6 +240,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     const hostCount = this.hostList.length;
     const keyCount = keyReplicas.length;
     this.hostStamp = new Uint32Array(hostCount);
+    this.excludeStamp = new Uint32Array(hostCount);
     this.hostLocal = new Int32Array(hostCount);
     this.keyStamp = new Uint32Array(keyCount);
     this.localHost = new Int32Array(hostCount);
@@ -239,7 +253,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     const mode = options.cover ?? 'auto';
     if (mode !== 'auto' && mode !== 'greedy' && mode !== 'exact')
       throw new TypeError(`cover must be 'auto', 'greedy' or 'exact', got ${String(mode)}`);
-    this.resources = new Resources(this.hostList, options);
+    // Configured forms: the `priority` option receives them through Resources' own mapping
+    // (Resources keys its hosts by origin; these are already one per origin).
+    this.resources = new Resources(this.configuredList, options);
     this.coverLimits = {
       mode,
       maxNodes: options.coverMaxNodes ?? 200_000,
@@ -254,14 +270,35 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     return this.map.keys();
   }
 
-  /** The replicas of `key` (empty when unknown). */
+  /** The index of a host given in either form, or undefined when it is not in the placement. */
+  private indexOfHost(host: string): number | undefined {
+    const index = this.rawIndex.get(host);
+    if (index !== undefined || typeof host !== 'string') return index;
+    let origin: string;
+    try {
+      origin = toOrigin(host);
+    } catch {
+      return undefined;
+    }
+    return this.originIndex.get(origin);
+  }
+
+  /** `host` (either form) as configured; unknown hosts as given. */
+  private configuredOf(host: string): string {
+    const index = this.indexOfHost(host);
+    return index === undefined ? host : this.configuredList[index]!;
+  }
+
+  /** The replicas of `key` (empty when unknown), as configured. */
   hostsFor(key: K): readonly string[] {
     return this.map.get(key) ?? [];
   }
 
   /**
    * The combined priority of a set of hosts (lupyne): `[host count, Σ resources.priority(host)]`,
-   * compared lexicographically, lower is better; null when any host is eliminated.
+   * compared lexicographically, lower is better; null when any host is eliminated. Hosts may be
+   * given as configured or as origins; `multicast`, `cover` and `choice` call it (and an override)
+   * with the configured forms.
    */
   priority(hosts: Iterable<string>): readonly [number, number] | null {
     let count = 0;
@@ -280,19 +317,23 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
    * {@link priority}, the sum it gives for `[host]` (lupyne's multicast chose among covers by
    * `priority`; covers here add up per-host weights, so an override steers them through this).
    */
-  private hostPriority(host: string): number | null {
-    if (this.priority === Shards.prototype.priority) return this.resources.priority(host);
-    const p = this.priority([host]);
+  private hostPriority(h: number): number | null {
+    if (this.priority === Shards.prototype.priority)
+      return this.resources.priority(this.hostList[h]!);
+    const p = this.priority([this.configuredList[h]!]);
     return p === null || p === undefined ? null : p[1];
   }
 
-  /** lupyne's `choice` over candidate host sets: the lowest {@link priority}, random among ties; throws `NO_HOST`. */
+  /**
+   * lupyne's `choice` over candidate host sets: the lowest {@link priority}, random among ties;
+   * throws `NO_HOST`. Hosts may be given in either form; the set chosen names them as configured.
+   */
   choice(candidates: Iterable<Iterable<string>>): string[] {
     let best: string[] | undefined;
     let bestPriority: readonly [number, number] | undefined;
     let ties = 0;
     for (const candidate of candidates) {
-      const hosts = [...candidate];
+      const hosts = Array.from(candidate, host => this.configuredOf(host));
       const p = this.priority(hosts);
       if (p === null) continue;
       const cmp =
@@ -312,7 +353,8 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   /**
    * A minimum set of hosts covering `keys` and which host serves each key: fewest hosts, then
    * lowest summed priority, random among ties. Hosts whose priority is null (and `exclude`d
-   * hosts) are left out; a key with no eligible replica throws `NO_HOST`.
+   * hosts, in either form) are left out; a key with no eligible replica throws `NO_HOST`. Hosts
+   * are returned as configured.
    *
    * By default (`cover: 'auto'`) this is the greedy cover (most keys first, then the lowest
    * priority, then random; see `ShardsOptions.cover`), in O(P log H) at most for the P (key,
@@ -320,15 +362,22 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
    * exact search only when it is cheap (at most 16 candidate hosts, bounded work, no clock);
    * `cover: 'exact'` searches up to `coverMaxMs` / `coverMaxNodes`; `cover: 'greedy'` never does.
    */
-  cover(keys: Iterable<K>, exclude?: ReadonlySet<string>): Cover<K> {
+  cover(keys: Iterable<K>, exclude?: Iterable<string>): Cover<K> {
     if (++this.epoch === 0xffffffff) {
       this.epoch = 1;
       this.hostStamp.fill(0);
+      this.excludeStamp.fill(0);
       this.keyStamp.fill(0);
     }
     const epoch = this.epoch;
-    const { hostStamp, hostLocal, keyStamp, localHost, localCost, keyStart, keyHosts } = this;
-    const { replicaStart, replicaHosts, hostList } = this;
+    const { hostStamp, excludeStamp, hostLocal, keyStamp, localHost, localCost, keyStart } = this;
+    const { keyHosts, replicaStart, replicaHosts, configuredList } = this;
+    if (exclude !== undefined) {
+      for (const host of exclude) {
+        const h = this.indexOfHost(host);
+        if (h !== undefined) excludeStamp[h] = epoch;
+      }
+    }
     const unique: K[] = [];
     let hostCount = 0;
     let pairs = 0;
@@ -347,8 +396,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         const h = replicaHosts[r]!;
         if (hostStamp[h] !== epoch) {
           hostStamp[h] = epoch;
-          const host = hostList[h]!;
-          const p = exclude?.has(host) ? null : this.hostPriority(host);
+          const p = excludeStamp[h] === epoch ? null : this.hostPriority(h);
           if (p === null || p === undefined) hostLocal[h] = -1;
           else {
             hostLocal[h] = hostCount;
@@ -376,9 +424,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     );
     const assignment = new Map<K, string>();
     for (let i = 0; i < n; i++)
-      assignment.set(unique[i]!, hostList[localHost[solution.assignment[i]!]!]!);
+      assignment.set(unique[i]!, configuredList[localHost[solution.assignment[i]!]!]!);
     return {
-      hosts: solution.hosts.map(l => hostList[localHost[l]!]!),
+      hosts: solution.hosts.map(l => configuredList[localHost[l]!]!),
       assignment,
       exact: solution.exact,
     };
@@ -414,7 +462,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
    * Sends to a minimal set of hosts covering `keys` (see {@link cover}) and returns their
    * responses with the key → host assignment. `path` may be a function of the host and the keys
    * assigned to it. With `recover` (default), keys whose host failed are re-covered by other
-   * replicas, round after round, within the call's deadline.
+   * replicas, round after round, within the call's deadline. The result (`hosts`, `responses`,
+   * `failures`, `assignment`) and the path function name hosts as configured (`Response.host`
+   * and an error's `host` stay origins).
    */
   async multicast<T = unknown>(
     keys: Iterable<K>,
@@ -485,7 +535,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
               hosts: [host],
               mode: 'settled',
             })
-            .then(r => ({ host, response: r.responses.get(host), failure: r.failures.get(host) }))
+            .then(r => {
+              // Resources names hosts by origin; this result by the configured form.
+              const origin = this.hostList[this.indexOfHost(host)!]!;
+              return { host, response: r.responses.get(origin), failure: r.failures.get(origin) };
+            })
             .catch((error: unknown) => ({
               host,
               response: undefined,
