@@ -101,6 +101,8 @@ export interface LocalRegistry {
   readonly dir: string;
   /** Environment for npm commands that talk to this registry only. */
   readonly npmEnv: NodeJS.ProcessEnv;
+  /** The last lines verdaccio printed (uplink errors show up here). */
+  log(): string;
   close(): Promise<void>;
 }
 
@@ -154,8 +156,12 @@ export async function startRegistry(): Promise<LocalRegistry> {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  child.stdout?.on('data', chunk => log.push(String(chunk)));
-  child.stderr?.on('data', chunk => log.push(String(chunk)));
+  const keep = (chunk: unknown) => {
+    log.push(String(chunk));
+    if (log.length > 200) log.shift();
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   const exited = new Promise<void>(done => child.once('exit', () => done()));
 
   const deadline = Date.now() + 60_000;
@@ -188,6 +194,7 @@ export async function startRegistry(): Promise<LocalRegistry> {
     url,
     dir,
     npmEnv,
+    log: () => log.join('').split('\n').slice(-40).join('\n'),
     async close() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { checkReadme } from '../../../scripts/readme-examples.mjs';
 import { publicPackages } from '../src/registry.js';
 
-describe.each(publicPackages())('$name', pkg => {
+describe.each(publicPackages().map(pkg => [pkg.name, pkg] as const))('%s', (_name, pkg) => {
   test('README example is examples/quickstart.ts, verbatim', () => {
     const { examples, problems } = checkReadme(join(pkg.dir, 'README.md')) as {
       examples: string[];

@@ -77,7 +77,11 @@ beforeAll(async () => {
       cwd: dir,
       env: registry.npmEnv,
       timeoutMs: 180_000,
-    }).then(result => void check(result, `npm install ${pkg.name}`));
+    }).then(result => {
+      if (result.code !== 0)
+        result = { ...result, stderr: `${result.stderr}\n--- verdaccio\n${registry.log()}` };
+      check(result, `npm install ${pkg.name}`);
+    });
     install.catch(() => {}); // reported by the package's tests
     installs.set(pkg.name, install);
   }
@@ -94,7 +98,7 @@ const installed = (dir: string, name: string) =>
     dependencies?: Record<string, string>;
   };
 
-describe.each(packages)('$name', (pkg: PublicPackage) => {
+describe.each(packages.map(pkg => [pkg.name, pkg] as const))('%s', (_name, pkg: PublicPackage) => {
   const dir = () => scratch.get(pkg.name)!;
 
   test('npm install by name from the registry: the published version, real ranges, its files', async () => {
