@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   );
   const addresses = workers.flatMap(worker => worker.addresses);
 
-  const conn = createWorkerConnection<Api>({ addresses }); // balanced over both workers
+  const conn = createWorkerConnection<Api>({ addresses }); // deadlines, retries, balancing
   const sums = await Promise.all(
     [1, 2, 3, 4].map(a => conn.proxy.math.add({ a, b: 10 }, { timeoutMs: 1_000 })),
   );
