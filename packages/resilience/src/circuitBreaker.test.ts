@@ -77,9 +77,10 @@ describe('circuitBreaker', () => {
     expect(ran).toBe(false);
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', key: 'api', isolated: false });
-    // retryAfterMs counts down in wall-clock time from the 600 ms left on the breaker clock
+    // retryAfterMs counts down in wall-clock time from the 600 ms left on the breaker clock (the
+    // lower bound leaves a busy machine room between the rejection and this read)
     const retryAfterMs = (error as CircuitOpenError).retryAfterMs;
-    expect(retryAfterMs).toBeGreaterThan(550);
+    expect(retryAfterMs).toBeGreaterThan(300);
     expect(retryAfterMs).toBeLessThanOrEqual(600);
     expect(breaker.retryAfterMs).toBe(600);
     expect(events).toContainEqual({ type: 'reject', reason: 'circuit', key: 'api' });

@@ -228,18 +228,19 @@ describe('faultTolerant over HTTP', () => {
 
   it('retryOnTimeout: false does not retry an attempt timeout; true does', async () => {
     const s = await server({ hang: true });
-    const options = { timeout: 2000, retryAttempts: 3, retryBackoff: constantBackoff(10) };
+    // attempts long enough that a busy machine still gets each request to the server in time
+    const options = { timeout: 5000, retryAttempts: 3, retryBackoff: constantBackoff(10) };
     const once = ft(
-      async call => (await call.http.request('GET', s.url, { timeout: 60 })).text(),
+      async call => (await call.http.request('GET', s.url, { timeout: 300 })).text(),
       options,
     );
     const error = await once().catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'attempt', timeoutMs: 60 });
+    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'attempt', timeoutMs: 300 });
     expect(s.requestCount).toBe(1);
 
     s.resetStats();
     const retried = ft(
-      async call => (await call.http.request('GET', s.url, { timeout: 60 })).text(),
+      async call => (await call.http.request('GET', s.url, { timeout: 300 })).text(),
       { ...options, retryOnTimeout: true },
     );
     const error2 = await retried().catch((e: unknown) => e);
@@ -449,9 +450,13 @@ describe.concurrent('faultTolerant over HTTP (long waits)', () => {
         if (i >= 990) lastCodes.push(code);
       }
     };
+    const started = performance.now();
     await Promise.all(Array.from({ length: 5 }, worker));
+    const seconds = (performance.now() - started) / 1000;
     expect(s.requestCount).toBeGreaterThan(1000); // some retries did happen
-    expect(s.requestCount).toBeLessThanOrEqual(1.2 * 1000);
+    // the budget's rule: 10 % of the calls, plus a reserve of 10 retries per second, counted over
+    // its 10 s window (1.2x the calls on a quick run; a busy machine's slow run earns more reserve)
+    expect(s.requestCount).toBeLessThanOrEqual(1000 + 0.1 * 1000 + 10 * Math.max(10, seconds));
     expect(codes.get('OK')).toBeUndefined();
     expect(codes.get('RETRY_BUDGET_EXHAUSTED')).toBeGreaterThan(700);
     expect(lastCodes.every(c => c === 'RETRY_BUDGET_EXHAUSTED')).toBe(true);

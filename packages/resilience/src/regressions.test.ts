@@ -49,7 +49,9 @@ describe('regressions', () => {
   it('faultTolerant: per-netloc options are validated at creation', () => {
     expect(() => faultTolerant(() => 1, { maxOpenPerNetloc: 0 })).toThrow(RangeError);
     expect(() => faultTolerant(() => 1, { maxQueuedPerNetloc: -1 })).toThrow(RangeError);
-    expect(() => faultTolerant(() => 1, { circuitResetTimeout: -5 })).toThrow(RangeError);
+    expect(() => faultTolerant(() => 1, { circuitResetTimeout: -5 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
     expect(() => faultTolerant(() => 1, { circuitBreaker: { halfOpenProbes: 0 } })).toThrow(
       RangeError,
     );

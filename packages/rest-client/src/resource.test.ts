@@ -627,7 +627,10 @@ describe('lupyne migration: Resource(host, port), request/getresponse, limit=0',
     const s = await server({ body: { ok: 1 } });
     const closing = track(new Resource(s.url, { keepAlive: false }));
     for (let i = 0; i < 5; i++) await closing.get('/x');
-    expect(s.totalConnections).toBe(5);
+    // no connection serves two requests (a GET retried after a race with the server's close
+    // adds a request and its own connection)
+    expect(s.requestCount).toBeGreaterThanOrEqual(5);
+    expect(s.totalConnections).toBe(s.requestCount);
     const t = await server({ body: { ok: 1 } });
     const reusing = track(new Resource(t.url));
     for (let i = 0; i < 5; i++) await reusing.get('/x');

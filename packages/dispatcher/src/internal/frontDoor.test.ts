@@ -228,7 +228,8 @@ describe('HTTP front door', () => {
       maxHeaderBytes: 4_096,
       maxBodyBytes: 1_000_000,
       headersTimeoutMs: 300,
-      requestTimeoutMs: 2_000,
+      // receiving a whole request may take a busy machine seconds (the 512 KiB streamed upload)
+      requestTimeoutMs: 10_000,
     });
     trustedDoor = await dispatcher.listen({ trustedProxies: ['loopback'] });
   });
