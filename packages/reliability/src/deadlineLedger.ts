@@ -1,15 +1,21 @@
 import { isXError } from '@x/resilience';
+import type { TimerLateness } from './timerLateness.js';
 
 /** What a {@link DeadlineLedger} found. */
 export interface DeadlineReport {
   readonly calls: number;
   readonly successes: number;
-  /** Calls that settled more than `graceMs` after their deadline, or never. */
+  /**
+   * Calls that settled more than `graceMs` after their deadline (plus, with a `TimerLateness`,
+   * the most a bare timer was late in the same process while the calls ran), or never.
+   */
   readonly violations: number;
   /** Calls still unsettled `neverAfterMs` after their deadline (counted in `violations` too). */
   readonly neverSettled: number;
   /** Largest `settle time - deadline` over all calls, in ms (negative when all were early). */
   readonly maxLatenessMs: number;
+  /** Scheduling delay excused: the most a bare timer was late while the calls ran, in ms. */
+  readonly maxExcusedMs: number;
   /** Failures by error code; untyped failures are counted as `untyped:<name>`. */
   readonly codes: ReadonlyMap<string, number>;
   /** Failures that are not an `XError` with a stable upper-case code: a few samples. */
@@ -28,16 +34,22 @@ export class DeadlineLedger {
   private violations = 0;
   private neverSettled = 0;
   private maxLatenessMs = -Infinity;
+  /** Lateness of each call that settled later than `graceMs` after its deadline. */
+  private readonly late: number[] = [];
+  private readonly startedAt = performance.now();
   private readonly codes = new Map<string, number>();
   private readonly untyped: string[] = [];
 
   /**
    * @param graceMs how late after its deadline a call may settle (default 50 ms)
    * @param neverAfterMs after deadline + this, a call counts as never settling (default 2 000 ms)
+   * @param scheduling when given, a call may also be late by as much as a bare timer was late
+   *   while this ledger's calls ran (the machine's load, measured in the same run)
    */
   constructor(
     readonly graceMs = 50,
     readonly neverAfterMs = 2_000,
+    private readonly scheduling?: TimerLateness,
   ) {}
 
   /** Starts `call` now and records when and how it settles against `deadlineMs` from now. */
@@ -65,7 +77,7 @@ export class DeadlineLedger {
     }
     const lateness = performance.now() - start - deadlineMs;
     this.maxLatenessMs = Math.max(this.maxLatenessMs, lateness);
-    if (lateness > this.graceMs) this.violations++;
+    if (lateness > this.graceMs) this.late.push(lateness);
     if (outcome.ok) this.successes++;
     else this.fail(outcome.error);
   }
@@ -78,12 +90,15 @@ export class DeadlineLedger {
   }
 
   report(): DeadlineReport {
+    const excused = this.scheduling?.maxBetween(this.startedAt, performance.now()) ?? 0;
+    const late = this.late.filter(ms => ms > this.graceMs + excused).length;
     return {
       calls: this.calls,
       successes: this.successes,
-      violations: this.violations,
+      violations: this.violations + late,
       neverSettled: this.neverSettled,
       maxLatenessMs: this.maxLatenessMs,
+      maxExcusedMs: excused,
       codes: new Map(this.codes),
       untyped: [...this.untyped],
     };
@@ -102,6 +117,7 @@ export function combineReports(reports: readonly DeadlineReport[]): DeadlineRepo
     violations: sum(r => r.violations),
     neverSettled: sum(r => r.neverSettled),
     maxLatenessMs: Math.max(...reports.map(r => r.maxLatenessMs)),
+    maxExcusedMs: Math.max(...reports.map(r => r.maxExcusedMs)),
     codes,
     untyped: reports.flatMap(r => r.untyped),
   };

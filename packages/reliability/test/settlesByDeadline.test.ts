@@ -18,6 +18,7 @@ import { startFixture } from '../src/fixtureProcess.js';
 import { startGarbageZmqRouter, type GarbageZmqRouter } from '../src/garbageZmqRouter.js';
 import { sized } from '../src/profile.js';
 import { runConcurrently } from '../src/runConcurrently.js';
+import { TimerLateness } from '../src/timerLateness.js';
 
 /** Calls over the whole file: the issue's 10 000 in CI; 10 000 per package in the long profile. */
 const TOTAL_CALLS = sized({ quick: 10_000, long: 30_000 });
@@ -60,8 +61,11 @@ let faulty: { url: string; host: string; port: number };
 let garbageRouter: GarbageZmqRouter;
 const closers: Array<() => Promise<unknown>> = [];
 const totals = { calls: 0, violations: 0 };
+/** The machine's scheduling delay in this run: a late call is excused no more than a bare timer was. */
+const scheduling = new TimerLateness();
 
 beforeAll(async () => {
+  scheduling.start();
   // The faulty backend runs in its own process: the clients' timings measured here are theirs alone.
   const server = await startFixture('faultyServer');
   const { hostname, port } = new URL(server.ready);
@@ -223,7 +227,7 @@ async function measure(
   const lateByFault: string[] = [];
   await warmUp(faults[0]!, clientFor);
   for (const [name, prepare] of faults) {
-    const ledger = new DeadlineLedger(GRACE_MS);
+    const ledger = new DeadlineLedger(GRACE_MS, undefined, scheduling);
     const target = await prepare();
     const client = clientFor(target);
     try {
@@ -259,7 +263,12 @@ async function measure(
     section,
     name: `${pkg}: max lateness over the deadline (ms)`,
     value: report.maxLatenessMs.toFixed(1),
-    target: `<= ${GRACE_MS}`,
+    target: `<= ${GRACE_MS} + the scheduling delay excused`,
+  });
+  recordFigure({
+    section,
+    name: `${pkg}: most scheduling delay excused (a bare timer's lateness in the same run, ms)`,
+    value: report.maxExcusedMs.toFixed(1),
   });
   recordFigure({ section, name: `${pkg}: error codes`, value: formatCodes(report.codes) });
 

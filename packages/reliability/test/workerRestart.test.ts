@@ -3,15 +3,20 @@
 // during the outage must not hang, and every call after the restart must succeed.
 import { freePort, waitFor } from '@x/testkit';
 import { createWorkerConnection, httpTransport } from '@x/worker-rpc';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeadlineLedger, formatCodes } from '../src/deadlineLedger.js';
 import { recordFigure } from '../src/figures.js';
 import { startFixture } from '../src/fixtureProcess.js';
 import { sized } from '../src/profile.js';
 import { runConcurrently } from '../src/runConcurrently.js';
 import { percent, summarize } from '../src/stats.js';
+import { TimerLateness } from '../src/timerLateness.js';
 
 const SECTION = 'faults: worker-rpc worker killed and restarted';
+/** The machine's scheduling delay in this run: a late call is excused no more than a bare timer was. */
+const scheduling = new TimerLateness();
+beforeAll(() => void scheduling.start());
+afterAll(() => scheduling.stop());
 const IN_FLIGHT = sized({ quick: 20, long: 200 });
 const OUTAGE_CALLS = sized({ quick: 10, long: 50 });
 const AFTER_RESTART = sized({ quick: 500, long: 20_000 });
@@ -46,7 +51,7 @@ describe.each(['zmq', 'http'] as const)(
         expect(await conn.invoke('echo', 'warm')).toBe('warm');
 
         // Calls in flight on the worker when it dies (deadline + 50 ms, the bound).
-        const inFlight = new DeadlineLedger(50);
+        const inFlight = new DeadlineLedger(50, undefined, scheduling);
         const inFlightSettled = Promise.all(
           Array.from({ length: IN_FLIGHT }, () =>
             inFlight.track(IN_FLIGHT_DEADLINE_MS, () =>
@@ -63,7 +68,7 @@ describe.each(['zmq', 'http'] as const)(
         const allFailedMs = performance.now() - killedAt;
 
         // Calls while no worker runs.
-        const outage = new DeadlineLedger(50);
+        const outage = new DeadlineLedger(50, undefined, scheduling);
         await Promise.all(
           Array.from({ length: OUTAGE_CALLS }, (_, i) =>
             outage.track(OUTAGE_DEADLINE_MS, () =>
