@@ -113,10 +113,10 @@ describe('Call.http forwards the remaining budget', () => {
 describe('faultTolerant with an incoming budget', () => {
   it('its deadline is min(own timeout, incoming budget), forwarded and never waited past', async () => {
     const s = await server({ script: { delayMs: 5_000 } });
-    const fn = faultTolerant(
-      async call => (await call.http.get(`${s.url}/slow`)).status,
-      { timeout: 10_000, retryAttempts: 0 },
-    );
+    const fn = faultTolerant(async call => (await call.http.get(`${s.url}/slow`)).status, {
+      timeout: 10_000,
+      retryAttempts: 0,
+    });
     cleanups.push(() => fn.close());
     const started = Date.now();
     const error = await fn.run({ timeoutMs: 300 }).catch((e: unknown) => e);

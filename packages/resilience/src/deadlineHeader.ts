@@ -56,7 +56,8 @@ export function readDeadlineHeader(
 /** The header value for `remainingMs` left: whole ms, rounded down, never negative. */
 export function deadlineHeaderValue(remainingMs: number): string {
   if (!(remainingMs > 0)) return '0';
-  if (remainingMs === Infinity) throw new RangeError('an infinite budget is not sent: omit the header');
+  if (remainingMs === Infinity)
+    throw new RangeError('an infinite budget is not sent: omit the header');
   return String(Math.floor(remainingMs));
 }
 
