@@ -109,6 +109,27 @@ describe('a budget through gateway → front door → slow orders instance', () 
     });
   });
 
+  it('the reports route: a slow worker-rpc report answers by the budget, not the 3 s report deadline', async () => {
+    const started = performance.now();
+    const res = await request(`${gateway.url}api/reports`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [DEADLINE_HEADER]: String(BUDGET_MS) },
+      body: JSON.stringify({ kind: 'sales', delayMs: 2_500 }),
+    });
+    const body = (await res.body.json()) as { error?: { code?: string } };
+    const ms = performance.now() - started;
+    expect(res.statusCode).toBe(504);
+    expect(['DEADLINE_EXCEEDED', 'TIMEOUT']).toContain(body.error?.code);
+    expect(ms).toBeLessThan(BUDGET_MS + SLACK_MS);
+    recordFigure({
+      section: SECTION,
+      name: `/api/reports (route → worker-rpc, report deadline 3 000 ms), a 2.5 s report, budget ${BUDGET_MS} ms: 504 after`,
+      value: `${Math.round(ms)} ms`,
+      target: `< ${BUDGET_MS + SLACK_MS} ms`,
+    });
+  });
+
   it(`the edge caps a larger budget at server.maxRequestBudgetMs (${EDGE_CAP_MS} ms)`, async () => {
     const answer = await get(`${gateway.url}orders/7`, { [DEADLINE_HEADER]: '60000' });
     expect(answer.status).toBe(504);
