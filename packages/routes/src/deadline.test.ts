@@ -123,6 +123,29 @@ describe('startRoute: a message whose deadline passed is settled, not run', () =
   });
 });
 
+describe('callbacks after a deadline', () => {
+  it('onFailure still runs (bounded by callbacks.timeoutMs only) with reason deadline-exceeded', async () => {
+    const seen: Array<{ reason: string; remainingMs: number }> = [];
+    const r = track(
+      route({
+        target: async (_: string, ctx: WorkerContext) => {
+          await new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error)),
+          );
+        },
+        callbacks: {
+          onFailure: (event, ctx) =>
+            void seen.push({ reason: event.reason, remainingMs: ctx.remainingMs }),
+        },
+      }),
+    );
+    await r.start();
+    const outcome = await r.startRoute('id', 'm', {}, { deadline: r.clock.now() + 100 });
+    expect(outcome).toMatchObject({ kind: 'failure', reason: 'deadline-exceeded' });
+    expect(seen).toEqual([{ reason: 'deadline-exceeded', remainingMs: Infinity }]);
+  });
+});
+
 describeRedis('bullmqEntrypoint: jobs carry their deadline', () => {
   function entrypoint<M>() {
     const ep = bullmqEntrypoint<M>({

@@ -32,7 +32,7 @@ class Context implements WorkerContext<any> {
   private stack: readonly string[] | undefined = undefined;
 
   constructor(
-    private readonly worker: { readonly id: string },
+    private readonly worker: { readonly id: string; readonly boundBy: number },
     readonly meta: Meta,
     readonly attempt: number,
     readonly route: string,
@@ -41,7 +41,7 @@ class Context implements WorkerContext<any> {
   ) {}
 
   get deadline(): number {
-    return this.policy ? this.policy.deadline : this.delivery.deadline;
+    return this.policy ? this.policy.deadline : this.worker.boundBy;
   }
 
   get remainingMs(): number {
@@ -124,6 +124,16 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
     return this.route.timeoutPolicy;
   }
 
+  /** @internal The message deadline bounding this worker (what `ctx.deadline` is outside a timeout). */
+  get boundBy(): number {
+    return this.messageDeadline;
+  }
+
+  /** The message's deadline that bounds this worker (`Infinity`: none). */
+  protected get messageDeadline(): number {
+    return this.delivery.deadline;
+  }
+
   /** The policy bounding an attempt by the message's deadline alone (no route `timeoutMs`). */
   private static readonly deadlineOnly = new WeakMap<object, TimeoutPolicy>();
 
@@ -145,7 +155,7 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
   run(): Promise<this> {
     this.ran = true;
     this.startedAt = this.route.clock.now();
-    const deadline = this.delivery.deadline;
+    const deadline = this.messageDeadline;
     // a message whose caller stopped waiting is not run
     if (deadline <= this.startedAt)
       return Promise.resolve(this.settle(undefined, new DeadlineExceededError(false), true));
@@ -191,8 +201,8 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
     if (
       failed &&
       isXError(error, 'TIMEOUT') &&
-      this.delivery.deadline !== Infinity &&
-      this.delivery.deadline <= this.route.clock.now()
+      this.messageDeadline !== Infinity &&
+      this.messageDeadline <= this.route.clock.now()
     )
       error = new DeadlineExceededError(true, undefined, { cause: error });
     if (failed) {
@@ -320,6 +330,11 @@ export class CallbackWorker extends Worker<unknown, unknown, unknown> {
 
   protected override get timeoutPolicy(): TimeoutPolicy | undefined {
     return this.route.callbackTimeoutPolicy;
+  }
+
+  /** Callbacks run after the outcome, deadline or not: only their own `callbacks.timeoutMs` bounds them. */
+  protected override get messageDeadline(): number {
+    return Infinity;
   }
 
   protected override invoke(_input: unknown, ctx: WorkerContext<any>): unknown {
