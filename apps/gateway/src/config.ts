@@ -124,6 +124,11 @@ export interface GatewayConfig {
     readonly requestTimeoutMs: number;
     /** Largest request body the gateway forwards; more is a 413 (also the dispatcher's limit). */
     readonly maxBodyBytes: number;
+    /**
+     * Largest budget a client may give in `x-request-timeout-ms` (a larger one is cut to this;
+     * docs/CONTEXT.md). Default: `dispatcher.requestTimeoutMs`, the gateway's request deadline.
+     */
+    readonly maxRequestBudgetMs: number;
   };
   readonly admin: {
     readonly token: string | undefined;
@@ -235,6 +240,7 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
       'headersTimeoutMs',
       'requestTimeoutMs',
       'maxBodyBytes',
+      'maxRequestBudgetMs',
     ]) ?? {};
   const admin =
     check.object(root.admin, 'admin', ['token', 'maxFailures', 'failureWindowMs']) ?? {};
@@ -270,6 +276,18 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
       'server.headersTimeoutMs',
       `must be <= server.requestTimeoutMs (${requestTimeoutMs}), got ${headersTimeoutMs}`,
     );
+  const dispatcherTimeoutMs = check.int(
+    disp.requestTimeoutMs,
+    'dispatcher.requestTimeoutMs',
+    10_000,
+    { min: 1, max: DAY },
+  );
+  const maxRequestBudgetMs = check.int(
+    server.maxRequestBudgetMs,
+    'server.maxRequestBudgetMs',
+    dispatcherTimeoutMs,
+    { min: 1, max: DAY },
+  );
   const defaultModule = check.optionalString(disp.defaultModule, 'dispatcher.defaultModule');
   if (defaultModule !== undefined && modules[defaultModule] === undefined)
     check.fail('dispatcher.defaultModule', unknownModule(defaultModule, moduleNames));
@@ -289,6 +307,7 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
         min: 1,
         max: 1024 * 1024 * 1024,
       }),
+      maxRequestBudgetMs,
     },
     admin: {
       token: check.optionalString(
@@ -331,10 +350,7 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
       ),
       port: check.int(disp.port, 'dispatcher.port', 0, { min: 0, max: 65535 }),
       defaultModule,
-      requestTimeoutMs: check.int(disp.requestTimeoutMs, 'dispatcher.requestTimeoutMs', 10_000, {
-        min: 1,
-        max: DAY,
-      }),
+      requestTimeoutMs: dispatcherTimeoutMs,
     },
     modules,
     dispatch: readDispatch(check, root.dispatch, moduleNames),

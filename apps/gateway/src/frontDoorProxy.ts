@@ -1,5 +1,7 @@
 import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { HOP_BY_HOP_HEADERS } from '@x/dispatcher';
+import { DEADLINE_HEADER } from '@x/resilience';
+import { remainingBudgetHeader } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
 
 /** A streaming reverse proxy to the dispatcher's front door. */
@@ -85,6 +87,10 @@ export function frontDoorProxy(
       if (value !== undefined && !HOP_BY_HOP_HEADERS.has(name) && !CLIENT_ADDRESS_HEADERS.has(name))
         headers[name] = value;
     headers['x-request-id'] = requestId;
+    // what is left of the client's budget (accepted and capped at the edge): the front door's
+    // deadline becomes min(it, dispatcher.requestTimeoutMs)
+    const budget = remainingBudgetHeader(req);
+    if (budget !== undefined) headers[DEADLINE_HEADER] = budget;
     // The gateway is the edge: the peer is the client. What a client says about its own address
     // is dropped, never passed on (the front door trusts the gateway, so it would trust forgeries).
     headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';

@@ -141,9 +141,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         );
     });
 
-    const search = searchRoute(catalog);
-    const order = ordersRoute(orders);
-    const report = reportsRoute(reports, config.resilience.reports.deadlineMs, events);
+    const maxDeadlineMs = config.server.maxRequestBudgetMs;
+    const search = searchRoute(catalog, {
+      maxDeadlineMs,
+      totalMs: config.resilience.search.timeoutMs,
+      perTryMs: config.resilience.search.perTryTimeoutMs,
+    });
+    const order = ordersRoute(orders, { maxDeadlineMs });
+    const report = reportsRoute(reports, config.resilience.reports.deadlineMs, events, {
+      maxDeadlineMs,
+    });
     const runner = new Runner({
       routes: [search.route, order.route, report.route, ...jobs.routes],
       maxWorkers: 256,

@@ -12,6 +12,7 @@ import { rewriteOrderUrl } from './ordersRoute.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
 import { RequestGuard } from './requestGuard.js';
+import { acceptBudget } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -34,7 +35,12 @@ export interface ServerParts {
   readonly readiness: () => { ready: boolean; checks: Record<string, Check> };
   readonly isDraining: () => boolean;
   /** Slow clients: head and whole-request deadlines (408, connection closed). */
-  readonly timeouts: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number };
+  readonly timeouts: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    /** Largest client budget (`x-request-timeout-ms`) accepted; none: no cap. */
+    readonly maxRequestBudgetMs?: number;
+  };
 }
 
 /** The gateway's server with its in-flight request count (for the drain). */
@@ -80,6 +86,7 @@ function endpointOf(path: string): string | undefined {
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;
   const { headersTimeoutMs, requestTimeoutMs } = parts.timeouts;
+  const maxBudgetMs = parts.timeouts.maxRequestBudgetMs ?? Infinity;
   const options = {
     headersTimeout: headersTimeoutMs,
     requestTimeout: requestTimeoutMs,
@@ -141,6 +148,7 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       return;
     }
     try {
+      acceptBudget(req, maxBudgetMs);
       route(parts, req, res, path, id);
     } catch (error) {
       // the shared status table of @x/routes: a typed client mistake is a 4xx, not a 500

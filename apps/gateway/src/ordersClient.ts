@@ -49,7 +49,7 @@ export type OrdersEvent = PolicyEvent;
  */
 export interface OrdersClient {
   run(
-    options: { readonly signal?: AbortSignal },
+    options: { readonly signal?: AbortSignal; readonly timeoutMs?: number },
     id: string,
     headers: Record<string, string>,
   ): Promise<OrderLookup>;

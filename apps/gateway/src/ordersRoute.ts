@@ -39,7 +39,10 @@ const orderQuery = {
  * call), forwarding the request id and the split cookie. Answers the order with `source: 'live'`
  * or `'fallback'`, or 404.
  */
-export function ordersRoute(orders: OrdersClient): {
+export function ordersRoute(
+  orders: OrdersClient,
+  options: { readonly maxDeadlineMs?: number } = {},
+): {
   route: Route<any, any, any, any>;
   entrypoint: HttpEntrypoint<unknown>;
 } {
@@ -48,6 +51,7 @@ export function ordersRoute(orders: OrdersClient): {
     method: 'GET',
     message: 'query',
     exposeErrors: true,
+    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
   }) as HttpEntrypoint<unknown>;
   const lookup = route({
     entrypoint,
@@ -62,7 +66,9 @@ export function ordersRoute(orders: OrdersClient): {
       const requestId = http?.headers['x-request-id'];
       if (typeof requestId === 'string') headers['x-request-id'] = requestId;
       if (typeof http?.headers.cookie === 'string') headers.cookie = http.headers.cookie;
-      const result = await orders.run({ signal: ctx.signal }, id, headers);
+      // the client's budget caps the call's deadline; Call.http sends what is left to the front door
+      const budget = ctx.remainingMs === Infinity ? {} : { timeoutMs: ctx.remainingMs };
+      const result = await orders.run({ signal: ctx.signal, ...budget }, id, headers);
       if (!result.found) throw new GatewayError('NOT_FOUND', 404, `no order ${id}`);
       return {
         ...result.order,

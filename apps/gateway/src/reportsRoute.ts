@@ -11,6 +11,7 @@ import {
 import type { EventLog } from './eventLog.js';
 import { reportRequest, type Report, type ReportRequest } from './reportsApi.js';
 import type { ReportsClient } from './reportsClient.js';
+import { withinBudget } from './edgeBudget.js';
 
 /**
  * `POST /api/reports` (`{"kind":"sales","rows":12}`) as an `@x/routes` route calling the reports
@@ -23,12 +24,14 @@ export function reportsRoute(
   reports: ReportsClient,
   deadlineMs: number,
   events: EventLog,
+  options: { readonly maxDeadlineMs?: number } = {},
 ): { route: Route<any, any, any, any>; entrypoint: HttpEntrypoint<unknown> } {
   const entrypoint = httpEntrypoint({
     path: '/api/reports',
     method: 'POST',
     maxBodyBytes: 16_384,
     exposeErrors: true,
+    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
   }) as HttpEntrypoint<unknown>;
   const generate = route({
     entrypoint,
@@ -38,7 +41,8 @@ export function reportsRoute(
       const requestId = (ctx.meta.http as HttpMeta | undefined)?.headers['x-request-id'];
       try {
         return await reports.generate(request, {
-          timeoutMs: deadlineMs,
+          // the client's budget (if smaller) travels in wrpc/1 to the worker
+          timeoutMs: withinBudget(deadlineMs, ctx.remainingMs),
           signal: ctx.signal,
           meta: typeof requestId === 'string' ? { requestId } : {},
         });

@@ -8,6 +8,7 @@ import {
 } from '@x/routes';
 import type { CatalogItem } from './catalogItems.js';
 import type { CatalogShards } from './catalogShards.js';
+import { withinBudget } from './edgeBudget.js';
 import { GatewayError } from './gatewayError.js';
 
 /** `GET /api/search?q=lamp&limit=20`. */
@@ -53,7 +54,14 @@ export const searchQuery = validator<SearchQuery>((value, refuse) => {
  * shard key, the keys of a failed instance re-covered by their replicas. Results are merged by
  * the key → instance assignment, so an item held by two replicas is counted once.
  */
-export function searchRoute(catalog: CatalogShards): {
+export function searchRoute(
+  catalog: CatalogShards,
+  options: {
+    readonly maxDeadlineMs?: number;
+    readonly totalMs?: number;
+    readonly perTryMs?: number;
+  } = {},
+): {
   route: Route<any, any, any, any>;
   entrypoint: HttpEntrypoint<unknown>;
 } {
@@ -62,6 +70,7 @@ export function searchRoute(catalog: CatalogShards): {
     method: 'GET',
     message: 'query',
     exposeErrors: true,
+    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
   }) as HttpEntrypoint<unknown>;
   const search = route({
     entrypoint,
@@ -77,7 +86,19 @@ export function searchRoute(catalog: CatalogShards): {
         catalog.keys(),
         'GET',
         `/search?q=${encodeURIComponent(query.q)}`,
-        { mode: 'settled', signal: ctx.signal },
+        {
+          mode: 'settled',
+          signal: ctx.signal,
+          // the client's budget (if any) caps the multicast; each request carries what is left
+          ...(ctx.remainingMs === Infinity || options.totalMs === undefined
+            ? {}
+            : {
+                timeout: {
+                  total: withinBudget(options.totalMs, ctx.remainingMs),
+                  ...(options.perTryMs === undefined ? {} : { perTry: options.perTryMs }),
+                },
+              }),
+        },
       );
       const results: Array<SearchResult['results'][number]> = [];
       const shards: Array<SearchResult['shards'][number]> = [];

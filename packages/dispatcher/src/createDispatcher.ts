@@ -9,6 +9,9 @@ import {
   type Disposer,
   type Logger,
   type Metrics,
+  DEADLINE_HEADER,
+  deadlineHeaderValue,
+  readDeadlineHeader,
 } from '@x/resilience';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
@@ -765,10 +768,17 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   async addRequest(request: DispatchRequest): Promise<ResponseTuple> {
     if (this.closed) throw new DispatcherClosedError();
     const { decision, prepared } = this.prepare(request);
-    const timeoutMs =
+    const ownMs =
       request.timeoutMs === undefined
         ? this.requestTimeoutMs
         : durationOption(request.timeoutMs, 'timeoutMs', { exclusiveMin: true, request: true });
+    // a budget in the request's headers (x-request-timeout-ms) shortens the deadline
+    const headerMs = readDeadlineHeader(
+      { [DEADLINE_HEADER]: prepared.headers.filter(h => h[0] === DEADLINE_HEADER).map(h => h[1]) },
+      { maxMs: ownMs },
+    );
+    if (headerMs === 0) throw new DeadlineExceededError(0); // the caller stopped waiting already
+    const timeoutMs = headerMs ?? ownMs;
     if (request.signal?.aborted) throw new AbortedError({ cause: request.signal.reason });
     await this.start();
     const pool = this.pool(decision);
@@ -789,7 +799,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
           : await pool.acquire(deadline, signal);
       const tuple = await exchangeToTuple(
         instance,
-        prepared,
+        withBudget(prepared, deadline.at - this.clock.now()),
         { maxBodyBytes: this.maxBodyBytes, maxResponseBytes: this.maxResponseBytes },
         signal,
       );
@@ -1038,4 +1048,12 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
 /** What a call aborted by `reason` fails with: its deadline, or `AbortedError` for anything else. */
 function abortFailure(reason: unknown): Error {
   return reason instanceof DeadlineExceededError ? reason : new AbortedError({ cause: reason });
+}
+
+/** The request with its remaining budget (after queueing) in `DEADLINE_HEADER`, replacing any. */
+function withBudget(prepared: PreparedRequest, remainingMs: number): PreparedRequest {
+  if (!(remainingMs > 0) || remainingMs === Infinity) return prepared;
+  const headers = prepared.headers.filter(h => h[0] !== DEADLINE_HEADER);
+  headers.push([DEADLINE_HEADER, deadlineHeaderValue(remainingMs)]);
+  return { ...prepared, headers };
 }

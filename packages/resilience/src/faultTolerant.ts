@@ -125,11 +125,22 @@ export interface FaultTolerantStats {
   }>;
 }
 
+/** Per-call options of {@link FaultTolerantFunction.run}. */
+export interface FaultTolerantRunOptions {
+  readonly signal?: AbortSignal;
+  /** The incoming budget in ms (what is left upstream); caps this call's deadline. */
+  readonly timeoutMs?: number;
+}
+
 /** The function `faultTolerant` returns: call it like the original, plus controls. */
 export interface FaultTolerantFunction<A extends unknown[], R> {
   (...args: A): Promise<R>;
-  /** Calls with an abort signal. */
-  run(options: { readonly signal?: AbortSignal }, ...args: A): Promise<R>;
+  /**
+   * Calls with an abort signal and/or an incoming budget: `timeoutMs` is what is left of the
+   * caller's deadline (e.g. from `readDeadlineHeader`); the call's deadline is then the smaller of
+   * it and the `timeout` option, and `Call.http` forwards what remains in `DEADLINE_HEADER`.
+   */
+  run(options: FaultTolerantRunOptions, ...args: A): Promise<R>;
   readonly dependencyId: string;
   /** The undici dispatcher behind `Call.http`. */
   readonly agent: Dispatcher;
@@ -393,13 +404,17 @@ export function faultTolerant<A extends unknown[], R>(
     signal: AbortSignal | undefined,
     task: (scope: Scope) => unknown,
     args: A,
+    budgetMs?: number,
   ): Promise<R> {
     const root = new Scope(clock, undefined, signal);
+    if (budgetMs !== undefined) root.deadline = root.startedAt + Math.max(0, budgetMs);
     const start = root.startedAt; // the retry layer deposits into the budget
     const work = task as Task<unknown>;
+    const bound =
+      budgetMs !== undefined && !deadline ? new TimeoutPolicy(Infinity, { clock }) : deadline;
     const running = (
-      deadline
-        ? deadline.runAt(context => hedgedLayers!.run(work, context), root, start)
+      bound
+        ? bound.runAt(context => hedgedLayers!.run(work, context), root, start)
         : hedgedLayers!.run(work, root)
     ) as Promise<R>;
     return (signal ? abortable(running, root, signal) : running).then(
@@ -415,20 +430,21 @@ export function faultTolerant<A extends unknown[], R>(
     );
   }
 
-  function execute(signal: AbortSignal | undefined, args: A): Promise<R> {
+  function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
     if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
     counts.calls++;
     counts.inFlight++;
     const task = passCall
       ? (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args)
       : (scope: Scope) => fn.call(new Call(scope, dependencyId, agent, log), ...args);
-    if (hedgedLayers) return executeHedged(signal, task, args);
+    if (hedgedLayers) return executeHedged(signal, task, args, budgetMs);
     const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
       callLayers,
       task,
       signal,
       (ok, error, now) => settled(ok, error, now - call.startedAt, now),
       fallbackFn && (error => fallbackFn(error, ...args)),
+      budgetMs,
     );
     return call.start();
   }
@@ -441,7 +457,17 @@ export function faultTolerant<A extends unknown[], R>(
       if (ownAgent) await agent.close();
     })());
   Object.defineProperties(wrapped, {
-    run: { value: (opts: { signal?: AbortSignal }, ...args: A) => execute(opts?.signal, args) },
+    run: {
+      value: (opts: FaultTolerantRunOptions | undefined, ...args: A) => {
+        let budgetMs: number | undefined;
+        try {
+          if (opts?.timeoutMs !== undefined) budgetMs = duration(opts.timeoutMs, 'timeoutMs');
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        return execute(opts?.signal, args, budgetMs);
+      },
+    },
     dependencyId: { value: dependencyId },
     agent: { value: agent },
     policy: { value: policy },

@@ -5,6 +5,7 @@ import { interceptors, type Dispatcher } from 'undici';
 import { AbortedError, ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
 import { parseRetryAfter } from './retryAfter.js';
 import { isXError } from './xError.js';
+import { DEADLINE_HEADER, deadlineHeaderValue, readDeadlineHeader } from './deadlineHeader.js';
 
 /** Query parameters: values are repeated for arrays; `undefined` values are skipped. */
 export type QueryParams =
@@ -43,6 +44,12 @@ export interface HttpRequestOptions {
   readonly throwOnStatus?: boolean | ((status: number) => boolean);
   /** Sent as `Idempotency-Key`; makes a POST or PATCH safe to retry. */
   readonly idempotencyKey?: string;
+  /**
+   * Send the request's remaining budget (the call's deadline or `timeout`, the smaller) in
+   * `DEADLINE_HEADER` (`x-request-timeout-ms`), so the server stops when nobody waits any more.
+   * Default true; nothing is sent when the request has no limit.
+   */
+  readonly sendDeadline?: boolean;
 }
 
 /** A response; read the body once with `text()`, `json()` or `body`. */
@@ -115,6 +122,13 @@ export class Http {
         ? undefined
         : duration(options.timeout, 'timeout', { exclusiveMin: true });
     const limitMs = Math.min(remaining, attemptMs ?? Infinity);
+    if (limitMs !== Infinity && options.sendDeadline !== false) {
+      // a smaller budget set by the caller wins
+      const own = readDeadlineHeader(headers);
+      headers[DEADLINE_HEADER] = deadlineHeaderValue(
+        own === undefined ? limitMs : Math.min(own, limitMs),
+      );
+    }
     const parents = [this.context.signal, options.signal].filter(
       (s): s is AbortSignal => s !== undefined,
     );

@@ -31,6 +31,14 @@ export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { ManualClock } from './manualClock.js';
 export { duration, MAX_TIMER_MS, type DurationOptions } from './duration.js';
 export { describeValue } from './describeValue.js';
+export {
+  DEADLINE_HEADER,
+  LEGACY_RPC_DEADLINE_HEADER,
+  readDeadlineHeader,
+  deadlineHeaderValue,
+  type ReadDeadlineHeaderOptions,
+  type DeadlineHeaderSource,
+} from './deadlineHeader.js';
 export { setTimer, clearTimer, type SafeTimer } from './setTimer.js';
 export { TimerQueue, timerQueue, type TimerEntry } from './timerQueue.js';
 export { Emitter, type Listen, type Disposer } from './emitter.js';
@@ -126,6 +134,7 @@ export {
   faultTolerant,
   type FaultTolerantOptions,
   type FaultTolerantFunction,
+  type FaultTolerantRunOptions,
   type FaultTolerantStats,
 } from './faultTolerant.js';
 export { Call } from './call.js';

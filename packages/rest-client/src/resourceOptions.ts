@@ -28,6 +28,12 @@ export interface ResourceOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Ask for compressed responses (`accept-encoding: gzip, deflate, br`). Compressed bodies are always decoded. Default false. */
   readonly compress?: boolean;
+  /**
+   * Send each request's remaining deadline (the call's `timeout.total`, or `perTry` when earlier,
+   * minus the time already spent) in `x-request-timeout-ms` (`DEADLINE_HEADER` of
+   * `@x/resilience`), so the server stops working when nobody waits any more. Default true.
+   */
+  readonly sendDeadline?: boolean;
   /** Body decoding. Default `auto`: JSON for JSON content types, text otherwise. */
   readonly decode?: DecodeMode;
   /** Retry rules, or false. Default `{ maxRetries: 2 }` with a retry budget (see {@link RetryOptions}). */

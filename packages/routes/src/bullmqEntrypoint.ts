@@ -63,6 +63,14 @@ export interface BullmqPublishOptions {
   readonly meta?: Meta;
   /** BullMQ job id (deduplicates: adding an existing id is a no-op). Default: BullMQ's. */
   readonly jobId?: string;
+  /**
+   * The caller's remaining budget in ms: the job carries the absolute deadline (epoch ms, in its
+   * data, so it survives retries and restarts). A job that starts after it settles as a terminal
+   * `DEADLINE_EXCEEDED` failure (dead-lettered), not run; one that runs is bounded by it.
+   */
+  readonly timeoutMs?: number;
+  /** The absolute deadline (epoch ms, `Date.now()` scale) instead of `timeoutMs`. */
+  readonly deadline?: number;
 }
 
 /** What a job carries: the message, its metadata, and how many counted deliveries it had. */
@@ -73,6 +81,8 @@ interface Envelope {
   readonly encoding?: 'base64';
   readonly meta: Meta;
   readonly deliveries: number;
+  /** Epoch ms after which the message is not run (absent: none). */
+  readonly deadline?: number;
 }
 
 function isEnvelope(data: unknown): data is Envelope {
@@ -85,7 +95,8 @@ function isEnvelope(data: unknown): data is Envelope {
   );
 }
 
-function envelope(message: unknown, meta: Meta, deliveries = 0): Envelope {
+function envelope(message: unknown, meta: Meta, deliveries = 0, deadline?: number): Envelope {
+  const at = deadline === undefined ? {} : { deadline };
   if (message instanceof Uint8Array)
     return {
       __xroutes: 1,
@@ -95,8 +106,9 @@ function envelope(message: unknown, meta: Meta, deliveries = 0): Envelope {
       encoding: 'base64',
       meta,
       deliveries,
+      ...at,
     };
-  return { __xroutes: 1, message, meta, deliveries };
+  return { __xroutes: 1, message, meta, deliveries, ...at };
 }
 
 /** The message an envelope (or a dead letter) carries, bytes decoded back into a Buffer. */
@@ -335,13 +347,26 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
 
   /** Adds a message as a job (works before `start()`, e.g. in a producer process); returns the job id. */
   async publish(message: M, options: BullmqPublishOptions = {}): Promise<string> {
-    checkKeys(options, ['delayMs', 'meta', 'jobId'], 'publish');
+    checkKeys(options, ['delayMs', 'meta', 'jobId', 'timeoutMs', 'deadline'], 'publish');
     const delay = checkMs(options.delayMs ?? 0, 0, 'delayMs');
+    if (options.timeoutMs !== undefined && options.deadline !== undefined)
+      throw new RouteConfigError('give timeoutMs or deadline, not both');
+    let deadline: number | undefined;
+    if (options.timeoutMs !== undefined) {
+      const ms = checkMs(options.timeoutMs, 0, 'timeoutMs', true);
+      if (ms !== Infinity) deadline = Date.now() + ms;
+    } else if (options.deadline !== undefined) {
+      if (typeof options.deadline !== 'number' || !Number.isFinite(options.deadline))
+        throw new RouteConfigError(
+          `deadline must be a finite number of epoch ms, got ${String(options.deadline)}`,
+        );
+      deadline = options.deadline;
+    }
     const meta = options.meta ?? {};
     if (meta === null || typeof meta !== 'object')
       throw new RouteConfigError('meta must be an object');
     return this.readyQueues('publish')(async ({ queue }) => {
-      const job = await queue.add(this.jobName, envelope(message, meta), {
+      const job = await queue.add(this.jobName, envelope(message, meta, 0, deadline), {
         ...(delay > 0 ? { delay } : {}),
         ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
       });
@@ -407,11 +432,16 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
     let outcome: Outcome;
     try {
       const message = unwrap(data) as M;
+      // epoch ms in the job → the route clock (monotonic)
+      const deadline =
+        typeof data.deadline === 'number'
+          ? { deadline: route.clock.now() + (data.deadline - Date.now()) }
+          : {};
       outcome = await route.startRoute(
         job,
         message,
         data.meta,
-        signal ? { entrypoint: this, signal } : { entrypoint: this },
+        signal ? { entrypoint: this, signal, ...deadline } : { entrypoint: this, ...deadline },
       );
     } catch (error) {
       outcome = { kind: 'cancelled', reason: error, started: false, attempts: 0, meta: data.meta };
@@ -485,7 +515,8 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
   async republish(delivery: Delivery, payload: RepublishPayload, delayMs: number): Promise<void> {
     const job = delivery.entryId as BullMQ.Job;
     if (delivery.entrypoint === this && this.tokens.has(job)) {
-      await job.updateData(envelope(payload.message, payload.meta));
+      const deadline = isEnvelope(job.data) ? job.data.deadline : undefined;
+      await job.updateData(envelope(payload.message, payload.meta, 0, deadline));
       await job.moveToDelayed(Date.now() + delayMs, this.tokens.get(job));
       this.delayed.add(job);
       return;

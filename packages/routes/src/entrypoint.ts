@@ -27,6 +27,13 @@ export interface StartRouteOptions {
    * `ctx.signal`).
    */
   readonly onAbort?: (abort: (reason: unknown) => void) => void;
+  /**
+   * The message's deadline on the route's clock (`route.clock.now()` + the caller's remaining
+   * budget): it bounds every attempt (with the route's `timeoutMs`, the earlier wins), is visible
+   * to the target as `ctx.deadline` / `ctx.remainingMs` so it can forward it, and a message whose
+   * deadline passed before it ran settles as a terminal `DEADLINE_EXCEEDED` failure, not run.
+   */
+  readonly deadline?: number;
 }
 
 /** What an entrypoint sees of the route it feeds. */

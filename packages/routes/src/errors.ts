@@ -13,7 +13,8 @@ export type RoutesErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'METHOD_NOT_ALLOWED'
   | 'OPTIONAL_DEPENDENCY_MISSING'
-  | 'BROKER_UNAVAILABLE';
+  | 'BROKER_UNAVAILABLE'
+  | 'DEADLINE_EXCEEDED';
 
 /** Base class of the errors of `@x/routes`: an `XError` with a {@link RoutesErrorCode}. */
 export class RoutesError extends XError {
@@ -161,5 +162,24 @@ export class BrokerUnavailableError extends RoutesError {
       `${broker} at ${url} is unavailable (${operation}): ${message}`,
       options,
     );
+  }
+}
+
+/**
+ * The message's deadline (its caller's budget: an HTTP `x-request-timeout-ms`, a BullMQ job's
+ * `deadline`) passed before the route finished, or before it started (`started: false`): nobody
+ * waits for the result any more. Terminal (never retried): HTTP 504, a queue dead-letters it.
+ */
+export class DeadlineExceededError extends RoutesError {
+  readonly status = 504;
+  constructor(
+    /** Whether the target had started when the deadline passed. */
+    readonly started: boolean,
+    message = started
+      ? 'the message deadline passed while the route was running'
+      : 'the message deadline passed before the route started',
+    options?: XErrorOptions,
+  ) {
+    super('DEADLINE_EXCEEDED', message, options);
   }
 }

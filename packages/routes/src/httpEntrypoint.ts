@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorCode, isXError } from '@x/resilience';
+import { errorCode, isXError, readDeadlineHeader } from '@x/resilience';
 import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
 import {
@@ -57,6 +57,13 @@ export interface HttpEntrypointOptions {
   readonly exposeErrors?: boolean;
   /** Overrides the status of an outcome (return undefined to keep {@link httpStatusFor}'s). */
   readonly status?: (outcome: Outcome) => number | undefined;
+  /**
+   * Largest caller budget accepted from `x-request-timeout-ms` (`DEADLINE_HEADER`): a request
+   * carrying one gets the deadline `arrival + min(header, maxDeadlineMs)` (a malformed header is
+   * ignored), which bounds the route's attempts and is `ctx.deadline` / `ctx.remainingMs` for
+   * the target to forward. `Infinity`: no cap. Default 60 000 ms.
+   */
+  readonly maxDeadlineMs?: number;
 }
 
 const KEYS = [
@@ -71,6 +78,7 @@ const KEYS = [
   'deadLetters',
   'exposeErrors',
   'status',
+  'maxDeadlineMs',
 ];
 
 /**
@@ -113,6 +121,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
   readonly method: string;
   readonly maxBodyBytes: number;
   readonly bodyTimeoutMs: number;
+  readonly maxDeadlineMs: number;
   private readonly messageOption: NonNullable<HttpEntrypointOptions['message']>;
   private readonly port: number | undefined;
   private readonly host: string;
@@ -133,6 +142,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     this.method = (options.method ?? 'POST').toUpperCase();
     this.maxBodyBytes = checkInt(options.maxBodyBytes ?? 1_048_576, 0, 'maxBodyBytes');
     this.bodyTimeoutMs = checkMs(options.bodyTimeoutMs ?? 30_000, 1, 'bodyTimeoutMs');
+    this.maxDeadlineMs = checkMs(options.maxDeadlineMs ?? 60_000, 0, 'maxDeadlineMs', true);
     this.messageOption = options.message ?? 'body';
     if (
       !['body', 'query'].includes(this.messageOption as string) &&
@@ -217,6 +227,11 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
         return true;
       }
     }
+    // the caller's budget counts from arrival: reading the body spends it too
+    const budgetMs = readDeadlineHeader(req.headers, {
+      maxMs: this.maxDeadlineMs === Infinity ? undefined : this.maxDeadlineMs,
+    });
+    const deadline = budgetMs === undefined ? undefined : route.clock.now() + budgetMs;
     const chunks: Buffer[] = [];
     let size = 0;
     const reading: Reading = {
@@ -249,7 +264,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
       if (reading.done) return;
       this.unwatch(reading);
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.dispatch(route, req, res, path, q === -1 ? '' : url.slice(q + 1), body);
+      this.dispatch(route, req, res, path, q === -1 ? '' : url.slice(q + 1), body, deadline);
     });
     return true;
   }
@@ -289,6 +304,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     path: string,
     queryString: string,
     body: Buffer,
+    deadline?: number,
   ): void {
     const query = queryString === '' ? {} : Object.fromEntries(new URLSearchParams(queryString));
     let message: M;
@@ -324,16 +340,22 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
       if (!res.writableFinished)
         abort?.(new CancelledError('the client closed the connection', true));
     });
-    route.startRoute(exchange, message, meta, { entrypoint: this, onAbort: a => (abort = a) }).then(
-      outcome => this.settle(route, exchange, message, meta, outcome),
-      () =>
-        this.reply(
-          res,
-          503,
-          { error: { code: 'ROUTE_STOPPED', message: 'stopping' } },
-          { connection: 'close' },
-        ),
-    );
+    route
+      .startRoute(exchange, message, meta, {
+        entrypoint: this,
+        onAbort: a => (abort = a),
+        ...(deadline === undefined ? {} : { deadline }),
+      })
+      .then(
+        outcome => this.settle(route, exchange, message, meta, outcome),
+        () =>
+          this.reply(
+            res,
+            503,
+            { error: { code: 'ROUTE_STOPPED', message: 'stopping' } },
+            { connection: 'close' },
+          ),
+      );
   }
 
   private settle(

@@ -143,6 +143,7 @@ export {
 // Errors
 export {
   RoutesError,
+  DeadlineExceededError,
   RouteConfigError,
   RouteStoppedError,
   TranslationError,

@@ -14,7 +14,9 @@ export type FailureReason =
   /** The worker budget and its queue were full (not terminal: redeliver later). */
   | 'overloaded'
   /** An asynchronous backoff could not publish the retry (not terminal: redeliver the original). */
-  | 'republish-failed';
+  | 'republish-failed'
+  /** The message's deadline passed, before or while it ran (terminal, never retried). */
+  | 'deadline-exceeded';
 
 /** The target returned: respond / ack. */
 export interface SuccessOutcome<R = unknown> {

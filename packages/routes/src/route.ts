@@ -622,6 +622,7 @@ export class Route<
     if (!this.accepting) return Promise.reject(new RouteStoppedError(this.label));
     if (this.ctx === undefined) this.bindDefault();
     const task = new Task(entryId, options?.entrypoint, meta ?? {}, options?.signal);
+    if (options?.deadline !== undefined) task.deadline = options.deadline;
     if (options?.onAbort !== undefined) options.onAbort(task.abortFn);
     this.tasks.add(task);
     const outcome = new Promise<Outcome>(resolve => (task.resolve = resolve));
@@ -696,7 +697,12 @@ export class Route<
    */
   runWorker(delivery: Delivery, worker: Worker<In, Out, R>): Promise<Outcome<R>> {
     return this.spawnWorker(worker).then(finished => {
-      if (this.backoff !== undefined && finished.failed && finished.ran)
+      if (
+        this.backoff !== undefined &&
+        finished.failed &&
+        finished.ran &&
+        !isXError(finished.error, 'DEADLINE_EXCEEDED')
+      )
         return this.retryAndFinish(delivery, finished);
       return this.handleFinishedWorker(delivery, finished);
     });
@@ -866,11 +872,13 @@ export class Route<
       };
     const reason: FailureReason = isXError(error, 'TRANSLATION_FAILED')
       ? 'translation'
-      : this.backoff === undefined
-        ? 'no-backoff'
-        : !this.backoff.isRetryable(error)
-          ? 'not-retryable'
-          : 'retries-exhausted';
+      : isXError(error, 'DEADLINE_EXCEEDED')
+        ? 'deadline-exceeded'
+        : this.backoff === undefined
+          ? 'no-backoff'
+          : !this.backoff.isRetryable(error)
+            ? 'not-retryable'
+            : 'retries-exhausted';
     const outcome: FailureOutcome = {
       kind: 'failure',
       error,

@@ -1,6 +1,6 @@
-import type { PolicyContext, TimeoutPolicy } from '@x/resilience';
+import { isXError, timeout, type PolicyContext, type TimeoutPolicy } from '@x/resilience';
 import type { Dependency } from './dependency.js';
-import { DependencyError } from './errors.js';
+import { DeadlineExceededError, DependencyError } from './errors.js';
 import type { Meta } from './outcome.js';
 import type { Route } from './route.js';
 import { isThenable } from './translator.js';
@@ -32,12 +32,22 @@ class Context implements WorkerContext<any> {
   private stack: readonly string[] | undefined = undefined;
 
   constructor(
-    private readonly worker: { readonly id: string },
+    private readonly worker: { readonly id: string; readonly boundBy: number },
     readonly meta: Meta,
     readonly attempt: number,
     readonly route: string,
     private readonly delivery: Delivery,
+    private readonly clock: { now(): number },
   ) {}
+
+  get deadline(): number {
+    return this.policy ? this.policy.deadline : this.worker.boundBy;
+  }
+
+  get remainingMs(): number {
+    const at = this.deadline;
+    return at === Infinity ? Infinity : Math.max(0, at - this.clock.now());
+  }
 
   get callId(): string {
     return this.worker.id;
@@ -94,7 +104,14 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
     this.meta = init.meta;
     this.delivery = init.delivery;
     this.attempt = init.attempt;
-    this.context = new Context(this, init.meta, init.attempt, route.metricLabel, init.delivery);
+    this.context = new Context(
+      this,
+      init.meta,
+      init.attempt,
+      route.metricLabel,
+      init.delivery,
+      route.clock,
+    );
   }
 
   /** The call id `<route>.<unique>` (also `context.callId`), made on first use. */
@@ -106,6 +123,19 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
   protected get timeoutPolicy(): TimeoutPolicy | undefined {
     return this.route.timeoutPolicy;
   }
+
+  /** @internal The message deadline bounding this worker (what `ctx.deadline` is outside a timeout). */
+  get boundBy(): number {
+    return this.messageDeadline;
+  }
+
+  /** The message's deadline that bounds this worker (`Infinity`: none). */
+  protected get messageDeadline(): number {
+    return this.delivery.deadline;
+  }
+
+  /** The policy bounding an attempt by the message's deadline alone (no route `timeoutMs`). */
+  private static readonly deadlineOnly = new WeakMap<object, TimeoutPolicy>();
 
   /** Reuses a translation from an earlier try of the same message (sync retries). */
   adoptTranslation(input: Out): void {
@@ -125,13 +155,24 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
   run(): Promise<this> {
     this.ran = true;
     this.startedAt = this.route.clock.now();
+    const deadline = this.messageDeadline;
+    // a message whose caller stopped waiting is not run
+    if (deadline <= this.startedAt)
+      return Promise.resolve(this.settle(undefined, new DeadlineExceededError(false), true));
     let pending: unknown;
     try {
-      const timeout = this.timeoutPolicy;
-      if (timeout === undefined) pending = this.execute();
+      let policy = this.timeoutPolicy;
+      if (policy === undefined && deadline !== Infinity) {
+        const clock = this.route.clock;
+        policy = Worker.deadlineOnly.get(clock);
+        if (policy === undefined)
+          Worker.deadlineOnly.set(clock, (policy = timeout(Infinity, { clock, scope: 'attempt' })));
+      }
+      const timeoutPolicy = policy;
+      if (timeoutPolicy === undefined) pending = this.execute();
       else {
         const ctx = this.context as Context;
-        pending = timeout.run(
+        pending = timeoutPolicy.run(
           policy => {
             ctx.policy = policy;
             return this.execute();
@@ -139,7 +180,7 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
           {
             signal: this.delivery.signal,
             attempt: this.attempt,
-            deadline: Infinity,
+            deadline,
             endpoint: undefined,
           },
         );
@@ -156,6 +197,14 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
   }
 
   private settle(value: unknown, error: unknown, failed: boolean): this {
+    // the message's own deadline passed during the attempt: terminal, not an attempt timeout
+    if (
+      failed &&
+      isXError(error, 'TIMEOUT') &&
+      this.messageDeadline !== Infinity &&
+      this.messageDeadline <= this.route.clock.now()
+    )
+      error = new DeadlineExceededError(true, undefined, { cause: error });
     if (failed) {
       this.error = error;
       this.failed = true;
@@ -281,6 +330,11 @@ export class CallbackWorker extends Worker<unknown, unknown, unknown> {
 
   protected override get timeoutPolicy(): TimeoutPolicy | undefined {
     return this.route.callbackTimeoutPolicy;
+  }
+
+  /** Callbacks run after the outcome, deadline or not: only their own `callbacks.timeoutMs` bounds them. */
+  protected override get messageDeadline(): number {
+    return Infinity;
   }
 
   protected override invoke(_input: unknown, ctx: WorkerContext<any>): unknown {

@@ -11,6 +11,8 @@ export interface Delivery {
   readonly signal: AbortSignal;
   /** True once a worker got a slot and ran (false while it waits for the worker budget). */
   readonly started: boolean;
+  /** The message's deadline on the route clock (`Infinity`: none); see `StartRouteOptions.deadline`. */
+  readonly deadline: number;
 }
 
 /**
@@ -26,8 +28,18 @@ export interface WorkerContext<Deps = Readonly<Record<string, unknown>>> {
   readonly meta: Readonly<Meta>;
   /** 0 for the first try, then 1, 2, ... (≙ `_meta['backoff']['retry_count']`). */
   readonly attempt: number;
-  /** Aborted on a per-attempt timeout, when the route kills the work, or by the entrypoint. */
+  /** Aborted on a per-attempt timeout or the message's deadline, when the route kills the work, or by the entrypoint. */
   readonly signal: AbortSignal;
+  /**
+   * When this attempt must end, on the route clock: the message's deadline or the route's
+   * `timeoutMs`, the earlier (`Infinity`: none).
+   */
+  readonly deadline: number;
+  /**
+   * Ms left before {@link deadline} (`Infinity`: none): forward it to the next hop, e.g.
+   * `fn.run({ timeoutMs: ctx.remainingMs })`, a rest-client `timeout`, a worker-rpc `timeoutMs`.
+   */
+  readonly remainingMs: number;
   /** The injected dependencies, by name. */
   readonly deps: Deps;
   /** The route's metric label. */

@@ -1,6 +1,7 @@
 import { timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { Pool } from 'undici';
+import { DEADLINE_HEADER } from '@x/resilience';
 import { WorkerRpcError } from './errors.js';
 import { idHex, idKey, Kind } from './protocol.js';
 import type {
@@ -174,7 +175,10 @@ class HttpChannel implements Channel {
       'x-rpc-attempt': String(request.attempt),
     };
     if (!this.toto) headers['x-rpc-codec'] = request.codec;
-    if (budget >= 0) headers['x-rpc-timeout-ms'] = String(Math.ceil(budget));
+    if (budget >= 0) {
+      // the toolkit's header, and the older one for workers that only know it
+      headers[DEADLINE_HEADER] = headers['x-rpc-timeout-ms'] = String(Math.ceil(budget));
+    }
     // toto's HTTPWorkerConnection sends its compressed body with only a Content-Type header
     // (toto/httpworkerconnection.py invoke): a toto worker decompresses every body itself
     if (request.compressed && !this.toto) headers['content-encoding'] = request.encoding;

@@ -1,5 +1,5 @@
 import { timerOptions } from './internal/durationOption.js';
-import { describeValue } from '@x/resilience';
+import { DEADLINE_HEADER, describeValue, readDeadlineHeader } from '@x/resilience';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -220,6 +220,9 @@ class HttpWorkerTransport implements WorkerTransport {
           new WorkerRpcError('BAD_FRAME', 'x-rpc-timeout-ms must be a number >= 0'),
         );
     }
+    // the toolkit's canonical budget header (a malformed one is ignored); the smaller wins
+    const canonical = h[DEADLINE_HEADER] === undefined ? undefined : readDeadlineHeader(h);
+    if (canonical !== undefined && (budgetMs < 0 || canonical < budgetMs)) budgetMs = canonical;
     const attempt = Math.min(255, Math.max(0, Number(h['x-rpc-attempt']) | 0));
     let meta: Record<string, string> | undefined;
     const metaHeader = h['x-rpc-meta'];

@@ -7,7 +7,12 @@
  * - `GET /orders` → a few recent orders
  *
  * Fault knobs for demos: `ORDERS_FAIL_RATE` (0…1, answers 503) and `ORDERS_LATENCY_MS`.
+ *
+ * Deadlines: every answer says which budget the request arrived with (`x-budget-seen`, from
+ * `x-request-timeout-ms`), and `GET /orders/_budget` (answered at once, no latency) returns the
+ * budget of the last order request, for tests of the deadline's travel (docs/CONTEXT.md).
  */
+import { DEADLINE_HEADER } from '@x/resilience';
 import { instanceEnv, serveHttp, sleep } from '../backendRuntime.js';
 import { sendJson } from '../sendJson.js';
 
@@ -16,6 +21,8 @@ const features = (process.env.ORDERS_FEATURES ?? '').split(',');
 const failRate = Number(process.env.ORDERS_FAIL_RATE ?? 0);
 const latencyMs = Number(process.env.ORDERS_LATENCY_MS ?? 3);
 const STATUSES = ['placed', 'packed', 'shipped', 'delivered'];
+/** The budget header of the last order request (`null`: it carried none). */
+let lastBudget: string | null = null;
 
 function order(id: number) {
   return {
@@ -32,6 +39,15 @@ function order(id: number) {
 }
 
 serveHttp(env, async (req, res, url) => {
+  if (url.pathname === '/orders/_budget')
+    return sendJson(res, 200, {
+      budgetMs: lastBudget,
+      instance: env.instance,
+      version: env.version,
+    });
+  const budget = req.headers[DEADLINE_HEADER];
+  lastBudget = typeof budget === 'string' ? budget : null;
+  if (lastBudget !== null) res.setHeader('x-budget-seen', lastBudget);
   if (latencyMs > 0) await sleep(latencyMs * (0.5 + Math.random()));
   if (failRate > 0 && Math.random() < failRate)
     return sendJson(res, 503, { error: { code: 'UNAVAILABLE', message: 'injected failure' } });

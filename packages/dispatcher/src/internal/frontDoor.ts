@@ -4,7 +4,10 @@ import type { Socket } from 'node:net';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import {
   AbortedError,
+  DEADLINE_HEADER,
+  deadlineHeaderValue,
   isXError,
+  readDeadlineHeader,
   keyed,
   rateLimit,
   type Clock,
@@ -344,6 +347,7 @@ export class FrontDoor {
     let connection: string | undefined;
     let contentLengths = 0;
     let hosts = 0;
+    let budget: string | string[] | undefined;
     const idHeader = settings.requestIdHeader;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
@@ -365,6 +369,10 @@ export class FrontDoor {
         continue;
       } else if (lower === idHeader) {
         if (trusted) requestId = raw[i + 1];
+        continue;
+      } else if (lower === DEADLINE_HEADER) {
+        // the caller's budget: read below, sent on shrunk by the time spent here
+        budget = budget === undefined ? raw[i + 1] : [budget, raw[i + 1]!].flat();
         continue;
       }
       out.push(name, raw[i + 1]!);
@@ -415,10 +423,16 @@ export class FrontDoor {
     const pool = this.host.pool(decision);
     const clock = this.host.clock;
     const startedAt = clock.now();
-    const deadline: Deadline = {
-      at: startedAt + this.host.requestTimeoutMs,
-      timeoutMs: this.host.requestTimeoutMs,
-    };
+    // The request's deadline: the caller's budget (x-request-timeout-ms) when it is smaller than
+    // requestTimeoutMs; a malformed one is ignored.
+    const timeoutMs =
+      budget === undefined
+        ? this.host.requestTimeoutMs
+        : (readDeadlineHeader(
+            { [DEADLINE_HEADER]: budget },
+            { maxMs: this.host.requestTimeoutMs },
+          ) ?? this.host.requestTimeoutMs);
+    const deadline: Deadline = { at: startedAt + timeoutMs, timeoutMs };
     const body = hasBody ? (te !== undefined ? limitBody(req, settings.maxBodyBytes) : req) : null;
 
     const forward: Forward = {
@@ -484,8 +498,12 @@ export class FrontDoor {
     const { pool, res, method, url, headers, body, requestId, decision, startedAt, deadline } =
       forward;
     const upstream = instance.pool;
+    // what is left after queueing for an instance goes on to it
+    const leftMs = deadline.at - this.host.clock.now();
+    if (leftMs > 0 && leftMs !== Infinity)
+      headers.push(DEADLINE_HEADER, deadlineHeaderValue(leftMs));
     if (upstream !== undefined) {
-      const remainingMs = deadline.at - this.host.clock.now();
+      const remainingMs = leftMs;
       const handler = new ProxyHandler(
         this,
         pool,

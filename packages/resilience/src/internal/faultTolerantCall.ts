@@ -60,9 +60,19 @@ export class FaultTolerantCall<R> {
     private readonly signal: AbortSignal | undefined,
     private readonly onSettled: OnSettled,
     private readonly fallback: ((error: unknown) => R | PromiseLike<R>) | undefined,
+    /** An incoming budget (ms left upstream): the deadline is the smaller of it and `timeoutMs`. */
+    private readonly budgetMs?: number,
   ) {
     this.root = new Scope(layers.clock, undefined, signal);
     this.root.task = task;
+  }
+
+  /** The call's deadline in ms: its own timeout, or the incoming budget when smaller. */
+  private get limitMs(): number {
+    const { budgetMs } = this;
+    return budgetMs === undefined || budgetMs >= this.layers.timeoutMs
+      ? this.layers.timeoutMs
+      : Math.max(0, Math.round(budgetMs));
   }
 
   /** Clock time the call started. */
@@ -76,7 +86,15 @@ export class FaultTolerantCall<R> {
       this.reject = reject;
     });
     const { layers, root } = this;
-    if (layers.timeoutMs !== Infinity) root.deadline = root.startedAt + layers.timeoutMs;
+    const limitMs = this.limitMs;
+    if (limitMs !== Infinity) root.deadline = root.startedAt + limitMs;
+    if (limitMs <= 0) {
+      // the caller's budget is already spent: nothing is sent
+      layers.onTimeout();
+      this.finish(false, undefined, new TimeoutError(0, 'operation'));
+      this.starting = false;
+      return promise;
+    }
     layers.budget?.deposit(root.startedAt);
     this.attempt(root);
     this.starting = false;
@@ -207,7 +225,7 @@ export class FaultTolerantCall<R> {
 
   private onDeadline(): void {
     if (this.settled) return;
-    const error = new TimeoutError(this.layers.timeoutMs, 'operation');
+    const error = new TimeoutError(this.limitMs, 'operation');
     this.root.abort(error);
     this.layers.onTimeout();
     this.finish(false, undefined, error);

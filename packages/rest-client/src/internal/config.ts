@@ -116,6 +116,7 @@ export function resolveConfig(
         ? { ...options.headers }
         : undefined,
     compress: options.compress ?? false,
+    sendDeadline: bool('sendDeadline', options.sendDeadline, true),
     pool: {
       connections: positive('connections', options.connections, 16, true),
       pipelining:
@@ -142,4 +143,11 @@ export function resolveConfig(
     logger: options.logger ?? silentLogger,
     balancer,
   };
+}
+
+function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean')
+    throw new TypeError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
 }

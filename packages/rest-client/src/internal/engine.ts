@@ -1,5 +1,7 @@
 import {
   Bulkhead,
+  DEADLINE_HEADER,
+  deadlineHeaderValue,
   Emitter,
   isXError,
   sleep,
@@ -64,6 +66,8 @@ export interface EngineConfig {
   readonly decode: DecodeMode;
   readonly headers: Readonly<Record<string, string>> | undefined;
   readonly compress: boolean;
+  /** Send each try's remaining deadline in `DEADLINE_HEADER`. */
+  readonly sendDeadline: boolean;
   readonly pool: PoolSettings;
   readonly retry: ResolvedRetry | undefined;
   readonly hedge: HedgePolicy | undefined;
@@ -362,7 +366,7 @@ export class Engine {
               data = await ex.request(host.pool, {
                 method: spec.method,
                 path: spec.path,
-                headers: spec.headers,
+                headers: this.wireHeaders(spec, ex),
                 body: spec.body,
                 signal: ex,
               });
@@ -640,6 +644,19 @@ export class Engine {
     this.deadlines.insert(ex);
   }
 
+  /**
+   * The headers of one try: the call's, plus its remaining deadline (the try's `at`: the call's
+   * deadline or the per-try one, whichever is earlier) in `DEADLINE_HEADER`, so the server stops
+   * when this client stops waiting. A smaller budget set by the caller wins.
+   */
+  private wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined {
+    if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
+    let remainingMs = ex.at - this.now();
+    const own = spec.headers?.[DEADLINE_HEADER];
+    if (own !== undefined && /^\d+$/.test(own)) remainingMs = Math.min(remainingMs, Number(own));
+    return { ...spec.headers, [DEADLINE_HEADER]: deadlineHeaderValue(remainingMs) };
+  }
+
   /** A try goes on the wire: load and probe bookkeeping. */
   private started(host: HostPool): void {
     if (host.inFlight++ >= host.connections) this.pendingTotal++;
@@ -730,7 +747,7 @@ export class Engine {
       const data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
-        headers: spec.headers,
+        headers: this.wireHeaders(spec, ex),
         body: spec.body,
         signal: ex,
       });
@@ -1008,7 +1025,7 @@ export class Engine {
       const data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
-        headers: spec.headers,
+        headers: this.wireHeaders(spec, ex),
         signal: ex,
       });
       await data.body.dump();
@@ -1230,7 +1247,7 @@ export class Engine {
         data = await ex.request(host.pool, {
           method: spec.method,
           path: spec.path,
-          headers: spec.headers,
+          headers: this.wireHeaders(spec, ex),
           body: spec.body,
           signal: ex,
         });

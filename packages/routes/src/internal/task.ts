@@ -8,6 +8,8 @@ import type { Delivery } from '../workerContext.js';
  */
 export class Task implements Delivery {
   started = false;
+  /** The message's deadline on the route clock (`Infinity`: none). */
+  deadline = Infinity;
   /** Waiting for a worker slot or sleeping between synchronous retries (handed back at stop). */
   waiting = false;
   done = false;
