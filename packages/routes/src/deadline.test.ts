@@ -128,7 +128,7 @@ describe('callbacks after a deadline', () => {
     const seen: Array<{ reason: string; remainingMs: number }> = [];
     const r = track(
       route({
-        target: async (_: string, ctx: WorkerContext) => {
+        target: async (_: unknown, ctx: WorkerContext) => {
           await new Promise((_, reject) =>
             ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error)),
           );
