@@ -15,7 +15,31 @@ export const USAGE = `Usage: node apps/gateway/dist/cli.js [--config path] [--po
   --host        listen address (overrides server.host)
   --help, -h    this text
 
-Environment: REDIS_URL (durable events + BullMQ queue), GATEWAY_ADMIN_TOKEN, LOG_LEVEL.`;
+Environment: PORT and HOST (the listen port and address, below --port / --host, above the
+configuration file), REDIS_URL (durable events + BullMQ queue), GATEWAY_ADMIN_TOKEN, LOG_LEVEL.`;
+
+/**
+ * Where to listen, as platforms expect: a `--port` / `--host` flag wins, else `$PORT` / `$HOST`,
+ * else the configuration file (undefined here). Throws on a malformed `$PORT`.
+ */
+export function listenSettings(
+  args: Pick<CliArgs, 'port' | 'host'>,
+  env: NodeJS.ProcessEnv,
+): { port?: number; host?: string } {
+  const out: { port?: number; host?: string } = {};
+  if (args.port !== undefined) out.port = args.port;
+  else if (env.PORT !== undefined && env.PORT !== '') out.port = parsePort('PORT', env.PORT);
+  if (args.host !== undefined) out.host = args.host;
+  else if (env.HOST !== undefined && env.HOST.trim() !== '') out.host = env.HOST.trim();
+  return out;
+}
+
+function parsePort(name: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(value) || port > 65535)
+    throw new Error(`${name}: expected an integer from 0 to 65535, got ${JSON.stringify(value)}`);
+  return port;
+}
 
 /** Parses the arguments; throws an Error with a clear message on bad ones. */
 export function parseCli(argv: readonly string[]): CliArgs {
@@ -30,14 +54,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     strict: true,
     allowPositionals: false,
   });
-  let port: number | undefined;
-  if (values.port !== undefined) {
-    port = Number(values.port);
-    if (!/^\d{1,5}$/.test(values.port) || port > 65535)
-      throw new Error(
-        `--port: expected an integer from 0 to 65535, got ${JSON.stringify(values.port)}`,
-      );
-  }
+  const port = values.port === undefined ? undefined : parsePort('--port', values.port);
   if (values.host !== undefined && values.host.trim() === '')
     throw new Error('--host: expected an address');
   return { config: values.config, port, host: values.host, help: values.help ?? false };

@@ -43,6 +43,10 @@ export class CatalogShards {
   private client: Shards<number> | undefined;
   private hosts = new Map<string, CatalogHost>();
   private readonly retiring = new Set<{ client: Shards<number>; timer: NodeJS.Timeout }>();
+  /** Tries of closed client generations, by instance id (a rebuild must not reset the counts). */
+  private readonly carried = new Map<string, number>();
+  /** Instance id of each origin any generation used (a retired client's origin may be gone). */
+  private readonly instanceByOrigin = new Map<string, string>();
   private readonly unsubscribe: () => void;
   private closed = false;
 
@@ -82,6 +86,7 @@ export class CatalogShards {
       [...next].every(([id, host]) => this.hosts.get(id)?.origin === host.origin);
     if (same && this.client) return;
     this.hosts = next;
+    for (const host of next.values()) this.instanceByOrigin.set(host.origin, host.instance);
     const previous = this.client;
     this.client = next.size > 0 ? this.build(next) : undefined;
     if (previous) this.retire(previous);
@@ -123,11 +128,37 @@ export class CatalogShards {
       client,
       timer: setTimeout(() => {
         this.retiring.delete(entry);
+        this.carry(client);
         void client.close();
       }, RETIRE_AFTER_MS),
     };
     entry.timer.unref();
     this.retiring.add(entry);
+  }
+
+  /** Keeps the tries of a client generation that is being closed. */
+  private carry(client: Shards<number>): void {
+    for (const stats of client.resources.stats().values()) {
+      const instance = this.instanceByOrigin.get(stats.host);
+      if (instance !== undefined)
+        this.carried.set(instance, (this.carried.get(instance) ?? 0) + stats.requests);
+    }
+  }
+
+  /**
+   * Requests an instance served for the search client (`@x/rest-client` tries, by host), over
+   * every client generation: the traffic that reaches catalog instances without the front door.
+   */
+  served(instance: string): number {
+    let total = this.carried.get(instance) ?? 0;
+    const clients = [
+      ...[...this.retiring].map(e => e.client),
+      ...(this.client ? [this.client] : []),
+    ];
+    for (const client of clients)
+      for (const stats of client.resources.stats().values())
+        if (this.instanceByOrigin.get(stats.host) === instance) total += stats.requests;
+    return total;
   }
 
   /** The current client, or undefined when no catalog instance has ever been ready. */

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCli, USAGE, type CliArgs } from './args.js';
+import { listenSettings, parseCli, USAGE, type CliArgs } from './args.js';
 import { loadConfig, type GatewayConfig, type LogLevel } from './config.js';
 import { ConfigError } from './configError.js';
 import { startGateway, type Gateway } from './gateway.js';
@@ -76,6 +76,13 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  let listen: ReturnType<typeof listenSettings>;
+  try {
+    listen = listenSettings(args, process.env);
+  } catch (error) {
+    fail((error as Error).message, 2);
+  }
+
   let gateway: Gateway | undefined;
   let signalled: NodeJS.Signals | undefined;
   const stop = (signal: NodeJS.Signals) => {
@@ -100,8 +107,7 @@ async function main(): Promise<void> {
   try {
     gateway = await startGateway(config, {
       ...settings(config, process.env),
-      ...(args.port !== undefined ? { port: args.port } : {}),
-      ...(args.host !== undefined ? { host: args.host } : {}),
+      ...listen,
     });
   } catch (error) {
     fail(`could not start: ${(error as Error)?.message ?? String(error)}`, 1);

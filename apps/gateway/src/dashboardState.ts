@@ -47,6 +47,7 @@ export interface DashboardSnapshot {
         readonly pid: number | undefined;
         readonly port: number | undefined;
         readonly inFlight: number;
+        /** Front-door requests plus direct ones (search client tries, worker calls). */
         readonly served: number;
         readonly restarts: number;
         readonly healthy: boolean;
@@ -199,6 +200,22 @@ export class DashboardState {
     }
   }
 
+  /**
+   * Requests an instance served without the front door: the search client's tries (catalog
+   * shards, `@x/rest-client` host stats) and the reports connection's calls (`@x/worker-rpc`
+   * endpoint stats).
+   */
+  private direct(module: string, version: string, instance: string): number {
+    const { config } = this.s;
+    let n = 0;
+    if (module === config.shards.module && version === config.shards.version)
+      n += this.s.catalog.served(instance);
+    const workers = config.workers.reports;
+    if (workers.kind === 'module' && module === workers.module && version === workers.version)
+      n += this.s.reports.served(instance);
+    return n;
+  }
+
   snapshot(): DashboardSnapshot {
     const { config, dispatcher, catalog, orders, reports, jobs } = this.s;
     const stats = dispatcher.stats();
@@ -227,7 +244,8 @@ export class DashboardState {
           pid: i.pid,
           port: i.port,
           inFlight: i.inFlight,
-          served: i.served,
+          // front-door requests plus what reached it directly (search fan-out, worker calls)
+          served: i.served + this.direct(name, version, i.id),
           restarts: i.restarts,
           healthy: i.healthy,
           health: i.health,

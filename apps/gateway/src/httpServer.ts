@@ -122,8 +122,8 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
         parts.metrics.histogram('gateway.request.duration', ms, { endpoint });
       }
       const line = { method: req.method, url, status, ms };
+      // access lines are debug (LOG_LEVEL=debug shows them); a 5xx stays a warning
       if (status >= 500) log.warn(line, 'request failed');
-      else if (endpoint) log.info(line, 'request');
       else log.debug(line, 'request');
     });
     const refusal = guard.refuse(req);

@@ -29,6 +29,10 @@ export class ReportsClient {
   /** One small connection per endpoint, only for `reports.stats` (the main one balances calls). */
   private readonly probes = new Map<string, WorkerConnection<ReportsApi>>();
   private readonly latest = new Map<string, ReportStats>();
+  /** Calls of endpoints that left the connection, by instance id (or address when fixed). */
+  private readonly carried = new Map<string, number>();
+  /** Instance id behind each address the connection used (`workers.reports.module`). */
+  private readonly instanceByAddress = new Map<string, string>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -70,6 +74,15 @@ export class ReportsClient {
 
   private async sync(): Promise<void> {
     const wanted = this.addresses();
+    if (this.config.kind === 'module')
+      for (const i of this.dispatcher.getInstances(this.config.module, this.config.version))
+        if (i.state === 'ready' && i.port !== undefined)
+          this.instanceByAddress.set(`tcp://127.0.0.1:${i.port}`, i.id);
+    for (const e of this.connection.endpoints())
+      if (!wanted.includes(e.address)) {
+        const key = this.instanceByAddress.get(e.address) ?? e.address;
+        this.carried.set(key, (this.carried.get(key) ?? 0) + e.requests);
+      }
     for (const [address, probe] of this.probes)
       if (!wanted.includes(address)) {
         this.probes.delete(address);
@@ -108,6 +121,17 @@ export class ReportsClient {
   /** Endpoint stats plus the last counters each worker reported. */
   snapshot(): ReportsEndpointState[] {
     return this.connection.endpoints().map(e => ({ ...e, worker: this.latest.get(e.address) }));
+  }
+
+  /**
+   * Calls a worker instance served over the connection (`@x/worker-rpc` endpoint stats), over
+   * every address it had: the traffic that reaches workers without the front door.
+   */
+  served(instance: string): number {
+    let total = this.carried.get(instance) ?? 0;
+    for (const e of this.connection.endpoints())
+      if ((this.instanceByAddress.get(e.address) ?? e.address) === instance) total += e.requests;
+    return total;
   }
 
   /** Counters of all workers together (from the last {@link refreshStats}). */

@@ -9,7 +9,13 @@ export interface LatencyPoint {
   /** Requests per second over the sample period. */
   readonly rps: number;
   readonly errors: number;
+  /** Errors / requests over the same window as p50 / p99 (`WINDOW_MS`); 0 without requests. */
+  readonly errorRate: number;
 }
+
+/** The window p50, p99 and the error rate are computed over. */
+export const WINDOW_MS = 10_000;
+const SLICES = 10;
 
 /** What the dashboard shows for one endpoint. */
 export interface EndpointTelemetry {
@@ -17,11 +23,49 @@ export interface EndpointTelemetry {
   readonly inFlight: number;
   readonly requests: number;
   readonly errors: number;
+  /** Errors / requests over the last `WINDOW_MS`, like p50 / p99. */
+  readonly errorRate: number;
   readonly history: readonly LatencyPoint[];
 }
 
+/**
+ * Requests and errors in `SLICES` rotating slices of `WINDOW_MS / SLICES`: the same window and
+ * slicing as the latency histogram, so the error rate and p50 / p99 describe the same requests.
+ */
+export class WindowedRate {
+  private readonly slices = Array.from({ length: SLICES }, () => ({
+    slice: -1,
+    requests: 0,
+    errors: 0,
+  }));
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  record(error: boolean): void {
+    const slice = Math.floor(this.now() / (WINDOW_MS / SLICES));
+    const s = this.slices[slice % SLICES]!;
+    if (s.slice !== slice) Object.assign(s, { slice, requests: 0, errors: 0 });
+    s.requests++;
+    if (error) s.errors++;
+  }
+
+  /** Errors / requests over the window (0 without requests). */
+  rate(): number {
+    const current = Math.floor(this.now() / (WINDOW_MS / SLICES));
+    let requests = 0;
+    let errors = 0;
+    for (const s of this.slices)
+      if (s.slice > current - SLICES) {
+        requests += s.requests;
+        errors += s.errors;
+      }
+    return requests === 0 ? 0 : errors / requests;
+  }
+}
+
 class Series {
-  readonly latency = new LatencyHistogram({ windowMs: 10_000, slices: 10 });
+  readonly latency = new LatencyHistogram({ windowMs: WINDOW_MS, slices: SLICES });
+  readonly outcomes = new WindowedRate();
   inFlight = 0;
   requests = 0;
   errors = 0;
@@ -32,7 +76,8 @@ class Series {
 
 /**
  * Latency over time per gateway endpoint (`search`, `orders`, `reports`, `dispatcher`, …):
- * every response is recorded in an `@x/resilience` `LatencyHistogram` (10 s window), and
+ * every response is recorded in an `@x/resilience` `LatencyHistogram` (10 s window) and in a
+ * {@link WindowedRate} over the same window (the error rate), and
  * `sample()` (once a second) appends p50/p99 and the request rate to a bounded history that the
  * dashboard draws as sparklines.
  */
@@ -66,7 +111,9 @@ export class Telemetry {
       done = true;
       s.inFlight--;
       s.requests++;
-      if (status >= 500 || status === 0) s.errors++;
+      const error = status >= 500 || status === 0;
+      if (error) s.errors++;
+      s.outcomes.record(error);
       s.latency.record(performance.now() - started);
     };
   }
@@ -81,6 +128,7 @@ export class Telemetry {
         p99: round(s.latency.percentile(0.99)),
         rps: round(((s.requests - s.sampledRequests) * 1000) / periodMs),
         errors: s.errors - s.sampledErrors,
+        errorRate: round4(s.outcomes.rate()),
       });
       s.sampledRequests = s.requests;
       s.sampledErrors = s.errors;
@@ -94,9 +142,14 @@ export class Telemetry {
       inFlight: s.inFlight,
       requests: s.requests,
       errors: s.errors,
+      errorRate: round4(s.outcomes.rate()),
       history: s.history,
     }));
   }
+}
+
+function round4(n: number): number {
+  return Math.round(n * 10_000) / 10_000;
 }
 
 function round(n: number): number {

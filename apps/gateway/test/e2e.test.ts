@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { waitFor } from '@x/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogItems, matches } from '../src/catalogItems.js';
@@ -5,6 +6,7 @@ import type { SearchResult } from '../src/searchRoute.js';
 import {
   ADMIN_TOKEN,
   alive,
+  CLI,
   defaultConfig,
   descendants,
   json,
@@ -31,7 +33,8 @@ describe('gateway CLI, end to end over real HTTP', () => {
   let gw: RunningGateway;
 
   beforeAll(async () => {
-    gw = await startGateway(e2eConfig(), { LOG_LEVEL: 'info' });
+    // debug: the access lines too (info has none per request, see the Ctrl-C test)
+    gw = await startGateway(e2eConfig(), { LOG_LEVEL: 'debug' });
   });
 
   afterAll(async () => {
@@ -74,6 +77,17 @@ describe('gateway CLI, end to end over real HTTP', () => {
     const bad = await json(`${gw.url}api/search?q=`);
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('TRANSLATION_FAILED');
+  });
+
+  it('dashboard cards count the searches each catalog instance served, with no access lines at info', async () => {
+    for (let i = 0; i < 10; i++) expect((await search('a')).status).toBe(200);
+    const catalog = (await gw.state()).modules.find(m => m.name === 'catalog')!.versions[0]!;
+    const served = catalog.instances.map(i => i.served);
+    // each search needs at least two instances; none of it goes through the front door
+    expect(served.filter(n => n > 0).length).toBeGreaterThanOrEqual(2);
+    expect(served.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(10 * 2);
+    const endpoint = (await gw.state()).endpoints.find(e => e.name === 'search')!;
+    expect(endpoint.errorRate).toBe(0);
   });
 
   it('serves both orders versions in the configured 80/20 proportion', async () => {
@@ -248,6 +262,28 @@ describe('gateway CLI, end to end over real HTTP', () => {
           .versions[0]!.instances.find(i => i.id === '1')!.state === 'down',
       { timeoutMs: 5_000, intervalMs: 50, message: 'the dispatcher never saw the instance die' },
     );
+    // the death is one warn line on stdout, with what and why, and no stack
+    const warnings = () =>
+      gw.process
+        .stdout()
+        .split('\n')
+        .filter(line => line.includes(`"pid":${victim.pid},`) && /"level":[4-6]0,/.test(line));
+    await waitFor(() => warnings().length > 0, {
+      timeoutMs: 5_000,
+      intervalMs: 50,
+      message: 'the death of the instance was not logged',
+    });
+    await new Promise(resolve => setTimeout(resolve, 200));
+    const lines = warnings();
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 40,
+      msg: 'instance died',
+      module: 'catalog',
+      instance: '1',
+      reason: 'SIGKILL',
+    });
+    expect(lines[0]).not.toMatch(/stack/);
     for (let i = 0; i < 6; i++) {
       const { status, body } = await search('e');
       expect(status).toBe(200);
@@ -298,6 +334,40 @@ describe('gateway CLI, end to end over real HTTP', () => {
     expect(gw.process.stderr()).toMatch(/stopped in \d+ ms/);
     expect(pids.filter(alive)).toEqual([]);
   });
+});
+
+describe('Ctrl-C', () => {
+  it('reaches the whole process group, drains, exits 0 and logs no stop failures', async () => {
+    const file = writeConfig(testConfig());
+    // detached: its own process group, like a terminal's foreground job
+    const child = spawn(process.execPath, [CLI, '--config', file, '--port', '0'], {
+      detached: true,
+      env: { ...process.env, LOG_LEVEL: 'info', GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, REDIS_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', chunk => (stdout += chunk));
+    child.stderr.on('data', chunk => (stderr += chunk));
+    const exited = new Promise<number | null>(resolve => child.on('close', code => resolve(code)));
+    try {
+      await waitFor(() => stdout.includes('gateway ready at'), {
+        timeoutMs: 45_000,
+        intervalMs: 100,
+        message: 'the gateway did not start',
+      });
+      const url = /gateway ready at (\S+)/.exec(stdout)![1]!;
+      expect((await fetch(`${url}api/search?q=a`)).status).toBe(200);
+      process.kill(-child.pid!, 'SIGINT');
+      expect(await exited).toBe(0);
+      expect(stderr).toMatch(/stopped in \d+ ms/);
+      expect(stdout).not.toMatch(/ECONNREFUSED|stop request failed/);
+      // LOG_LEVEL=info: no access line per request
+      expect(stdout).not.toMatch(/"msg":"request"/);
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    }
+  }, 60_000);
 });
 
 describe('configuration errors', () => {

@@ -509,6 +509,18 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     if (this.events.active) this.events.emit(event);
     if (event.type === 'error')
       this.log.error({ err: event.error, where: event.where }, 'dispatcher error');
+    // an instance that died on its own is one warning line, not a stack
+    else if (event.type === 'instance-died')
+      this.log.warn(
+        {
+          module: event.module,
+          version: event.version,
+          instance: event.instance,
+          pid: event.pid,
+          reason: event.signal ?? `exit code ${event.code}`,
+        },
+        'instance died',
+      );
   }
 
   // ---- lifecycle -------------------------------------------------------------------------

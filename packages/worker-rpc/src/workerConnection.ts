@@ -1212,7 +1212,10 @@ export class WorkerConnection<Api = UntypedApi> {
       this.pump();
     } else if (state === 'down') {
       if (endpoint.state !== 'down')
-        this.logger.warn({ endpoint: endpoint.address, err: error }, 'worker endpoint down');
+        this.logger.warn(
+          { endpoint: endpoint.address, reason: error?.message ?? 'connection lost' },
+          'worker endpoint down',
+        );
       this.setState(endpoint, 'down', error);
       endpoint.credit = this.initialCredit;
       this.failEndpoint(

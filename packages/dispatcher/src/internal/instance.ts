@@ -370,7 +370,15 @@ export class Instance {
         if (spec.backend.lifecycleRequests && this.pool)
           await this.lifecycleRequest('/_ah/stop', timeoutMs, timedOut);
       } catch (error) {
-        owner.log.warn({ err: error, instance: this.id }, 'stop request failed');
+        // a child that already exited (Ctrl-C reaches the whole process group) refuses the
+        // connection: nothing to report; anything else is one line, not a stack
+        const gone = /ECONNREFUSED|ECONNRESET/.test(
+          `${(error as { code?: unknown })?.code} ${(error as { cause?: { code?: unknown } })?.cause?.code} ${(error as Error)?.message}`,
+        );
+        owner.log[gone ? 'debug' : 'warn'](
+          { ...this.ref(), reason: (error as Error)?.message ?? String(error) },
+          'stop request failed',
+        );
       }
     }
     this.generation++;
