@@ -344,6 +344,11 @@ export function faultTolerant<A extends unknown[], R>(
 
   const fallbackFn = options.fallback;
   const measure = metrics !== noopMetrics;
+  const invoke = passCall
+    ? (scope: Scope, args: readonly unknown[]) =>
+        fn(new Call(scope, dependencyId, agent, log), ...args)
+    : (scope: Scope, args: readonly unknown[]) =>
+        fn.call(new Call(scope, dependencyId, agent, log), ...args);
   const callLayers: FaultTolerantLayers = {
     clock,
     dependencyId,
@@ -355,6 +360,9 @@ export function faultTolerant<A extends unknown[], R>(
     breakers,
     limits,
     onTimeout,
+    invoke,
+    settled,
+    fallback: fallbackFn && ((error, args) => fallbackFn(error, ...(args as A))),
   };
 
   /** Bookkeeping of a finished call: counters, latency, metrics, the failure log line. */
@@ -419,18 +427,8 @@ export function faultTolerant<A extends unknown[], R>(
     if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
     counts.calls++;
     counts.inFlight++;
-    const task = passCall
-      ? (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args)
-      : (scope: Scope) => fn.call(new Call(scope, dependencyId, agent, log), ...args);
-    if (hedgedLayers) return executeHedged(signal, task, args);
-    const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
-      callLayers,
-      task,
-      signal,
-      (ok, error, now) => settled(ok, error, now - call.startedAt, now),
-      fallbackFn && (error => fallbackFn(error, ...args)),
-    );
-    return call.start();
+    if (hedgedLayers) return executeHedged(signal, (scope: Scope) => invoke(scope, args), args);
+    return new FaultTolerantCall<R>(callLayers, args, signal).start();
   }
 
   const wrapped = ((...args: A) => execute(undefined, args)) as FaultTolerantFunction<A, R>;

@@ -23,10 +23,19 @@ export interface FaultTolerantLayers {
   readonly breakers: KeyedPolicy<CircuitBreaker>;
   readonly limits: KeyedPolicy<Bulkhead>;
   readonly onTimeout: () => void;
+  /** Runs the wrapped function for one attempt with the caller's arguments. */
+  readonly invoke: (scope: Scope, args: readonly unknown[]) => unknown;
+  /** Told how a call ended (`now` is the clock time it ended), before its promise settles. */
+  readonly settled: OnSettled;
+  /** Answers a failed call from its final error and the caller's arguments. */
+  readonly fallback: ((error: unknown, args: readonly unknown[]) => unknown) | undefined;
 }
 
-/** Told how a call ended (`now` is the clock time it ended), before its promise settles. */
-export type OnSettled = (ok: boolean, error: unknown, now: number) => void;
+/** Told how a call ended: its duration and `now`, the clock time it ended. */
+export type OnSettled = (ok: boolean, error: unknown, durationMs: number, now: number) => void;
+
+/** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
+const RESOLVED = Promise.resolve();
 
 /**
  * One call of a `faultTolerant` function: deadline → retry → load balancing → breaker per netloc
@@ -35,13 +44,17 @@ export type OnSettled = (ok: boolean, error: unknown, now: number) => void;
  * sequences them with plain callbacks and a single promise, which keeps the per-call overhead
  * under a microsecond and makes fast-fail cheap (no rethrow per layer, one late rejection).
  */
-export class FaultTolerantCall<R> {
+export class FaultTolerantCall<R> implements TimerEntry {
+  // The call is its own deadline entry in the shared timer queue (no entry object, no closure).
+  at = Infinity;
+  prev: TimerEntry | undefined = undefined;
+  next: TimerEntry | undefined = undefined;
+  queued = false;
   private readonly root: Scope;
   private resolve!: (value: R | PromiseLike<R>) => void;
   private reject!: (error: unknown) => void;
   private settled = false;
   private starting = true;
-  private deadlineEntry: TimerEntry | undefined;
   private retryTimer: TimerHandle | undefined;
   private schedule: RetrySchedule | undefined;
   // the attempt in progress (attempts run one after another)
@@ -56,13 +69,10 @@ export class FaultTolerantCall<R> {
 
   constructor(
     private readonly layers: FaultTolerantLayers,
-    task: (scope: Scope) => unknown,
+    private readonly args: readonly unknown[],
     private readonly signal: AbortSignal | undefined,
-    private readonly onSettled: OnSettled,
-    private readonly fallback: ((error: unknown) => R | PromiseLike<R>) | undefined,
   ) {
     this.root = new Scope(layers.clock, undefined, signal);
-    this.root.task = task;
   }
 
   /** Clock time the call started. */
@@ -82,8 +92,10 @@ export class FaultTolerantCall<R> {
     this.starting = false;
     // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
     if (!this.settled) {
-      if (root.deadline !== Infinity)
-        this.deadlineEntry = layers.timers.add(root.deadline, () => this.onDeadline());
+      if (root.deadline !== Infinity) {
+        this.at = root.deadline;
+        layers.timers.insert(this);
+      }
       if (this.signal) {
         this.abortListener = () => this.onAbort();
         this.signal.addEventListener('abort', this.abortListener, { once: true });
@@ -141,7 +153,7 @@ export class FaultTolerantCall<R> {
     this.attemptStart = now;
     let result: unknown;
     try {
-      result = this.scope.task!(this.scope);
+      result = this.layers.invoke(this.scope, this.args);
     } catch (error) {
       this.onError(error);
       return;
@@ -205,7 +217,8 @@ export class FaultTolerantCall<R> {
     return this.layers.breakers.peek(endpoint.netloc)?.wouldReject() ?? false;
   }
 
-  private onDeadline(): void {
+  /** The deadline passed (called by the timer queue). */
+  fire(): void {
     if (this.settled) return;
     const error = new TimeoutError(this.layers.timeoutMs, 'operation');
     this.root.abort(error);
@@ -228,15 +241,16 @@ export class FaultTolerantCall<R> {
   ): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.deadlineEntry) this.layers.timers.remove(this.deadlineEntry);
+    if (this.queued) this.layers.timers.remove(this);
     if (this.retryTimer) this.layers.clock.clearTimeout(this.retryTimer);
     if (this.abortListener) this.signal!.removeEventListener('abort', this.abortListener);
     this.root.dispose();
-    this.onSettled(ok, error, now);
+    this.layers.settled(ok, error, now - this.root.startedAt, now);
     if (ok) return this.resolve(value as R);
-    if (!this.fallback) return this.rejectAfterHandlers(error);
+    const fallback = this.layers.fallback;
+    if (!fallback) return this.rejectAfterHandlers(error);
     try {
-      this.resolve(this.fallback(error));
+      this.resolve(fallback(error, this.args) as R | PromiseLike<R>);
     } catch (failure) {
       this.rejectAfterHandlers(failure);
     }
@@ -247,7 +261,7 @@ export class FaultTolerantCall<R> {
    * costs Node's unhandled-rejection bookkeeping (~0.8 µs), more than the whole call.
    */
   private rejectAfterHandlers(error: unknown): void {
-    if (this.starting) queueMicrotask(() => this.reject(error));
+    if (this.starting) RESOLVED.then(() => this.reject(error));
     else this.reject(error);
   }
 }
