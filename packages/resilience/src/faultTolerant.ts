@@ -147,6 +147,21 @@ export interface FaultTolerantFunction<A extends unknown[], R> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+const RESOLVED = Promise.resolve();
+
+/**
+ * A promise rejected with `error` on the next microtask, once the caller has attached its
+ * handlers: a promise rejected with no handler costs Node's unhandled-rejection bookkeeping.
+ */
+function rejectLater<R>(error: unknown): Promise<R> {
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<R>((_, r) => {
+    reject = r;
+  });
+  RESOLVED.then(() => reject(error));
+  return promise;
+}
+
 const STATE_VALUE: Record<CircuitStateName, number> = {
   closed: 0,
   open: 1,
@@ -314,10 +329,11 @@ export function faultTolerant<A extends unknown[], R>(
       case 'reject':
         if (event.reason === 'circuit') counts.circuit++;
         else if (event.reason === 'bulkhead') counts.bulkhead++;
-        metrics.increment('resilience.rejections', 1, {
-          dependency: dependencyId,
-          reason: event.reason,
-        });
+        if (metrics !== noopMetrics)
+          metrics.increment('resilience.rejections', 1, {
+            dependency: dependencyId,
+            reason: event.reason,
+          });
         break;
       case 'giveUp':
         if (event.reason === 'budget') {
@@ -423,8 +439,52 @@ export function faultTolerant<A extends unknown[], R>(
     );
   }
 
+  // Without load balancing every attempt goes to one breaker: an open circuit fails fast here,
+  // before any per-call object exists (same decisions, events and counters as the full path).
+  const directKey = loadBalancePolicy || hedgedLayers ? undefined : dependencyId;
+
+  let notRetried: unknown; // the last rejection error retryOn refused (one per open period)
+
+  function failFast(breaker: CircuitBreaker, args: A): Promise<R> | undefined {
+    const error = breaker.rejection();
+    if (error !== notRetried) {
+      if (retryPolicy.retryOn(error, 0)) return undefined; // would be retried: the full path decides
+      notRetried = error;
+    }
+    const now = clock.now();
+    counts.calls++;
+    counts.inFlight++;
+    breakers.get(directKey!, now); // marks the key used, as the full path's lookup does
+    const permit = breaker.tryAdmit();
+    if (permit >= 0) {
+      // the open period ended in between: hand the probe back and run the call normally
+      breaker.release(permit);
+      counts.calls--;
+      counts.inFlight--;
+      return undefined;
+    }
+    budget?.deposit(now);
+    retryPolicy.giveUpFirst(error);
+    settled(false, error, 0, now);
+    if (fallbackFn) {
+      try {
+        return Promise.resolve(fallbackFn(error, ...args));
+      } catch (failure) {
+        return rejectLater(failure);
+      }
+    }
+    return rejectLater(error);
+  }
+
   function execute(signal: AbortSignal | undefined, args: A): Promise<R> {
     if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
+    if (directKey !== undefined) {
+      const breaker = breakers.peek(directKey);
+      if (breaker !== undefined && breaker.state !== 'closed' && breaker.wouldReject()) {
+        const failed = failFast(breaker, args);
+        if (failed) return failed;
+      }
+    }
     counts.calls++;
     counts.inFlight++;
     if (hedgedLayers) return executeHedged(signal, (scope: Scope) => invoke(scope, args), args);
