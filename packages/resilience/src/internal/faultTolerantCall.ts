@@ -44,13 +44,12 @@ const RESOLVED = Promise.resolve();
  * sequences them with plain callbacks and a single promise, which keeps the per-call overhead
  * under a microsecond and makes fast-fail cheap (no rethrow per layer, one late rejection).
  */
-export class FaultTolerantCall<R> implements TimerEntry {
+export class FaultTolerantCall<R> extends Scope implements TimerEntry {
   // The call is its own deadline entry in the shared timer queue (no entry object, no closure).
   at = Infinity;
   prev: TimerEntry | undefined = undefined;
   next: TimerEntry | undefined = undefined;
   queued = false;
-  private readonly root: Scope;
   private resolve!: (value: R | PromiseLike<R>) => void;
   private reject!: (error: unknown) => void;
   private settled = false;
@@ -62,7 +61,7 @@ export class FaultTolerantCall<R> implements TimerEntry {
   private breaker!: CircuitBreaker;
   private permit = -1;
   private limit: Bulkhead | undefined;
-  private endpoint: Endpoint | undefined;
+  private chosen: Endpoint | undefined;
   private balancer: Balancer<Endpoint> | undefined;
   private attemptStart = 0;
   private abortListener: (() => void) | undefined;
@@ -70,14 +69,10 @@ export class FaultTolerantCall<R> implements TimerEntry {
   constructor(
     private readonly layers: FaultTolerantLayers,
     private readonly args: readonly unknown[],
-    private readonly signal: AbortSignal | undefined,
+    private readonly callerSignal: AbortSignal | undefined,
   ) {
-    this.root = new Scope(layers.clock, undefined, signal);
-  }
-
-  /** Clock time the call started. */
-  get startedAt(): number {
-    return this.root.startedAt;
+    // The call is also the root scope of its attempts (one object less per call).
+    super(layers.clock, undefined, callerSignal);
   }
 
   start(): Promise<R> {
@@ -85,10 +80,11 @@ export class FaultTolerantCall<R> implements TimerEntry {
       this.resolve = resolve;
       this.reject = reject;
     });
-    const { layers, root } = this;
+    const { layers } = this;
+    const root: Scope = this;
     if (layers.timeoutMs !== Infinity) root.deadline = root.startedAt + layers.timeoutMs;
     layers.budget?.deposit(root.startedAt);
-    this.attempt(root);
+    this.tryAttempt(root);
     this.starting = false;
     // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
     if (!this.settled) {
@@ -96,15 +92,15 @@ export class FaultTolerantCall<R> implements TimerEntry {
         this.at = root.deadline;
         layers.timers.insert(this);
       }
-      if (this.signal) {
+      if (this.callerSignal) {
         this.abortListener = () => this.onAbort();
-        this.signal.addEventListener('abort', this.abortListener, { once: true });
+        this.callerSignal.addEventListener('abort', this.abortListener, { once: true });
       }
     }
     return promise;
   }
 
-  private attempt(scope: Scope): void {
+  private tryAttempt(scope: Scope): void {
     let wait: Promise<void> | undefined;
     try {
       if (!this.admit(scope)) return;
@@ -128,8 +124,8 @@ export class FaultTolerantCall<R> implements TimerEntry {
     this.limit = undefined;
     let key = layers.dependencyId;
     if (layers.loadBalance) {
-      this.endpoint = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
-      key = this.endpoint.netloc;
+      this.chosen = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
+      key = this.chosen.netloc;
       this.balancer = layers.loadBalance.picker;
     }
     this.breaker = layers.breakers.get(key, scope.startedAt);
@@ -149,7 +145,7 @@ export class FaultTolerantCall<R> implements TimerEntry {
   }
 
   private run(now: number): void {
-    if (this.endpoint) this.balancer?.start(this.endpoint);
+    if (this.chosen) this.balancer?.start(this.chosen);
     this.attemptStart = now;
     let result: unknown;
     try {
@@ -173,7 +169,7 @@ export class FaultTolerantCall<R> implements TimerEntry {
     const durationMs = now - this.attemptStart;
     this.limit!.release();
     this.breaker.success(this.permit, durationMs);
-    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: true, durationMs });
+    if (this.chosen) this.balancer?.end(this.chosen, { ok: true, durationMs });
     this.finish(true, value as R, undefined, now);
   }
 
@@ -186,7 +182,7 @@ export class FaultTolerantCall<R> implements TimerEntry {
     if (!scope.aborted || reason instanceof TimeoutError)
       this.breaker.failure(this.permit, reason, durationMs);
     else this.breaker.release(this.permit);
-    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: false, durationMs });
+    if (this.chosen) this.balancer?.end(this.chosen, { ok: false, durationMs });
     this.failed(error);
   }
 
@@ -197,7 +193,7 @@ export class FaultTolerantCall<R> implements TimerEntry {
 
   private failed(error: unknown): void {
     if (this.settled) return;
-    const schedule = (this.schedule ??= this.layers.retry.schedule(this.root));
+    const schedule = (this.schedule ??= this.layers.retry.schedule(this));
     const delay = schedule.next(error);
     if (delay < 0) this.finish(false, undefined, schedule.finalError);
     else if (delay === 0) this.retryNow();
@@ -207,10 +203,10 @@ export class FaultTolerantCall<R> implements TimerEntry {
   private retryNow(): void {
     this.retryTimer = undefined;
     if (this.settled) return;
-    const scope = this.root.fork();
+    const scope = this.fork();
     scope.attempt = this.schedule!.attempt;
     scope.startedAt = this.layers.clock.now();
-    this.attempt(scope);
+    this.tryAttempt(scope);
   }
 
   private circuitOpen(endpoint: Endpoint): boolean {
@@ -221,15 +217,15 @@ export class FaultTolerantCall<R> implements TimerEntry {
   fire(): void {
     if (this.settled) return;
     const error = new TimeoutError(this.layers.timeoutMs, 'operation');
-    this.root.abort(error);
+    this.abort(error);
     this.layers.onTimeout();
     this.finish(false, undefined, error);
   }
 
   private onAbort(): void {
     if (this.settled) return;
-    const error = new AbortedError({ cause: this.signal!.reason });
-    this.root.abort(error);
+    const error = new AbortedError({ cause: this.callerSignal!.reason });
+    this.abort(error);
     this.finish(false, undefined, error);
   }
 
@@ -237,15 +233,15 @@ export class FaultTolerantCall<R> implements TimerEntry {
     ok: boolean,
     value: R | undefined,
     error: unknown,
-    now = this.starting ? this.root.startedAt : this.layers.clock.now(),
+    now = this.starting ? this.startedAt : this.layers.clock.now(),
   ): void {
     if (this.settled) return;
     this.settled = true;
     if (this.queued) this.layers.timers.remove(this);
     if (this.retryTimer) this.layers.clock.clearTimeout(this.retryTimer);
-    if (this.abortListener) this.signal!.removeEventListener('abort', this.abortListener);
-    this.root.dispose();
-    this.layers.settled(ok, error, now - this.root.startedAt, now);
+    if (this.abortListener) this.callerSignal!.removeEventListener('abort', this.abortListener);
+    this.dispose();
+    this.layers.settled(ok, error, now - this.startedAt, now);
     if (ok) return this.resolve(value as R);
     const fallback = this.layers.fallback;
     if (!fallback) return this.rejectAfterHandlers(error);
