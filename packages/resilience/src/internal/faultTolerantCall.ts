@@ -34,6 +34,18 @@ export interface FaultTolerantLayers {
 /** Told how a call ended: its duration and `now`, the clock time it ended. */
 export type OnSettled = (ok: boolean, error: unknown, durationMs: number, now: number) => void;
 
+/** Where {@link capture} leaves a new promise's functions (an executor runs synchronously). */
+const captured = {
+  resolve: undefined as unknown as (value: unknown) => void,
+  reject: undefined as unknown as (error: unknown) => void,
+};
+
+/** A promise executor shared by every call: no closure per call. */
+function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve as (value: unknown) => void;
+  captured.reject = reject;
+}
+
 /** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
 const RESOLVED = Promise.resolve();
 
@@ -76,10 +88,9 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
   }
 
   start(): Promise<R> {
-    const promise = new Promise<R>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    const promise = new Promise<R>(capture);
+    this.resolve = captured.resolve as (value: R | PromiseLike<R>) => void;
+    this.reject = captured.reject;
     const { layers } = this;
     const root: Scope = this;
     if (layers.timeoutMs !== Infinity) root.deadline = root.startedAt + layers.timeoutMs;
