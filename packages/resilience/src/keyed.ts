@@ -71,6 +71,7 @@ export class KeyedPolicy<P extends Policy> implements Policy {
 
   /** The policy of `key` if it exists. */
   peek(key: string): P | undefined {
+    if (key === this.lastKey) return this.lastEntry!.policy;
     return this.entries.get(key)?.policy;
   }
 
