@@ -92,15 +92,15 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     this.resolve = captured.resolve as (value: R | PromiseLike<R>) => void;
     this.reject = captured.reject;
     const { layers } = this;
-    const root: Scope = this;
-    if (layers.timeoutMs !== Infinity) root.deadline = root.startedAt + layers.timeoutMs;
-    layers.budget?.deposit(root.startedAt);
-    this.tryAttempt(root);
+    // The call is the root scope: its first attempt runs on it.
+    if (layers.timeoutMs !== Infinity) this.deadline = this.startedAt + layers.timeoutMs;
+    layers.budget?.deposit(this.startedAt);
+    this.tryAttempt(this);
     this.starting = false;
     // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
     if (!this.settled) {
-      if (root.deadline !== Infinity) {
-        this.at = root.deadline;
+      if (this.deadline !== Infinity) {
+        this.at = this.deadline;
         layers.timers.insert(this);
       }
       if (this.callerSignal) {
