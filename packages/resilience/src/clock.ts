@@ -16,12 +16,16 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
+// Node's global `performance` is a lazy accessor that validates its receiver on every read
+// (about 25 ns); the object itself never changes, so read it once.
+const perf = globalThis.performance;
+
 /**
  * The real clock: `performance.now()` and the global timers (looked up at call time) through
  * {@link setTimer}, so a delay above 2^31−1 ms arms no timer instead of firing after 1 ms.
  */
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: () => perf.now(),
   setTimeout: (callback, ms) => setTimer(callback, ms),
   clearTimeout: handle => clearTimer(handle),
 };

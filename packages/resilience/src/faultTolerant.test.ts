@@ -826,3 +826,53 @@ describe('faultTolerant', () => {
     expect(make({ timeout: Infinity })).not.toThrow();
   });
 });
+
+describe('faultTolerant open-circuit fast path', () => {
+  it('fails fast with the same events, counters and fallback as a full call', async () => {
+    const clock = new ManualClock();
+    let fail = true;
+    const fn = ft(
+      (_call: Call, x: number) => {
+        if (fail) throw new Error('down');
+        return x;
+      },
+      {
+        clock,
+        dependencyId: 'fast',
+        retryAttempts: 0,
+        circuitResetTimeout: 1_000,
+        fallback: (error, x: number) =>
+          (error as { code?: string }).code === 'CIRCUIT_OPEN' ? -x : Promise.reject(error),
+      },
+    );
+    for (let i = 0; i < 5; i++) await expect(fn(i)).rejects.toThrow('down');
+    expect(fn.breakers.peek('fast')!.state).toBe('open');
+    const types: string[] = [];
+    fn.onEvent(e => types.push(e.type === 'giveUp' ? `giveUp:${e.reason}` : e.type));
+    const before = fn.stats();
+    const p = fn(7);
+    expect(fn.stats().calls).toBe(before.calls + 1); // counted synchronously
+    await expect(p).resolves.toBe(-7);
+    expect(types).toEqual(['reject', 'giveUp:notRetryable', 'failure', 'fallback']);
+    const after = fn.stats();
+    expect(after.failures).toBe(before.failures + 1);
+    expect(after.fallbacks).toBe(before.fallbacks + 1);
+    expect(after.rejections.circuit).toBe(before.rejections.circuit + 1);
+    expect(after.inFlight).toBe(0);
+
+    // the reset timeout passes: the next call is the half-open probe, run by the full path
+    fail = false;
+    await clock.advance(1_000);
+    await expect(fn(3)).resolves.toBe(3);
+    expect(fn.breakers.peek('fast')!.state).toBe('closed');
+  });
+
+  it('rejects an unhandled fast-fail only after the caller attached its handlers', async () => {
+    const fn = ft(() => 1, { dependencyId: 'iso' });
+    await fn();
+    fn.breakers.peek('iso')!.isolate();
+    const error = await fn().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', isolated: true });
+    expect(fn.stats()).toMatchObject({ calls: 2, failures: 1, rejections: { circuit: 1 } });
+  });
+});

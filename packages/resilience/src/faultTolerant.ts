@@ -158,6 +158,21 @@ export interface FaultTolerantFunction<A extends unknown[], R> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+const RESOLVED = Promise.resolve();
+
+/**
+ * A promise rejected with `error` on the next microtask, once the caller has attached its
+ * handlers: a promise rejected with no handler costs Node's unhandled-rejection bookkeeping.
+ */
+function rejectLater<R>(error: unknown): Promise<R> {
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<R>((_, r) => {
+    reject = r;
+  });
+  RESOLVED.then(() => reject(error));
+  return promise;
+}
+
 const STATE_VALUE: Record<CircuitStateName, number> = {
   closed: 0,
   open: 1,
@@ -325,10 +340,11 @@ export function faultTolerant<A extends unknown[], R>(
       case 'reject':
         if (event.reason === 'circuit') counts.circuit++;
         else if (event.reason === 'bulkhead') counts.bulkhead++;
-        metrics.increment('resilience.rejections', 1, {
-          dependency: dependencyId,
-          reason: event.reason,
-        });
+        if (metrics !== noopMetrics)
+          metrics.increment('resilience.rejections', 1, {
+            dependency: dependencyId,
+            reason: event.reason,
+          });
         break;
       case 'giveUp':
         if (event.reason === 'budget') {
@@ -355,6 +371,11 @@ export function faultTolerant<A extends unknown[], R>(
 
   const fallbackFn = options.fallback;
   const measure = metrics !== noopMetrics;
+  const invoke = passCall
+    ? (scope: Scope, args: readonly unknown[]) =>
+        fn(new Call(scope, dependencyId, agent, log), ...args)
+    : (scope: Scope, args: readonly unknown[]) =>
+        fn.call(new Call(scope, dependencyId, agent, log), ...args);
   const callLayers: FaultTolerantLayers = {
     clock,
     dependencyId,
@@ -366,6 +387,9 @@ export function faultTolerant<A extends unknown[], R>(
     breakers,
     limits,
     onTimeout,
+    invoke,
+    settled,
+    fallback: fallbackFn && ((error, args) => fallbackFn(error, ...(args as A))),
   };
 
   /** Bookkeeping of a finished call: counters, latency, metrics, the failure log line. */
@@ -430,23 +454,57 @@ export function faultTolerant<A extends unknown[], R>(
     );
   }
 
-  function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
-    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
+  // Without load balancing every attempt goes to one breaker: an open circuit fails fast here,
+  // before any per-call object exists (same decisions, events and counters as the full path).
+  const directKey = loadBalancePolicy || hedgedLayers ? undefined : dependencyId;
+
+  let notRetried: unknown; // the last rejection error retryOn refused (one per open period)
+
+  function failFast(breaker: CircuitBreaker, args: A): Promise<R> | undefined {
+    const error = breaker.rejection();
+    if (error !== notRetried) {
+      if (retryPolicy.retryOn(error, 0)) return undefined; // would be retried: the full path decides
+      notRetried = error;
+    }
+    const now = clock.now();
     counts.calls++;
     counts.inFlight++;
-    const task = passCall
-      ? (scope: Scope) => fn(new Call(scope, dependencyId, agent, log), ...args)
-      : (scope: Scope) => fn.call(new Call(scope, dependencyId, agent, log), ...args);
-    if (hedgedLayers) return executeHedged(signal, task, args, budgetMs);
-    const call: FaultTolerantCall<R> = new FaultTolerantCall<R>(
-      callLayers,
-      task,
-      signal,
-      (ok, error, now) => settled(ok, error, now - call.startedAt, now),
-      fallbackFn && (error => fallbackFn(error, ...args)),
-      budgetMs,
-    );
-    return call.start();
+    breakers.get(directKey!, now); // marks the key used, as the full path's lookup does
+    const permit = breaker.tryAdmit();
+    if (permit >= 0) {
+      // the open period ended in between: hand the probe back and run the call normally
+      breaker.release(permit);
+      counts.calls--;
+      counts.inFlight--;
+      return undefined;
+    }
+    budget?.deposit(now);
+    retryPolicy.giveUpFirst(error);
+    settled(false, error, 0, now);
+    if (fallbackFn) {
+      try {
+        return Promise.resolve(fallbackFn(error, ...args));
+      } catch (failure) {
+        return rejectLater(failure);
+      }
+    }
+    return rejectLater(error);
+  }
+
+  function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
+    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
+    if (directKey !== undefined) {
+      const breaker = breakers.peek(directKey);
+      if (breaker !== undefined && breaker.state !== 'closed' && breaker.wouldReject()) {
+        const failed = failFast(breaker, args);
+        if (failed) return failed;
+      }
+    }
+    counts.calls++;
+    counts.inFlight++;
+    if (hedgedLayers)
+      return executeHedged(signal, (scope: Scope) => invoke(scope, args), args, budgetMs);
+    return new FaultTolerantCall<R>(callLayers, args, signal, budgetMs).start();
   }
 
   const wrapped = ((...args: A) => execute(undefined, args)) as FaultTolerantFunction<A, R>;

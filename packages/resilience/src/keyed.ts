@@ -29,6 +29,9 @@ export class KeyedPolicy<P extends Policy> implements Policy {
   private readonly clock: Clock;
   private readonly events = new Emitter<PolicyEvent>();
   private lastSweep: number;
+  /** The entry of the last key looked up: most callers use one key (one host) over and over. */
+  private lastKey: string | undefined = undefined;
+  private lastEntry: Entry<P> | undefined = undefined;
 
   constructor(
     private readonly keyOf: (context: PolicyContext) => string,
@@ -51,9 +54,11 @@ export class KeyedPolicy<P extends Policy> implements Policy {
 
   /** The policy of `key`, created if needed. */
   get(key: string, now = this.clock.now()): P {
-    let entry = this.entries.get(key);
+    let entry = key === this.lastKey ? this.lastEntry : this.entries.get(key);
     if (entry) {
       entry.lastUsed = now;
+      this.lastKey = key;
+      this.lastEntry = entry;
       return entry.policy;
     }
     if (now - this.lastSweep > this.idleTtlMs / 4) this.sweep(now);
@@ -66,6 +71,7 @@ export class KeyedPolicy<P extends Policy> implements Policy {
 
   /** The policy of `key` if it exists. */
   peek(key: string): P | undefined {
+    if (key === this.lastKey) return this.lastEntry!.policy;
     return this.entries.get(key)?.policy;
   }
 
@@ -122,6 +128,7 @@ export class KeyedPolicy<P extends Policy> implements Policy {
   }
 
   private drop(key: string, entry: Entry<P>): void {
+    if (entry === this.lastEntry) this.lastKey = this.lastEntry = undefined;
     this.entries.delete(key);
     entry.unlisten?.();
     (entry.policy as { close?: () => void }).close?.();

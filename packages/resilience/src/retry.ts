@@ -118,6 +118,15 @@ export class RetryPolicy extends PolicyBase {
     this.retryOn = options.retryOn ?? (error => isRetryable(error, rules));
   }
 
+  /**
+   * For executors that fail a call before its first try ran with an error {@link retryOn} refused:
+   * emits the `giveUp` event a {@link RetrySchedule} would (no schedule is allocated).
+   */
+  giveUpFirst(error: unknown): void {
+    if (this.events.active)
+      this.events.emit({ type: 'giveUp', attempt: 0, error, reason: 'notRetryable' });
+  }
+
   /** A schedule for one execution, for composite executors (which deposit into the budget themselves). */
   schedule(context: PolicyContext): RetrySchedule {
     return new RetrySchedule(this, asScope(context, this.clock));

@@ -26,6 +26,8 @@ export class TimerQueue {
   private timer: TimerHandle | undefined;
   private armedAt = Infinity;
   private refed = false;
+  /** A check is scheduled to unref the timer if the queue is still empty on the next loop turn. */
+  private unrefPending = false;
 
   /** Real timers may fire up to 1 ms early against performance.now() (libuv rounds to whole ms). */
   private readonly toleranceMs: number;
@@ -76,11 +78,21 @@ export class TimerQueue {
     if (entry.next) entry.next.prev = entry.prev;
     else this.tail = entry.prev;
     entry.prev = entry.next = undefined;
+    // Unref on the next loop turn, not now: a call that adds an entry right after (the usual
+    // steady stream) would pay a ref and an unref of the libuv timer (~100 ns) per call.
+    if (!this.head && this.refed && !this.unrefPending) {
+      this.unrefPending = true;
+      setImmediate(this.unrefIfIdle);
+    }
+  }
+
+  private readonly unrefIfIdle = (): void => {
+    this.unrefPending = false;
     if (!this.head && this.refed) {
       this.refed = false;
       this.timer?.unref?.();
     }
-  }
+  };
 
   /** Entries waiting (O(n): for tests and stats). */
   get size(): number {

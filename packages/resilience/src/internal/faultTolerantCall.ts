@@ -23,10 +23,31 @@ export interface FaultTolerantLayers {
   readonly breakers: KeyedPolicy<CircuitBreaker>;
   readonly limits: KeyedPolicy<Bulkhead>;
   readonly onTimeout: () => void;
+  /** Runs the wrapped function for one attempt with the caller's arguments. */
+  readonly invoke: (scope: Scope, args: readonly unknown[]) => unknown;
+  /** Told how a call ended (`now` is the clock time it ended), before its promise settles. */
+  readonly settled: OnSettled;
+  /** Answers a failed call from its final error and the caller's arguments. */
+  readonly fallback: ((error: unknown, args: readonly unknown[]) => unknown) | undefined;
 }
 
-/** Told how a call ended (`now` is the clock time it ended), before its promise settles. */
-export type OnSettled = (ok: boolean, error: unknown, now: number) => void;
+/** Told how a call ended: its duration and `now`, the clock time it ended. */
+export type OnSettled = (ok: boolean, error: unknown, durationMs: number, now: number) => void;
+
+/** Where {@link capture} leaves a new promise's functions (an executor runs synchronously). */
+const captured = {
+  resolve: undefined as unknown as (value: unknown) => void,
+  reject: undefined as unknown as (error: unknown) => void,
+};
+
+/** A promise executor shared by every call: no closure per call. */
+function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve as (value: unknown) => void;
+  captured.reject = reject;
+}
+
+/** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
+const RESOLVED = Promise.resolve();
 
 /**
  * One call of a `faultTolerant` function: deadline → retry → load balancing → breaker per netloc
@@ -35,13 +56,16 @@ export type OnSettled = (ok: boolean, error: unknown, now: number) => void;
  * sequences them with plain callbacks and a single promise, which keeps the per-call overhead
  * under a microsecond and makes fast-fail cheap (no rethrow per layer, one late rejection).
  */
-export class FaultTolerantCall<R> {
-  private readonly root: Scope;
+export class FaultTolerantCall<R> extends Scope implements TimerEntry {
+  // The call is its own deadline entry in the shared timer queue (no entry object, no closure).
+  at = Infinity;
+  prev: TimerEntry | undefined = undefined;
+  next: TimerEntry | undefined = undefined;
+  queued = false;
   private resolve!: (value: R | PromiseLike<R>) => void;
   private reject!: (error: unknown) => void;
   private settled = false;
   private starting = true;
-  private deadlineEntry: TimerEntry | undefined;
   private retryTimer: TimerHandle | undefined;
   private schedule: RetrySchedule | undefined;
   // the attempt in progress (attempts run one after another)
@@ -49,22 +73,20 @@ export class FaultTolerantCall<R> {
   private breaker!: CircuitBreaker;
   private permit = -1;
   private limit: Bulkhead | undefined;
-  private endpoint: Endpoint | undefined;
+  private chosen: Endpoint | undefined;
   private balancer: Balancer<Endpoint> | undefined;
   private attemptStart = 0;
   private abortListener: (() => void) | undefined;
 
   constructor(
     private readonly layers: FaultTolerantLayers,
-    task: (scope: Scope) => unknown,
-    private readonly signal: AbortSignal | undefined,
-    private readonly onSettled: OnSettled,
-    private readonly fallback: ((error: unknown) => R | PromiseLike<R>) | undefined,
+    private readonly args: readonly unknown[],
+    private readonly callerSignal: AbortSignal | undefined,
     /** An incoming budget (ms left upstream): the deadline is the smaller of it and `timeoutMs`. */
     private readonly budgetMs?: number,
   ) {
-    this.root = new Scope(layers.clock, undefined, signal);
-    this.root.task = task;
+    // The call is also the root scope of its attempts (one object less per call).
+    super(layers.clock, undefined, callerSignal);
   }
 
   /** The call's deadline in ms: its own timeout, or the incoming budget when smaller. */
@@ -75,19 +97,14 @@ export class FaultTolerantCall<R> {
       : Math.max(0, Math.round(budgetMs));
   }
 
-  /** Clock time the call started. */
-  get startedAt(): number {
-    return this.root.startedAt;
-  }
-
   start(): Promise<R> {
-    const promise = new Promise<R>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    const { layers, root } = this;
+    const promise = new Promise<R>(capture);
+    this.resolve = captured.resolve as (value: R | PromiseLike<R>) => void;
+    this.reject = captured.reject;
+    const { layers } = this;
+    // The call is the root scope: its first attempt runs on it.
     const limitMs = this.limitMs;
-    if (limitMs !== Infinity) root.deadline = root.startedAt + limitMs;
+    if (limitMs !== Infinity) this.deadline = this.startedAt + limitMs;
     if (limitMs <= 0) {
       // the caller's budget is already spent: nothing is sent
       layers.onTimeout();
@@ -95,22 +112,24 @@ export class FaultTolerantCall<R> {
       this.starting = false;
       return promise;
     }
-    layers.budget?.deposit(root.startedAt);
-    this.attempt(root);
+    layers.budget?.deposit(this.startedAt);
+    this.tryAttempt(this);
     this.starting = false;
     // Timers and listeners only for calls still running after the synchronous part (fast-fail skips them).
     if (!this.settled) {
-      if (root.deadline !== Infinity)
-        this.deadlineEntry = layers.timers.add(root.deadline, () => this.onDeadline());
-      if (this.signal) {
+      if (this.deadline !== Infinity) {
+        this.at = this.deadline;
+        layers.timers.insert(this);
+      }
+      if (this.callerSignal) {
         this.abortListener = () => this.onAbort();
-        this.signal.addEventListener('abort', this.abortListener, { once: true });
+        this.callerSignal.addEventListener('abort', this.abortListener, { once: true });
       }
     }
     return promise;
   }
 
-  private attempt(scope: Scope): void {
+  private tryAttempt(scope: Scope): void {
     let wait: Promise<void> | undefined;
     try {
       if (!this.admit(scope)) return;
@@ -134,8 +153,8 @@ export class FaultTolerantCall<R> {
     this.limit = undefined;
     let key = layers.dependencyId;
     if (layers.loadBalance) {
-      this.endpoint = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
-      key = this.endpoint.netloc;
+      this.chosen = layers.loadBalance.choose(scope, endpoint => this.circuitOpen(endpoint));
+      key = this.chosen.netloc;
       this.balancer = layers.loadBalance.picker;
     }
     this.breaker = layers.breakers.get(key, scope.startedAt);
@@ -155,11 +174,11 @@ export class FaultTolerantCall<R> {
   }
 
   private run(now: number): void {
-    if (this.endpoint) this.balancer?.start(this.endpoint);
+    if (this.chosen) this.balancer?.start(this.chosen);
     this.attemptStart = now;
     let result: unknown;
     try {
-      result = this.scope.task!(this.scope);
+      result = this.layers.invoke(this.scope, this.args);
     } catch (error) {
       this.onError(error);
       return;
@@ -179,7 +198,7 @@ export class FaultTolerantCall<R> {
     const durationMs = now - this.attemptStart;
     this.limit!.release();
     this.breaker.success(this.permit, durationMs);
-    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: true, durationMs });
+    if (this.chosen) this.balancer?.end(this.chosen, { ok: true, durationMs });
     this.finish(true, value as R, undefined, now);
   }
 
@@ -192,7 +211,7 @@ export class FaultTolerantCall<R> {
     if (!scope.aborted || reason instanceof TimeoutError)
       this.breaker.failure(this.permit, reason, durationMs);
     else this.breaker.release(this.permit);
-    if (this.endpoint) this.balancer?.end(this.endpoint, { ok: false, durationMs });
+    if (this.chosen) this.balancer?.end(this.chosen, { ok: false, durationMs });
     this.failed(error);
   }
 
@@ -203,7 +222,7 @@ export class FaultTolerantCall<R> {
 
   private failed(error: unknown): void {
     if (this.settled) return;
-    const schedule = (this.schedule ??= this.layers.retry.schedule(this.root));
+    const schedule = (this.schedule ??= this.layers.retry.schedule(this));
     const delay = schedule.next(error);
     if (delay < 0) this.finish(false, undefined, schedule.finalError);
     else if (delay === 0) this.retryNow();
@@ -213,28 +232,29 @@ export class FaultTolerantCall<R> {
   private retryNow(): void {
     this.retryTimer = undefined;
     if (this.settled) return;
-    const scope = this.root.fork();
+    const scope = this.fork();
     scope.attempt = this.schedule!.attempt;
     scope.startedAt = this.layers.clock.now();
-    this.attempt(scope);
+    this.tryAttempt(scope);
   }
 
   private circuitOpen(endpoint: Endpoint): boolean {
     return this.layers.breakers.peek(endpoint.netloc)?.wouldReject() ?? false;
   }
 
-  private onDeadline(): void {
+  /** The deadline passed (called by the timer queue). */
+  fire(): void {
     if (this.settled) return;
     const error = new TimeoutError(this.limitMs, 'operation');
-    this.root.abort(error);
+    this.abort(error);
     this.layers.onTimeout();
     this.finish(false, undefined, error);
   }
 
   private onAbort(): void {
     if (this.settled) return;
-    const error = new AbortedError({ cause: this.signal!.reason });
-    this.root.abort(error);
+    const error = new AbortedError({ cause: this.callerSignal!.reason });
+    this.abort(error);
     this.finish(false, undefined, error);
   }
 
@@ -242,19 +262,20 @@ export class FaultTolerantCall<R> {
     ok: boolean,
     value: R | undefined,
     error: unknown,
-    now = this.starting ? this.root.startedAt : this.layers.clock.now(),
+    now = this.starting ? this.startedAt : this.layers.clock.now(),
   ): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.deadlineEntry) this.layers.timers.remove(this.deadlineEntry);
+    if (this.queued) this.layers.timers.remove(this);
     if (this.retryTimer) this.layers.clock.clearTimeout(this.retryTimer);
-    if (this.abortListener) this.signal!.removeEventListener('abort', this.abortListener);
-    this.root.dispose();
-    this.onSettled(ok, error, now);
+    if (this.abortListener) this.callerSignal!.removeEventListener('abort', this.abortListener);
+    this.dispose();
+    this.layers.settled(ok, error, now - this.startedAt, now);
     if (ok) return this.resolve(value as R);
-    if (!this.fallback) return this.rejectAfterHandlers(error);
+    const fallback = this.layers.fallback;
+    if (!fallback) return this.rejectAfterHandlers(error);
     try {
-      this.resolve(this.fallback(error));
+      this.resolve(fallback(error, this.args) as R | PromiseLike<R>);
     } catch (failure) {
       this.rejectAfterHandlers(failure);
     }
@@ -265,7 +286,7 @@ export class FaultTolerantCall<R> {
    * costs Node's unhandled-rejection bookkeeping (~0.8 µs), more than the whole call.
    */
   private rejectAfterHandlers(error: unknown): void {
-    if (this.starting) queueMicrotask(() => this.reject(error));
+    if (this.starting) RESOLVED.then(() => this.reject(error));
     else this.reject(error);
   }
 }

@@ -15,8 +15,6 @@ export class Scope implements PolicyContext {
   tried: Endpoint[] | undefined = undefined;
   /** Clock time the execution (or, for a retry, the attempt) started: cheap "now" for bookkeeping. */
   startedAt: number;
-  /** The work at the end of a precomputed policy chain (see `faultTolerant`). */
-  task: ((context: Scope) => unknown) | undefined = undefined;
   private controller: AbortController | undefined;
   private reason: unknown = undefined;
   private unlink: (() => void) | undefined;
@@ -32,7 +30,6 @@ export class Scope implements PolicyContext {
       this.endpoint = parent.endpoint;
       this.tried = parent.tried;
       this.startedAt = parent.startedAt;
-      this.task = parent.task;
     } else {
       this.startedAt = clock.now();
     }
