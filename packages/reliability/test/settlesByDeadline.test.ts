@@ -267,7 +267,7 @@ async function measure(
   });
   recordFigure({
     section,
-    name: `${pkg}: most scheduling delay excused (a bare timer's lateness in the same run, ms)`,
+    name: `${pkg}: scheduling delay excused (twice a bare timer's worst lateness in the same run, ms)`,
     value: report.maxExcusedMs.toFixed(1),
   });
   recordFigure({ section, name: `${pkg}: error codes`, value: formatCodes(report.codes) });
