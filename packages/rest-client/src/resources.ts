@@ -131,7 +131,7 @@ export class Resources extends EngineClient {
         if (error instanceof NoHostError) return undefined;
         throw error;
       }
-      return this.engine.byOrigin.get(safeOrigin(chosen) ?? '');
+      return this.poolOf(chosen);
     };
   }
 
@@ -183,8 +183,19 @@ export class Resources extends EngineClient {
    * configured form. Default: null while the host is ejected, else its load: requests in flight
    * plus 5 per consecutive failure (up to 10). `Shards` adds these up to weigh covers.
    */
+  /**
+   * The pool of `host` in either form: an origin is looked up as it is (what `Shards` passes on
+   * every cover, so no URL is parsed per host there), anything else normalised first.
+   */
+  private poolOf(host: unknown) {
+    return (
+      (typeof host === 'string' ? this.engine.byOrigin.get(host) : undefined) ??
+      this.engine.byOrigin.get(safeOrigin(host) ?? '')
+    );
+  }
+
   priority(host: string): number | null {
-    const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+    const pool = this.poolOf(host);
     if (pool === undefined) return null;
     if (this.priorityOption !== undefined)
       return this.priorityOption(this.configuredForm(pool.origin), this.engine.stats(pool));
@@ -305,7 +316,7 @@ export class Resources extends EngineClient {
     options?: CallOptions,
   ): Promise<StreamResponse> {
     try {
-      const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+      const pool = this.poolOf(host);
       if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
       return this.engine.stream(pool, buildSpec(this.defaults, method, path, options));
     } catch (error) {
@@ -322,7 +333,7 @@ export class Resources extends EngineClient {
 
   /** O(1) counters of one host, or undefined when unknown. */
   hostStats(host: string): HostStats | undefined {
-    const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+    const pool = this.poolOf(host);
     return pool === undefined ? undefined : this.engine.stats(pool);
   }
 
@@ -337,7 +348,7 @@ export class Resources extends EngineClient {
     }
     const out: HostPool[] = [];
     for (const host of hosts) {
-      const pool = this.engine.byOrigin.get(safeOrigin(host) ?? '');
+      const pool = this.poolOf(host);
       if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
       if (!out.includes(pool)) out.push(pool);
     }
