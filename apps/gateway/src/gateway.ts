@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { redisEventStore, type HttpFrontDoor } from '@x/dispatcher';
 import { Runner } from '@x/routes';
+import { redactUrl } from '@x/resilience';
 import { CatalogShards } from './catalogShards.js';
 import type { GatewayConfig, LogLevel } from './config.js';
 import { Dashboard } from './dashboard.js';
@@ -15,7 +16,7 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createOrdersClient, type OrdersClient } from './ordersClient.js';
 import { ordersRoute } from './ordersRoute.js';
-import { checkRedis, redact } from './redisCheck.js';
+import { checkRedis } from './redisCheck.js';
 import { RedisProbe } from './redisProbe.js';
 import { createReportJobs, REDIS_DEADLINE_MS } from './reportJobs.js';
 import { ReportsClient } from './reportsClient.js';
@@ -277,7 +278,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       frontDoorUrl: frontDoor.url,
       adminToken: options.adminToken,
       mode,
-      redis: options.redisUrl ? redact(options.redisUrl) : undefined,
+      redis: options.redisUrl ? redactUrl(options.redisUrl) : undefined,
       stop: () =>
         (stopping ??= (async () => {
           const started = Date.now();

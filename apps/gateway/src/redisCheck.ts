@@ -1,4 +1,4 @@
-import { isXError, timeout } from '@x/resilience';
+import { isXError, redactUrl, timeout } from '@x/resilience';
 import { Redis } from 'ioredis';
 import { GatewayError } from './gatewayError.js';
 
@@ -30,15 +30,10 @@ export async function checkRedis(url: string, timeoutMs = 5_000): Promise<void> 
     throw new GatewayError(
       'REDIS_UNAVAILABLE',
       503,
-      `cannot reach Redis at ${redact(url)}: ${reason} (unset REDIS_URL to run in memory)`,
+      `cannot reach Redis at ${redactUrl(url)}: ${reason} (unset REDIS_URL to run in memory)`,
       { cause: error, retryAfterMs: 1_000 },
     );
   } finally {
     client.disconnect();
   }
-}
-
-/** The URL without its password. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

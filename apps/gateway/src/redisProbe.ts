@@ -1,7 +1,6 @@
-import { timeout } from '@x/resilience';
+import { redactUrl, timeout } from '@x/resilience';
 import { Redis } from 'ioredis';
 import type { Check } from './health.js';
-import { redact } from './redisCheck.js';
 
 /** Options of {@link RedisProbe}. */
 export interface RedisProbeOptions {
@@ -29,7 +28,7 @@ export class RedisProbe {
   constructor(url: string, options: RedisProbeOptions = {}) {
     const intervalMs = options.intervalMs ?? 1_000;
     this.deadline = timeout(options.timeoutMs ?? 1_000);
-    this.url = redact(url);
+    this.url = redactUrl(url);
     this.state = { ok: false, detail: `no answer yet from Redis at ${this.url}` };
     this.client = new Redis(url, {
       enableOfflineQueue: false,

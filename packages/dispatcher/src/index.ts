@@ -126,8 +126,4 @@ export {
   type CapacityDimension,
 } from './errors.js';
 export { HOP_BY_HOP as HOP_BY_HOP_HEADERS } from './internal/headers.js';
-export {
-  ADMIN_BODY_LIMIT,
-  MAX_REQUEST_HEADERS,
-  SERVED_BY_HEADER,
-} from './internal/frontDoor.js';
+export { ADMIN_BODY_LIMIT, MAX_REQUEST_HEADERS, SERVED_BY_HEADER } from './internal/frontDoor.js';

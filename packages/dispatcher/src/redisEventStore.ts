@@ -1,11 +1,10 @@
-import { isXError, timeout } from '@x/resilience';
+import { isXError, redactUrl, timeout } from '@x/resilience';
 import {
   EventStoreUnavailableError,
   InvalidConfigError,
   MissingDependencyError,
 } from './errors.js';
 import type { EventStore, StoredEvent } from './eventStore.js';
-import { redactUrl } from './internal/redactUrl.js';
 
 /** The part of an ioredis client the store uses. */
 export interface RedisLike {

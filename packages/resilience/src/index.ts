@@ -31,6 +31,7 @@ export { systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
 export { ManualClock } from './manualClock.js';
 export { duration, MAX_TIMER_MS, type DurationOptions } from './duration.js';
 export { describeValue } from './describeValue.js';
+export { redactUrl } from './redactUrl.js';
 export {
   DEADLINE_HEADER,
   LEGACY_RPC_DEADLINE_HEADER,

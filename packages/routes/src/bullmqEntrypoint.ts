@@ -1,11 +1,11 @@
 import type * as BullMQ from 'bullmq';
-import { isXError, timeout } from '@x/resilience';
+import { isXError, redactUrl, timeout } from '@x/resilience';
 import { deadLetterRecord, replayMeta, type DeadLetterRecord } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RepublishPayload, RouteHandle } from './entrypoint.js';
 import { BrokerUnavailableError, RouteConfigError } from './errors.js';
 import { loadOptional } from './internal/loadOptional.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
-import { redactUrl } from './internal/redactUrl.js';
+
 import type { Meta, Outcome } from './outcome.js';
 import { queueSettlement } from './settlement.js';
 import type { Delivery } from './workerContext.js';
