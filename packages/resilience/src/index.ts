@@ -95,12 +95,15 @@ export {
   createBalancer,
   type Balancer,
   type EndpointLoad,
-  type Outcome,
+  type EndpointOutcome,
   type LoadTrackerOptions,
 } from './balancers/balancer.js';
 export { roundRobin, type RoundRobinOptions } from './balancers/roundRobin.js';
 export { random, type RandomOptions } from './balancers/random.js';
 export { leastLoaded, type LeastLoadedOptions } from './balancers/leastLoaded.js';
+export { loadCost, type LoadCostOptions } from './balancers/loadCost.js';
+export { Fifo } from './fifo.js';
+export { policyContext, type PolicyContextInit } from './policyContext.js';
 export { peakEwma, type PeakEwmaOptions } from './balancers/peakEwma.js';
 export { priority, type PriorityFn, type PriorityOptions } from './balancers/priority.js';
 

@@ -18,7 +18,7 @@ export interface EndpointLoad {
 }
 
 /** How a request ended. */
-export interface Outcome {
+export interface EndpointOutcome {
   ok: boolean;
   durationMs: number;
 }
@@ -31,7 +31,7 @@ export interface Balancer<E> {
   /** A request to `endpoint` starts (inFlight++). */
   start(endpoint: E): void;
   /** It ended (inFlight--, counters, EWMA update). */
-  end(endpoint: E, outcome: Outcome): void;
+  end(endpoint: E, outcome: EndpointOutcome): void;
   /** The load tracked for `endpoint` (created zeroed on first use). */
   load(endpoint: E): EndpointLoad;
   /** Drop the stats of an endpoint removed from the pool. */
@@ -132,7 +132,7 @@ export class LoadTracker<E> {
    * late completions do not resurrect removed endpoints. Throws `RangeError` on a negative or
    * non-finite duration.
    */
-  end(endpoint: E, outcome: Outcome): void {
+  end(endpoint: E, outcome: EndpointOutcome): void {
     const d = outcome.durationMs;
     if (!(d >= 0 && d < Infinity)) {
       throw new RangeError(`durationMs must be a finite number >= 0, got ${String(d)}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { leastLoaded } from './leastLoaded.js';
+import { loadCost } from './loadCost.js';
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -122,5 +123,43 @@ describe('leastLoaded failure penalty', () => {
     expect(picks()).toBe(0); // penalty 5 > 1 in flight
     await clock.advance(5_000); // exp(-5) * 5 ≈ 0.03 < 1
     expect(picks()).toBe(10);
+  });
+});
+
+describe('leastLoaded capacityOf', () => {
+  it('sends twice the requests to an endpoint with twice the capacity', () => {
+    let seed = 7;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const balancer = leastLoaded<string>({ random, capacityOf: e => (e === 'big' ? 2 : 1) });
+    const endpoints = ['big', 'small'];
+    // Fill to 30 in flight without ending any: the cost divides by capacity, so big gets ~2/3.
+    const counts = { big: 0, small: 0 };
+    for (let i = 0; i < 30; i++) {
+      const e = balancer.pick(endpoints)! as 'big' | 'small';
+      balancer.start(e);
+      counts[e]++;
+    }
+    expect(counts.big).toBe(20);
+    expect(counts.small).toBe(10);
+  });
+
+  it('rejects a capacityOf that is not a function', () => {
+    expect(() => leastLoaded({ capacityOf: 3 as never })).toThrow(/capacityOf must be a function/);
+  });
+});
+
+describe('loadCost', () => {
+  it('adds the failure penalty, faded by rest, and divides by capacity', () => {
+    const load = {
+      inFlight: 2,
+      requests: 0,
+      failures: 0,
+      consecutiveFailures: 20,
+      ewmaMs: 0,
+      lastUpdate: 0,
+    };
+    expect(loadCost(load, { errorPenalty: 5 })).toBe(52);
+    expect(loadCost(load, { errorPenalty: 5, rested: 0.5, capacity: 2 })).toBe(13.5);
+    expect(loadCost({ ...load, consecutiveFailures: 0 }, { errorPenalty: 5, capacity: 0 })).toBe(2);
   });
 });
