@@ -27,6 +27,11 @@ import { RetryPolicy } from './retry.js';
 import { RetryBudget, type RetryBudgetOptions } from './retryBudget.js';
 import { TimeoutPolicy } from './timeout.js';
 import { errorCode, isLocalRejection } from './classify.js';
+import { Tracer, type TraceSpan } from './tracing.js';
+
+/** Spans of `faultTolerant` calls (`@x/resilience`, channel `x:resilience:faultTolerant`). */
+export const faultTolerantTracer = new Tracer('@x/resilience', 'x:resilience:faultTolerant');
+const tracer = faultTolerantTracer;
 
 /** Options of {@link faultTolerant}: dace's parameters in camelCase and milliseconds, plus a few more. */
 export interface FaultTolerantOptions<A extends unknown[] = unknown[], R = unknown> {
@@ -460,7 +465,11 @@ export function faultTolerant<A extends unknown[], R>(
 
   let notRetried: unknown; // the last rejection error retryOn refused (one per open period)
 
-  function failFast(breaker: CircuitBreaker, args: A): Promise<R> | undefined {
+  function failFast(
+    breaker: CircuitBreaker,
+    args: A,
+    span: TraceSpan | undefined,
+  ): Promise<R> | undefined {
     const error = breaker.rejection();
     if (error !== notRetried) {
       if (retryPolicy.retryOn(error, 0)) return undefined; // would be retried: the full path decides
@@ -481,7 +490,9 @@ export function faultTolerant<A extends unknown[], R>(
     budget?.deposit(now);
     retryPolicy.giveUpFirst(error);
     settled(false, error, 0, now);
+    span?.event('circuit.reject', { 'x.breaker_key': breaker.key });
     if (fallbackFn) {
+      span?.event('fallback', { 'error.type': error.code });
       try {
         return Promise.resolve(fallbackFn(error, ...args));
       } catch (failure) {
@@ -492,11 +503,36 @@ export function faultTolerant<A extends unknown[], R>(
   }
 
   function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
+    // Tracing costs one boolean and one global lookup when nobody listens.
+    if (tracer.enabled) return traced(signal, args, budgetMs);
+    return executeUntraced(signal, args, budgetMs, undefined);
+  }
+
+  /** A call under a span named after the dependency; attempts are child spans. */
+  function traced(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
+    const span = tracer.start(`faultTolerant ${dependencyId}`, {
+      attributes: { 'x.dependency_id': dependencyId },
+    });
+    if (span === undefined) return executeUntraced(signal, args, budgetMs, undefined);
+    const promise = span.run(() => executeUntraced(signal, args, budgetMs, span));
+    promise.then(
+      () => span.end(),
+      (error: unknown) => span.end(error),
+    );
+    return promise;
+  }
+
+  function executeUntraced(
+    signal: AbortSignal | undefined,
+    args: A,
+    budgetMs: number | undefined,
+    span: TraceSpan | undefined,
+  ): Promise<R> {
     if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
     if (directKey !== undefined) {
       const breaker = breakers.peek(directKey);
       if (breaker !== undefined && breaker.state !== 'closed' && breaker.wouldReject()) {
-        const failed = failFast(breaker, args);
+        const failed = failFast(breaker, args, span);
         if (failed) return failed;
       }
     }
@@ -504,7 +540,7 @@ export function faultTolerant<A extends unknown[], R>(
     counts.inFlight++;
     if (hedgedLayers)
       return executeHedged(signal, (scope: Scope) => invoke(scope, args), args, budgetMs);
-    return new FaultTolerantCall<R>(callLayers, args, signal, budgetMs).start();
+    return new FaultTolerantCall<R>(callLayers, args, signal, budgetMs, span).start();
   }
 
   const wrapped = ((...args: A) => execute(undefined, args)) as FaultTolerantFunction<A, R>;

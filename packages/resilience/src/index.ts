@@ -103,6 +103,14 @@ export { random, type RandomOptions } from './balancers/random.js';
 export { leastLoaded, type LeastLoadedOptions } from './balancers/leastLoaded.js';
 export { loadCost, type LoadCostOptions } from './balancers/loadCost.js';
 export { Fifo } from './fifo.js';
+export {
+  Tracer,
+  TraceSpan,
+  type TraceAttributes,
+  type TraceCarrier,
+  type TraceMessage,
+  type TraceStartOptions,
+} from './tracing.js';
 export { policyContext, type PolicyContextInit } from './policyContext.js';
 export { peakEwma, type PeakEwmaOptions } from './balancers/peakEwma.js';
 export { priority, type PriorityFn, type PriorityOptions } from './balancers/priority.js';

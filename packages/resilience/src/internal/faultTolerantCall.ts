@@ -10,6 +10,8 @@ import type { RetryPolicy, RetrySchedule } from '../retry.js';
 import type { RetryBudget } from '../retryBudget.js';
 import { Scope } from './scope.js';
 import type { TimerEntry, TimerQueue } from '../timerQueue.js';
+import type { TraceSpan } from '../tracing.js';
+import { faultTolerantAttemptTracer } from './faultTolerantAttemptTracer.js';
 
 /** The policies one `faultTolerant` function runs its calls through. */
 export interface FaultTolerantLayers {
@@ -46,6 +48,11 @@ function capture(resolve: (value: never) => void, reject: (error: unknown) => vo
   captured.reject = reject;
 }
 
+function errorType(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : ((error as Error | null)?.name ?? typeof error);
+}
+
 /** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
 const RESOLVED = Promise.resolve();
 
@@ -76,6 +83,7 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
   private chosen: Endpoint | undefined;
   private balancer: Balancer<Endpoint> | undefined;
   private attemptStart = 0;
+  private attemptSpan: TraceSpan | undefined;
   private abortListener: (() => void) | undefined;
 
   constructor(
@@ -84,6 +92,8 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     private readonly callerSignal: AbortSignal | undefined,
     /** An incoming budget (ms left upstream): the deadline is the smaller of it and `timeoutMs`. */
     private readonly budgetMs?: number,
+    /** The call's span when tracing is on: attempts become its children, retries its events. */
+    private readonly trace?: TraceSpan,
   ) {
     // The call is also the root scope of its attempts (one object less per call).
     super(layers.clock, undefined, callerSignal);
@@ -160,6 +170,7 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     this.breaker = layers.breakers.get(key, scope.startedAt);
     this.permit = this.breaker.tryAdmit();
     if (this.permit < 0) {
+      this.trace?.event('circuit.reject', { 'x.breaker_key': key });
       this.failed(this.breaker.rejection());
       return false;
     }
@@ -178,7 +189,8 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     this.attemptStart = now;
     let result: unknown;
     try {
-      result = this.layers.invoke(this.scope, this.args);
+      if (this.trace === undefined) result = this.layers.invoke(this.scope, this.args);
+      else result = this.tracedAttempt();
     } catch (error) {
       this.onError(error);
       return;
@@ -193,7 +205,24 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     }
   }
 
+  /** One attempt as a child span of the call (with the chosen endpoint), run inside it. */
+  private tracedAttempt(): unknown {
+    const scope = this.scope;
+    const span = (this.attemptSpan = faultTolerantAttemptTracer.start('attempt', {
+      parent: this.trace,
+      attributes: {
+        'x.attempt': scope.attempt,
+        'server.address': this.chosen?.netloc,
+      },
+    }));
+    return span
+      ? span.run(() => this.layers.invoke(scope, this.args))
+      : this.layers.invoke(scope, this.args);
+  }
+
   private onValue(value: unknown): void {
+    this.attemptSpan?.end();
+    this.attemptSpan = undefined;
     const now = this.layers.clock.now();
     const durationMs = now - this.attemptStart;
     this.limit!.release();
@@ -203,6 +232,8 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
   }
 
   private onError(error: unknown): void {
+    this.attemptSpan?.end(error);
+    this.attemptSpan = undefined;
     const durationMs = this.layers.clock.now() - this.attemptStart;
     this.limit!.release();
     // The caller walking away is not the service's fault; our own deadline is.
@@ -224,6 +255,8 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     if (this.settled) return;
     const schedule = (this.schedule ??= this.layers.retry.schedule(this));
     const delay = schedule.next(error);
+    if (this.trace !== undefined && delay >= 0)
+      this.trace.event('retry', { 'x.attempt': schedule.attempt, 'x.delay_ms': delay });
     if (delay < 0) this.finish(false, undefined, schedule.finalError);
     else if (delay === 0) this.retryNow();
     else this.retryTimer = this.layers.clock.setTimeout(() => this.retryNow(), delay);
@@ -274,6 +307,7 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
     if (ok) return this.resolve(value as R);
     const fallback = this.layers.fallback;
     if (!fallback) return this.rejectAfterHandlers(error);
+    this.trace?.event('fallback', { 'error.type': errorType(error) });
     try {
       this.resolve(fallback(error, this.args) as R | PromiseLike<R>);
     } catch (failure) {
