@@ -5,6 +5,11 @@ import { interceptors, type Dispatcher } from 'undici';
 import { AbortedError, ConnectionError, DecodeError, HttpError, TimeoutError } from './errors.js';
 import { parseRetryAfter } from './retryAfter.js';
 import { isXError } from './xError.js';
+import { redactUrl } from './redactUrl.js';
+import { Tracer } from './tracing.js';
+
+/** Client spans of `Call.http` requests (channel `x:resilience:http`). */
+export const httpClientTracer = new Tracer('@x/resilience', 'x:resilience:http');
 import { DEADLINE_HEADER, deadlineHeaderValue, readDeadlineHeader } from './deadlineHeader.js';
 
 /** Query parameters: values are repeated for arrays; `undefined` values are skipped. */
@@ -153,6 +158,19 @@ export class Http {
               ),
             Math.max(0, limitMs),
           );
+    // An OpenTelemetry client span (semantic conventions for HTTP) when somebody traces; its
+    // W3C trace context goes out with the request so the server continues the trace.
+    const span = httpClientTracer.start(verb, {
+      kind: 'client',
+      attributes: {
+        'http.request.method': verb,
+        'server.address': target.hostname,
+        'server.port': Number(target.port) || (target.protocol === 'https:' ? 443 : 80),
+        'url.full': redactUrl(target.href),
+      },
+    });
+    if (span !== undefined) span.inject(headers as Record<string, string>);
+    let spanError: unknown;
     const dispatcher = options.allowRedirects === false ? this.agent : withRedirects(this.agent);
     // The deadline and signals bound the whole request, body included: they stay linked until the
     // body has been read or destroyed, so a body that stalls after the headers is aborted too.
@@ -162,11 +180,12 @@ export class Http {
       linked = false;
       clearTimer(timer);
       for (const s of parents) s.removeEventListener('abort', onAbort);
+      span?.end(spanError);
     };
     const failure = (error: unknown): unknown =>
-      controller.signal.aborted
+      (spanError = controller.signal.aborted
         ? abortError(controller.signal.reason, error)
-        : connectionError(error, verb, target.href, idempotent);
+        : connectionError(error, verb, target.href, idempotent));
     const bodyError = (error: unknown): never => {
       throw failure(error);
     };
@@ -181,6 +200,7 @@ export class Http {
         signal: controller.signal,
         reset: options.persistent === false,
       });
+      span?.setAttributes({ 'http.response.status_code': response.statusCode });
       const throwOn = options.throwOnStatus === undefined ? defaultThrowOn : options.throwOnStatus;
       if (
         throwOn === true

@@ -6,6 +6,8 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { faultTolerant } from './faultTolerant.js';
 import { constantBackoff } from './backoff.js';
@@ -126,6 +128,60 @@ describe('Tracer with an OpenTelemetry SDK', () => {
     expect(calls.every(s => s.events.some(e => e.name === 'fallback'))).toBe(true);
     expect(calls.at(-1)!.events.map(e => e.name)).toContain('circuit.reject');
     await fn.close();
+  });
+});
+
+describe('Call.http client spans', () => {
+  const exporter = new InMemorySpanExporter();
+  let provider: NodeTracerProvider;
+  beforeAll(() => {
+    provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    provider.register();
+  });
+  afterAll(async () => {
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  });
+
+  it('sends traceparent from a client span nested under the attempt, with HTTP semantic conventions', async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.traceparent as string | undefined);
+      res.writeHead(req.url === '/missing' ? 503 : 200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const fn = faultTolerant(
+      async (call, path: string) => (await call.http.get(origin + path)).json(),
+      {
+        dependencyId: 'api',
+        retryAttempts: 0,
+        retryBudget: false,
+      },
+    );
+    try {
+      await expect(fn('/ok')).resolves.toEqual({ ok: true });
+      await expect(fn('/missing')).rejects.toMatchObject({ status: 503 });
+      const spans = exporter.getFinishedSpans();
+      const clients = spans.filter(s => s.name === 'GET');
+      const attempts = spans.filter(s => s.name === 'attempt');
+      expect(clients).toHaveLength(2);
+      expect(clients.map(c => c.attributes['http.response.status_code'])).toEqual([200, 503]);
+      expect(clients[0]!.kind).toBe(2); // CLIENT
+      expect(clients[0]!.attributes['server.address']).toBe('127.0.0.1');
+      expect(clients[1]!.status.code).toBe(2);
+      for (let i = 0; i < 2; i++) {
+        expect(clients[i]!.parentSpanContext?.spanId).toBe(attempts[i]!.spanContext().spanId);
+        const { traceId, spanId } = clients[i]!.spanContext();
+        expect(seen[i]).toBe(`00-${traceId}-${spanId}-01`);
+      }
+    } finally {
+      await fn.close();
+      server.close();
+    }
   });
 });
 
