@@ -17,3 +17,5 @@ export { startRedisServer } from './redisServer.js';
 export type { RedisServer, RedisServerOptions } from './redisServer.js';
 export { captureWarnings } from './captureWarnings.js';
 export type { CapturedWarnings } from './captureWarnings.js';
+export { startOtlpReceiver, otlpTraceRequestType } from './otlpReceiver.js';
+export type { OtlpReceiver, ReceivedSpan } from './otlpReceiver.js';
