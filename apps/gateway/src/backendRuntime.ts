@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sendJson } from './sendJson.js';
+import { serverSpan, startTracing, type Tracing } from './tracing.js';
 
 /** What the dispatcher tells a child-process instance through its environment. */
 export interface InstanceEnv {
@@ -30,14 +31,16 @@ export function instanceEnv(defaultPort: number): InstanceEnv {
  */
 export function onShutdown(env: InstanceEnv, stop: () => Promise<void>): void {
   let stopping = false;
+  const tracing = backendTracing(env);
   const run = () => {
     if (stopping) return;
     stopping = true;
     const force = setTimeout(() => process.exit(0), 5_000);
     force.unref();
+    const flushed = () => tracing?.shutdown().catch(() => {});
     stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => Promise.resolve(flushed()).then(() => process.exit(0)),
+      () => Promise.resolve(flushed()).then(() => process.exit(1)),
     );
   };
   process.on('SIGTERM', run);
@@ -65,7 +68,9 @@ export function serveHttp(
       sendJson(res, 200, { ok: true, instance: env.instance });
       return;
     }
-    Promise.resolve(handler(req, res, url)).catch(error => {
+    const span = serverSpan(req, res, url.pathname, url.pathname);
+    const run = () => handler(req, res, url);
+    Promise.resolve(span ? span.run(run) : run()).catch(error => {
       if (!res.headersSent)
         sendJson(res, 500, { error: { code: 'INTERNAL', message: String(error) } });
       else res.destroy();
@@ -82,6 +87,19 @@ export function serveHttp(
       }),
   );
   return server;
+}
+
+let started: Tracing | undefined | null = null;
+
+/**
+ * The instance's OpenTelemetry SDK, started once from the variables it inherits from the gateway
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT`…), as service `x-<module>` (the gateway's `OTEL_SERVICE_NAME`
+ * names the gateway only); undefined when tracing is off.
+ */
+export function backendTracing(env: InstanceEnv): Tracing | undefined {
+  if (started === null)
+    started = startTracing({ ...process.env, OTEL_SERVICE_NAME: undefined }, `x-${env.module}`);
+  return started;
 }
 
 /** Waits `ms`. */

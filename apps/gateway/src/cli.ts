@@ -11,6 +11,7 @@ import { listenSettings, parseCli, USAGE, type CliArgs } from './args.js';
 import { loadConfig, type GatewayConfig, type LogLevel } from './config.js';
 import { ConfigError } from './configError.js';
 import { startGateway, type Gateway } from './gateway.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const APP_DIR = resolve(here, '..');
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
     fail((error as Error).message, 2);
   }
 
+  // OTEL_EXPORTER_OTLP_ENDPOINT set: spans go to it (see docs/CONTEXT.md); unset: nothing is exported
+  const tracing: Tracing | undefined = startTracing(process.env, 'x-gateway');
   let gateway: Gateway | undefined;
   let signalled: NodeJS.Signals | undefined;
   const stop = (signal: NodeJS.Signals) => {
@@ -94,7 +97,8 @@ async function main(): Promise<void> {
     if (!gateway) return; // still starting: stop right after
     process.stderr.write(`x-gateway: ${signal}, draining…\n`);
     gateway.stop().then(
-      ({ durationMs }) => {
+      async ({ durationMs }) => {
+        await tracing?.shutdown().catch(() => {}); // flush the last spans
         process.stderr.write(`x-gateway: stopped in ${durationMs} ms\n`);
         process.exit(0);
       },

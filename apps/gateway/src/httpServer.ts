@@ -14,6 +14,7 @@ import type { ReportsClient } from './reportsClient.js';
 import { RequestGuard } from './requestGuard.js';
 import { acceptBudget } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
+import { serverSpan } from './tracing.js';
 import type { Telemetry } from './telemetry.js';
 
 /** What the gateway's HTTP server dispatches to. */
@@ -53,6 +54,15 @@ export interface GatewayServer {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Which latency series a path belongs to (the dashboard's endpoint cards). */
+/** The route template of each traced endpoint (`http.route` of its server span). */
+const ROUTE_OF: Record<string, string> = {
+  search: '/api/search',
+  orders: '/api/orders/:id',
+  reports: '/api/reports',
+  jobs: '/api/report-jobs',
+  dispatcher: '/*',
+};
+
 function endpointOf(path: string): string | undefined {
   if (path === '/api/reports/stats') return undefined;
   if (path === '/api/search') return 'search';
@@ -147,9 +157,12 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       );
       return;
     }
+    // one server span per API request when tracing is on (dashboard, metrics and probes are not traced)
+    const span = endpoint ? serverSpan(req, res, ROUTE_OF[endpoint]!, path) : undefined;
     try {
       acceptBudget(req, maxBudgetMs);
-      route(parts, req, res, path, id);
+      if (span === undefined) route(parts, req, res, path, id);
+      else span.run(() => route(parts, req, res, path, id));
     } catch (error) {
       // the shared status table of @x/routes: a typed client mistake is a 4xx, not a 500
       const status = httpStatusForError(error);
