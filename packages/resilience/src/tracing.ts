@@ -77,7 +77,7 @@ function header(carrier: TraceCarrier, name: string): string | undefined {
 function parentContext(o: typeof OtelApi, parent: TraceStartOptions['parent']): OtelApi.Context {
   const active = o.context.active();
   if (parent === undefined) return active;
-  if (parent instanceof TraceSpan) return parent.context ?? active;
+  if (parent instanceof TraceSpan) return (parent.context as OtelApi.Context | undefined) ?? active;
   const extracted = o.propagation.extract(active, parent, {
     get: (carrier, key) => header(carrier, key),
     keys: carrier => Object.keys(carrier),
@@ -101,14 +101,18 @@ function parentContext(o: typeof OtelApi, parent: TraceStartOptions['parent']): 
  * messages of the tracer's `tracingChannel`. Made by {@link Tracer.start}.
  */
 export class TraceSpan {
-  /** @internal */
+  private readonly span: OtelApi.Span | undefined;
+
+  /** @internal `span` and `context` are `@opentelemetry/api` objects, kept out of the public types. */
   constructor(
     private readonly channel: TracingChannel<TraceMessage> | undefined,
     readonly message: TraceMessage,
-    private readonly span: OtelApi.Span | undefined,
-    /** @internal the OpenTelemetry context holding this span. */
-    readonly context: OtelApi.Context | undefined,
-  ) {}
+    span: unknown,
+    /** @internal the OpenTelemetry context holding this span (an `@opentelemetry/api` Context). */
+    readonly context: unknown,
+  ) {
+    this.span = span as OtelApi.Span | undefined;
+  }
 
   /** Adds an event (a retry, a hedge, a breaker rejection). */
   event(name: string, attributes?: TraceAttributes): void {
@@ -152,7 +156,7 @@ export class TraceSpan {
   inject(carrier: Record<string, string>): void {
     const o = api;
     if (!o || !this.span || !this.context) return;
-    o.propagation.inject(this.context, carrier, {
+    o.propagation.inject(this.context as OtelApi.Context, carrier, {
       set: (c, key, value) => {
         c[key] = value;
       },
@@ -175,7 +179,7 @@ export class TraceSpan {
   /** Runs `fn` with this span active, so spans started inside become its children. */
   run<T>(fn: () => T): T {
     const o = api;
-    return o && this.context ? o.context.with(this.context, fn) : fn();
+    return o && this.context ? o.context.with(this.context as OtelApi.Context, fn) : fn();
   }
 }
 
