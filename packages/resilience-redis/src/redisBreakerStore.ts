@@ -172,16 +172,13 @@ export function redisBreakerStore(
       if (isReady(redis) && isReady(subscriber)) store.resync().catch(report);
     });
   };
-  // A connection ready again after a drop has missed messages: resync (also on the first ready
-  // when breakers saved before Redis was reachable).
-  const everReady = { redis: isReady(redis), subscriber: false };
-  const onReady = (which: keyof typeof everReady) => () => {
-    if (everReady[which] || known.size > 0) scheduleResync();
-    everReady[which] = true;
+  // A connection that becomes ready (again) may have missed messages, or a load made before it
+  // was ready found nothing: resync every key in use.
+  const onReady = () => {
+    if (listeners.size > 0 || known.size > 0) scheduleResync();
   };
-  const redisReady = onReady('redis');
-  redis.on('ready', redisReady);
-  subscriber.on('ready', onReady('subscriber'));
+  redis.on('ready', onReady);
+  subscriber.on('ready', onReady);
   if (ownSubscriber) subscriber.on('error', report);
   void subscriber.subscribe(channel).catch(report);
 
@@ -258,7 +255,7 @@ export function redisBreakerStore(
     async close() {
       if (closed) return;
       closed = true;
-      redis.off('ready', redisReady);
+      redis.off('ready', onReady);
       listeners.clear();
       if (!ownSubscriber) {
         await subscriber.unsubscribe(channel).catch(report);
