@@ -12,7 +12,7 @@ const PEER = fileURLToPath(new URL('./fixtures/peer.mjs', import.meta.url));
 interface Peer {
   child: ChildProcess;
   call<T = Record<string, unknown>>(cmd: string, args?: Record<string, unknown>): Promise<T>;
-  states: Array<{ state: string; at: number }>;
+  states: Array<{ key: string; state: string; at: number }>;
   stop(): Promise<{ unhandled: number }>;
 }
 
@@ -24,7 +24,8 @@ async function startPeer(url: string): Promise<Peer> {
   const states: Peer['states'] = [];
   let next = 0;
   child.on('message', (message: Record<string, unknown>) => {
-    if (message.type === 'state') states.push(message as { state: string; at: number });
+    if (message.type === 'state')
+      states.push(message as { key: string; state: string; at: number });
     if (message.type === 'reply') pending.get(message.id as number)?.(message);
   });
   await new Promise<void>((resolve, reject) => {
