@@ -51,6 +51,7 @@ export class RedisRetryBudget extends RetryBudget {
   private sendingDeposits = 0;
   private sendingWithdrawals = 0;
   private syncing: Promise<boolean> | undefined;
+  private queued: Promise<boolean> | undefined;
   private lastSync = -Infinity;
 
   constructor(options: RedisRetryBudgetOptions) {
@@ -75,9 +76,11 @@ export class RedisRetryBudget extends RetryBudget {
       allowInfinity: false,
     });
     this.onError = options.onError ?? (() => {});
-    this.timer = setInterval(() => void this.sync(), refreshMs);
+    this.timer = setInterval(() => {
+      if (!this.syncing) void this.startSync();
+    }, refreshMs);
     this.timer.unref();
-    void this.sync();
+    void this.startSync();
   }
 
   /** True while the fleet-wide view is fresh (decisions are shared); false: the local budget decides. */
@@ -102,9 +105,21 @@ export class RedisRetryBudget extends RetryBudget {
     return this.shared ? Math.max(0, Math.floor(this.available())) : super.balance;
   }
 
-  /** Syncs now (the timer does it every `refreshMs`; one sync at a time); resolves false when Redis did not answer. */
+  /**
+   * Sends this process's counts and reads the fleet's now (the timer does it every `refreshMs`);
+   * resolves false when Redis is not ready or did not answer within `timeoutMs`.
+   */
   sync(): Promise<boolean> {
-    return (this.syncing ??= this.syncOnce().finally(() => (this.syncing = undefined)));
+    if (!this.syncing) return this.startSync();
+    // One in flight may have left before the latest counts: run another right after it.
+    return (this.queued ??= this.syncing.then(() => {
+      this.queued = undefined;
+      return this.startSync();
+    }));
+  }
+
+  private startSync(): Promise<boolean> {
+    return (this.syncing = this.syncOnce().finally(() => (this.syncing = undefined)));
   }
 
   private async syncOnce(): Promise<boolean> {
