@@ -53,7 +53,8 @@ async function main(): Promise<void> {
   // A retry budget for the fleet: 10 % of all replicas' calls (+ 1 retry/s) may be retried.
   const budget = redisRetryBudget({
     redis: redisA,
-    key: `${prefix}:payments`,
+    key: 'payments',
+    keyPrefix: `${prefix}:rb`,
     minRetriesPerSec: 1,
   });
   for (let i = 0; i < 50; i++) budget.deposit();
