@@ -151,7 +151,7 @@ export function redisBreakerStore(
     return isSnapshot(parsed) ? parsed : undefined;
   };
 
-  subscriber.on('message', (ch: string, raw: string) => {
+  const onMessage = (ch: string, raw: string) => {
     if (ch !== channel) return;
     let message: Message;
     try {
@@ -162,7 +162,8 @@ export function redisBreakerStore(
     }
     if (message.origin === origin || !isSnapshot(message.snapshot)) return;
     if (remember(message.key, message.snapshot, false)) deliver(message.key, message.snapshot);
-  });
+  };
+  subscriber.on('message', onMessage);
 
   const scheduleResync = () => {
     if (resyncQueued || closed) return;
@@ -227,7 +228,9 @@ export function redisBreakerStore(
       }
       return (() => {
         set.delete(listener);
-        if (set.size === 0) listeners.delete(key);
+        if (set.size > 0) return;
+        listeners.delete(key);
+        known.delete(key); // no breaker left here: nothing to resync for this key
       }) satisfies Disposer;
     },
 
@@ -256,6 +259,8 @@ export function redisBreakerStore(
       if (closed) return;
       closed = true;
       redis.off('ready', onReady);
+      subscriber.off('message', onMessage);
+      subscriber.off('ready', onReady);
       listeners.clear();
       if (!ownSubscriber) {
         await subscriber.unsubscribe(channel).catch(report);
