@@ -120,6 +120,51 @@ describe.skipIf(redisSkip)('across processes (real Redis, child processes)', () 
     await late.stop();
   });
 
+  it('Redis SIGKILLed: a process opens its breaker locally; Redis restarted: the other process adopts it (resync)', async () => {
+    const own = await startRedisServer();
+    try {
+      const [a, b] = await Promise.all([startPeer(own.url), startPeer(own.url)]);
+      peers.push(a, b);
+      const prefix = `t:${randomUUID()}`;
+      await Promise.all([
+        a.call('breaker', { prefix, key: 'search' }),
+        b.call('breaker', { prefix, key: 'search' }),
+      ]);
+      process.kill(own.pid!, 'SIGKILL');
+      await new Promise(resolve => setTimeout(resolve, 300)); // both connections see it gone
+      const opened = await a.call<{ state: string }>('open', { key: 'search' });
+      expect(opened.state).toBe('open');
+      await new Promise(resolve => setTimeout(resolve, 200));
+      expect((await b.call<{ state: string }>('state', { key: 'search' })).state).toBe('closed');
+      while (
+        (() => {
+          try {
+            process.kill(own.pid!, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        })()
+      )
+        await new Promise(resolve => setTimeout(resolve, 10));
+      await own.start();
+      const restarted = Date.now();
+      let state = 'closed';
+      while (state !== 'open' && Date.now() - restarted < 10_000) {
+        await new Promise(resolve => setTimeout(resolve, 10));
+        state = (await b.call<{ state: string }>('state', { key: 'search' })).state;
+      }
+      console.log(
+        `[resilience-redis] cross-process resync: B open ${Date.now() - restarted} ms after Redis restarted`,
+      );
+      expect(state).toBe('open');
+      expect((await a.stop()).unhandled).toBe(0);
+      expect((await b.stop()).unhandled).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('two processes sharing a global limit of N per window admit N in total (within 10 %)', async () => {
     const [a, b] = await Promise.all([peer(), peer()]);
     const prefix = `t:${randomUUID()}`;
