@@ -18,8 +18,9 @@ export interface BreakerSnapshot {
 
 /**
  * Where breakers save their state: a single process uses the in-memory default; replicas can
- * share breaker state through an adapter (Redis in the gateway). Local-first: a breaker decides on
- * its own and adopts a peer's open/close announcements through `subscribe`.
+ * share breaker state through an adapter (`redisBreakerStore` of `@x/resilience-redis`).
+ * Local-first: a breaker decides on its own and adopts a peer's open/close announcements through
+ * `subscribe`.
  */
 export interface BreakerStore {
   load(key: string): Promise<BreakerSnapshot | undefined>;

@@ -1,0 +1,3 @@
+import { nodeLibrary } from '../../scripts/tsup.base.js';
+
+export default nodeLibrary();

@@ -1,0 +1,3 @@
+import { project } from '../../scripts/vitest.base.js';
+
+export default project(import.meta.dirname);
