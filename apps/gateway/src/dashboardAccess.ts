@@ -1,40 +1,34 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { secretMatches } from '@x/resilience';
 
 /** The cookie that carries the dashboard token once `/_x/?token=…` was opened. */
 export const DASHBOARD_COOKIE = 'x-dashboard-token';
-
-const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 /**
  * Who may see the dashboard (`/_x/`, `/_x/state`, `/_x/events`) when `dashboard.requireToken` is
  * set: a request that carries the token as `Authorization: Bearer <token>`, as the
  * `x-dashboard-token` cookie, or (for the page only, to set that cookie) as `?token=<token>`.
- * Tokens are compared in constant time (SHA-256 digests, `timingSafeEqual`).
+ * Tokens are compared in constant time (`secretMatches` of `@x/resilience`).
  */
 export class DashboardAccess {
-  private readonly digest: Buffer | undefined;
-
   /** `token` undefined: the dashboard is open to whoever reaches the listener. */
-  constructor(token: string | undefined) {
-    this.digest = token === undefined ? undefined : sha256(token);
-  }
+  constructor(private readonly token: string | undefined) {}
 
   /** True when no token is required. */
   get open(): boolean {
-    return this.digest === undefined;
+    return this.token === undefined;
   }
 
   /** True when `token` is the dashboard token (always true when none is required). */
   matches(token: string | undefined): boolean {
-    if (this.digest === undefined) return true;
+    if (this.token === undefined) return true;
     if (token === undefined || token === '') return false;
-    return timingSafeEqual(this.digest, sha256(token));
+    return secretMatches(token, this.token);
   }
 
   /** True when `req` carries the token in its `Authorization` header or its cookie. */
   allows(req: IncomingMessage): boolean {
-    if (this.digest === undefined) return true;
+    if (this.token === undefined) return true;
     const auth = req.headers.authorization;
     if (auth !== undefined && /^bearer /i.test(auth) && this.matches(auth.slice(7))) return true;
     return this.matches(cookieValue(req.headers.cookie, DASHBOARD_COOKIE));

@@ -103,6 +103,7 @@ export { random, type RandomOptions } from './balancers/random.js';
 export { leastLoaded, type LeastLoadedOptions } from './balancers/leastLoaded.js';
 export { loadCost, type LoadCostOptions } from './balancers/loadCost.js';
 export { Fifo } from './fifo.js';
+export { secretMatches } from './secretMatches.js';
 export {
   Tracer,
   TraceSpan,
