@@ -131,6 +131,27 @@ describe('Tracer with an OpenTelemetry SDK', () => {
   });
 });
 
+describe('a tracer provider registered after traffic began', () => {
+  it('is noticed within 64 calls', async () => {
+    const tracer = new Tracer('test', 'x:test:late');
+    expect(tracer.enabled).toBe(false);
+    const provider = new NodeTracerProvider();
+    provider.register();
+    try {
+      let calls = 1;
+      while (calls < 1000 && !tracer.enabled) calls++;
+      expect(calls).toBeLessThanOrEqual(64);
+      expect(tracer.start('op')).toBeDefined();
+    } finally {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    }
+    expect(tracer.enabled).toBe(false);
+  });
+});
+
 describe('Call.http client spans', () => {
   const exporter = new InMemorySpanExporter();
   let provider: NodeTracerProvider;
