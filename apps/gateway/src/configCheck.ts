@@ -4,9 +4,6 @@ export interface ConfigIssue {
   readonly message: string;
 }
 
-/** A plain object read from YAML. */
-export type Fields = Readonly<Record<string, unknown>>;
-
 /** How a value is shown in an error message: strings quoted, objects as JSON, short. */
 export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
