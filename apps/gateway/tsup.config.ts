@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/cli.ts', 'src/backends/*.ts'],
+  // configSchema.js: scripts/writeSchema.mjs writes schema/gateway.config.schema.json from it.
+  entry: ['src/cli.ts', 'src/backends/*.ts', 'src/configSchema.ts'],
   format: ['esm'],
   target: 'node20',
   platform: 'node',

@@ -99,8 +99,8 @@ describe('parseConfig', () => {
     expect(issues(config).sort()).toEqual([
       'admin.token: expected a token of at least 16 characters, got "short"',
       'logging.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
-      'modules.catalog.versions.v1.instances: expected an integer >= 1, got "x"',
-      'modules.orders.versions.v2.instances: expected at most 64 instances, got 100',
+      'modules.catalog.versions.v1.instances: expected an integer from 1 to 64, got "x"',
+      'modules.orders.versions.v2.instances: expected an integer from 1 to 64, got 100',
       'redis.url: expected a redis:// or rediss:// URL, got "http://redis"',
       'server.port: expected an integer from 0 to 65535, got 70000',
     ]);

@@ -1,9 +1,13 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { compileDispatchRules, type DispatchRule } from '@x/dispatcher';
 import { parseDocument } from 'yaml';
-import { ConfigCheck, describe, join, type Fields } from './configCheck.js';
+import { ConfigCheck, join } from './configCheck.js';
 import { ConfigError } from './configError.js';
+import { GatewayConfigFileSchema, type GatewayConfigFile } from './configSchema.js';
+import { schemaIssues } from './configSchemaIssues.js';
+import { define, withDefaults, without, withoutNulls } from './configSchemaValue.js';
 
 /** pino log levels. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -171,11 +175,6 @@ export interface ParseOptions {
   readonly backendsDir: string;
 }
 
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const LABEL_HINT = 'a lowercase host-name label (a-z, 0-9, -)';
-const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const DAY = 86_400_000;
-
 /** Reads and validates a configuration file; throws {@link ConfigError} naming every bad field. */
 export function loadConfig(file: string, backendsDir: string): GatewayConfig {
   let text: string;
@@ -192,7 +191,14 @@ export function loadConfig(file: string, backendsDir: string): GatewayConfig {
   return parseConfig(text, { file, backendsDir });
 }
 
-/** Validates YAML text; throws {@link ConfigError} with one issue per bad field. */
+/** The schema check, compiled on first use. */
+let compiled: TypeCheck<typeof GatewayConfigFileSchema> | undefined;
+
+/**
+ * Validates YAML text against {@link GatewayConfigFileSchema} (types, ranges, unknown keys), then
+ * the rules a schema cannot express (references between sections, files, cross-field limits);
+ * throws {@link ConfigError} with one issue per bad field.
+ */
 export function parseConfig(text: string, options: ParseOptions): GatewayConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -210,169 +216,80 @@ export function parseConfig(text: string, options: ParseOptions): GatewayConfig 
   } catch (error) {
     throw new ConfigError(options.file, [{ path: '', message: (error as Error).message }]);
   }
+  const schema = GatewayConfigFileSchema;
+  const value = withoutNulls(schema, raw ?? {});
+  const checker = (compiled ??= TypeCompiler.Compile(schema));
+  const errors = checker.Check(value) ? [] : [...checker.Errors(value)];
   const check = new ConfigCheck();
-  const config = read(check, raw, options);
+  check.issues.push(...schemaIssues(errors));
+  // The bad fields dropped (back to their defaults), the rules a schema cannot express are still
+  // checked, so that one run names every bad field; a file beyond repair stops here.
+  const repaired = errors.reduce<unknown>(
+    (v, e) => (v === undefined ? undefined : without(v, e.path)),
+    value,
+  );
+  if (repaired === undefined || (errors.length > 0 && !checker.Check(repaired)))
+    throw new ConfigError(options.file, check.issues);
+  const config = read(check, withDefaults(schema, repaired) as GatewayConfigFile, options);
   if (check.issues.length > 0) throw new ConfigError(options.file, check.issues);
   return config;
 }
 
-function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayConfig {
-  const root = check.requiredObject(raw, '', [
-    'server',
-    'admin',
-    'dashboard',
-    'logging',
-    'dispatcher',
-    'modules',
-    'dispatch',
-    'splits',
-    'shards',
-    'workers',
-    'resilience',
-    'redis',
-  ]);
-
-  const server =
-    check.object(root.server, 'server', [
-      'host',
-      'port',
-      'drainTimeoutMs',
-      'headersTimeoutMs',
-      'requestTimeoutMs',
-      'maxBodyBytes',
-      'maxRequestBudgetMs',
-    ]) ?? {};
-  const admin =
-    check.object(root.admin, 'admin', ['token', 'maxFailures', 'failureWindowMs']) ?? {};
-  const dash =
-    check.object(root.dashboard, 'dashboard', [
-      'maxStreams',
-      'maxBufferedBytes',
-      'stallTimeoutMs',
-      'requireToken',
-    ]) ?? {};
-  const logging = check.object(root.logging, 'logging', ['level']) ?? {};
-  const disp =
-    check.object(root.dispatcher, 'dispatcher', [
-      'host',
-      'port',
-      'defaultModule',
-      'requestTimeoutMs',
-    ]) ?? {};
-  const redis = check.object(root.redis, 'redis', ['url', 'prefix']) ?? {};
-
-  const modules = readModules(check, root.modules, options);
+function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): GatewayConfig {
+  const server = f.server!;
+  const admin = f.admin!;
+  const dash = f.dashboard!;
+  const disp = f.dispatcher!;
+  const redis = f.redis!;
+  const modules = readModules(check, f, options);
   const moduleNames = Object.keys(modules);
-  const headersTimeoutMs = check.int(server.headersTimeoutMs, 'server.headersTimeoutMs', 10_000, {
-    min: 1,
-    max: DAY,
-  });
-  const requestTimeoutMs = check.int(server.requestTimeoutMs, 'server.requestTimeoutMs', 30_000, {
-    min: 1,
-    max: DAY,
-  });
+  const headersTimeoutMs = server.headersTimeoutMs!;
+  const requestTimeoutMs = server.requestTimeoutMs!;
   if (headersTimeoutMs > requestTimeoutMs)
     check.fail(
       'server.headersTimeoutMs',
       `must be <= server.requestTimeoutMs (${requestTimeoutMs}), got ${headersTimeoutMs}`,
     );
-  const dispatcherTimeoutMs = check.int(
-    disp.requestTimeoutMs,
-    'dispatcher.requestTimeoutMs',
-    10_000,
-    { min: 1, max: DAY },
-  );
-  const maxRequestBudgetMs = check.int(
-    server.maxRequestBudgetMs,
-    'server.maxRequestBudgetMs',
-    dispatcherTimeoutMs,
-    { min: 1, max: DAY },
-  );
-  const defaultModule = check.optionalString(disp.defaultModule, 'dispatcher.defaultModule');
-  if (defaultModule !== undefined && modules[defaultModule] === undefined)
+  const defaultModule = disp.defaultModule ?? undefined;
+  if (defaultModule !== undefined && !Object.hasOwn(modules, defaultModule))
     check.fail('dispatcher.defaultModule', unknownModule(defaultModule, moduleNames));
 
   return {
     file: options.file,
     server: {
-      host: check.string(server.host, 'server.host', '127.0.0.1'),
-      port: check.int(server.port, 'server.port', 8080, { min: 0, max: 65535 }),
-      drainTimeoutMs: check.int(server.drainTimeoutMs, 'server.drainTimeoutMs', 10_000, {
-        min: 0,
-        max: DAY,
-      }),
+      host: server.host!,
+      port: server.port!,
+      drainTimeoutMs: server.drainTimeoutMs!,
       headersTimeoutMs,
       requestTimeoutMs,
-      maxBodyBytes: check.int(server.maxBodyBytes, 'server.maxBodyBytes', 32 * 1024 * 1024, {
-        min: 1,
-        max: 1024 * 1024 * 1024,
-      }),
-      maxRequestBudgetMs,
+      maxBodyBytes: server.maxBodyBytes!,
+      maxRequestBudgetMs: server.maxRequestBudgetMs ?? disp.requestTimeoutMs!,
     },
     admin: {
-      token: check.optionalString(
-        admin.token,
-        'admin.token',
-        /^.{16,}$/,
-        'a token of at least 16 characters',
-      ),
-      maxFailures: check.int(admin.maxFailures, 'admin.maxFailures', 10, {
-        min: 1,
-        max: 1_000_000,
-      }),
-      failureWindowMs: check.int(admin.failureWindowMs, 'admin.failureWindowMs', 60_000, {
-        min: 1,
-        max: DAY,
-      }),
+      token: admin.token ?? undefined,
+      maxFailures: admin.maxFailures!,
+      failureWindowMs: admin.failureWindowMs!,
     },
     dashboard: {
-      maxStreams: check.int(dash.maxStreams, 'dashboard.maxStreams', 256, { min: 0, max: 100_000 }),
-      maxBufferedBytes: check.int(
-        dash.maxBufferedBytes,
-        'dashboard.maxBufferedBytes',
-        1024 * 1024,
-        { min: 1024, max: 1024 * 1024 * 1024 },
-      ),
-      stallTimeoutMs: check.int(dash.stallTimeoutMs, 'dashboard.stallTimeoutMs', 30_000, {
-        min: 1,
-        max: DAY,
-      }),
-      requireToken: check.bool(dash.requireToken, 'dashboard.requireToken', false),
+      maxStreams: dash.maxStreams!,
+      maxBufferedBytes: dash.maxBufferedBytes!,
+      stallTimeoutMs: dash.stallTimeoutMs!,
+      requireToken: dash.requireToken!,
     },
-    logging: { level: check.oneOf(logging.level, 'logging.level', LEVELS, 'info') },
+    logging: { level: f.logging!.level! },
     dispatcher: {
-      host: check.string(
-        disp.host,
-        'dispatcher.host',
-        'localhost',
-        /^[a-z0-9.-]+$/,
-        'a lowercase host name',
-      ),
-      port: check.int(disp.port, 'dispatcher.port', 0, { min: 0, max: 65535 }),
+      host: disp.host!,
+      port: disp.port!,
       defaultModule,
-      requestTimeoutMs: dispatcherTimeoutMs,
+      requestTimeoutMs: disp.requestTimeoutMs!,
     },
     modules,
-    dispatch: readDispatch(check, root.dispatch, moduleNames),
-    splits: readSplits(check, root.splits, modules),
-    shards: readShards(check, root.shards, modules),
-    workers: readWorkers(check, root.workers, modules),
-    resilience: readResilience(check, root.resilience),
-    redis: {
-      url: check.optionalString(
-        redis.url,
-        'redis.url',
-        /^rediss?:\/\//,
-        'a redis:// or rediss:// URL',
-      ),
-      prefix: check.string(
-        redis.prefix,
-        'redis.prefix',
-        'x-gateway',
-        /^[A-Za-z0-9:_-]+$/,
-        'letters, digits, :, _ or -',
-      ),
-    },
+    dispatch: readDispatch(check, f.dispatch!, moduleNames),
+    splits: readSplits(check, f.splits!, modules),
+    shards: readShards(check, f.shards, modules),
+    workers: readWorkers(check, f.workers, modules),
+    resilience: readResilience(f.resilience!),
+    redis: { url: redis.url ?? undefined, prefix: redis.prefix! },
   };
 }
 
@@ -380,211 +297,93 @@ function unknownModule(name: string, known: readonly string[]): string {
   return `module ${JSON.stringify(name)} is not defined in modules (known: ${known.join(', ') || 'none'})`;
 }
 
+type ModuleFile = GatewayConfigFile['modules'][string];
+type VersionFile = ModuleFile['versions'][string];
+
 function readModules(
   check: ConfigCheck,
-  raw: unknown,
+  f: GatewayConfigFile,
   options: ParseOptions,
 ): Record<string, ModuleConfig> {
-  const fields = check.requiredObject(raw, 'modules');
   const out: Record<string, ModuleConfig> = {};
-  if (Object.keys(fields).length === 0 && raw !== undefined)
-    check.fail('modules', 'define at least one module');
-  for (const [name, value] of Object.entries(fields)) {
+  for (const [name, mod] of Object.entries(f.modules)) {
     const path = join('modules', name);
-    if (!LABEL.test(name)) check.fail(path, `module names must be ${LABEL_HINT}`);
-    const mod = check.requiredObject(value, path, ['defaultVersion', 'versions']);
-    const versionsPath = join(path, 'versions');
-    const versionFields = check.requiredObject(mod.versions, versionsPath);
     const versions: Record<string, VersionConfig> = {};
-    if (Object.keys(versionFields).length === 0 && mod.versions !== undefined)
-      check.fail(versionsPath, 'define at least one version');
-    for (const [version, spec] of Object.entries(versionFields)) {
-      const vPath = join(versionsPath, version);
-      if (!LABEL.test(version)) check.fail(vPath, `version names must be ${LABEL_HINT}`);
-      versions[version] = readVersion(check, spec, vPath, options);
-    }
-    const defaultVersion = check.optionalString(mod.defaultVersion, join(path, 'defaultVersion'));
-    if (defaultVersion !== undefined && versions[defaultVersion] === undefined)
+    for (const [version, spec] of Object.entries(mod.versions))
+      define(
+        versions,
+        version,
+        readVersion(check, spec, join(join(path, 'versions'), version), options),
+      );
+    const defaultVersion = mod.defaultVersion ?? undefined;
+    if (defaultVersion !== undefined && !Object.hasOwn(versions, defaultVersion))
       check.fail(
         join(path, 'defaultVersion'),
         `version ${JSON.stringify(defaultVersion)} is not defined`,
       );
-    out[name] = { defaultVersion, versions };
+    define(out, name, { defaultVersion, versions });
   }
   return out;
 }
 
 function readVersion(
   check: ConfigCheck,
-  raw: unknown,
+  v: VersionFile,
   path: string,
   options: ParseOptions,
 ): VersionConfig {
-  const v = check.requiredObject(raw, path, [
-    'backend',
-    'instances',
-    'maxConcurrentRequests',
-    'env',
-    'restart',
-    'healthCheck',
-  ]);
-  const restart =
-    check.object(v.restart, join(path, 'restart'), [
-      'initialDelayMs',
-      'maxDelayMs',
-      'maxRestarts',
-    ]) ?? {};
-  const initialDelayMs = check.int(
-    restart.initialDelayMs,
-    join(path, 'restart.initialDelayMs'),
-    100,
-    { min: 1, max: DAY },
-  );
-  const maxDelayMs = check.int(
-    restart.maxDelayMs,
-    join(path, 'restart.maxDelayMs'),
-    Math.max(30_000, initialDelayMs),
-    {
-      min: 1,
-      max: DAY,
-    },
-  );
+  const restart = v.restart!;
+  const initialDelayMs = restart.initialDelayMs!;
+  const maxDelayMs = restart.maxDelayMs ?? Math.max(30_000, initialDelayMs);
   if (maxDelayMs < initialDelayMs)
     check.fail(
       join(path, 'restart.maxDelayMs'),
       `must be >= restart.initialDelayMs (${initialDelayMs})`,
     );
+  const healthCheck = v.healthCheck!;
   return {
     backend: readBackend(check, v.backend, join(path, 'backend'), options),
-    instances: instancesOf(check, v.instances, join(path, 'instances')),
-    maxConcurrentRequests: check.int(
-      v.maxConcurrentRequests,
-      join(path, 'maxConcurrentRequests'),
-      100,
-      { min: 1, max: 100_000 },
-    ),
-    env: check.strings(v.env, join(path, 'env')),
-    healthCheck: readHealthCheck(check, v.healthCheck, join(path, 'healthCheck')),
-    restart: {
-      initialDelayMs,
-      maxDelayMs,
-      maxRestarts: check.int(restart.maxRestarts, join(path, 'restart.maxRestarts'), 10, {
-        min: 0,
-        max: 1000,
-      }),
-    },
+    instances: v.instances!,
+    maxConcurrentRequests: v.maxConcurrentRequests!,
+    env: Object.fromEntries(Object.entries(v.env!).map(([k, value]) => [k, String(value)])),
+    healthCheck:
+      healthCheck === false
+        ? false
+        : {
+            path: healthCheck.path!,
+            intervalMs: healthCheck.intervalMs!,
+            timeoutMs: healthCheck.timeoutMs!,
+            unhealthyThreshold: healthCheck.unhealthyThreshold!,
+            healthyThreshold: healthCheck.healthyThreshold!,
+            restartThreshold: healthCheck.restartThreshold!,
+            ejectAfterTimeouts: healthCheck.ejectAfterTimeouts!,
+          },
+    restart: { initialDelayMs, maxDelayMs, maxRestarts: restart.maxRestarts! },
   };
-}
-
-function readHealthCheck(
-  check: ConfigCheck,
-  raw: unknown,
-  path: string,
-): HealthCheckConfig | false {
-  if (raw === false) return false;
-  const h =
-    check.object(raw, path, [
-      'path',
-      'intervalMs',
-      'timeoutMs',
-      'unhealthyThreshold',
-      'healthyThreshold',
-      'restartThreshold',
-      'ejectAfterTimeouts',
-    ]) ?? {};
-  const count = (key: string, fallback: number) =>
-    check.int(h[key], join(path, key), fallback, { min: 1, max: 1_000 });
-  return {
-    path: check.string(
-      h.path,
-      join(path, 'path'),
-      '/_ah/health',
-      /^\/\S*$/,
-      'a path starting with /',
-    ),
-    intervalMs: check.int(h.intervalMs, join(path, 'intervalMs'), 1_000, { min: 10, max: DAY }),
-    timeoutMs: check.int(h.timeoutMs, join(path, 'timeoutMs'), 1_000, { min: 10, max: DAY }),
-    unhealthyThreshold: count('unhealthyThreshold', 2),
-    healthyThreshold: count('healthyThreshold', 2),
-    restartThreshold: count('restartThreshold', 10),
-    ejectAfterTimeouts: count('ejectAfterTimeouts', 3),
-  };
-}
-
-const MAX_INSTANCES = 64;
-
-function instancesOf(check: ConfigCheck, value: unknown, path: string): number {
-  const n = check.int(value, path, 1, { min: 1 });
-  if (n > MAX_INSTANCES) {
-    check.fail(path, `expected at most ${MAX_INSTANCES} instances, got ${n}`);
-    return 1;
-  }
-  return n;
 }
 
 function readBackend(
   check: ConfigCheck,
-  raw: unknown,
+  b: VersionFile['backend'],
   path: string,
   options: ParseOptions,
 ): BackendConfig {
-  const b = check.requiredObject(raw, path, [
-    'script',
-    'command',
-    'args',
-    'protocol',
-    'remote',
-    'builtin',
-  ]);
-  const kinds = ['script', 'command', 'remote', 'builtin'].filter(k => b[k] !== undefined);
+  const kinds = (['script', 'command', 'remote', 'builtin'] as const).filter(
+    k => b[k] !== undefined,
+  );
   if (kinds.length !== 1) {
-    if (raw !== undefined && raw !== null)
-      check.fail(
-        path,
-        `give exactly one of script, command, remote or builtin, got ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
-      );
+    check.fail(
+      path,
+      `give exactly one of script, command, remote or builtin, got ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
+    );
     return { kind: 'builtin', name: 'welcome' };
   }
-  const protocol = check.oneOf(
-    b.protocol,
-    join(path, 'protocol'),
-    ['http', 'zmq'] as const,
-    'http',
-  );
-  const args = check.list(b.args, join(path, 'args')).map((a, i) => {
-    if (typeof a !== 'string' && typeof a !== 'number')
-      check.fail(join(join(path, 'args'), i), `expected a string, got ${describe(a)}`);
-    return String(a);
-  });
-  if (b.remote !== undefined) {
-    const urls = check
-      .list(b.remote, join(path, 'remote'))
-      .map((u, i) =>
-        check.string(
-          u,
-          join(join(path, 'remote'), i),
-          'http://invalid',
-          /^https?:\/\/[^/\s]+\/?$/,
-          'an http(s)://host:port URL',
-        ),
-      );
-    if (urls.length === 0) check.fail(join(path, 'remote'), 'expected at least one URL');
-    return { kind: 'remote', urls };
-  }
-  if (b.builtin !== undefined)
-    return {
-      kind: 'builtin',
-      name: check.oneOf(b.builtin, join(path, 'builtin'), ['welcome'] as const, 'welcome'),
-    };
-  if (b.command !== undefined)
-    return {
-      kind: 'process',
-      command: check.string(b.command, join(path, 'command'), 'node'),
-      args,
-      protocol,
-    };
-  const script = check.string(b.script, join(path, 'script'), '');
-  if (script === '') return { kind: 'process', command: process.execPath, args, protocol };
+  const protocol = b.protocol!;
+  const args = (b.args ?? []).map(String);
+  if (b.remote !== undefined) return { kind: 'remote', urls: b.remote };
+  if (b.builtin !== undefined) return { kind: 'builtin', name: b.builtin };
+  if (b.command !== undefined) return { kind: 'process', command: b.command, args, protocol };
+  const script = b.script!;
   const file = /^[a-z][a-z0-9-]*$/.test(script)
     ? resolve(options.backendsDir, `${script}.js`)
     : isAbsolute(script)
@@ -593,8 +392,8 @@ function readBackend(
   if (!existsSync(file)) {
     const built = existsSync(options.backendsDir)
       ? readdirSync(options.backendsDir)
-          .filter(f => f.endsWith('.js'))
-          .map(f => f.slice(0, -3))
+          .filter(name => name.endsWith('.js'))
+          .map(name => name.slice(0, -3))
       : [];
     check.fail(
       join(path, 'script'),
@@ -606,24 +405,30 @@ function readBackend(
 
 function readDispatch(
   check: ConfigCheck,
-  raw: unknown,
+  list: NonNullable<GatewayConfigFile['dispatch']>,
   modules: readonly string[],
 ): DispatchRule[] {
   const rules: DispatchRule[] = [];
-  check.list(raw, 'dispatch').forEach((entry, i) => {
+  list.forEach((rule, i) => {
     const path = join('dispatch', i);
-    const rule = check.requiredObject(entry, path, ['url', 'module', 'service']);
-    const url = check.string(rule.url, join(path, 'url'), '');
+    if ((rule.module === undefined) === (rule.service === undefined)) {
+      check.fail(path, 'give exactly one of module and service');
+      return;
+    }
     const moduleKey = rule.module !== undefined ? 'module' : 'service';
-    const module = check.string(rule[moduleKey], join(path, moduleKey), '');
-    if (module !== '' && !modules.includes(module))
+    const module = (rule.module ?? rule.service)!;
+    if (!modules.includes(module)) {
       check.fail(join(path, moduleKey), unknownModule(module, modules));
-    if (url === '' || module === '' || !modules.includes(module)) return;
+      return;
+    }
     try {
-      compileDispatchRules([{ url, module }], { modules: [...modules] });
-      rules.push({ url, module });
+      compileDispatchRules([{ url: rule.url, module }], { modules: [...modules] });
+      rules.push({ url: rule.url, module });
     } catch (error) {
-      check.fail(join(path, 'url'), (error as Error).message.replace(/^dispatch rule 0:?\s*/i, ''));
+      check.fail(
+        join(path, 'url'),
+        (error as Error).message.replace(/^dispatch rule \d+:\s*(dispatch\[\d+\]\.url:\s*)?/i, ''),
+      );
     }
   });
   return rules;
@@ -631,61 +436,43 @@ function readDispatch(
 
 function readSplits(
   check: ConfigCheck,
-  raw: unknown,
+  list: NonNullable<GatewayConfigFile['splits']>,
   modules: Record<string, ModuleConfig>,
 ): SplitConfig[] {
-  const out: SplitConfig[] = [];
   const seen = new Set<string>();
-  check.list(raw, 'splits').forEach((entry, i) => {
+  return list.map((split, i) => {
     const path = join('splits', i);
-    const split = check.requiredObject(entry, path, ['module', 'weights', 'stickyBy']);
-    const module = check.string(split.module, join(path, 'module'), '');
-    const mod = modules[module];
-    if (module !== '' && !mod)
-      check.fail(join(path, 'module'), unknownModule(module, Object.keys(modules)));
+    const { module } = split;
+    const mod = Object.hasOwn(modules, module) ? modules[module] : undefined;
+    if (!mod) check.fail(join(path, 'module'), unknownModule(module, Object.keys(modules)));
     if (seen.has(module)) check.fail(join(path, 'module'), `module ${module} is split twice`);
     seen.add(module);
     const weightsPath = join(path, 'weights');
-    const fields = check.requiredObject(split.weights, weightsPath);
-    const weights: Record<string, number> = {};
-    for (const [version, w] of Object.entries(fields)) {
-      const wPath = join(weightsPath, version);
-      weights[version] = check.number(w, wPath, 0, { min: 0 });
-      if (mod && mod.versions[version] === undefined)
+    const weights = Object.fromEntries(Object.entries(split.weights));
+    for (const version of Object.keys(weights))
+      if (mod && !Object.hasOwn(mod.versions, version))
         check.fail(
-          wPath,
+          join(weightsPath, version),
           `version ${JSON.stringify(version)} is not defined in modules.${module}.versions`,
         );
-    }
-    if (Object.keys(fields).length > 0 && !Object.values(weights).some(w => w > 0))
+    if (Object.keys(weights).length > 0 && !Object.values(weights).some(w => w > 0))
       check.fail(weightsPath, 'at least one weight must be > 0');
-    out.push({
-      module,
-      weights,
-      stickyBy: check.oneOf(
-        split.stickyBy,
-        join(path, 'stickyBy'),
-        ['cookie', 'ip', 'random'] as const,
-        'cookie',
-      ),
-    });
+    return { module, weights, stickyBy: split.stickyBy! };
   });
-  return out;
 }
 
 function versionRef(
   check: ConfigCheck,
-  fields: Fields,
+  fields: { readonly module?: string; readonly version?: string },
   path: string,
   modules: Record<string, ModuleConfig>,
 ): { module: string; version: string } {
-  const module = check.string(fields.module, join(path, 'module'), '');
-  const mod = modules[module];
-  if (module !== '' && !mod)
-    check.fail(join(path, 'module'), unknownModule(module, Object.keys(modules)));
+  const module = fields.module ?? '';
+  const mod = Object.hasOwn(modules, module) ? modules[module] : undefined;
+  if (!mod) check.fail(join(path, 'module'), unknownModule(module, Object.keys(modules)));
   const fallback = mod ? (mod.defaultVersion ?? Object.keys(mod.versions)[0] ?? '') : '';
-  const version = check.string(fields.version, join(path, 'version'), fallback);
-  if (mod && mod.versions[version] === undefined)
+  const version = fields.version ?? fallback;
+  if (mod && !Object.hasOwn(mod.versions, version))
     check.fail(
       join(path, 'version'),
       `version ${JSON.stringify(version)} is not defined in modules.${module}.versions`,
@@ -695,13 +482,12 @@ function versionRef(
 
 function readShards(
   check: ConfigCheck,
-  raw: unknown,
+  s: GatewayConfigFile['shards'],
   modules: Record<string, ModuleConfig>,
 ): ShardsConfig {
-  const s = check.requiredObject(raw, 'shards', ['module', 'version', 'count', 'replicas']);
   const { module, version } = versionRef(check, s, 'shards', modules);
-  const count = check.int(s.count, 'shards.count', 3, { min: 1, max: 1024 });
-  const replicas = check.int(s.replicas, 'shards.replicas', 2, { min: 1, max: 16 });
+  const count = s.count!;
+  const replicas = s.replicas!;
   if (replicas > count)
     check.fail('shards.replicas', `must be <= shards.count (${count}), got ${replicas}`);
   const backend = modules[module]?.versions[version]?.backend;
@@ -715,31 +501,18 @@ function readShards(
 
 function readWorkers(
   check: ConfigCheck,
-  raw: unknown,
+  w: GatewayConfigFile['workers'],
   modules: Record<string, ModuleConfig>,
 ): GatewayConfig['workers'] {
-  const w = check.requiredObject(raw, 'workers', ['reports']);
-  const r =
-    raw === undefined || raw === null
-      ? {}
-      : check.requiredObject(w.reports, 'workers.reports', ['module', 'version', 'addresses']);
+  const r = w.reports;
   if (r.addresses !== undefined) {
     if (r.module !== undefined)
       check.fail('workers.reports', 'give either module (and version) or addresses, not both');
-    const addresses = check
-      .list(r.addresses, 'workers.reports.addresses')
-      .map((a, i) =>
-        check.string(
-          a,
-          join('workers.reports.addresses', i),
-          '',
-          /^(tcp|ipc):\/\/\S+$/,
-          'a tcp:// or ipc:// address',
-        ),
-      );
-    if (addresses.length === 0)
-      check.fail('workers.reports.addresses', 'expected at least one address');
-    return { reports: { kind: 'addresses', addresses } };
+    return { reports: { kind: 'addresses', addresses: r.addresses } };
+  }
+  if (r.module === undefined) {
+    check.fail('workers.reports', 'give module (and version) or addresses');
+    return { reports: { kind: 'addresses', addresses: [] } };
   }
   const { module, version } = versionRef(check, r, 'workers.reports', modules);
   const backend = modules[module]?.versions[version]?.backend;
@@ -751,71 +524,30 @@ function readWorkers(
   return { reports: { kind: 'module', module, version } };
 }
 
-function readResilience(check: ConfigCheck, raw: unknown): ResilienceConfig {
-  const r = check.object(raw, 'resilience', ['search', 'orders', 'reports']) ?? {};
-  const s =
-    check.object(r.search, 'resilience.search', [
-      'timeoutMs',
-      'perTryTimeoutMs',
-      'ejectAfterFailures',
-      'ejectionMs',
-      'retryBudgetPercent',
-    ]) ?? {};
-  const o =
-    check.object(r.orders, 'resilience.orders', [
-      'timeoutMs',
-      'retries',
-      'circuitOpenAfter',
-      'circuitResetMs',
-      'maxOpenPerHost',
-      'expectedMs',
-    ]) ?? {};
-  const p =
-    check.object(r.reports, 'resilience.reports', ['deadlineMs', 'jobDeadlineMs', 'jobRetries']) ??
-    {};
-  const ms = (value: unknown, path: string, fallback: number) =>
-    check.int(value, path, fallback, { min: 1, max: DAY });
-  const searchTimeout = ms(s.timeoutMs, 'resilience.search.timeoutMs', 2_000);
+function readResilience(r: NonNullable<GatewayConfigFile['resilience']>): ResilienceConfig {
+  const s = r.search!;
+  const o = r.orders!;
+  const p = r.reports!;
   return {
     search: {
-      timeoutMs: searchTimeout,
-      perTryTimeoutMs: ms(
-        s.perTryTimeoutMs,
-        'resilience.search.perTryTimeoutMs',
-        Math.min(1_000, searchTimeout),
-      ),
-      ejectAfterFailures: check.int(
-        s.ejectAfterFailures,
-        'resilience.search.ejectAfterFailures',
-        3,
-        { min: 1, max: 1000 },
-      ),
-      ejectionMs: ms(s.ejectionMs, 'resilience.search.ejectionMs', 10_000),
-      retryBudgetPercent: check.number(
-        s.retryBudgetPercent,
-        'resilience.search.retryBudgetPercent',
-        20,
-        { min: 0, max: 100 },
-      ),
+      timeoutMs: s.timeoutMs!,
+      perTryTimeoutMs: s.perTryTimeoutMs ?? Math.min(1_000, s.timeoutMs!),
+      ejectAfterFailures: s.ejectAfterFailures!,
+      ejectionMs: s.ejectionMs!,
+      retryBudgetPercent: s.retryBudgetPercent!,
     },
     orders: {
-      timeoutMs: ms(o.timeoutMs, 'resilience.orders.timeoutMs', 2_000),
-      retries: check.int(o.retries, 'resilience.orders.retries', 2, { min: 0, max: 10 }),
-      circuitOpenAfter: check.int(o.circuitOpenAfter, 'resilience.orders.circuitOpenAfter', 5, {
-        min: 1,
-        max: 1000,
-      }),
-      circuitResetMs: ms(o.circuitResetMs, 'resilience.orders.circuitResetMs', 5_000),
-      maxOpenPerHost: check.int(o.maxOpenPerHost, 'resilience.orders.maxOpenPerHost', 50, {
-        min: 1,
-        max: 100_000,
-      }),
-      expectedMs: ms(o.expectedMs, 'resilience.orders.expectedMs', 250),
+      timeoutMs: o.timeoutMs!,
+      retries: o.retries!,
+      circuitOpenAfter: o.circuitOpenAfter!,
+      circuitResetMs: o.circuitResetMs!,
+      maxOpenPerHost: o.maxOpenPerHost!,
+      expectedMs: o.expectedMs!,
     },
     reports: {
-      deadlineMs: ms(p.deadlineMs, 'resilience.reports.deadlineMs', 3_000),
-      jobDeadlineMs: ms(p.jobDeadlineMs, 'resilience.reports.jobDeadlineMs', 30_000),
-      jobRetries: check.int(p.jobRetries, 'resilience.reports.jobRetries', 2, { min: 0, max: 100 }),
+      deadlineMs: p.deadlineMs!,
+      jobDeadlineMs: p.jobDeadlineMs!,
+      jobRetries: p.jobRetries!,
     },
   };
 }

@@ -381,7 +381,7 @@ describe('configuration errors', () => {
     expect(code).toBe(2);
     expect(stdout).not.toMatch(/gateway ready/);
     expect(stderr).toContain(
-      'modules.catalog.versions.v1.instances: expected an integer >= 1, got "x"',
+      'modules.catalog.versions.v1.instances: expected an integer from 1 to 64, got "x"',
     );
     expect(stderr).toContain(
       'splits[0].weights.v3: version "v3" is not defined in modules.orders.versions',

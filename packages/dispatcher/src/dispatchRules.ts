@@ -1,4 +1,7 @@
+import { ValueErrorType } from '@sinclair/typebox/errors';
+import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { DispatchFileSchema, DispatchRuleSchema } from './dispatchSchema.js';
 import { InvalidDispatchRuleError } from './errors.js';
 
 /** One `dispatch.yaml` entry: `url` (`host_pattern/path_pattern`) and `module` or `service`. */
@@ -43,7 +46,8 @@ const HOST_SUFFIX =
   /^(\*|\*[a-z0-9-]*[a-z0-9]|\*(\.|[a-z0-9-]*[a-z0-9]\.)([a-z0-9]([a-z0-9-]*[a-z0-9])*\.)*([a-z0-9]([a-z0-9-]*[a-z0-9])*))$/;
 const IPV4 = /^(\d{1,3})(\.\d{1,3}){3}$/;
 const PATH = /^\/[\x21-\x7e]*$/;
-const MODULE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const RULE_KEYS = Object.keys(DispatchRuleSchema.properties);
+const FILE_KEYS = Object.keys(DispatchFileSchema.properties);
 /** `/_ah/` paths are never dispatched, except these (App Engine's allow-list). */
 const AH_ALLOWED = ['/_ah/queue/deferred'];
 
@@ -119,27 +123,29 @@ function compileRule(
   index: number,
   modules: ReadonlySet<string> | undefined,
 ): CompiledDispatchRule {
-  if (typeof rule !== 'object' || rule === null || Array.isArray(rule))
-    throw new InvalidDispatchRuleError('each rule must be a mapping with url and module', index);
-  const { url, module, service } = rule as Record<string, unknown>;
-  for (const key of Object.keys(rule)) {
-    if (key !== 'url' && key !== 'module' && key !== 'service')
-      throw new InvalidDispatchRuleError(`unknown field ${JSON.stringify(key)}`, index);
-  }
-  if (typeof url !== 'string' || url === '')
-    throw new InvalidDispatchRuleError('url must be a non-empty string', index);
-  if (url.length > MAX_URL)
-    throw new InvalidDispatchRuleError(`url longer than ${MAX_URL} characters`, index);
-  if ((module === undefined) === (service === undefined))
-    throw new InvalidDispatchRuleError('give exactly one of module and service', index);
+  const shape = shapeError(rule, index);
+  if (shape) throw shape;
+  const { url, module, service } = rule as DispatchRule & { url: string };
+  if (module !== undefined && service !== undefined)
+    throw new InvalidDispatchRuleError(
+      `dispatch[${index}]: give exactly one of module and service, got both`,
+      index,
+    );
   const target = module ?? service;
-  if (typeof target !== 'string' || !MODULE.test(target))
-    throw new InvalidDispatchRuleError(`invalid module name ${describeValue(target)}`, index);
+  if (target === undefined)
+    throw new InvalidDispatchRuleError(
+      `dispatch[${index}]: give exactly one of module and service, got neither`,
+      index,
+    );
   if (modules && !modules.has(target))
-    throw new InvalidDispatchRuleError(`module ${JSON.stringify(target)} does not exist`, index);
+    throw new InvalidDispatchRuleError(
+      `dispatch[${index}].${module !== undefined ? 'module' : 'service'}: module ${JSON.stringify(target)} does not exist (known: ${[...modules].join(', ') || 'none'})`,
+      index,
+    );
+  const at = `dispatch[${index}].url: `;
   const slash = url.indexOf('/');
   if (slash < 0)
-    throw new InvalidDispatchRuleError(`url ${JSON.stringify(url)} has no path`, index);
+    throw new InvalidDispatchRuleError(`${at}url ${JSON.stringify(url)} has no path`, index);
   const hostPattern = url.slice(0, slash).toLowerCase();
   let path = url.slice(slash);
   let hostMatch: CompiledDispatchRule['hostMatch'];
@@ -150,21 +156,27 @@ function compileRule(
   } else if (hostPattern.startsWith('*')) {
     if (!HOST_SUFFIX.test(hostPattern))
       throw new InvalidDispatchRuleError(
-        `invalid host pattern ${JSON.stringify(hostPattern)}`,
+        `${at}invalid host pattern ${JSON.stringify(hostPattern)}`,
         index,
       );
     hostMatch = 'suffix';
     host = hostPattern.slice(1);
   } else {
     if (!HOST_EXACT.test(hostPattern))
-      throw new InvalidDispatchRuleError(`invalid host ${JSON.stringify(hostPattern)}`, index);
+      throw new InvalidDispatchRuleError(`${at}invalid host ${JSON.stringify(hostPattern)}`, index);
     if (IPV4.test(hostPattern))
-      throw new InvalidDispatchRuleError('IPv4 hosts are not allowed in dispatch rules', index);
+      throw new InvalidDispatchRuleError(
+        `${at}IPv4 hosts are not allowed in dispatch rules`,
+        index,
+      );
     hostMatch = 'exact';
     host = hostPattern;
   }
   if (host.includes('-dot-'))
-    throw new InvalidDispatchRuleError('-dot- host names are not allowed in dispatch rules', index);
+    throw new InvalidDispatchRuleError(
+      `${at}-dot- host names are not allowed in dispatch rules`,
+      index,
+    );
   let pathPrefix = false;
   if (path.endsWith('*')) {
     pathPrefix = true;
@@ -172,10 +184,34 @@ function compileRule(
   }
   if (!PATH.test(path) || path.includes('*') || path.includes('?') || path.includes('#'))
     throw new InvalidDispatchRuleError(
-      `invalid path ${JSON.stringify(url.slice(slash))} (a glob may only end the path)`,
+      `${at}invalid path ${JSON.stringify(url.slice(slash))} (a glob may only end the path)`,
       index,
     );
   return Object.freeze({ index, url, module: target, hostMatch, host, path, pathPrefix });
+}
+
+/**
+ * The first way `rule` misses {@link DispatchRuleSchema}, as an error naming the field
+ * (`dispatch[2].url`), what it expects and what it got; undefined when the shape is right.
+ */
+function shapeError(rule: unknown, index: number): InvalidDispatchRuleError | undefined {
+  if (Value.Check(DispatchRuleSchema, rule)) return undefined;
+  const error = Value.Errors(DispatchRuleSchema, rule).First();
+  if (error === undefined) return undefined;
+  const key = error.path.split('/')[1]?.replace(/~1/g, '/').replace(/~0/g, '~');
+  const field = key === undefined ? `dispatch[${index}]` : `dispatch[${index}].${key}`;
+  const got = error.value === undefined ? 'nothing' : describeValue(error.value);
+  let message: string;
+  if (key === undefined)
+    message = `${field} must be a mapping with url and module (or service), got ${got}`;
+  else if (error.type === ValueErrorType.ObjectAdditionalProperties)
+    message = `${field} is an unknown field; expected one of ${RULE_KEYS.join(', ')}`;
+  else if (key === 'url' && error.type === ValueErrorType.StringMaxLength)
+    message = `${field} longer than ${MAX_URL} characters: expected at most ${MAX_URL}, got ${(error.value as string).length}`;
+  else if (key === 'url') message = `${field} must be a non-empty string, got ${got}`;
+  else
+    message = `${field}: invalid module name ${got}, expected a lowercase host-name label (a-z, 0-9, -)`;
+  return new InvalidDispatchRuleError(message, index);
 }
 
 /** A short description of a value for an error message (YAML aliases can make it circular). */
@@ -208,13 +244,18 @@ export function parseDispatchYaml(
   }
   if (doc === null || doc === undefined) return compileDispatchRules([], options);
   if (typeof doc !== 'object' || Array.isArray(doc))
-    throw new InvalidDispatchRuleError('dispatch.yaml must be a mapping with a dispatch list');
+    throw new InvalidDispatchRuleError(
+      `dispatch.yaml must be a mapping with a dispatch list, got ${describeValue(doc)}`,
+    );
   for (const key of Object.keys(doc)) {
-    if (key !== 'dispatch' && key !== 'application')
-      throw new InvalidDispatchRuleError(`unknown top-level key ${JSON.stringify(key)}`);
+    if (!FILE_KEYS.includes(key))
+      throw new InvalidDispatchRuleError(
+        `unknown top-level key ${JSON.stringify(key)}; expected one of ${FILE_KEYS.join(', ')}`,
+      );
   }
   const list = (doc as { dispatch?: unknown }).dispatch;
   if (list === undefined || list === null) return compileDispatchRules([], options);
-  if (!Array.isArray(list)) throw new InvalidDispatchRuleError('dispatch must be a list');
+  if (!Array.isArray(list))
+    throw new InvalidDispatchRuleError(`dispatch must be a list, got ${describeValue(list)}`);
   return compileDispatchRules(list as DispatchRule[], options);
 }

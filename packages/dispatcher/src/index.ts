@@ -65,6 +65,14 @@ export {
   type CompiledDispatchRule,
   type DispatchRuleOptions,
 } from './dispatchRules.js';
+export {
+  DispatchRuleSchema,
+  DispatchFileSchema,
+  DISPATCH_SCHEMA_ID,
+  MODULE_NAME_PATTERN,
+  dispatchJsonSchema,
+  type DispatchFile,
+} from './dispatchSchema.js';
 export { parseHostHeader, isHostLabel, type HostHeaderMatch } from './hostHeader.js';
 export {
   CompiledSplit,
