@@ -3,7 +3,7 @@ import { RouteConfigError } from './errors.js';
 import type { Entrypoint } from './entrypoint.js';
 import type { DeferredOutcome } from './outcome.js';
 import { checkKeys, checkMs } from './internal/options.js';
-import type { Worker } from './worker.js';
+import type { RouteWorker } from './routeWorker.js';
 
 /** An error class (matched with `instanceof`, so subclasses match too). */
 export type ErrorClass = abstract new (...args: any[]) => unknown;
@@ -39,12 +39,12 @@ export interface AsyncBackoffOptions extends BackoffOptions {
 /** What {@link BackoffPolicy.retry} needs from the route. */
 export interface RetryTools {
   /** Waits `ms` before retry `attempt` on the route clock; rejects with `CANCELLED` when the route stops meanwhile. */
-  sleep(ms: number, previous: Worker<any, any, any>, attempt: number): Promise<void>;
+  sleep(ms: number, previous: RouteWorker<any, any, any>, attempt: number): Promise<void>;
   /** Runs the message again as retry number `attempt` (1-based) and returns the finished worker. */
-  rerun(previous: Worker<any, any, any>, attempt: number): Promise<Worker<any, any, any>>;
+  rerun(previous: RouteWorker<any, any, any>, attempt: number): Promise<RouteWorker<any, any, any>>;
   /** Publishes retry number `attempt` to run after `delayMs` and returns the deferred outcome. */
   republish(
-    previous: Worker<any, any, any>,
+    previous: RouteWorker<any, any, any>,
     attempt: number,
     delayMs: number,
   ): Promise<DeferredOutcome>;
@@ -106,7 +106,7 @@ export class BackoffPolicy {
   }
 
   /** ≙ `can_retry`: the worker failed with a retryable error and retries are left. */
-  canRetry(worker: Worker<any, any, any>): boolean | Promise<boolean> {
+  canRetry(worker: RouteWorker<any, any, any>): boolean | Promise<boolean> {
     return worker.failed && worker.attempt < this.maxRetries && this.isRetryable(worker.error);
   }
 
@@ -127,9 +127,9 @@ export class BackoffPolicy {
    * last worker. Async: publish the retry and resolve with the `deferred` outcome.
    */
   async retry(
-    worker: Worker<any, any, any>,
+    worker: RouteWorker<any, any, any>,
     tools: RetryTools,
-  ): Promise<Worker<any, any, any> | DeferredOutcome> {
+  ): Promise<RouteWorker<any, any, any> | DeferredOutcome> {
     let current = worker;
     for (;;) {
       const attempt = current.attempt + 1;

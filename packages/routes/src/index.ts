@@ -18,15 +18,10 @@ export {
   type StopOptions,
 } from './route.js';
 export { CallbackRoute, type CallbackRouteOptions } from './callbackRoute.js';
-export {
-  Worker,
-  CallbackWorker,
-  type WorkerInit,
-  type WorkerClass,
-  type CallbackWorkerClass,
-  type CallbackKind,
-} from './worker.js';
-export type { WorkerContext, Delivery } from './workerContext.js';
+export { RouteWorker, type RouteWorkerInit, type RouteWorkerClass } from './routeWorker.js';
+export { CallbackWorker, type CallbackWorkerClass } from './callbackWorker.js';
+export type { RouteRuntime, CallbackKind } from './routeRuntime.js';
+export type { WorkerContext } from './workerContext.js';
 export type {
   Outcome,
   SuccessOutcome,
@@ -77,13 +72,19 @@ export {
 // Dependencies, runner
 export type { Dependency, DependencyMap, DepsOf } from './dependency.js';
 export { Runner, type RunnerOptions } from './runner.js';
-export { RunnerContext, type RunnerContextOptions, type RunnerEnv } from './runnerContext.js';
+export {
+  RunnerContext,
+  type RunnerContextOptions,
+  type RunnerEnv,
+  type ContextRoute,
+} from './runnerContext.js';
 
 // Entrypoints, settlement, dead letters
 export type {
   Entrypoint,
   EntryRef,
   RouteHandle,
+  Delivery,
   RepublishPayload,
   StartRouteOptions,
   MessageOf,

@@ -11,7 +11,7 @@ import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import type { Meta, Outcome } from './outcome.js';
 import { queueSettlement } from './settlement.js';
-import type { Delivery } from './workerContext.js';
+import type { Delivery } from './entrypoint.js';
 
 /** Options of {@link MemoryQueue}. */
 export interface MemoryQueueOptions {

@@ -40,14 +40,11 @@ import {
   type ValidChain,
   type TranslatorLike,
 } from './translator.js';
-import {
-  CallbackWorker,
-  Worker,
-  type CallbackKind,
-  type CallbackWorkerClass,
-  type WorkerClass,
-} from './worker.js';
-import type { Delivery, WorkerContext } from './workerContext.js';
+import { CallbackWorker, type CallbackWorkerClass } from './callbackWorker.js';
+import type { CallbackKind, RouteRuntime } from './routeRuntime.js';
+import { RouteWorker, type RouteWorkerClass } from './routeWorker.js';
+import type { Delivery } from './entrypoint.js';
+import type { WorkerContext } from './workerContext.js';
 
 /** A target written as a function: gets the translated message and the worker context. */
 export type TargetFn<Out, R, Deps = Readonly<Record<string, unknown>>> = (
@@ -130,8 +127,8 @@ export interface RouteOptions<In, Out, R, D extends DependencyMap = DependencyMa
   readonly dependencies?: D;
   /** Metric and call-id label. Default `<RouteClass>__<target name>`, e.g. `Route__handleOrder`. */
   readonly metricLabel?: string;
-  /** Worker class (≙ `worker_class`). Default {@link Worker}. */
-  readonly workerClass?: WorkerClass;
+  /** Worker class (≙ `worker_class`). Default {@link RouteWorker}. */
+  readonly workerClass?: RouteWorkerClass;
   /** Callback worker class (≙ `callback_worker_class`). Default {@link CallbackWorker}. */
   readonly callbackWorkerClass?: CallbackWorkerClass;
   /** Workers of this route running at once, inside the context's `maxWorkers`. Default: the context's budget only. */
@@ -279,7 +276,7 @@ export class Route<
   Out = unknown,
   R = unknown,
   D extends DependencyMap = DependencyMap,
-> implements RouteHandle<In> {
+> implements RouteHandle<In>, RouteRuntime {
   readonly target: Target<Out, R, DepsOf<D>>;
   readonly methodName: string | undefined;
   readonly entrypoints: readonly Entrypoint<In>[];
@@ -287,7 +284,7 @@ export class Route<
   readonly backoff: BackoffPolicy | undefined;
   readonly callbacks: Callbacks<Out, R, D> | undefined;
   readonly dependencies: D;
-  readonly workerClass: WorkerClass;
+  readonly workerClass: RouteWorkerClass;
   readonly callbackWorkerClass: CallbackWorkerClass;
   /** Per-route worker limit, if any. */
   readonly concurrencyLimit: number | undefined;
@@ -312,7 +309,7 @@ export class Route<
     Record<CallbackKind, (event: unknown, ctx: WorkerContext<any>) => unknown>
   >;
   private readonly events = new Emitter<RouteEvent>();
-  private ctx: RunnerContext | undefined = undefined;
+  private ctx: RunnerContext<any> | undefined = undefined;
   private envClock: Clock | undefined = undefined;
   private envMetrics: Metrics | undefined = undefined;
   private envLogger: Logger | undefined = undefined;
@@ -340,7 +337,7 @@ export class Route<
       callbacks,
       dependencies,
       metricLabel,
-      workerClass = Worker,
+      workerClass = RouteWorker,
       callbackWorkerClass = CallbackWorker,
       concurrency,
       timeoutMs,
@@ -479,11 +476,11 @@ export class Route<
   }
 
   /** The runner context this route runs in (a default one is created on first use). */
-  get context(): RunnerContext {
+  get context(): RunnerContext<any> {
     return this.ctx ?? this.bindDefault();
   }
 
-  private bindDefault(): RunnerContext {
+  private bindDefault(): RunnerContext<any> {
     new RunnerContext({ routes: [this] });
     return this.ctx!;
   }
@@ -542,7 +539,7 @@ export class Route<
   }
 
   /** @internal Called by {@link RunnerContext}: binds the route to its context (once). */
-  bind(context: RunnerContext): void {
+  bind(context: RunnerContext<any>): void {
     if (this.ctx !== undefined && this.ctx !== context)
       throw new RouteConfigError(
         `route ${this.label} is already bound to context ${this.ctx.name}`,
@@ -682,20 +679,20 @@ export class Route<
     args: In,
     meta: Meta,
     delivery: Delivery,
-  ): Worker<In, Out, R> | Promise<Worker<In, Out, R>> {
+  ): RouteWorker<In, Out, R> | Promise<RouteWorker<In, Out, R>> {
     return new this.workerClass(this, {
       args,
       meta,
       delivery,
       attempt: retryCountOf(meta),
-    }) as Worker<In, Out, R>;
+    }) as RouteWorker<In, Out, R>;
   }
 
   /**
    * ≙ `run_worker`: spawns the worker; if it failed and the backoff can retry, runs the backoff;
    * then hands the result to `handleFinishedWorker`.
    */
-  runWorker(delivery: Delivery, worker: Worker<In, Out, R>): Promise<Outcome<R>> {
+  runWorker(delivery: Delivery, worker: RouteWorker<In, Out, R>): Promise<Outcome<R>> {
     return this.spawnWorker(worker).then(finished => {
       if (
         this.backoff !== undefined &&
@@ -710,7 +707,7 @@ export class Route<
 
   private async retryAndFinish(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
   ): Promise<Outcome<R>> {
     const finished = (await this.backoff!.canRetry(worker))
       ? await this.runBackoff(delivery, worker)
@@ -725,12 +722,12 @@ export class Route<
    */
   async runBackoff(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
-  ): Promise<Worker<In, Out, R> | DeferredOutcome> {
+    worker: RouteWorker<In, Out, R>,
+  ): Promise<RouteWorker<In, Out, R> | DeferredOutcome> {
     const task = delivery as Task;
     try {
       return (await this.backoff!.retry(worker, this.retryTools(task))) as
-        Worker<In, Out, R> | DeferredOutcome;
+        RouteWorker<In, Out, R> | DeferredOutcome;
     } catch (error) {
       if (isXError(error, 'CANCELLED') || isXError(error, 'REPUBLISH_FAILED')) {
         worker.error = error;
@@ -791,7 +788,7 @@ export class Route<
 
   private noteRetry(
     task: Task,
-    previous: Worker<any, any, any>,
+    previous: RouteWorker<any, any, any>,
     attempt: number,
     delayMs: number,
     mode: 'sync' | 'async',
@@ -815,9 +812,9 @@ export class Route<
    */
   handleFinishedWorker(
     delivery: Delivery,
-    finished: Worker<In, Out, R> | DeferredOutcome,
+    finished: RouteWorker<In, Out, R> | DeferredOutcome,
   ): Outcome<R> | Promise<Outcome<R>> {
-    if (!(finished instanceof Worker)) return finished;
+    if (!(finished instanceof RouteWorker)) return finished;
     const worker = finished;
     if (!worker.failed) {
       const outcome: SuccessOutcome<R> = {
@@ -831,7 +828,7 @@ export class Route<
   }
 
   private async withCallbacks(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     outcome: SuccessOutcome<R> | FailureOutcome,
   ): Promise<Outcome<R>> {
     const callbackError = await this.runCallbacks(worker, outcome);
@@ -840,7 +837,7 @@ export class Route<
 
   private finishFailure(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
   ): Outcome<R> | Promise<Outcome<R>> {
     const attempts = worker.ran ? worker.attempt + 1 : worker.attempt;
     const error = worker.error;
@@ -891,7 +888,7 @@ export class Route<
   }
 
   private async runCallbacks(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     outcome: SuccessOutcome<R> | FailureOutcome,
   ): Promise<unknown> {
     const targets = this.callbackTargets;
@@ -934,7 +931,7 @@ export class Route<
 
   /** ≙ `get_callback_worker_instance`: a worker (of `callbackWorkerClass`) for one callback run. */
   async getCallbackWorkerInstance(
-    original: Worker<In, Out, R>,
+    original: RouteWorker<In, Out, R>,
     kind: CallbackKind,
     event: unknown,
     attempt: number,
@@ -947,7 +944,7 @@ export class Route<
    * (never the route's). Resolves with its final error, or undefined when it succeeded.
    */
   async startCallbackRoute(
-    original: Worker<In, Out, R>,
+    original: RouteWorker<In, Out, R>,
     kind: CallbackKind,
     event: unknown,
   ): Promise<unknown> {
@@ -990,7 +987,7 @@ export class Route<
    * the worker and records the metrics. A worker that gets no slot comes back failed without
    * running (`BULKHEAD_FULL` when the queue is full, `CANCELLED` when handed back at stop).
    */
-  spawnWorker(worker: Worker<In, Out, R>): Promise<Worker<In, Out, R>> {
+  spawnWorker(worker: RouteWorker<In, Out, R>): Promise<RouteWorker<In, Out, R>> {
     const task = worker.delivery as Task;
     if (task.aborted) return Promise.resolve(worker.fail(this.abortError(task)));
     const limiter = this.limiter;
@@ -1012,11 +1009,11 @@ export class Route<
   }
 
   private async spawnQueued(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     task: Task,
     limiter: Bulkhead | undefined,
     budget: Bulkhead,
-  ): Promise<Worker<In, Out, R>> {
+  ): Promise<RouteWorker<In, Out, R>> {
     // Bulkhead.acquire reads the task's signal only when it has to queue: the AbortController of
     // the delivery exists only on this slow path. A stop aborts it, and the waiter leaves the queue.
     task.waiting = true;
@@ -1044,11 +1041,11 @@ export class Route<
   }
 
   private runInSlot(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     task: Task,
     limiter: Bulkhead | undefined,
     budget: Bulkhead,
-  ): Promise<Worker<In, Out, R>> {
+  ): Promise<RouteWorker<In, Out, R>> {
     task.started = true;
     task.holding = true;
     task.heldLimiter = limiter;

@@ -16,7 +16,7 @@ import { RunnerContext } from './runnerContext.js';
 /** Options of a {@link Runner}. */
 export interface RunnerOptions {
   /** The contexts to run. Default: one context `'default'` holding `routes`. */
-  readonly contexts?: readonly RunnerContext[];
+  readonly contexts?: readonly RunnerContext<Route<any, any, any, any>>[];
   /** Shortcut: routes for a single default context (with `maxWorkers`). */
   readonly routes?: readonly Route<any, any, any, any>[];
   /** `maxWorkers` of the default context. Default 10. */
@@ -36,7 +36,7 @@ export interface RunnerOptions {
  * dependencies and returns one {@link DrainReport}; `kill()` stops at once.
  */
 export class Runner {
-  readonly contexts: readonly RunnerContext[];
+  readonly contexts: readonly RunnerContext<Route<any, any, any, any>>[];
   private started = false;
   private stopping: Promise<DrainReport> | undefined = undefined;
 

@@ -12,8 +12,8 @@ import {
   type StopOptions,
 } from './route.js';
 import { RunnerContext } from './runnerContext.js';
-import type { CallbackKind } from './worker.js';
-import type { Delivery } from './workerContext.js';
+import type { CallbackKind } from './routeRuntime.js';
+import type { Delivery } from './entrypoint.js';
 
 /** Options of {@link testRoute}. */
 export interface TestRouteOptions {
