@@ -276,7 +276,9 @@ export class Route<
   Out = unknown,
   R = unknown,
   D extends DependencyMap = DependencyMap,
-> implements RouteHandle<In>, RouteRuntime {
+>
+  implements RouteHandle<In>, RouteRuntime
+{
   readonly target: Target<Out, R, DepsOf<D>>;
   readonly methodName: string | undefined;
   readonly entrypoints: readonly Entrypoint<In>[];

@@ -1,4 +1,10 @@
-import { isXError, timeout, type PolicyContext, type TimeoutPolicy } from '@x/resilience';
+import {
+  isXError,
+  policyContext,
+  timeout,
+  type PolicyContext,
+  type TimeoutPolicy,
+} from '@x/resilience';
 import type { Dependency } from './dependency.js';
 import { DeadlineExceededError, DependencyError } from './errors.js';
 import type { Meta } from './outcome.js';
@@ -168,7 +174,10 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
         const clock = this.route.clock;
         policy = RouteWorker.deadlineOnly.get(clock);
         if (policy === undefined)
-          RouteWorker.deadlineOnly.set(clock, (policy = timeout(Infinity, { clock, scope: 'attempt' })));
+          RouteWorker.deadlineOnly.set(
+            clock,
+            (policy = timeout(Infinity, { clock, scope: 'attempt' })),
+          );
       }
       const timeoutPolicy = policy;
       if (timeoutPolicy === undefined) pending = this.execute();
@@ -179,12 +188,7 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
             ctx.policy = policy;
             return this.execute();
           },
-          {
-            signal: this.delivery.signal,
-            attempt: this.attempt,
-            deadline,
-            endpoint: undefined,
-          },
+          policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
         );
       }
     } catch (error) {
