@@ -1,22 +1,15 @@
 // Routes, workers, outcomes
-export {
-  Route,
-  route,
-  type RouteOptions,
-  type InferredRouteOptions,
-  type RouteInput,
-  type Target,
-  type TargetFn,
-  type TargetClass,
-  type Callbacks,
-  type CallbackTarget,
-  type FailureEvent,
-  type SuccessEvent,
-  type SettledEvent,
-  type RouteEvent,
-  type DrainReport,
-  type StopOptions,
-} from './route.js';
+export { Route, route, type InferredRouteOptions, type RouteInput } from './route.js';
+export type {
+  RouteOptions,
+  Target,
+  TargetFn,
+  TargetClass,
+  Callbacks,
+  CallbackTarget,
+} from './routeOptions.js';
+export type { FailureEvent, SuccessEvent, SettledEvent, RouteEvent } from './routeEvent.js';
+export type { DrainReport, StopOptions } from './drainReport.js';
 export { CallbackRoute, type CallbackRouteOptions } from './callbackRoute.js';
 export { RouteWorker, type RouteWorkerInit, type RouteWorkerClass } from './routeWorker.js';
 export { CallbackWorker, type CallbackWorkerClass } from './callbackWorker.js';

@@ -45,158 +45,11 @@ import type { CallbackKind, RouteRuntime } from './routeRuntime.js';
 import { RouteWorker, type RouteWorkerClass } from './routeWorker.js';
 import type { Delivery } from './entrypoint.js';
 import type { WorkerContext } from './workerContext.js';
-
-/** A target written as a function: gets the translated message and the worker context. */
-export type TargetFn<Out, R, Deps = Readonly<Record<string, unknown>>> = (
-  input: Out,
-  ctx: WorkerContext<Deps>,
-) => R | PromiseLike<R>;
-
-/** A target class: one instance per worker (nameko), dependencies set as its properties, `methodName` called. */
-export type TargetClass = new () => any;
-
-/** What a route runs (≙ `target`): a function, or a class with `methodName` (default `'call'`). */
-export type Target<Out, R, Deps = Readonly<Record<string, unknown>>> =
-  TargetFn<Out, R, Deps> | TargetClass;
-
-/** What `onFailure` receives: the original message, its translation (if it got that far) and the error. */
-export interface FailureEvent<Out> {
-  readonly message: unknown;
-  readonly input: Out | undefined;
-  readonly error: unknown;
-  readonly reason: FailureReason;
-  readonly attempts: number;
-  readonly meta: Meta;
-}
-
-/** What `onSuccess` receives. */
-export interface SuccessEvent<Out, R> {
-  readonly message: unknown;
-  readonly input: Out;
-  readonly result: R;
-  readonly attempts: number;
-  readonly meta: Meta;
-}
-
-/** What `onSettled` receives (after success or terminal failure; never for deferred/cancelled). */
-export interface SettledEvent<Out, R> {
-  readonly message: unknown;
-  readonly input: Out | undefined;
-  readonly outcome: SuccessOutcome<R> | FailureOutcome;
-  readonly meta: Meta;
-}
-
-/** A callback target: a function `(event, ctx)` or a class with a `call(event, ctx)` method. */
-export type CallbackTarget<E, Deps> =
-  ((event: E, ctx: WorkerContext<Deps>) => unknown) | TargetClass;
-
-/**
- * `CallbackRoute` generalised. Each callback runs at most once per settled message (after its own
- * retries), is awaited before the entrypoint settles, never uses the route's backoff, and never
- * triggers a callback when it fails (its error is logged and put on the outcome as `callbackError`).
- */
-export interface Callbacks<Out, R, D extends DependencyMap = DependencyMap> {
-  /** After a failure that will not be retried (≙ `callback_target`). */
-  readonly onFailure?: CallbackTarget<FailureEvent<Out>, DepsOf<D>>;
-  readonly onSuccess?: CallbackTarget<SuccessEvent<Out, R>, DepsOf<D>>;
-  readonly onSettled?: CallbackTarget<SettledEvent<Out, R>, DepsOf<D>>;
-  /** The callbacks' own retry policy (a {@link syncBackoff}). Default: no retry. */
-  readonly backoff?: BackoffPolicy;
-  /** Deadline of each callback run in ms. Default: none. */
-  readonly timeoutMs?: number;
-}
-
-/** Options of a {@link Route}. */
-export interface RouteOptions<In, Out, R, D extends DependencyMap = DependencyMap> {
-  /** The function, or class with `methodName`, that handles a message. */
-  readonly target: Target<Out, R, DepsOf<D>>;
-  /** One or several entrypoints sharing this route's translators, backoff and metrics. Default none. */
-  readonly entrypoint?: Entrypoint<In> | readonly Entrypoint<In>[];
-  /** Translator chain: each gets the previous output; a failure is terminal. Default none. */
-  readonly translators?: TranslatorLike<any, any> | readonly TranslatorLike<any, any>[];
-  /** Method called on a class target. Default `'call'`. */
-  readonly methodName?: string;
-  /**
-   * Retry policy: {@link syncBackoff} or {@link asyncBackoff}. Default none (a failure is terminal).
-   * An async backoff's `via` entrypoint is added to the route's entrypoints when not listed.
-   */
-  readonly backoff?: BackoffPolicy;
-  /** `onFailure` / `onSuccess` / `onSettled` with their own retry policy. */
-  readonly callbacks?: Callbacks<Out, R, D>;
-  /** Dependencies injected as `ctx.deps[name]` (nameko lifecycle). */
-  readonly dependencies?: D;
-  /** Metric and call-id label. Default `<RouteClass>__<target name>`, e.g. `Route__handleOrder`. */
-  readonly metricLabel?: string;
-  /** Worker class (≙ `worker_class`). Default {@link RouteWorker}. */
-  readonly workerClass?: RouteWorkerClass;
-  /** Callback worker class (≙ `callback_worker_class`). Default {@link CallbackWorker}. */
-  readonly callbackWorkerClass?: CallbackWorkerClass;
-  /** Workers of this route running at once, inside the context's `maxWorkers`. Default: the context's budget only. */
-  readonly concurrency?: number;
-  /** Deadline of each attempt in ms (aborts `ctx.signal`, fails with `TIMEOUT`). Default none. */
-  readonly timeoutMs?: number;
-  /** Overrides of the context's clock, metrics and logger. */
-  readonly clock?: Clock;
-  readonly metrics?: Metrics;
-  readonly logger?: Logger;
-}
-
-/** What a route reports to `onEvent` listeners (`testRoute` records them). */
-export type RouteEvent =
-  | {
-      readonly type: 'attempt';
-      readonly entryId: unknown;
-      readonly callId: string;
-      /** 0 for the first try. */
-      readonly attempt: number;
-      readonly at: number;
-      readonly durationMs: number;
-      readonly failed: boolean;
-      readonly error?: unknown;
-    }
-  | {
-      readonly type: 'retry';
-      readonly entryId: unknown;
-      /** 1 for the first retry. */
-      readonly attempt: number;
-      readonly delayMs: number;
-      readonly mode: 'sync' | 'async';
-      readonly at: number;
-      readonly error: unknown;
-    }
-  | {
-      readonly type: 'callback';
-      readonly entryId: unknown;
-      readonly callback: CallbackKind;
-      readonly attempt: number;
-      readonly at: number;
-      readonly failed: boolean;
-      readonly error?: unknown;
-    }
-  | {
-      readonly type: 'outcome';
-      readonly entryId: unknown;
-      readonly at: number;
-      readonly outcome: Outcome;
-    };
-
-/** What `stop()` reports: what was handed back, what finished, what had to be killed. */
-export interface DrainReport {
-  /** Work handed back unstarted (requeued by its entrypoint, or answered 503). */
-  readonly returned: EntryRef[];
-  /** Work in flight when the stop began that finished before the deadline. */
-  readonly completed: number;
-  /** Work still running at the deadline: aborted, settled as `cancelled` (requeued). */
-  readonly killed: EntryRef[];
-  readonly timedOut: boolean;
-  readonly durationMs: number;
-}
-
-/** Options of `stop()`. */
-export interface StopOptions {
-  /** How long in-flight work may take to finish before it is killed. Default 30 000 ms. */
-  readonly timeoutMs?: number;
-}
+import { stopDependencies, type DrainReport, type StopOptions } from './drainReport.js';
+import { compileTarget, isClassTarget } from './internal/compileTarget.js';
+import { retryCountOf, retryMeta } from './internal/retryMeta.js';
+import type { FailureEvent, RouteEvent, SettledEvent, SuccessEvent } from './routeEvent.js';
+import type { Callbacks, RouteOptions, Target } from './routeOptions.js';
 
 const ROUTE_KEYS = [
   'target',
@@ -219,50 +72,6 @@ const CALLBACK_KEYS = ['onFailure', 'onSuccess', 'onSettled', 'backoff', 'timeou
 
 /** @internal Lets `testRoute` carry asynchronous retries on its fake clock. */
 export const TEST_REPUBLISHER = Symbol('routes.testRepublisher');
-
-function isClassTarget(fn: unknown): boolean {
-  return typeof fn === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(fn));
-}
-
-function retryCountOf(meta: Meta): number {
-  const backoff = meta.backoff as { retryCount?: unknown } | undefined;
-  const n = backoff?.retryCount;
-  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : 0;
-}
-
-function retryMeta(meta: Meta, attempt: number): Meta {
-  return { ...meta, backoff: { retryCount: attempt, lastRetryAt: Date.now() } };
-}
-
-/** Compiles a target (function, or class + method) into `(input, ctx) => result`. */
-function compileTarget(
-  target: unknown,
-  methodName: string | undefined,
-  deps: boolean,
-  where: string,
-): (input: unknown, ctx: WorkerContext<any>) => unknown {
-  if (typeof target !== 'function')
-    throw new RouteConfigError(`${where} must be a function or a class`);
-  if (methodName === undefined && !isClassTarget(target)) {
-    const fn = target as (input: unknown, ctx: WorkerContext<any>) => unknown;
-    return (input, ctx) => fn(input, ctx);
-  }
-  const method = methodName ?? 'call';
-  const proto = (target as { prototype?: Record<string, unknown> }).prototype;
-  if (!proto || typeof proto[method] !== 'function')
-    throw new RouteConfigError(
-      `${where}: class ${target.name || '(anonymous)'} has no method ${method}()`,
-    );
-  const Cls = target as new () => Record<
-    string,
-    (input: unknown, ctx: WorkerContext<any>) => unknown
-  >;
-  return (input, ctx) => {
-    const instance = new Cls();
-    if (deps) Object.assign(instance, ctx.deps);
-    return instance[method]!(input, ctx);
-  };
-}
 
 /**
  * Links entrypoints to a target (≙ micro_framework's `Route`): translates each message through the
@@ -953,8 +762,9 @@ export class Route<
     const policy = this.callbacks?.backoff;
     const tags = { ...this.metricTags, callback: kind };
     const task = original.delivery as Task;
-    for (let attempt = 0; ; attempt++) {
-      const worker = await this.getCallbackWorkerInstance(original, kind, event, attempt);
+    let last!: RouteWorker<any, any, any>;
+    const runOnce = async (attempt: number): Promise<RouteWorker<any, any, any>> => {
+      const worker = (last = await this.getCallbackWorkerInstance(original, kind, event, attempt));
       await worker.run();
       this.metrics.increment('route.callbacks', 1, tags);
       if (this.events.active)
@@ -967,21 +777,27 @@ export class Route<
           failed: worker.failed,
           ...(worker.failed ? { error: worker.error } : {}),
         });
-      if (!worker.failed) return undefined;
-      this.metrics.increment('route.callback.failures', 1, tags);
-      if (policy === undefined || !(await policy.canRetry(worker)) || task.aborted) {
-        this.logger.warn(
-          { err: worker.error, route: this.label, callback: kind },
-          'route callback failed',
-        );
-        return worker.error;
-      }
+      if (worker.failed) this.metrics.increment('route.callback.failures', 1, tags);
+      return worker;
+    };
+    let worker = await runOnce(0);
+    if (worker.failed && policy !== undefined && !task.aborted && (await policy.canRetry(worker)))
       try {
-        await sleep(this.clock, policy.delayFor(attempt + 1, worker.error), task.signal);
+        // the same retry path as the route's sync backoff; a stop ends the sleep between tries
+        worker = (await policy.retry(worker, {
+          sleep: ms => sleep(this.clock, ms, task.signal),
+          rerun: (_previous, attempt) => runOnce(attempt),
+          republish: () => Promise.reject(new RouteConfigError('callbacks retry in place')),
+        })) as RouteWorker<any, any, any>;
       } catch {
-        return worker.error;
+        return last.error;
       }
-    }
+    if (!worker.failed) return undefined;
+    this.logger.warn(
+      { err: worker.error, route: this.label, callback: kind },
+      'route callback failed',
+    );
+    return worker.error;
   }
 
   /**
@@ -1219,22 +1035,6 @@ export class Route<
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-  }
-}
-
-/** @internal Stops (or kills) dependencies, logging failures. */
-export async function stopDependencies(
-  deps: Iterable<Dependency<unknown>>,
-  logger: Logger,
-  kill = false,
-): Promise<void> {
-  for (const dep of deps) {
-    try {
-      if (kill && dep.kill) await dep.kill();
-      else await dep.stop?.();
-    } catch (err) {
-      logger.warn({ err }, 'dependency stop failed');
-    }
   }
 }
 

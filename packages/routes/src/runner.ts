@@ -10,7 +10,8 @@ import type { Dependency } from './dependency.js';
 import { CancelledError, RouteConfigError } from './errors.js';
 import type { EntryRef } from './entrypoint.js';
 import { checkKeys, checkMs } from './internal/options.js';
-import { stopDependencies, type DrainReport, type Route, type StopOptions } from './route.js';
+import { stopDependencies, type DrainReport, type StopOptions } from './drainReport.js';
+import type { Route } from './route.js';
 import { RunnerContext } from './runnerContext.js';
 
 /** Options of a {@link Runner}. */
