@@ -24,6 +24,7 @@ import { CancelledError, RepublishError, RouteConfigError, RouteStoppedError } f
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import { Task } from './internal/task.js';
+import { TaskSet } from './internal/taskSet.js';
 import type {
   DeferredOutcome,
   FailureOutcome,
@@ -126,13 +127,12 @@ export class Route<
   private envLogger: Logger | undefined = undefined;
   private tags: Tags | undefined = undefined;
   private limiter: Bulkhead | undefined = undefined;
-  private readonly tasks = new Set<Task>();
+  private readonly tasks = new TaskSet();
   private runningWorkers = 0;
   private accepting = true;
   private started = false;
   private depsStarted = false;
   private stopping: Promise<DrainReport> | undefined = undefined;
-  private drainWaiter: (() => void) | undefined = undefined;
 
   /** Subscribes to attempts, retries, callbacks and outcomes. */
   readonly onEvent: Listen<RouteEvent> = this.events.on;
@@ -458,7 +458,6 @@ export class Route<
     if (this.events.active)
       this.events.emit({ type: 'outcome', entryId: task.entryId, at: this.clock.now(), outcome });
     task.resolve(outcome);
-    if (this.drainWaiter !== undefined && this.tasks.size === 0) this.drainWaiter();
   };
 
   /** @internal An overridden step threw: the message is settled, never lost. */
@@ -925,22 +924,7 @@ export class Route<
 
   /** @internal Resolves true once no work is left, false when `timeoutMs` passed first. */
   waitDrained(timeoutMs: number): Promise<boolean> {
-    if (this.tasks.size === 0) return Promise.resolve(true);
-    return new Promise<boolean>(resolve => {
-      const clock = this.clock;
-      const timer =
-        timeoutMs === Infinity
-          ? undefined
-          : clock.setTimeout(() => {
-              this.drainWaiter = undefined;
-              resolve(false);
-            }, timeoutMs);
-      this.drainWaiter = () => {
-        this.drainWaiter = undefined;
-        if (timer !== undefined) clock.clearTimeout(timer);
-        resolve(true);
-      };
-    });
+    return this.tasks.drained(this.clock, timeoutMs);
   }
 
   /** @internal Kills every task left: aborts its signal, frees its slot, settles it `cancelled`. */
