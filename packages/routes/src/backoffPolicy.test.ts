@@ -1,8 +1,10 @@
 import { ConstantBackoff, exponentialBackoff, linearBackoff } from '@x/resilience';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BackoffPolicy, syncBackoff } from './backoffPolicy.js';
+import { asyncBackoff, BackoffPolicy, syncBackoff } from './backoffPolicy.js';
 import { CancelledError, TranslationError } from './errors.js';
+import { route } from './route.js';
+import { testRoute } from './testRoute.js';
 
 describe('BackoffPolicy', () => {
   it('computes each retry delay in ms from any @x/resilience backoff', () => {
@@ -70,5 +72,51 @@ describe('BackoffPolicy', () => {
       expect.objectContaining({ code: 'INVALID_OPTIONS' }),
     );
     expect(() => syncBackoff({ via: {} } as never)).toThrow(/unknown option 'via'/);
+  });
+});
+
+describe('BackoffPolicy on @x/resilience retry', () => {
+  it('each sync retry is a step of the resilience retry schedule: same delays, its retry events', async () => {
+    const backoff = syncBackoff({
+      maxRetries: 3,
+      delay: exponentialBackoff({ initialMs: 10, exponent: 2, jitter: 'none' }),
+    });
+    const events: Array<{ type: string; attempt: number; delayMs?: number }> = [];
+    backoff.policy.onEvent(e => {
+      if (e.type === 'retry') events.push({ type: e.type, attempt: e.attempt, delayMs: e.delayMs });
+    });
+    let calls = 0;
+    const r = route({
+      backoff,
+      target: () => {
+        if (++calls < 4) throw new Error(`fail ${calls}`);
+        return 'ok';
+      },
+    });
+    const d = await testRoute(r).deliver('m');
+    expect(d.outcome).toMatchObject({ kind: 'success', value: 'ok', attempts: 4 });
+    // the route clock advanced exactly by the schedule's delays: 10, 20, 40 ms
+    expect(d.attempts.map(a => a.at)).toEqual([0, 10, 30, 70]);
+    expect(events).toEqual([
+      { type: 'retry', attempt: 1, delayMs: 10 },
+      { type: 'retry', attempt: 2, delayMs: 20 },
+      { type: 'retry', attempt: 3, delayMs: 40 },
+    ]);
+  });
+
+  it('an async retry of a redelivered message steps on from its retry count (meta), not from 1', async () => {
+    const backoff = asyncBackoff({
+      maxRetries: 5,
+      delay: exponentialBackoff({ initialMs: 10, exponent: 2, jitter: 'none' }),
+    });
+    const r = route({
+      backoff,
+      target: () => {
+        throw new Error('down');
+      },
+    });
+    const d = await testRoute(r).deliver('m');
+    expect(d.retries.map(x => x.delayMs)).toEqual([10, 20, 40, 80, 160]);
+    expect(d.outcome).toMatchObject({ kind: 'failure', reason: 'retries-exhausted' });
   });
 });

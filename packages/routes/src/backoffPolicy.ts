@@ -1,9 +1,18 @@
-import { constantBackoff, exponentialBackoff, isXError, type Backoff } from '@x/resilience';
+import {
+  constantBackoff,
+  exponentialBackoff,
+  isXError,
+  policyContext,
+  retry,
+  type Backoff,
+  type BackoffContext,
+  type RetryPolicy,
+} from '@x/resilience';
 import { RouteConfigError } from './errors.js';
 import type { Entrypoint } from './entrypoint.js';
 import type { DeferredOutcome } from './outcome.js';
 import { checkKeys, checkMs } from './internal/options.js';
-import type { Worker } from './worker.js';
+import type { RouteWorker } from './routeWorker.js';
 
 /** An error class (matched with `instanceof`, so subclasses match too). */
 export type ErrorClass = abstract new (...args: any[]) => unknown;
@@ -39,12 +48,12 @@ export interface AsyncBackoffOptions extends BackoffOptions {
 /** What {@link BackoffPolicy.retry} needs from the route. */
 export interface RetryTools {
   /** Waits `ms` before retry `attempt` on the route clock; rejects with `CANCELLED` when the route stops meanwhile. */
-  sleep(ms: number, previous: Worker<any, any, any>, attempt: number): Promise<void>;
+  sleep(ms: number, previous: RouteWorker<any, any, any>, attempt: number): Promise<void>;
   /** Runs the message again as retry number `attempt` (1-based) and returns the finished worker. */
-  rerun(previous: Worker<any, any, any>, attempt: number): Promise<Worker<any, any, any>>;
+  rerun(previous: RouteWorker<any, any, any>, attempt: number): Promise<RouteWorker<any, any, any>>;
   /** Publishes retry number `attempt` to run after `delayMs` and returns the deferred outcome. */
   republish(
-    previous: Worker<any, any, any>,
+    previous: RouteWorker<any, any, any>,
     attempt: number,
     delayMs: number,
   ): Promise<DeferredOutcome>;
@@ -68,6 +77,13 @@ export class BackoffPolicy {
   private readonly delay: Backoff;
   private readonly retryOn: ((error: unknown) => boolean) | undefined;
   private readonly abortOn: ((error: unknown) => boolean) | undefined;
+  /**
+   * The `@x/resilience` retry policy whose schedule decides each retry's delay (its `onRetry` /
+   * `onGiveUp` events see every retry). `canRetry` already decided that the error is retried and
+   * retries are left, so it has no limit of its own and honours no `Retry-After` (micro_framework's
+   * semantics: the route's delay only).
+   */
+  readonly policy: RetryPolicy;
 
   constructor(mode: 'sync' | 'async', options: AsyncBackoffOptions = {}) {
     if (mode !== 'sync' && mode !== 'async')
@@ -92,7 +108,25 @@ export class BackoffPolicy {
     else throw new RouteConfigError('backoff delay must be a number of ms or a backoff factory');
     this.retryOn = retryOn === undefined ? undefined : matcher(retryOn, 'retryOn');
     this.abortOn = abortOn === undefined ? undefined : matcher(abortOn, 'abortOn');
+    this.policy = retry({
+      maxRetries: Infinity,
+      retryOn: () => true,
+      respectRetryAfter: false,
+      backoff: { next: this.step },
+    });
   }
+
+  /** The message's retry count when its current retry sequence began (read by {@link step}). */
+  private base = 0;
+
+  /**
+   * The backoff the retry schedule steps through: {@link delayFor} of the absolute retry number
+   * (the schedule counts from 1 for each message; `base` is set right before it steps).
+   */
+  private readonly step = (context: BackoffContext): ReturnType<Backoff['next']> => ({
+    duration: this.delayFor(this.base + context.attempt, context.error),
+    next: this.step,
+  });
 
   /**
    * False for errors that are never retried: translation failures, cancellations, errors named
@@ -106,7 +140,7 @@ export class BackoffPolicy {
   }
 
   /** ≙ `can_retry`: the worker failed with a retryable error and retries are left. */
-  canRetry(worker: Worker<any, any, any>): boolean | Promise<boolean> {
+  canRetry(worker: RouteWorker<any, any, any>): boolean | Promise<boolean> {
     return worker.failed && worker.attempt < this.maxRetries && this.isRetryable(worker.error);
   }
 
@@ -127,13 +161,17 @@ export class BackoffPolicy {
    * last worker. Async: publish the retry and resolve with the `deferred` outcome.
    */
   async retry(
-    worker: Worker<any, any, any>,
+    worker: RouteWorker<any, any, any>,
     tools: RetryTools,
-  ): Promise<Worker<any, any, any> | DeferredOutcome> {
+  ): Promise<RouteWorker<any, any, any> | DeferredOutcome> {
+    // one schedule per message: retry numbers count on from the message's own (`meta` retry count)
+    const schedule = this.policy.schedule(policyContext());
     let current = worker;
     for (;;) {
       const attempt = current.attempt + 1;
-      const delayMs = this.delayFor(attempt, current.error);
+      this.base = worker.attempt;
+      const delayMs = schedule.next(current.error);
+      if (delayMs < 0) return current;
       if (this.mode === 'async') return tools.republish(current, attempt, delayMs);
       await tools.sleep(delayMs, current, attempt);
       current = await tools.rerun(current, attempt);

@@ -8,7 +8,7 @@ import { checkInt, checkKeys, checkMs } from './internal/options.js';
 
 import type { Meta, Outcome } from './outcome.js';
 import { queueSettlement } from './settlement.js';
-import type { Delivery } from './workerContext.js';
+import type { Delivery } from './entrypoint.js';
 
 /** Options of {@link bullmqEntrypoint}. Times are ms. */
 export interface BullmqEntrypointOptions {

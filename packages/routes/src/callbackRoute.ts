@@ -1,6 +1,8 @@
 import type { DependencyMap, DepsOf } from './dependency.js';
 import { RouteConfigError } from './errors.js';
-import { Route, type CallbackTarget, type FailureEvent, type RouteOptions } from './route.js';
+import { Route } from './route.js';
+import type { FailureEvent } from './routeEvent.js';
+import type { CallbackTarget, RouteOptions } from './routeOptions.js';
 
 /** Options of a {@link CallbackRoute}: a route plus the errback. */
 export interface CallbackRouteOptions<

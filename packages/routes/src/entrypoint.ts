@@ -1,6 +1,19 @@
 import type { Clock, Logger, Metrics, Tags } from '@x/resilience';
 import type { Meta, Outcome } from './outcome.js';
-import type { Delivery } from './workerContext.js';
+
+/** One delivery of a message to a route: what the overridable route steps receive. */
+export interface Delivery {
+  /** Transport handle of the message (≙ `entry_id`): a BullMQ `Job`, an HTTP exchange, a queue record. */
+  readonly entryId: unknown;
+  /** The entrypoint that delivered it (undefined when `startRoute` is called directly). */
+  readonly entrypoint: Entrypoint<any> | undefined;
+  /** Aborted when the entrypoint aborts (client gone, job cancelled) or the route kills the work. */
+  readonly signal: AbortSignal;
+  /** True once a worker got a slot and ran (false while it waits for the worker budget). */
+  readonly started: boolean;
+  /** The message's deadline on the route clock (`Infinity`: none); see `StartRouteOptions.deadline`. */
+  readonly deadline: number;
+}
 
 /** A message an asynchronous backoff publishes again: the raw message and its updated metadata. */
 export interface RepublishPayload {

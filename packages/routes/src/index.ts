@@ -1,32 +1,20 @@
 // Routes, workers, outcomes
-export {
-  Route,
-  route,
-  type RouteOptions,
-  type InferredRouteOptions,
-  type RouteInput,
-  type Target,
-  type TargetFn,
-  type TargetClass,
-  type Callbacks,
-  type CallbackTarget,
-  type FailureEvent,
-  type SuccessEvent,
-  type SettledEvent,
-  type RouteEvent,
-  type DrainReport,
-  type StopOptions,
-} from './route.js';
+export { Route, route, type InferredRouteOptions, type RouteInput } from './route.js';
+export type {
+  RouteOptions,
+  Target,
+  TargetFn,
+  TargetClass,
+  Callbacks,
+  CallbackTarget,
+} from './routeOptions.js';
+export type { FailureEvent, SuccessEvent, SettledEvent, RouteEvent } from './routeEvent.js';
+export type { DrainReport, StopOptions } from './drainReport.js';
 export { CallbackRoute, type CallbackRouteOptions } from './callbackRoute.js';
-export {
-  Worker,
-  CallbackWorker,
-  type WorkerInit,
-  type WorkerClass,
-  type CallbackWorkerClass,
-  type CallbackKind,
-} from './worker.js';
-export type { WorkerContext, Delivery } from './workerContext.js';
+export { RouteWorker, type RouteWorkerInit, type RouteWorkerClass } from './routeWorker.js';
+export { CallbackWorker, type CallbackWorkerClass } from './callbackWorker.js';
+export type { RouteRuntime, CallbackKind } from './routeRuntime.js';
+export type { WorkerContext } from './workerContext.js';
 export type {
   Outcome,
   SuccessOutcome,
@@ -77,13 +65,19 @@ export {
 // Dependencies, runner
 export type { Dependency, DependencyMap, DepsOf } from './dependency.js';
 export { Runner, type RunnerOptions } from './runner.js';
-export { RunnerContext, type RunnerContextOptions, type RunnerEnv } from './runnerContext.js';
+export {
+  RunnerContext,
+  type RunnerContextOptions,
+  type RunnerEnv,
+  type ContextRoute,
+} from './runnerContext.js';
 
 // Entrypoints, settlement, dead letters
 export type {
   Entrypoint,
   EntryRef,
   RouteHandle,
+  Delivery,
   RepublishPayload,
   StartRouteOptions,
   MessageOf,
@@ -108,6 +102,13 @@ export {
   type HttpExchange,
   type HttpMeta,
 } from './httpEntrypoint.js';
+export {
+  HttpRouter,
+  httpRouter,
+  type HttpMatch,
+  type HttpMount,
+  type PathParams,
+} from './httpRouter.js';
 export { httpStatusForError, HTTP_STATUS_BY_CODE } from './httpStatusForError.js';
 export {
   TimerEntrypoint,

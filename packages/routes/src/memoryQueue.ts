@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '@x/resilience';
+import { Fifo, type Clock, type TimerHandle } from '@x/resilience';
 import {
   deadLetterRecord,
   MemoryDeadLetters,
@@ -11,7 +11,7 @@ import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import type { Meta, Outcome } from './outcome.js';
 import { queueSettlement } from './settlement.js';
-import type { Delivery } from './workerContext.js';
+import type { Delivery } from './entrypoint.js';
 
 /** Options of {@link MemoryQueue}. */
 export interface MemoryQueueOptions {
@@ -77,8 +77,10 @@ export class MemoryQueue<M = unknown> implements Entrypoint<M> {
   private readonly prefetchOption: number | undefined;
   private readonly clockOption: Clock | undefined;
   private route: RouteHandle<M> | undefined = undefined;
-  private ready: QueueRecord<M>[] = [];
-  private head = 0;
+  /** Messages ready, oldest first (the shared `Fifo` of `@x/resilience`). */
+  private readonly ready = new Fifo<QueueRecord<M>>();
+  /** Messages handed back unstarted (a cancelled delivery): delivered before `ready`, in order. */
+  private readonly returned = new Fifo<QueueRecord<M>>();
   private delayedList: QueueRecord<M>[] = [];
   private timer: TimerHandle | undefined = undefined;
   private timerAt = Infinity;
@@ -111,7 +113,7 @@ export class MemoryQueue<M = unknown> implements Entrypoint<M> {
 
   /** Messages ready to be delivered. */
   get size(): number {
-    return this.ready.length - this.head;
+    return this.ready.length + this.returned.length;
   }
 
   /** Messages waiting for their delay. */
@@ -206,8 +208,7 @@ export class MemoryQueue<M = unknown> implements Entrypoint<M> {
       this.armTimer();
       return;
     }
-    if (front && this.head > 0) this.ready[--this.head] = record;
-    else if (front) this.ready.unshift(record);
+    if (front) this.returned.push(record);
     else this.ready.push(record);
     this.pump();
   }
@@ -241,13 +242,9 @@ export class MemoryQueue<M = unknown> implements Entrypoint<M> {
     const route = this.route;
     if (!this.running || route === undefined) return;
     const limit = this.prefetch;
-    while (this.active < limit && this.head < this.ready.length) {
-      const record = this.ready[this.head]!;
-      this.ready[this.head++] = undefined as unknown as QueueRecord<M>;
-      if (this.head > 1024 && this.head * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.head);
-        this.head = 0;
-      }
+    while (this.active < limit) {
+      const record = this.returned.shift() ?? this.ready.shift();
+      if (record === undefined) break;
       this.active++;
       let pending: Promise<Outcome>;
       try {

@@ -9,7 +9,7 @@ import { Runner } from './runner.js';
 import { RunnerContext } from './runnerContext.js';
 import { testRoute } from './testRoute.js';
 import { json, schema } from './translator.js';
-import { Worker } from './worker.js';
+import { RouteWorker } from './routeWorker.js';
 import type { WorkerContext } from './workerContext.js';
 import { deferred, delay } from './test/helpers.js';
 import { captureWarnings } from '@x/testkit';
@@ -469,7 +469,7 @@ describe('Route', () => {
   });
 
   it('the overridable steps: workerClass, getWorkerInstance and handleFinishedWorker', async () => {
-    class UpperWorker extends Worker<string, string, string> {
+    class UpperWorker extends RouteWorker<string, string, string> {
       protected override translate(): string {
         return this.args.toUpperCase();
       }

@@ -24,6 +24,7 @@ import { CancelledError, RepublishError, RouteConfigError, RouteStoppedError } f
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
 import { Task } from './internal/task.js';
+import { TaskSet } from './internal/taskSet.js';
 import type {
   DeferredOutcome,
   FailureOutcome,
@@ -40,166 +41,16 @@ import {
   type ValidChain,
   type TranslatorLike,
 } from './translator.js';
-import {
-  CallbackWorker,
-  Worker,
-  type CallbackKind,
-  type CallbackWorkerClass,
-  type WorkerClass,
-} from './worker.js';
-import type { Delivery, WorkerContext } from './workerContext.js';
-
-/** A target written as a function: gets the translated message and the worker context. */
-export type TargetFn<Out, R, Deps = Readonly<Record<string, unknown>>> = (
-  input: Out,
-  ctx: WorkerContext<Deps>,
-) => R | PromiseLike<R>;
-
-/** A target class: one instance per worker (nameko), dependencies set as its properties, `methodName` called. */
-export type TargetClass = new () => any;
-
-/** What a route runs (≙ `target`): a function, or a class with `methodName` (default `'call'`). */
-export type Target<Out, R, Deps = Readonly<Record<string, unknown>>> =
-  TargetFn<Out, R, Deps> | TargetClass;
-
-/** What `onFailure` receives: the original message, its translation (if it got that far) and the error. */
-export interface FailureEvent<Out> {
-  readonly message: unknown;
-  readonly input: Out | undefined;
-  readonly error: unknown;
-  readonly reason: FailureReason;
-  readonly attempts: number;
-  readonly meta: Meta;
-}
-
-/** What `onSuccess` receives. */
-export interface SuccessEvent<Out, R> {
-  readonly message: unknown;
-  readonly input: Out;
-  readonly result: R;
-  readonly attempts: number;
-  readonly meta: Meta;
-}
-
-/** What `onSettled` receives (after success or terminal failure; never for deferred/cancelled). */
-export interface SettledEvent<Out, R> {
-  readonly message: unknown;
-  readonly input: Out | undefined;
-  readonly outcome: SuccessOutcome<R> | FailureOutcome;
-  readonly meta: Meta;
-}
-
-/** A callback target: a function `(event, ctx)` or a class with a `call(event, ctx)` method. */
-export type CallbackTarget<E, Deps> =
-  ((event: E, ctx: WorkerContext<Deps>) => unknown) | TargetClass;
-
-/**
- * `CallbackRoute` generalised. Each callback runs at most once per settled message (after its own
- * retries), is awaited before the entrypoint settles, never uses the route's backoff, and never
- * triggers a callback when it fails (its error is logged and put on the outcome as `callbackError`).
- */
-export interface Callbacks<Out, R, D extends DependencyMap = DependencyMap> {
-  /** After a failure that will not be retried (≙ `callback_target`). */
-  readonly onFailure?: CallbackTarget<FailureEvent<Out>, DepsOf<D>>;
-  readonly onSuccess?: CallbackTarget<SuccessEvent<Out, R>, DepsOf<D>>;
-  readonly onSettled?: CallbackTarget<SettledEvent<Out, R>, DepsOf<D>>;
-  /** The callbacks' own retry policy (a {@link syncBackoff}). Default: no retry. */
-  readonly backoff?: BackoffPolicy;
-  /** Deadline of each callback run in ms. Default: none. */
-  readonly timeoutMs?: number;
-}
-
-/** Options of a {@link Route}. */
-export interface RouteOptions<In, Out, R, D extends DependencyMap = DependencyMap> {
-  /** The function, or class with `methodName`, that handles a message. */
-  readonly target: Target<Out, R, DepsOf<D>>;
-  /** One or several entrypoints sharing this route's translators, backoff and metrics. Default none. */
-  readonly entrypoint?: Entrypoint<In> | readonly Entrypoint<In>[];
-  /** Translator chain: each gets the previous output; a failure is terminal. Default none. */
-  readonly translators?: TranslatorLike<any, any> | readonly TranslatorLike<any, any>[];
-  /** Method called on a class target. Default `'call'`. */
-  readonly methodName?: string;
-  /**
-   * Retry policy: {@link syncBackoff} or {@link asyncBackoff}. Default none (a failure is terminal).
-   * An async backoff's `via` entrypoint is added to the route's entrypoints when not listed.
-   */
-  readonly backoff?: BackoffPolicy;
-  /** `onFailure` / `onSuccess` / `onSettled` with their own retry policy. */
-  readonly callbacks?: Callbacks<Out, R, D>;
-  /** Dependencies injected as `ctx.deps[name]` (nameko lifecycle). */
-  readonly dependencies?: D;
-  /** Metric and call-id label. Default `<RouteClass>__<target name>`, e.g. `Route__handleOrder`. */
-  readonly metricLabel?: string;
-  /** Worker class (≙ `worker_class`). Default {@link Worker}. */
-  readonly workerClass?: WorkerClass;
-  /** Callback worker class (≙ `callback_worker_class`). Default {@link CallbackWorker}. */
-  readonly callbackWorkerClass?: CallbackWorkerClass;
-  /** Workers of this route running at once, inside the context's `maxWorkers`. Default: the context's budget only. */
-  readonly concurrency?: number;
-  /** Deadline of each attempt in ms (aborts `ctx.signal`, fails with `TIMEOUT`). Default none. */
-  readonly timeoutMs?: number;
-  /** Overrides of the context's clock, metrics and logger. */
-  readonly clock?: Clock;
-  readonly metrics?: Metrics;
-  readonly logger?: Logger;
-}
-
-/** What a route reports to `onEvent` listeners (`testRoute` records them). */
-export type RouteEvent =
-  | {
-      readonly type: 'attempt';
-      readonly entryId: unknown;
-      readonly callId: string;
-      /** 0 for the first try. */
-      readonly attempt: number;
-      readonly at: number;
-      readonly durationMs: number;
-      readonly failed: boolean;
-      readonly error?: unknown;
-    }
-  | {
-      readonly type: 'retry';
-      readonly entryId: unknown;
-      /** 1 for the first retry. */
-      readonly attempt: number;
-      readonly delayMs: number;
-      readonly mode: 'sync' | 'async';
-      readonly at: number;
-      readonly error: unknown;
-    }
-  | {
-      readonly type: 'callback';
-      readonly entryId: unknown;
-      readonly callback: CallbackKind;
-      readonly attempt: number;
-      readonly at: number;
-      readonly failed: boolean;
-      readonly error?: unknown;
-    }
-  | {
-      readonly type: 'outcome';
-      readonly entryId: unknown;
-      readonly at: number;
-      readonly outcome: Outcome;
-    };
-
-/** What `stop()` reports: what was handed back, what finished, what had to be killed. */
-export interface DrainReport {
-  /** Work handed back unstarted (requeued by its entrypoint, or answered 503). */
-  readonly returned: EntryRef[];
-  /** Work in flight when the stop began that finished before the deadline. */
-  readonly completed: number;
-  /** Work still running at the deadline: aborted, settled as `cancelled` (requeued). */
-  readonly killed: EntryRef[];
-  readonly timedOut: boolean;
-  readonly durationMs: number;
-}
-
-/** Options of `stop()`. */
-export interface StopOptions {
-  /** How long in-flight work may take to finish before it is killed. Default 30 000 ms. */
-  readonly timeoutMs?: number;
-}
+import { CallbackWorker, type CallbackWorkerClass } from './callbackWorker.js';
+import type { CallbackKind, RouteRuntime } from './routeRuntime.js';
+import { RouteWorker, type RouteWorkerClass } from './routeWorker.js';
+import type { Delivery } from './entrypoint.js';
+import type { WorkerContext } from './workerContext.js';
+import { stopDependencies, type DrainReport, type StopOptions } from './drainReport.js';
+import { compileTarget, isClassTarget } from './internal/compileTarget.js';
+import { retryCountOf, retryMeta } from './internal/retryMeta.js';
+import type { FailureEvent, RouteEvent, SettledEvent, SuccessEvent } from './routeEvent.js';
+import type { Callbacks, RouteOptions, Target } from './routeOptions.js';
 
 const ROUTE_KEYS = [
   'target',
@@ -223,50 +74,6 @@ const CALLBACK_KEYS = ['onFailure', 'onSuccess', 'onSettled', 'backoff', 'timeou
 /** @internal Lets `testRoute` carry asynchronous retries on its fake clock. */
 export const TEST_REPUBLISHER = Symbol('routes.testRepublisher');
 
-function isClassTarget(fn: unknown): boolean {
-  return typeof fn === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(fn));
-}
-
-function retryCountOf(meta: Meta): number {
-  const backoff = meta.backoff as { retryCount?: unknown } | undefined;
-  const n = backoff?.retryCount;
-  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : 0;
-}
-
-function retryMeta(meta: Meta, attempt: number): Meta {
-  return { ...meta, backoff: { retryCount: attempt, lastRetryAt: Date.now() } };
-}
-
-/** Compiles a target (function, or class + method) into `(input, ctx) => result`. */
-function compileTarget(
-  target: unknown,
-  methodName: string | undefined,
-  deps: boolean,
-  where: string,
-): (input: unknown, ctx: WorkerContext<any>) => unknown {
-  if (typeof target !== 'function')
-    throw new RouteConfigError(`${where} must be a function or a class`);
-  if (methodName === undefined && !isClassTarget(target)) {
-    const fn = target as (input: unknown, ctx: WorkerContext<any>) => unknown;
-    return (input, ctx) => fn(input, ctx);
-  }
-  const method = methodName ?? 'call';
-  const proto = (target as { prototype?: Record<string, unknown> }).prototype;
-  if (!proto || typeof proto[method] !== 'function')
-    throw new RouteConfigError(
-      `${where}: class ${target.name || '(anonymous)'} has no method ${method}()`,
-    );
-  const Cls = target as new () => Record<
-    string,
-    (input: unknown, ctx: WorkerContext<any>) => unknown
-  >;
-  return (input, ctx) => {
-    const instance = new Cls();
-    if (deps) Object.assign(instance, ctx.deps);
-    return instance[method]!(input, ctx);
-  };
-}
-
 /**
  * Links entrypoints to a target (≙ micro_framework's `Route`): translates each message through the
  * chain, runs a worker within the worker budget, retries with the backoff (in place or through an
@@ -279,7 +86,9 @@ export class Route<
   Out = unknown,
   R = unknown,
   D extends DependencyMap = DependencyMap,
-> implements RouteHandle<In> {
+>
+  implements RouteHandle<In>, RouteRuntime
+{
   readonly target: Target<Out, R, DepsOf<D>>;
   readonly methodName: string | undefined;
   readonly entrypoints: readonly Entrypoint<In>[];
@@ -287,7 +96,7 @@ export class Route<
   readonly backoff: BackoffPolicy | undefined;
   readonly callbacks: Callbacks<Out, R, D> | undefined;
   readonly dependencies: D;
-  readonly workerClass: WorkerClass;
+  readonly workerClass: RouteWorkerClass;
   readonly callbackWorkerClass: CallbackWorkerClass;
   /** Per-route worker limit, if any. */
   readonly concurrencyLimit: number | undefined;
@@ -312,19 +121,18 @@ export class Route<
     Record<CallbackKind, (event: unknown, ctx: WorkerContext<any>) => unknown>
   >;
   private readonly events = new Emitter<RouteEvent>();
-  private ctx: RunnerContext | undefined = undefined;
+  private ctx: RunnerContext<any> | undefined = undefined;
   private envClock: Clock | undefined = undefined;
   private envMetrics: Metrics | undefined = undefined;
   private envLogger: Logger | undefined = undefined;
   private tags: Tags | undefined = undefined;
   private limiter: Bulkhead | undefined = undefined;
-  private readonly tasks = new Set<Task>();
+  private readonly tasks = new TaskSet();
   private runningWorkers = 0;
   private accepting = true;
   private started = false;
   private depsStarted = false;
   private stopping: Promise<DrainReport> | undefined = undefined;
-  private drainWaiter: (() => void) | undefined = undefined;
 
   /** Subscribes to attempts, retries, callbacks and outcomes. */
   readonly onEvent: Listen<RouteEvent> = this.events.on;
@@ -340,7 +148,7 @@ export class Route<
       callbacks,
       dependencies,
       metricLabel,
-      workerClass = Worker,
+      workerClass = RouteWorker,
       callbackWorkerClass = CallbackWorker,
       concurrency,
       timeoutMs,
@@ -479,11 +287,11 @@ export class Route<
   }
 
   /** The runner context this route runs in (a default one is created on first use). */
-  get context(): RunnerContext {
+  get context(): RunnerContext<any> {
     return this.ctx ?? this.bindDefault();
   }
 
-  private bindDefault(): RunnerContext {
+  private bindDefault(): RunnerContext<any> {
     new RunnerContext({ routes: [this] });
     return this.ctx!;
   }
@@ -542,7 +350,7 @@ export class Route<
   }
 
   /** @internal Called by {@link RunnerContext}: binds the route to its context (once). */
-  bind(context: RunnerContext): void {
+  bind(context: RunnerContext<any>): void {
     if (this.ctx !== undefined && this.ctx !== context)
       throw new RouteConfigError(
         `route ${this.label} is already bound to context ${this.ctx.name}`,
@@ -650,7 +458,6 @@ export class Route<
     if (this.events.active)
       this.events.emit({ type: 'outcome', entryId: task.entryId, at: this.clock.now(), outcome });
     task.resolve(outcome);
-    if (this.drainWaiter !== undefined && this.tasks.size === 0) this.drainWaiter();
   };
 
   /** @internal An overridden step threw: the message is settled, never lost. */
@@ -682,20 +489,20 @@ export class Route<
     args: In,
     meta: Meta,
     delivery: Delivery,
-  ): Worker<In, Out, R> | Promise<Worker<In, Out, R>> {
+  ): RouteWorker<In, Out, R> | Promise<RouteWorker<In, Out, R>> {
     return new this.workerClass(this, {
       args,
       meta,
       delivery,
       attempt: retryCountOf(meta),
-    }) as Worker<In, Out, R>;
+    }) as RouteWorker<In, Out, R>;
   }
 
   /**
    * ≙ `run_worker`: spawns the worker; if it failed and the backoff can retry, runs the backoff;
    * then hands the result to `handleFinishedWorker`.
    */
-  runWorker(delivery: Delivery, worker: Worker<In, Out, R>): Promise<Outcome<R>> {
+  runWorker(delivery: Delivery, worker: RouteWorker<In, Out, R>): Promise<Outcome<R>> {
     return this.spawnWorker(worker).then(finished => {
       if (
         this.backoff !== undefined &&
@@ -710,7 +517,7 @@ export class Route<
 
   private async retryAndFinish(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
   ): Promise<Outcome<R>> {
     const finished = (await this.backoff!.canRetry(worker))
       ? await this.runBackoff(delivery, worker)
@@ -725,12 +532,12 @@ export class Route<
    */
   async runBackoff(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
-  ): Promise<Worker<In, Out, R> | DeferredOutcome> {
+    worker: RouteWorker<In, Out, R>,
+  ): Promise<RouteWorker<In, Out, R> | DeferredOutcome> {
     const task = delivery as Task;
     try {
       return (await this.backoff!.retry(worker, this.retryTools(task))) as
-        Worker<In, Out, R> | DeferredOutcome;
+        RouteWorker<In, Out, R> | DeferredOutcome;
     } catch (error) {
       if (isXError(error, 'CANCELLED') || isXError(error, 'REPUBLISH_FAILED')) {
         worker.error = error;
@@ -791,7 +598,7 @@ export class Route<
 
   private noteRetry(
     task: Task,
-    previous: Worker<any, any, any>,
+    previous: RouteWorker<any, any, any>,
     attempt: number,
     delayMs: number,
     mode: 'sync' | 'async',
@@ -815,9 +622,9 @@ export class Route<
    */
   handleFinishedWorker(
     delivery: Delivery,
-    finished: Worker<In, Out, R> | DeferredOutcome,
+    finished: RouteWorker<In, Out, R> | DeferredOutcome,
   ): Outcome<R> | Promise<Outcome<R>> {
-    if (!(finished instanceof Worker)) return finished;
+    if (!(finished instanceof RouteWorker)) return finished;
     const worker = finished;
     if (!worker.failed) {
       const outcome: SuccessOutcome<R> = {
@@ -831,7 +638,7 @@ export class Route<
   }
 
   private async withCallbacks(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     outcome: SuccessOutcome<R> | FailureOutcome,
   ): Promise<Outcome<R>> {
     const callbackError = await this.runCallbacks(worker, outcome);
@@ -840,7 +647,7 @@ export class Route<
 
   private finishFailure(
     delivery: Delivery,
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
   ): Outcome<R> | Promise<Outcome<R>> {
     const attempts = worker.ran ? worker.attempt + 1 : worker.attempt;
     const error = worker.error;
@@ -891,7 +698,7 @@ export class Route<
   }
 
   private async runCallbacks(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     outcome: SuccessOutcome<R> | FailureOutcome,
   ): Promise<unknown> {
     const targets = this.callbackTargets;
@@ -934,7 +741,7 @@ export class Route<
 
   /** ≙ `get_callback_worker_instance`: a worker (of `callbackWorkerClass`) for one callback run. */
   async getCallbackWorkerInstance(
-    original: Worker<In, Out, R>,
+    original: RouteWorker<In, Out, R>,
     kind: CallbackKind,
     event: unknown,
     attempt: number,
@@ -947,15 +754,16 @@ export class Route<
    * (never the route's). Resolves with its final error, or undefined when it succeeded.
    */
   async startCallbackRoute(
-    original: Worker<In, Out, R>,
+    original: RouteWorker<In, Out, R>,
     kind: CallbackKind,
     event: unknown,
   ): Promise<unknown> {
     const policy = this.callbacks?.backoff;
     const tags = { ...this.metricTags, callback: kind };
     const task = original.delivery as Task;
-    for (let attempt = 0; ; attempt++) {
-      const worker = await this.getCallbackWorkerInstance(original, kind, event, attempt);
+    let last!: RouteWorker<any, any, any>;
+    const runOnce = async (attempt: number): Promise<RouteWorker<any, any, any>> => {
+      const worker = (last = await this.getCallbackWorkerInstance(original, kind, event, attempt));
       await worker.run();
       this.metrics.increment('route.callbacks', 1, tags);
       if (this.events.active)
@@ -968,21 +776,27 @@ export class Route<
           failed: worker.failed,
           ...(worker.failed ? { error: worker.error } : {}),
         });
-      if (!worker.failed) return undefined;
-      this.metrics.increment('route.callback.failures', 1, tags);
-      if (policy === undefined || !(await policy.canRetry(worker)) || task.aborted) {
-        this.logger.warn(
-          { err: worker.error, route: this.label, callback: kind },
-          'route callback failed',
-        );
-        return worker.error;
-      }
+      if (worker.failed) this.metrics.increment('route.callback.failures', 1, tags);
+      return worker;
+    };
+    let worker = await runOnce(0);
+    if (worker.failed && policy !== undefined && !task.aborted && (await policy.canRetry(worker)))
       try {
-        await sleep(this.clock, policy.delayFor(attempt + 1, worker.error), task.signal);
+        // the same retry path as the route's sync backoff; a stop ends the sleep between tries
+        worker = (await policy.retry(worker, {
+          sleep: ms => sleep(this.clock, ms, task.signal),
+          rerun: (_previous, attempt) => runOnce(attempt),
+          republish: () => Promise.reject(new RouteConfigError('callbacks retry in place')),
+        })) as RouteWorker<any, any, any>;
       } catch {
-        return worker.error;
+        return last.error;
       }
-    }
+    if (!worker.failed) return undefined;
+    this.logger.warn(
+      { err: worker.error, route: this.label, callback: kind },
+      'route callback failed',
+    );
+    return worker.error;
   }
 
   /**
@@ -990,7 +804,7 @@ export class Route<
    * the worker and records the metrics. A worker that gets no slot comes back failed without
    * running (`BULKHEAD_FULL` when the queue is full, `CANCELLED` when handed back at stop).
    */
-  spawnWorker(worker: Worker<In, Out, R>): Promise<Worker<In, Out, R>> {
+  spawnWorker(worker: RouteWorker<In, Out, R>): Promise<RouteWorker<In, Out, R>> {
     const task = worker.delivery as Task;
     if (task.aborted) return Promise.resolve(worker.fail(this.abortError(task)));
     const limiter = this.limiter;
@@ -1012,11 +826,11 @@ export class Route<
   }
 
   private async spawnQueued(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     task: Task,
     limiter: Bulkhead | undefined,
     budget: Bulkhead,
-  ): Promise<Worker<In, Out, R>> {
+  ): Promise<RouteWorker<In, Out, R>> {
     // Bulkhead.acquire reads the task's signal only when it has to queue: the AbortController of
     // the delivery exists only on this slow path. A stop aborts it, and the waiter leaves the queue.
     task.waiting = true;
@@ -1044,11 +858,11 @@ export class Route<
   }
 
   private runInSlot(
-    worker: Worker<In, Out, R>,
+    worker: RouteWorker<In, Out, R>,
     task: Task,
     limiter: Bulkhead | undefined,
     budget: Bulkhead,
-  ): Promise<Worker<In, Out, R>> {
+  ): Promise<RouteWorker<In, Out, R>> {
     task.started = true;
     task.holding = true;
     task.heldLimiter = limiter;
@@ -1110,22 +924,7 @@ export class Route<
 
   /** @internal Resolves true once no work is left, false when `timeoutMs` passed first. */
   waitDrained(timeoutMs: number): Promise<boolean> {
-    if (this.tasks.size === 0) return Promise.resolve(true);
-    return new Promise<boolean>(resolve => {
-      const clock = this.clock;
-      const timer =
-        timeoutMs === Infinity
-          ? undefined
-          : clock.setTimeout(() => {
-              this.drainWaiter = undefined;
-              resolve(false);
-            }, timeoutMs);
-      this.drainWaiter = () => {
-        this.drainWaiter = undefined;
-        if (timer !== undefined) clock.clearTimeout(timer);
-        resolve(true);
-      };
-    });
+    return this.tasks.drained(this.clock, timeoutMs);
   }
 
   /** @internal Kills every task left: aborts its signal, frees its slot, settles it `cancelled`. */
@@ -1220,22 +1019,6 @@ export class Route<
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-  }
-}
-
-/** @internal Stops (or kills) dependencies, logging failures. */
-export async function stopDependencies(
-  deps: Iterable<Dependency<unknown>>,
-  logger: Logger,
-  kill = false,
-): Promise<void> {
-  for (const dep of deps) {
-    try {
-      if (kill && dep.kill) await dep.kill();
-      else await dep.stop?.();
-    } catch (err) {
-      logger.warn({ err }, 'dependency stop failed');
-    }
   }
 }
 

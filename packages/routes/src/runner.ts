@@ -10,13 +10,14 @@ import type { Dependency } from './dependency.js';
 import { CancelledError, RouteConfigError } from './errors.js';
 import type { EntryRef } from './entrypoint.js';
 import { checkKeys, checkMs } from './internal/options.js';
-import { stopDependencies, type DrainReport, type Route, type StopOptions } from './route.js';
+import { stopDependencies, type DrainReport, type StopOptions } from './drainReport.js';
+import type { Route } from './route.js';
 import { RunnerContext } from './runnerContext.js';
 
 /** Options of a {@link Runner}. */
 export interface RunnerOptions {
   /** The contexts to run. Default: one context `'default'` holding `routes`. */
-  readonly contexts?: readonly RunnerContext[];
+  readonly contexts?: readonly RunnerContext<Route<any, any, any, any>>[];
   /** Shortcut: routes for a single default context (with `maxWorkers`). */
   readonly routes?: readonly Route<any, any, any, any>[];
   /** `maxWorkers` of the default context. Default 10. */
@@ -36,7 +37,7 @@ export interface RunnerOptions {
  * dependencies and returns one {@link DrainReport}; `kill()` stops at once.
  */
 export class Runner {
-  readonly contexts: readonly RunnerContext[];
+  readonly contexts: readonly RunnerContext<Route<any, any, any, any>>[];
   private started = false;
   private stopping: Promise<DrainReport> | undefined = undefined;
 

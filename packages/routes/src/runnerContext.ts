@@ -9,14 +9,18 @@ import {
 } from '@x/resilience';
 import { RouteConfigError } from './errors.js';
 import { checkInt, checkKeys } from './internal/options.js';
-import type { Route } from './route.js';
+
+/** What a context holds: a route, which it binds to itself (`Route` is one). */
+export interface ContextRoute {
+  bind(context: RunnerContext<any>): void;
+}
 
 /** Options of a {@link RunnerContext}. */
-export interface RunnerContextOptions {
+export interface RunnerContextOptions<R extends ContextRoute = ContextRoute> {
   /** Metric label `context`. Default `'default'`. */
   readonly name?: string;
   /** Routes run in this context (each route belongs to one context). Default none. */
-  readonly routes?: readonly Route<any, any, any, any>[];
+  readonly routes?: readonly R[];
   /** Worker budget shared by the routes (≙ `MAX_WORKERS`). Default 10 (nameko's default). */
   readonly maxWorkers?: number;
   /** Messages that may wait for a worker slot; beyond it they fail `BULKHEAD_FULL` (not terminal). Default 1000. */
@@ -39,16 +43,16 @@ export interface RunnerEnv {
  * `maxWorkers` workers run at once across its routes, `maxQueued` more wait (FIFO, they leave on
  * abort), and each route may have a lower `concurrency` of its own.
  */
-export class RunnerContext {
+export class RunnerContext<R extends ContextRoute = ContextRoute> {
   readonly name: string;
   readonly maxWorkers: number;
   readonly maxQueued: number;
-  readonly routes: readonly Route<any, any, any, any>[];
+  readonly routes: readonly R[];
   private env: RunnerEnv | undefined = undefined;
   private readonly own: Partial<RunnerEnv>;
   private pool: Bulkhead | undefined = undefined;
 
-  constructor(options: RunnerContextOptions = {}) {
+  constructor(options: RunnerContextOptions<R> = {}) {
     checkKeys(
       options,
       ['name', 'routes', 'maxWorkers', 'maxQueued', 'clock', 'metrics', 'logger'],

@@ -4,16 +4,12 @@ import type { Entrypoint, EntryRef, RepublishPayload } from './entrypoint.js';
 import { RouteConfigError } from './errors.js';
 import { nextId } from './internal/ids.js';
 import type { Meta, Outcome } from './outcome.js';
-import {
-  TEST_REPUBLISHER,
-  type DrainReport,
-  type Route,
-  type RouteEvent,
-  type StopOptions,
-} from './route.js';
+import type { DrainReport, StopOptions } from './drainReport.js';
+import { TEST_REPUBLISHER, type Route } from './route.js';
+import type { RouteEvent } from './routeEvent.js';
 import { RunnerContext } from './runnerContext.js';
-import type { CallbackKind } from './worker.js';
-import type { Delivery } from './workerContext.js';
+import type { CallbackKind } from './routeRuntime.js';
+import type { Delivery } from './entrypoint.js';
 
 /** Options of {@link testRoute}. */
 export interface TestRouteOptions {

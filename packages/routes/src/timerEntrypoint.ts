@@ -5,7 +5,7 @@ import { RouteConfigError } from './errors.js';
 import { nextId } from './internal/ids.js';
 import { checkKeys, checkMs } from './internal/options.js';
 import type { Meta, Outcome } from './outcome.js';
-import type { Delivery } from './workerContext.js';
+import type { Delivery } from './entrypoint.js';
 
 /** The message a timer delivers. */
 export interface TimerTick {

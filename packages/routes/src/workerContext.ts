@@ -1,19 +1,4 @@
-import type { Entrypoint } from './entrypoint.js';
 import type { Meta } from './outcome.js';
-
-/** One delivery of a message to a route: what the overridable route steps receive. */
-export interface Delivery {
-  /** Transport handle of the message (≙ `entry_id`): a BullMQ `Job`, an HTTP exchange, a queue record. */
-  readonly entryId: unknown;
-  /** The entrypoint that delivered it (undefined when `startRoute` is called directly). */
-  readonly entrypoint: Entrypoint<any> | undefined;
-  /** Aborted when the entrypoint aborts (client gone, job cancelled) or the route kills the work. */
-  readonly signal: AbortSignal;
-  /** True once a worker got a slot and ran (false while it waits for the worker budget). */
-  readonly started: boolean;
-  /** The message's deadline on the route clock (`Infinity`: none); see `StartRouteOptions.deadline`. */
-  readonly deadline: number;
-}
 
 /**
  * What a target, a translator and a dependency see of the current worker (nameko's

@@ -1,6 +1,6 @@
 import type { Entrypoint } from '../entrypoint.js';
 import type { Meta, Outcome } from '../outcome.js';
-import type { Delivery } from '../workerContext.js';
+import type { Delivery } from '../entrypoint.js';
 
 /**
  * One delivery in flight inside a route: the {@link Delivery} the overridable steps see, plus the

@@ -1,16 +1,23 @@
-import { isXError, timeout, type PolicyContext, type TimeoutPolicy } from '@x/resilience';
+import {
+  isXError,
+  policyContext,
+  timeout,
+  type PolicyContext,
+  type TimeoutPolicy,
+} from '@x/resilience';
 import type { Dependency } from './dependency.js';
 import { DeadlineExceededError, DependencyError } from './errors.js';
 import type { Meta } from './outcome.js';
-import type { Route } from './route.js';
+import type { RouteRuntime } from './routeRuntime.js';
 import { isThenable } from './translator.js';
-import type { Delivery, WorkerContext } from './workerContext.js';
+import type { Delivery } from './entrypoint.js';
+import type { WorkerContext } from './workerContext.js';
 
 const EMPTY_DEPS: Readonly<Record<string, unknown>> = Object.freeze({});
 const MAX_CALL_STACK = 10;
 
-/** What a {@link Worker} is built from (see `Route.getWorkerInstance`). */
-export interface WorkerInit<In> {
+/** What a {@link RouteWorker} is built from (see `Route.getWorkerInstance`). */
+export interface RouteWorkerInit<In> {
   /** The raw message (≙ `fn_args`). */
   readonly args: In;
   readonly meta: Meta;
@@ -20,10 +27,10 @@ export interface WorkerInit<In> {
 }
 
 /** The constructor a route uses for its workers (≙ `worker_class`). */
-export type WorkerClass = new (
-  route: Route<any, any, any, any>,
-  init: WorkerInit<any>,
-) => Worker<any, any, any>;
+export type RouteWorkerClass = new (
+  route: RouteRuntime,
+  init: RouteWorkerInit<any>,
+) => RouteWorker<any, any, any>;
 
 class Context implements WorkerContext<any> {
   deps: Readonly<Record<string, unknown>> = EMPTY_DEPS;
@@ -70,12 +77,13 @@ class Context implements WorkerContext<any> {
 }
 
 /**
- * One run of a route's target for one message (≙ micro_framework's `Worker`): translates the
+ * One run of a route's target for one message (≙ micro_framework's `Worker`; named `RouteWorker`
+ * so it is not taken for `@x/worker-rpc`'s `Worker`): translates the
  * message through the chain, injects the dependencies, calls the target, and keeps the result or
  * the error; `run()` never rejects. Subclass it (route option `workerClass`) to change a step:
  * `translate()` or `invoke()`.
  */
-export class Worker<In = unknown, Out = unknown, R = unknown> {
+export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
   private callId: string | undefined = undefined;
   /** The raw message (≙ `fn_args`). */
   readonly args: In;
@@ -97,8 +105,8 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
   durationMs = 0;
 
   constructor(
-    readonly route: Route<In, Out, R, any>,
-    init: WorkerInit<In>,
+    readonly route: RouteRuntime,
+    init: RouteWorkerInit<In>,
   ) {
     this.args = init.args;
     this.meta = init.meta;
@@ -164,9 +172,12 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
       let policy = this.timeoutPolicy;
       if (policy === undefined && deadline !== Infinity) {
         const clock = this.route.clock;
-        policy = Worker.deadlineOnly.get(clock);
+        policy = RouteWorker.deadlineOnly.get(clock);
         if (policy === undefined)
-          Worker.deadlineOnly.set(clock, (policy = timeout(Infinity, { clock, scope: 'attempt' })));
+          RouteWorker.deadlineOnly.set(
+            clock,
+            (policy = timeout(Infinity, { clock, scope: 'attempt' })),
+          );
       }
       const timeoutPolicy = policy;
       if (timeoutPolicy === undefined) pending = this.execute();
@@ -177,12 +188,7 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
             ctx.policy = policy;
             return this.execute();
           },
-          {
-            signal: this.delivery.signal,
-            attempt: this.attempt,
-            deadline,
-            endpoint: undefined,
-          },
+          policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
         );
       }
     } catch (error) {
@@ -290,56 +296,5 @@ export class Worker<In = unknown, Out = unknown, R = unknown> {
     }
     if (failed) throw error;
     return result;
-  }
-}
-
-/** Which callback a {@link CallbackWorker} runs. */
-export type CallbackKind = 'onFailure' | 'onSuccess' | 'onSettled';
-
-/** The constructor a route uses for callback workers (≙ `callback_worker_class`). */
-export type CallbackWorkerClass = new (
-  route: Route<any, any, any, any>,
-  original: Worker<any, any, any>,
-  kind: CallbackKind,
-  event: unknown,
-  attempt: number,
-) => CallbackWorker;
-
-/**
- * Runs one of a route's callbacks for a finished worker (≙ `CallbackWorker`): the callback target
- * gets `(event, ctx)`, where `event` carries the original message, its translation and the error
- * or result; it shares the original's metadata and dependencies. Its failures never trigger
- * callbacks and never use the route's backoff (only the callbacks' own policy).
- */
-export class CallbackWorker extends Worker<unknown, unknown, unknown> {
-  constructor(
-    route: Route<any, any, any, any>,
-    readonly original: Worker<any, any, any>,
-    readonly kind: CallbackKind,
-    readonly event: unknown,
-    attempt: number,
-  ) {
-    super(route, {
-      args: original.args,
-      meta: original.meta,
-      delivery: original.delivery,
-      attempt,
-    });
-    this.adoptTranslation(original.translatedArgs);
-  }
-
-  protected override get timeoutPolicy(): TimeoutPolicy | undefined {
-    return this.route.callbackTimeoutPolicy;
-  }
-
-  /** Callbacks run after the outcome, deadline or not: only their own `callbacks.timeoutMs` bounds them. */
-  protected override get messageDeadline(): number {
-    return Infinity;
-  }
-
-  protected override invoke(_input: unknown, ctx: WorkerContext<any>): unknown {
-    const call = () => this.route.callCallback(this.kind, this.event, ctx);
-    const deps = this.route.dependencyList;
-    return deps.length === 0 ? call() : this.invokeWithDeps(deps, call);
   }
 }
