@@ -24,9 +24,6 @@ import { missingSegment, resolveHandler, type ResolvedHandler } from './resolveH
 import type { WorkerState, WorkerStatus } from './workerStatus.js';
 import type { IncomingRequest, WorkerSink, WorkerTransport } from './workerTransport.js';
 
-export { resolveHandler };
-export type { WorkerState, WorkerStatus };
-
 /** What a handler receives as its second argument. */
 export interface HandlerContext {
   /** Request id as 32 hex characters (the same across retries and hedges of one call). */
