@@ -1,5 +1,5 @@
 import type { Codec } from './codec.js';
-import { WorkerRpcError, fromTotoError, fromWireError } from './errors.js';
+import { fromTotoError, fromWireError, type WorkerRpcError } from './errors.js';
 import { Kind } from './protocol.js';
 import type { ReplyFrame } from './transport.js';
 

@@ -29,7 +29,7 @@ import {
   positiveInt,
   validateTimeout,
 } from './internal/optionChecks.js';
-import { createProxy, PROXY_RESERVED_NAMES } from './internal/proxy.js';
+import { createProxy } from './internal/proxy.js';
 import { withEndpoint } from './internal/withEndpoint.js';
 import { leastOutstanding } from './leastOutstanding.js';
 import { optionsFromEnv } from './optionsFromEnv.js';
@@ -80,7 +80,7 @@ export class WorkerConnection<Api = UntypedApi> {
   readonly clock: Clock;
   /**
    * The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing.
-   * Names in {@link PROXY_RESERVED_NAMES} (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
+   * Names in `PROXY_RESERVED_NAMES` (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
    * `inspect`, `constructor`, ...) are never path segments: call such methods with `invoke`.
    */
   readonly proxy: Client<Api, CallOptions>;
