@@ -2,7 +2,7 @@
 import { ManualClock } from '@x/resilience';
 import { describe, expect, test } from 'vitest';
 import { Kind, type KindValue } from './protocol.js';
-import { createWorker } from './worker.js';
+import { createWorker, type HandlerContext } from './worker.js';
 import type {
   IncomingRequest,
   ResponseInfo,
@@ -94,6 +94,37 @@ describe('worker slots and queue', () => {
     expect(JSON.parse(byId.get(5)!.body).code).toBe('DEADLINE_EXCEEDED');
     expect(worker.status()).toMatchObject({ active: 0, queued: 0, credit: 1 });
     expect(worker.pending).toBe(0);
+    await worker.close();
+  });
+
+  test('a request that waited in the queue still gets its deadline on ctx.signal', async () => {
+    const clock = new ManualClock();
+    const { transport, replies, send } = memoryTransport();
+    let release: (() => void) | undefined;
+    const worker = await createWorker({
+      transport,
+      clock,
+      concurrency: 1,
+      queue: 1,
+      handlers: {
+        hold: () => new Promise<void>(resolve => (release = resolve)),
+        watch: (_: unknown, ctx: HandlerContext) =>
+          new Promise((_resolve, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+          ),
+      },
+    }).start();
+    send(1, 'hold');
+    send(2, 'watch', 200);
+    expect(worker.status().queued).toBe(1);
+    await clock.advance(50);
+    release!();
+    await tick();
+    expect(worker.status().active).toBe(1); // watch runs with 150 ms left
+    await clock.advance(150);
+    await tick();
+    const reply = replies.find(r => r.id === 2)!;
+    expect(JSON.parse(reply.body).code).toBe('DEADLINE_EXCEEDED');
     await worker.close();
   });
 });

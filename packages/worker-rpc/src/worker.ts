@@ -456,14 +456,14 @@ export class Worker<Api = UntypedApi> {
   }
 
   /**
-   * Waits for a handler slot in the bulkhead. The execution's controller cancels the wait when it
-   * finishes while queued (CANCEL, drain, close); work whose budget is spent by the time it gets a
+   * Waits for a handler slot in the bulkhead. `execution.wait` cancels the wait when it finishes
+   * while queued (CANCEL, drain, close); work whose budget is spent by the time it gets a
    * slot is not started.
    */
   private enqueue(execution: Execution): void {
     execution.queued = true;
-    const controller = (execution.controller ??= new AbortController());
-    this.slots.acquire(controller.signal)!.then(
+    const wait = (execution.wait = new AbortController());
+    this.slots.acquire(wait.signal)!.then(
       () => {
         execution.queued = false;
         if (execution.finished) {
@@ -587,6 +587,7 @@ export class Worker<Api = UntypedApi> {
 
   private abortExecution(execution: Execution, reason: WorkerRpcError): void {
     if (execution.finished) return;
+    if (execution.queued) execution.wait!.abort(reason);
     if (!execution.controller) execution.controller = new AbortController();
     if (!execution.controller.signal.aborted) execution.controller.abort(reason);
   }
@@ -606,7 +607,7 @@ export class Worker<Api = UntypedApi> {
     execution.finished = true;
     // the slot goes to the next queued execution (it starts on the next microtask)
     if (execution.started) this.slots.release();
-    else if (execution.queued) execution.controller!.abort(); // leaves the bulkhead's queue
+    else if (execution.queued) execution.wait!.abort(); // leaves the bulkhead's queue
     if (execution.timer) {
       this.clock.clearTimeout(execution.timer);
       execution.timer = undefined;

@@ -816,6 +816,7 @@ export class WorkerConnection<Api = UntypedApi> {
     value: unknown,
   ): void {
     if (call.done) return;
+    if (frame.kind === Kind.RES && !this.dialect.toto) return this.settle(call, attempt, value);
     const n = attempt?.n ?? call.attempt;
     const outcome = this.dialect.outcome(
       frame,

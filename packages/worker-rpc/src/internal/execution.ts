@@ -25,6 +25,8 @@ export class Execution {
   finished = false;
   /** Waiting for a handler slot in the worker's bulkhead. */
   queued = false;
+  /** Takes the execution out of the bulkhead's queue (aborted when it finishes while queued). */
+  wait: AbortController | undefined;
   startedAt = 0;
 
   constructor(
