@@ -88,4 +88,21 @@ describe('SendQueue', () => {
     expect(splitPairs([b('h'), b('x'), b('y')])).toBeUndefined();
     expect(splitPairs([])).toBeUndefined();
   });
+
+  test('whenIdle settles once the last queued message was sent, at once when idle or closed', async () => {
+    const s = socket(20);
+    const q = new SendQueue(s, 100, () => expect.unreachable());
+    await q.whenIdle();
+    q.push([b('one')]);
+    q.push([b('two')]);
+    let idle = false;
+    const waiting = q.whenIdle().then(() => (idle = true));
+    await new Promise(r => setTimeout(r, 5));
+    expect(idle).toBe(false);
+    await waiting;
+    expect(s.sent).toHaveLength(2);
+    q.push([b('three')]);
+    q.close();
+    await q.whenIdle();
+  });
 });
