@@ -28,6 +28,7 @@ import type {
 
 /** Longest wait in `close()` for queued replies and DRAIN notices to leave. */
 const CLOSE_FLUSH_MS = 200;
+
 /** CURVE settings of a worker. */
 export interface ZmqWorkerCurve {
   /** Our Z85 secret key (bind mode: we are the CURVE server; clients use the matching public key). */
