@@ -1,6 +1,7 @@
-import type { Balancer, Emitter } from '@x/resilience';
+import type { Balancer, Emitter, Logger } from '@x/resilience';
 import type { EndpointHandle, EndpointState } from './endpointHandle.js';
 import type { WorkerRpcError } from './errors.js';
+import type { ChannelState } from './transport.js';
 import type { OutgoingCall } from './outgoingCall.js';
 import type { WorkerConnectionEvent } from './workerConnectionOptions.js';
 
@@ -20,6 +21,9 @@ export class EndpointRegistry {
     /** Whether workers advertise credit (wrpc/1) or not (toto). */
     private readonly usesCredit: boolean,
     private readonly events: Emitter<WorkerConnectionEvent>,
+    private readonly logger: Logger,
+    /** Credit assumed for an endpoint until its worker advertises some (again after a reconnect). */
+    private readonly initialCredit: number,
   ) {}
 
   /** Endpoints registered (any state). */
@@ -82,6 +86,38 @@ export class EndpointRegistry {
         ...(error ? { error } : {}),
       });
     if (wasUp !== (state === 'up')) this.up = [...this.map.values()].filter(e => e.state === 'up');
+  }
+
+  /**
+   * The endpoint state machine, driven by its channel: `up` when it connects, `down` (credit reset)
+   * when it is lost, `draining` when its worker says so; an endpoint being removed or closed only
+   * notices losses. Returns what the connection must do: `'up'` (send queued calls) or `'lost'`
+   * (fail the attempts in flight there).
+   */
+  onChannelState(
+    endpoint: EndpointHandle,
+    state: ChannelState,
+    error?: WorkerRpcError,
+  ): 'up' | 'lost' | undefined {
+    if (endpoint.state === 'removing' || endpoint.state === 'closed')
+      return state === 'down' ? 'lost' : undefined;
+    if (state === 'up' && endpoint.state !== 'up') {
+      this.logger.debug({ endpoint: endpoint.address }, 'worker endpoint up');
+      this.setState(endpoint, 'up');
+      return 'up';
+    }
+    if (state === 'down') {
+      if (endpoint.state !== 'down')
+        this.logger.warn(
+          { endpoint: endpoint.address, reason: error?.message ?? 'connection lost' },
+          'worker endpoint down',
+        );
+      this.setState(endpoint, 'down', error);
+      endpoint.credit = this.initialCredit;
+      return 'lost';
+    }
+    if (state === 'draining') this.setState(endpoint, 'draining');
+    return undefined;
   }
 
   /** The endpoint for the next attempt of `call`, or undefined when none is up with credit. */

@@ -175,7 +175,13 @@ export class WorkerConnection<Api = UntypedApi> {
           : b;
     if (typeof this.balancer?.pick !== 'function')
       throw new TypeError('balancer must be "least-outstanding", "round-robin" or a Balancer');
-    this.endpointsByAddress = new EndpointRegistry(this.balancer, !toto, this.events);
+    this.endpointsByAddress = new EndpointRegistry(
+      this.balancer,
+      !toto,
+      this.events,
+      this.logger,
+      this.initialCredit,
+    );
     this.policy = new AttemptPolicy({
       retry: options.retry,
       hedge: options.hedge,
@@ -249,7 +255,8 @@ export class WorkerConnection<Api = UntypedApi> {
   async removeConnection(address: string, options: DrainOptions = {}): Promise<void> {
     const endpoint = this.endpointsByAddress.get(address.trim());
     if (!endpoint || endpoint.state === 'removing' || endpoint.state === 'closed') return;
-    this.setState(endpoint, 'removing');
+    this.endpointsByAddress.setState(endpoint, 'removing');
+    this.failStranded();
     await this.drainEndpoint(
       endpoint,
       options.drainMs ?? 5_000,
@@ -696,38 +703,24 @@ export class WorkerConnection<Api = UntypedApi> {
     this.pump();
   }
 
-  /** The endpoint state machine, driven by its channel. */
+  /** A channel's state changed: the registry's state machine decides, the calls follow. */
   private onState(endpoint: EndpointHandle, state: ChannelState, error?: WorkerRpcError): void {
     if (error?.code === 'ZMQ_MISSING') {
       this.fatal = error;
       for (const call of [...this.calls.values()]) this.finish(call, error, undefined);
       return;
     }
-    const lost = () =>
-      error ??
-      new WorkerRpcError('UNAVAILABLE', `lost connection to ${endpoint.address}`, {
-        endpoint: endpoint.address,
-      });
-    if (endpoint.state === 'removing' || endpoint.state === 'closed') {
-      if (state === 'down') this.failEndpoint(endpoint, lost());
-      return;
-    }
-    if (state === 'up' && endpoint.state !== 'up') {
-      this.logger.debug({ endpoint: endpoint.address }, 'worker endpoint up');
-      this.setState(endpoint, 'up');
-      this.pump();
-    } else if (state === 'down') {
-      if (endpoint.state !== 'down')
-        this.logger.warn(
-          { endpoint: endpoint.address, reason: error?.message ?? 'connection lost' },
-          'worker endpoint down',
-        );
-      this.setState(endpoint, 'down', error);
-      endpoint.credit = this.initialCredit;
-      this.failEndpoint(endpoint, lost());
-    } else if (state === 'draining') {
-      this.setState(endpoint, 'draining');
-    }
+    const change = this.endpointsByAddress.onChannelState(endpoint, state, error);
+    if (change === 'up') this.pump();
+    else if (change === 'lost')
+      this.failEndpoint(
+        endpoint,
+        error ??
+          new WorkerRpcError('UNAVAILABLE', `lost connection to ${endpoint.address}`, {
+            endpoint: endpoint.address,
+          }),
+      );
+    this.failStranded();
   }
 
   /** Fails every live attempt on `endpoint` (connection lost or drain deadline). */
@@ -741,21 +734,15 @@ export class WorkerConnection<Api = UntypedApi> {
     }
   }
 
-  /** Changes an endpoint's state; when nothing can ever take the queued calls, fails them. */
-  private setState(
-    endpoint: EndpointHandle,
-    state: EndpointHandle['state'],
-    error?: WorkerRpcError,
-  ): void {
+  /** Fails the queued calls when no endpoint is up and none may come up. */
+  private failStranded(): void {
     const registry = this.endpointsByAddress;
-    registry.setState(endpoint, state, error);
-    if (registry.upCount === 0 && !registry.hasConnecting() && this.queue.size > 0) {
-      for (const [call, sink] of this.queue.removeAll())
-        sink.fail(
-          call,
-          new WorkerRpcError('UNAVAILABLE', 'no endpoint is up', { method: call.method }),
-        );
-    }
+    if (this.queue.size === 0 || registry.upCount > 0 || registry.hasConnecting()) return;
+    for (const [call, sink] of this.queue.removeAll())
+      sink.fail(
+        call,
+        new WorkerRpcError('UNAVAILABLE', 'no endpoint is up', { method: call.method }),
+      );
   }
 
   private onReply(endpoint: EndpointHandle, id: Uint8Array, frame: ReplyFrame): void {
