@@ -1,6 +1,7 @@
 import { durationOption, timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import {
+  Fifo,
   noopMetrics,
   silentLogger,
   systemClock,
@@ -121,8 +122,8 @@ export class Broker {
   private backQueue: SendQueue | undefined;
   private readonly workers = new Map<string, WorkerEntry>();
   private readonly pending = new Map<string, Pending>();
-  private queue: (Queued | undefined)[] = [];
-  private queueHead = 0;
+  /** Requests waiting for a worker with credit; cancelled ones stay until they reach the head. */
+  private readonly queue = new Fifo<Queued>();
   private queued = 0;
   private readonly queuedByKey = new Map<string, Queued>();
   private inFlight = 0;
@@ -383,23 +384,13 @@ export class Broker {
   }
 
   private dispatch(): void {
-    while (this.queueHead < this.queue.length) {
-      const item = this.queue[this.queueHead]!;
-      if (item === undefined || item.cancelled) {
-        this.queue[this.queueHead++] = undefined;
-        continue;
+    for (let item = this.queue.peek(); item !== undefined; item = this.queue.peek()) {
+      if (!item.cancelled) {
+        if (!this.forward(item)) break;
+        this.queuedByKey.delete(item.key);
+        this.queued--;
       }
-      if (!this.forward(item)) break;
-      this.queue[this.queueHead++] = undefined;
-      this.queuedByKey.delete(item.key);
-      this.queued--;
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
+      this.queue.shift();
     }
   }
 
@@ -487,9 +478,8 @@ export class Broker {
       }
     }
     // expire queued requests whose budget ran out
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const item = this.queue[i];
-      if (!item || item.cancelled || item.budgetMs < 0) continue;
+    for (const item of this.queue) {
+      if (item.cancelled || item.budgetMs < 0) continue;
       if (now - item.receivedAt >= item.budgetMs) {
         item.cancelled = true;
         this.queuedByKey.delete(item.key);
@@ -555,7 +545,7 @@ export class Broker {
     if (this.backend && !this.backend.closed) this.backend.close();
     this.workers.clear();
     this.pending.clear();
-    this.queue = [];
+    this.queue.drain();
     this.queuedByKey.clear();
     this.queued = 0;
   }

@@ -1,20 +1,17 @@
 // Client
-export {
-  createWorkerConnection,
-  WorkerConnection,
-  EndpointHandle,
-  parseAddresses,
-  optionsFromEnv,
-  PROXY_RESERVED_NAMES,
-  type WorkerConnectionOptions,
-  type CallOptions,
-  type MethodOptions,
-  type WorkerRetryOptions,
-  type DrainOptions,
-  type EndpointState,
-  type EndpointStats,
-  type WorkerConnectionEvent,
-} from './workerConnection.js';
+export { createWorkerConnection, WorkerConnection } from './workerConnection.js';
+export { PROXY_RESERVED_NAMES } from './internal/proxy.js';
+export type {
+  WorkerConnectionOptions,
+  CallOptions,
+  MethodOptions,
+  WorkerRetryOptions,
+  DrainOptions,
+  WorkerConnectionEvent,
+} from './workerConnectionOptions.js';
+export { EndpointHandle, type EndpointState, type EndpointStats } from './endpointHandle.js';
+export { parseAddresses } from './parseAddresses.js';
+export { optionsFromEnv } from './optionsFromEnv.js';
 export { leastOutstanding, type LeastOutstandingOptions } from './leastOutstanding.js';
 export type {
   Client,
@@ -48,13 +45,12 @@ export { validateAddress, type AddressUse } from './validateAddress.js';
 export {
   createWorker,
   Worker,
-  resolveHandler,
   type WorkerOptions,
   type HandlerContext,
   type DedupeOptions,
-  type WorkerState,
-  type WorkerStatus,
 } from './worker.js';
+export { resolveHandler, type ResolvedHandler } from './resolveHandler.js';
+export type { WorkerState, WorkerStatus } from './workerStatus.js';
 export { asynchronous, isAsynchronous } from './asynchronous.js';
 export type {
   WorkerTransport,

@@ -14,7 +14,8 @@ import { httpTransport } from './httpTransport.js';
 import { createQueueDevice } from './queueDevice.js';
 import { startHttpWorker, startZmqWorker } from './test/helpers.js';
 import { createWorker } from './worker.js';
-import { createWorkerConnection, optionsFromEnv } from './workerConnection.js';
+import { createWorkerConnection } from './workerConnection.js';
+import { optionsFromEnv } from './optionsFromEnv.js';
 import { zmqTransport } from './zmqTransport.js';
 import { zmqWorkerTransport } from './zmqWorkerTransport.js';
 

@@ -11,7 +11,8 @@ import { FLAG_COMPRESSED, Kind, decodeHeader, encodeHeader } from './protocol.js
 import { splitPairs } from './internal/sendQueue.js';
 import { createBroker } from './broker.js';
 import { startHttpWorker, startZmqWorker } from './test/helpers.js';
-import { createWorker, resolveHandler } from './worker.js';
+import { createWorker } from './worker.js';
+import { resolveHandler } from './resolveHandler.js';
 import { createWorkerConnection } from './workerConnection.js';
 import { zmqWorkerTransport } from './zmqWorkerTransport.js';
 

@@ -1,6 +1,7 @@
 import { durationOption } from './internal/durationOption.js';
 import { timingSafeEqual } from 'node:crypto';
 import {
+  Bulkhead,
   noopMetrics,
   silentLogger,
   systemClock,
@@ -11,22 +12,16 @@ import {
 } from '@x/resilience';
 import type { Handlers, UntypedApi } from './api.js';
 import { isAsynchronous } from './asynchronous.js';
-import { codecTable, resolveCodec, type Codec } from './codec.js';
-import {
-  compressorTable,
-  resolveCompression,
-  type CompressionOption,
-  type Compressor,
-} from './compression.js';
-import {
-  WorkerRpcError,
-  isWorkerRpcError,
-  toTotoError,
-  toWireError,
-  type WireError,
-} from './errors.js';
+import type { Codec } from './codec.js';
+import type { CompressionOption, Compressor } from './compression.js';
+import { WorkerRpcError, toWireError } from './errors.js';
 import { DedupeWindow } from './internal/dedupeWindow.js';
-import { idHex, idKey, Kind, type KindValue } from './protocol.js';
+import { abortedBy, Execution, type ExecutionOutcome } from './internal/execution.js';
+import { HandlerContextImpl, type ExecutionControl } from './internal/handlerContext.js';
+import { WorkerCodecs, type DecodedRequest } from './internal/workerCodecs.js';
+import { idKey } from './protocol.js';
+import { missingSegment, resolveHandler, type ResolvedHandler } from './resolveHandler.js';
+import type { WorkerState, WorkerStatus } from './workerStatus.js';
 import type { IncomingRequest, WorkerSink, WorkerTransport } from './workerTransport.js';
 
 /** What a handler receives as its second argument. */
@@ -91,122 +86,6 @@ export interface WorkerOptions<Api = UntypedApi> {
   readonly metrics?: Metrics;
 }
 
-/** Worker state. */
-export type WorkerState = 'idle' | 'running' | 'draining' | 'closed';
-
-/** What `status()` (and the `$status` admin method) reports. */
-export interface WorkerStatus {
-  readonly state: WorkerState;
-  readonly active: number;
-  readonly queued: number;
-  readonly concurrency: number;
-  readonly queue: number;
-  /** Idle handler slots advertised as credit. */
-  readonly credit: number;
-  readonly completed: number;
-  readonly failed: number;
-  readonly rejected: number;
-  /** Duplicate requests answered from the dedupe window (joined or replayed). */
-  readonly deduplicated: number;
-  /** Frames dropped or answered with BAD_FRAME / UNSUPPORTED / FRAME_TOO_LARGE. */
-  readonly badFrames: number;
-  readonly dedupeEntries: number;
-  readonly uptimeMs: number;
-  readonly addresses: readonly string[];
-}
-
-type HandlerFn = (params: unknown, context: HandlerContext) => unknown;
-
-interface Outcome {
-  readonly ok: boolean;
-  readonly value: unknown;
-  readonly error: WireError | undefined;
-  readonly cause: unknown;
-}
-
-/** Names never resolved as handler path segments, even when defined. */
-const FORBIDDEN = new Set([
-  '__proto__',
-  'constructor',
-  'prototype',
-  '__defineGetter__',
-  '__defineSetter__',
-  '__lookupGetter__',
-  '__lookupSetter__',
-]);
-
-/**
- * Looks up a dotted method on own enumerable-or-not data properties only: inherited members
- * (`toString`, `hasOwnProperty`, ...), `__proto__`, `constructor`, `prototype`, getters and empty
- * segments all resolve to undefined (NOT_FOUND).
- */
-export function resolveHandler(
-  tree: unknown,
-  method: string,
-): { fn: HandlerFn; self: unknown } | undefined {
-  if (typeof method !== 'string' || method.length === 0 || method.length > 512) return undefined;
-  const parts = method.split('.');
-  if (parts.length > 32) return undefined;
-  let node: unknown = tree;
-  let parent: unknown = undefined;
-  for (const part of parts) {
-    if (part.length === 0 || FORBIDDEN.has(part)) return undefined;
-    if (node === null || (typeof node !== 'object' && typeof node !== 'function')) return undefined;
-    const descriptor = Object.getOwnPropertyDescriptor(node, part);
-    if (descriptor === undefined || !('value' in descriptor)) return undefined;
-    parent = node;
-    node = descriptor.value;
-  }
-  return typeof node === 'function' ? { fn: node as HandlerFn, self: parent } : undefined;
-}
-
-/** The first segment of a dotted method name that does not resolve (toto's AttributeError name). */
-function missingSegment(tree: unknown, method: string): string {
-  const parts = method.split('.');
-  for (let i = 1; i <= parts.length; i++) {
-    const prefix = parts.slice(0, i).join('.');
-    const node = i === parts.length ? resolveHandler(tree, prefix) : resolveNode(tree, prefix);
-    if (node === undefined) return parts[i - 1]!;
-  }
-  return parts[parts.length - 1]!;
-}
-
-function resolveNode(tree: unknown, path: string): unknown {
-  let node = tree;
-  for (const part of path.split('.')) {
-    if (part.length === 0 || FORBIDDEN.has(part)) return undefined;
-    if (node === null || (typeof node !== 'object' && typeof node !== 'function')) return undefined;
-    const descriptor = Object.getOwnPropertyDescriptor(node, part);
-    if (descriptor === undefined || !('value' in descriptor)) return undefined;
-    node = descriptor.value;
-  }
-  return node;
-}
-
-class Execution {
-  requests: IncomingRequest[];
-  controller: AbortController | undefined;
-  timer: TimerHandle | undefined;
-  acked = false;
-  started = false;
-  finished = false;
-  queued = false;
-  startedAt = 0;
-  ctx: HandlerContext | undefined;
-
-  constructor(
-    first: IncomingRequest,
-    readonly method: string,
-    readonly handler: { fn: HandlerFn; self: unknown } | undefined,
-    readonly params: unknown,
-    readonly deadline: number,
-    readonly dedupeKey: string | undefined,
-    readonly receivedAt: number,
-  ) {
-    this.requests = [first];
-  }
-}
-
 /** The serving side: dispatches requests from its transports to handlers. Create it with {@link createWorker}. */
 export class Worker<Api = UntypedApi> {
   readonly transports: readonly WorkerTransport[];
@@ -214,13 +93,9 @@ export class Worker<Api = UntypedApi> {
   readonly concurrency: number;
   readonly queueLimit: number;
   private readonly handlers: unknown;
-  private readonly handlerCache = new Map<string, { fn: HandlerFn; self: unknown }>();
-  private readonly dedupe: DedupeWindow<Execution | Outcome> | undefined;
-  private readonly defaultCodec: Codec;
-  private readonly codecs: Map<string, Codec>;
-  private readonly compressors: Map<string, Compressor>;
-  private readonly totoCompressor: Compressor | undefined;
-  private readonly thresholdBytes: number;
+  private readonly handlerCache = new Map<string, ResolvedHandler>();
+  private readonly dedupe: DedupeWindow<Execution | ExecutionOutcome> | undefined;
+  private readonly wire: WorkerCodecs;
   readonly maxBodyBytes: number;
   private readonly admin: boolean | { readonly token: string };
   private readonly debug: boolean;
@@ -228,10 +103,8 @@ export class Worker<Api = UntypedApi> {
   private readonly logger: Logger;
   private readonly metrics: Metrics | undefined;
   private readonly byId = new Map<string, Execution>();
-  private waiting: (Execution | undefined)[] = [];
-  private waitingHead = 0;
-  private active = 0;
-  private queuedCount = 0;
+  /** Handler slots (`concurrency`) and the wait queue (`queue`). */
+  private readonly slots: Bulkhead;
   private stateValue: WorkerState = 'idle';
   private completed = 0;
   private failed = 0;
@@ -243,7 +116,7 @@ export class Worker<Api = UntypedApi> {
   private draining: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private readonly sink: WorkerSink;
-  private readonly internals: Internals = {
+  private readonly control: ExecutionControl = {
     signalOf: execution => this.signalOf(execution),
     ackAll: execution => this.ackAll(execution),
   };
@@ -272,20 +145,25 @@ export class Worker<Api = UntypedApi> {
             int(dedupe.max ?? 10_000, 1, 'dedupe.max'),
             this.clock,
           );
-    this.defaultCodec = resolveCodec(options.codec);
-    this.codecs = codecTable([...(options.codecs ?? []), this.defaultCodec]);
-    const compression = resolveCompression(options.compression);
-    this.totoCompressor = compression.compressor;
-    this.thresholdBytes = options.compression === undefined ? 1024 : compression.thresholdBytes;
-    this.compressors = compressorTable([
-      ...(options.compressors ?? []),
-      ...(compression.compressor ? [compression.compressor] : []),
-    ]);
+    this.slots = new Bulkhead({
+      limit: this.concurrency,
+      queue: this.queueLimit,
+      clock: this.clock,
+    });
     this.maxBodyBytes = int(options.maxBodyBytes ?? 16 * 1024 * 1024, 1, 'maxBodyBytes');
     this.admin = options.admin ?? true;
     this.debug = options.debug ?? false;
     this.drainTimeoutMs = durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs');
     this.logger = options.logger ?? silentLogger;
+    this.wire = new WorkerCodecs({
+      codec: options.codec,
+      codecs: options.codecs,
+      compression: options.compression,
+      compressors: options.compressors,
+      maxBodyBytes: this.maxBodyBytes,
+      debug: this.debug,
+      logger: this.logger,
+    });
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;
     this.sink = {
       request: request => this.onRequest(request),
@@ -311,7 +189,7 @@ export class Worker<Api = UntypedApi> {
    */
   get credit(): number {
     if (this.stateValue !== 'running') return 0;
-    return Math.max(0, this.concurrency - this.active);
+    return Math.max(0, this.concurrency - this.slots.running);
   }
 
   /** Addresses the transports are bound or connected to. */
@@ -338,8 +216,8 @@ export class Worker<Api = UntypedApi> {
   status(): WorkerStatus {
     return {
       state: this.stateValue,
-      active: this.active,
-      queued: this.queuedCount,
+      active: this.slots.running,
+      queued: this.slots.queued,
       concurrency: this.concurrency,
       queue: this.queueLimit,
       credit: this.credit,
@@ -417,9 +295,6 @@ export class Worker<Api = UntypedApi> {
       for (const execution of new Set(this.byId.values()))
         this.abortExecution(execution, new WorkerRpcError('CLOSED', 'worker closed'));
       this.byId.clear();
-      this.waiting = [];
-      this.waitingHead = 0;
-      this.queuedCount = 0;
       this.dedupe?.clear();
       this.handlerCache.clear();
     })();
@@ -439,12 +314,7 @@ export class Worker<Api = UntypedApi> {
     } catch (error) {
       // never let a bug in one request take the worker down
       this.logger.error({ err: error }, 'worker failed to accept a request');
-      this.reply(request, {
-        ok: false,
-        value: undefined,
-        error: toWireError(error, this.debug),
-        cause: error,
-      });
+      this.wire.replyError(request, error, this.credit);
     }
   }
 
@@ -476,7 +346,7 @@ export class Worker<Api = UntypedApi> {
       );
       return;
     }
-    const decoded = this.decodeParams(request);
+    const decoded = this.wire.decodeParams(request);
     if (decoded instanceof Promise) {
       decoded.then(
         value => this.admit(request, value),
@@ -495,88 +365,7 @@ export class Worker<Api = UntypedApi> {
     this.admit(request, decoded);
   }
 
-  /** Decodes `{ params }` (or toto's `{ method, parameters }`), maybe asynchronously; errors are returned, not thrown. */
-  private decodeParams(
-    request: IncomingRequest,
-  ):
-    | { method: string; params: unknown }
-    | WorkerRpcError
-    | Promise<{ method: string; params: unknown }> {
-    const codec = request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec);
-    if (!codec)
-      return new WorkerRpcError('UNSUPPORTED', `unknown codec ${JSON.stringify(request.codec)}`);
-    let body = request.body;
-    const compressor = request.toto
-      ? this.totoCompressor
-      : request.compressed
-        ? this.compressors.get(request.encoding)
-        : undefined;
-    if (request.compressed && !request.toto && !compressor)
-      return new WorkerRpcError(
-        'UNSUPPORTED',
-        `unknown compression ${JSON.stringify(request.encoding)}`,
-      );
-    const finish = (
-      bytes: Uint8Array | undefined,
-    ): { method: string; params: unknown } | WorkerRpcError => {
-      let value: unknown;
-      try {
-        value = bytes === undefined || bytes.byteLength === 0 ? undefined : codec.decode(bytes);
-      } catch (error) {
-        return new WorkerRpcError(
-          'INVALID_ARGUMENT',
-          `cannot decode params with ${codec.name}: ${(error as Error).message}`,
-          { cause: error },
-        );
-      }
-      if (!request.toto) return { method: request.method, params: value };
-      if (
-        typeof value !== 'object' ||
-        value === null ||
-        typeof (value as { method?: unknown }).method !== 'string'
-      ) {
-        return new WorkerRpcError(
-          'INVALID_ARGUMENT',
-          'toto request body must be { method, parameters }',
-        );
-      }
-      return {
-        method: (value as { method: string }).method,
-        params: (value as { parameters?: unknown }).parameters,
-      };
-    };
-    if (compressor && body !== undefined && body.byteLength > 0) {
-      let inflated: Uint8Array | Promise<Uint8Array>;
-      try {
-        inflated = compressor.decompress(body, this.maxBodyBytes);
-      } catch (error) {
-        return isWorkerRpcError(error)
-          ? error
-          : new WorkerRpcError('BAD_FRAME', `cannot decompress body: ${(error as Error).message}`, {
-              cause: error,
-            });
-      }
-      if (inflated instanceof Promise) {
-        return inflated.then(
-          bytes => {
-            const r = finish(bytes);
-            if (r instanceof WorkerRpcError) throw r;
-            return r;
-          },
-          (error: unknown) =>
-            Promise.reject(
-              isWorkerRpcError(error)
-                ? error
-                : new WorkerRpcError('BAD_FRAME', 'cannot decompress body', { cause: error }),
-            ),
-        );
-      }
-      body = inflated;
-    }
-    return finish(body);
-  }
-
-  private admit(request: IncomingRequest, decoded: { method: string; params: unknown }): void {
+  private admit(request: IncomingRequest, decoded: DecodedRequest): void {
     if (this.stateValue !== 'running') {
       this.replyError(
         request,
@@ -585,7 +374,7 @@ export class Worker<Api = UntypedApi> {
       return;
     }
     const method = decoded.method;
-    let handler: { fn: HandlerFn; self: unknown } | undefined;
+    let handler: ResolvedHandler | undefined;
     if (method.startsWith('$')) {
       handler = this.adminHandler(method, request);
     } else {
@@ -629,7 +418,7 @@ export class Worker<Api = UntypedApi> {
           }
         } else {
           if (request.ack) this.ack(request);
-          this.reply(request, seen);
+          this.wire.reply(request, seen, this.credit);
           return;
         }
       }
@@ -645,27 +434,62 @@ export class Worker<Api = UntypedApi> {
       dedupeKey,
       now,
     );
-    if (this.active < this.concurrency) {
+    if (this.slots.tryAcquire()) {
       this.register(key, execution);
       if (request.ack) this.ack(request);
       this.run(execution);
-    } else if (this.queuedCount < this.queueLimit) {
+    } else if (this.slots.queued < this.queueLimit) {
       this.register(key, execution);
       if (request.ack) this.ack(request);
-      execution.queued = true;
-      this.queuedCount++;
-      this.waiting.push(execution);
+      this.enqueue(execution);
     } else {
       this.rejectedCount++;
       this.replyError(
         request,
         new WorkerRpcError(
           'OVERLOADED',
-          `worker busy (${this.active} running, ${this.queuedCount} queued)`,
+          `worker busy (${this.slots.running} running, ${this.slots.queued} queued)`,
           { retryable: true },
         ),
       );
     }
+  }
+
+  /**
+   * Waits for a handler slot in the bulkhead. `execution.wait` cancels the wait when it finishes
+   * while queued (CANCEL, drain, close); work whose budget is spent by the time it gets a
+   * slot is not started.
+   */
+  private enqueue(execution: Execution): void {
+    execution.queued = true;
+    const wait = (execution.wait = new AbortController());
+    this.slots.acquire(wait.signal)!.then(
+      () => {
+        execution.queued = false;
+        if (execution.finished) {
+          this.slots.release();
+          return;
+        }
+        if (execution.deadline <= this.clock.now()) {
+          this.slots.release();
+          const error = new WorkerRpcError(
+            'DEADLINE_EXCEEDED',
+            'budget spent while queued; not started',
+          );
+          this.complete(execution, {
+            ok: false,
+            value: undefined,
+            error: toWireError(error),
+            cause: error,
+          });
+          return;
+        }
+        this.run(execution);
+      },
+      () => {
+        execution.queued = false; // left the queue: finished while waiting
+      },
+    );
   }
 
   private register(key: string, execution: Execution): void {
@@ -673,10 +497,7 @@ export class Worker<Api = UntypedApi> {
     if (execution.dedupeKey !== undefined) this.dedupe!.set(execution.dedupeKey, execution, true);
   }
 
-  private adminHandler(
-    method: string,
-    request: IncomingRequest,
-  ): { fn: HandlerFn; self: unknown } | undefined {
+  private adminHandler(method: string, request: IncomingRequest): ResolvedHandler | undefined {
     if (this.admin === false) return undefined;
     if (typeof this.admin === 'object') {
       const given = Buffer.from(request.meta?.authorization ?? '');
@@ -702,15 +523,14 @@ export class Worker<Api = UntypedApi> {
     return undefined;
   }
 
+  /** Runs the handler of an execution that holds a slot. */
   private run(execution: Execution): void {
-    this.active++;
     execution.started = true;
     execution.startedAt = this.clock.now();
     const first = execution.requests[0]!;
     const { fn, self } = execution.handler!;
     if (isAsynchronous(fn)) this.ackAll(execution);
-    const ctx = this.context(execution, first);
-    execution.ctx = ctx;
+    const ctx: HandlerContext = new HandlerContextImpl(this, this.control, execution, first);
     let result: unknown;
     try {
       result = fn.call(self, execution.params, ctx);
@@ -746,10 +566,6 @@ export class Worker<Api = UntypedApi> {
     }
   }
 
-  private context(execution: Execution, first: IncomingRequest): HandlerContext {
-    return new Context(this, this.internals, execution, first);
-  }
-
   /** The execution's AbortSignal, created on first read, aborted at the deadline. */
   private signalOf(execution: Execution): AbortSignal {
     if (execution.controller) return execution.controller.signal;
@@ -771,6 +587,7 @@ export class Worker<Api = UntypedApi> {
 
   private abortExecution(execution: Execution, reason: WorkerRpcError): void {
     if (execution.finished) return;
+    if (execution.queued) execution.wait!.abort(reason);
     if (!execution.controller) execution.controller = new AbortController();
     if (!execution.controller.signal.aborted) execution.controller.abort(reason);
   }
@@ -782,34 +599,15 @@ export class Worker<Api = UntypedApi> {
   }
 
   private ack(request: IncomingRequest): void {
-    if (request.totoHttp) {
-      // toto's HTTPWorkerConnection runs loads(response.body) on every answer: loads(b'') raises,
-      // so the ACK of an @asynchronous method carries the codec's `null` (Python's None)
-      const codec = this.codecFor(request);
-      request.respond(Kind.ACK, codec.encode(null), {
-        codec: codec.name,
-        encoding: '',
-        compressed: false,
-        credit: this.credit,
-      });
-      return;
-    }
-    request.respond(Kind.ACK, undefined, {
-      codec: request.codec,
-      encoding: '',
-      compressed: false,
-      credit: this.credit,
-    });
+    this.wire.ack(request, this.credit);
   }
 
-  private complete(execution: Execution, outcome: Outcome): void {
+  private complete(execution: Execution, outcome: ExecutionOutcome): void {
     if (execution.finished) return;
     execution.finished = true;
-    if (execution.started) this.active--;
-    if (execution.queued) {
-      execution.queued = false;
-      this.queuedCount--;
-    }
+    // the slot goes to the next queued execution (it starts on the next microtask)
+    if (execution.started) this.slots.release();
+    else if (execution.queued) execution.wait!.abort(); // leaves the bulkhead's queue
     if (execution.timer) {
       this.clock.clearTimeout(execution.timer);
       execution.timer = undefined;
@@ -847,45 +645,12 @@ export class Worker<Api = UntypedApi> {
     execution.requests = [];
     for (const request of requests) {
       if (request.toto && execution.acked) continue; // toto's @asynchronous methods answer with the ACK only
-      this.reply(request, outcome);
+      this.wire.reply(request, outcome, this.credit);
     }
-    this.next();
     if (this.byId.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
-    }
-  }
-
-  /** Starts queued executions while slots are free; work whose budget is spent is not started. */
-  private next(): void {
-    while (this.active < this.concurrency && this.waitingHead < this.waiting.length) {
-      const execution = this.waiting[this.waitingHead]!;
-      this.waiting[this.waitingHead++] = undefined;
-      if (execution === undefined || execution.finished || !execution.queued) continue;
-      execution.queued = false;
-      this.queuedCount--;
-      if (execution.deadline <= this.clock.now()) {
-        const error = new WorkerRpcError(
-          'DEADLINE_EXCEEDED',
-          'budget spent while queued; not started',
-        );
-        this.complete(execution, {
-          ok: false,
-          value: undefined,
-          error: toWireError(error),
-          cause: error,
-        });
-        continue;
-      }
-      this.run(execution);
-    }
-    if (this.waitingHead === this.waiting.length) {
-      this.waiting = [];
-      this.waitingHead = 0;
-    } else if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
-      this.waiting = this.waiting.slice(this.waitingHead);
-      this.waitingHead = 0;
     }
   }
 
@@ -915,165 +680,8 @@ export class Worker<Api = UntypedApi> {
   }
 
   private replyError(request: IncomingRequest, error: unknown): void {
-    this.reply(request, {
-      ok: false,
-      value: undefined,
-      error: toWireError(error, this.debug),
-      cause: error,
-    });
+    this.wire.replyError(request, error, this.credit);
   }
-
-  private codecFor(request: IncomingRequest): Codec {
-    return (
-      (request.codec === '' ? this.defaultCodec : this.codecs.get(request.codec)) ??
-      this.defaultCodec
-    );
-  }
-
-  /** Encodes and sends an outcome in the request's protocol flavour. Never throws. */
-  private reply(request: IncomingRequest, outcome: Outcome): void {
-    try {
-      const codec = this.codecFor(request);
-      let body: Uint8Array | undefined;
-      let kind: KindValue = Kind.RES;
-      let code: string | undefined;
-      let retryAfterMs: number | undefined;
-      if (outcome.ok) {
-        try {
-          body = outcome.value === undefined ? undefined : codec.encode(outcome.value);
-        } catch (error) {
-          const e = new WorkerRpcError(
-            'INTERNAL',
-            `cannot encode result with ${codec.name}: ${(error as Error).message}`,
-          );
-          return this.reply(request, {
-            ok: false,
-            value: undefined,
-            error: toWireError(e),
-            cause: e,
-          });
-        }
-      } else {
-        const wire = outcome.error!;
-        code = wire.code;
-        retryAfterMs = wire.retryAfterMs;
-        if (request.toto) {
-          body = codec.encode({ error: toTotoError(wireAsError(wire)) });
-          kind = request.wrapErrors ? Kind.ERR : Kind.RES;
-        } else {
-          kind = Kind.ERR;
-          body = codec.encode(request.wrapErrors ? { error: wire } : wire);
-        }
-      }
-      let compressed = false;
-      let encoding = '';
-      if (body !== undefined && body.byteLength > 0) {
-        // toto over HTTP: toto's HTTPWorkerConnection never decompresses replies
-        const compressor = request.toto
-          ? request.totoHttp
-            ? undefined
-            : this.totoCompressor
-          : request.encoding !== '' && body.byteLength >= this.thresholdBytes
-            ? this.compressors.get(request.encoding)
-            : undefined;
-        if (compressor) {
-          const packed = compressor.compress(body);
-          if (packed instanceof Promise) {
-            packed.then(
-              bytes =>
-                request.respond(kind, bytes, {
-                  codec: codec.name,
-                  encoding: compressor.name,
-                  compressed: true,
-                  credit: this.credit,
-                  ...(code ? { code } : {}),
-                  ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-                }),
-              (error: unknown) => this.logger.warn({ err: error }, 'reply compression failed'),
-            );
-            return;
-          }
-          body = packed;
-          compressed = true;
-          encoding = compressor.name;
-        }
-      }
-      request.respond(kind, body, {
-        codec: codec.name,
-        encoding,
-        compressed,
-        credit: this.credit,
-        ...(code ? { code } : {}),
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      });
-    } catch (error) {
-      this.logger.error({ err: error }, 'worker failed to send a reply');
-    }
-  }
-}
-
-const EMPTY_META: Readonly<Record<string, string>> = Object.freeze({});
-
-interface Internals {
-  signalOf(execution: Execution): AbortSignal;
-  ackAll(execution: Execution): void;
-}
-
-/** The handler context: a class so that creating one per request is cheap. */
-class Context implements HandlerContext {
-  readonly method: string;
-  readonly attempt: number;
-  readonly deadline: number;
-  readonly meta: Readonly<Record<string, string>>;
-
-  constructor(
-    readonly worker: Worker<any>,
-    private readonly internals: Internals,
-    private readonly execution: Execution,
-    private readonly first: IncomingRequest,
-  ) {
-    this.method = execution.method;
-    this.attempt = first.attempt;
-    this.deadline = execution.deadline;
-    this.meta = first.meta ?? EMPTY_META;
-  }
-
-  get requestId(): string {
-    return idHex(this.first.id);
-  }
-
-  get signal(): AbortSignal {
-    return this.internals.signalOf(this.execution);
-  }
-
-  remainingMs(): number {
-    return this.deadline === Infinity
-      ? Infinity
-      : Math.max(0, this.deadline - this.worker.clock.now());
-  }
-
-  ack(): void {
-    this.internals.ackAll(this.execution);
-  }
-}
-
-/**
- * What a failed handler reports: when it failed because its `ctx.signal` aborted (the deadline, a
- * CANCEL, a forced drain) with an untyped abort error, such as the `AbortError` of
- * `timers/promises` or `fetch`, the abort's reason (`DEADLINE_EXCEEDED`, `CANCELLED`,
- * `UNAVAILABLE`) rather than `INTERNAL`.
- */
-function abortedBy(execution: Execution, error: unknown): unknown {
-  const signal = execution.controller?.signal;
-  if (signal === undefined || !signal.aborted || isWorkerRpcError(error)) return error;
-  const { name, cause } = (error ?? {}) as { name?: unknown; cause?: unknown };
-  return name === 'AbortError' || cause === signal.reason ? signal.reason : error;
-}
-
-function wireAsError(wire: WireError): WorkerRpcError {
-  return new WorkerRpcError(wire.code, wire.message, {
-    ...(wire.appCode !== undefined ? { appCode: wire.appCode } : {}),
-  });
 }
 
 function int(value: number, min: number, name: string): number {

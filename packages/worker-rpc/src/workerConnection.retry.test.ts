@@ -6,10 +6,12 @@ import { Kind, idHex } from './protocol.js';
 import type { Channel, ChannelEvents, Transport } from './transport.js';
 import { createWorkerConnection } from './workerConnection.js';
 
-type Behaviour = 'ok' | 'fail' | 'silent' | 'overloaded';
+type Behaviour = 'ok' | 'fail' | 'silent' | 'overloaded' | 'late';
 
-function scriptedTransport(behaviours: Record<string, Behaviour>) {
+/** `late` answers after 300 ms on `clock`. */
+function scriptedTransport(behaviours: Record<string, Behaviour>, clock?: ManualClock) {
   const sends: { endpoint: string; id: string; attempt: number; budget: number }[] = [];
+  const cancels: { endpoint: string; attempt: number }[] = [];
   const transport: Transport = {
     name: 'scripted',
     protocol: 'wrpc/1',
@@ -39,6 +41,19 @@ function scriptedTransport(behaviours: Record<string, Behaviour>) {
                 compressed: false,
                 credit: 5,
               });
+            else if (behaviour === 'late')
+              clock!.setTimeout(
+                () =>
+                  events.reply(channel, id, {
+                    kind: Kind.RES,
+                    body: Buffer.from(JSON.stringify(address)),
+                    codec: 'json',
+                    encoding: '',
+                    compressed: false,
+                    credit: 5,
+                  }),
+                300,
+              );
             else if (behaviour === 'ok')
               events.reply(channel, id, {
                 kind: Kind.RES,
@@ -51,7 +66,9 @@ function scriptedTransport(behaviours: Record<string, Behaviour>) {
           });
           return undefined;
         },
-        cancel() {},
+        cancel(request) {
+          cancels.push({ endpoint: address, attempt: request.attempt });
+        },
         close: async () => {},
       };
       queueMicrotask(() => events.state(channel, 'up'));
@@ -59,7 +76,7 @@ function scriptedTransport(behaviours: Record<string, Behaviour>) {
     },
     close: async () => {},
   };
-  return { transport, sends };
+  return { transport, sends, cancels };
 }
 
 const tick = () => new Promise(r => setImmediate(r));
@@ -170,5 +187,105 @@ describe('retry schedule', () => {
     ]);
     expect(clock.pending).toBe(0); // the deadline and attempt timers were cleared
     await conn.close();
+  });
+
+  test('a late reply to a timed-out attempt wins, and the retry still running is cancelled', async () => {
+    const clock = new ManualClock();
+    const { transport, sends, cancels } = scriptedTransport({ a: 'late', b: 'silent' }, clock);
+    const conn = createWorkerConnection({
+      addresses: 'a,b',
+      transport,
+      clock,
+      balancer: 'round-robin',
+      retry: { maxAttempts: 2, attemptTimeoutMs: 250, backoff: constantBackoff(0) },
+      methods: { get: { idempotent: true } },
+    });
+    await tick();
+    const call = conn.invoke('get');
+    await tick();
+    await clock.advance(250); // attempt 0 on a timed out: attempt 1 goes to b
+    await tick();
+    expect(sends.map(s => [s.endpoint, s.attempt])).toEqual([
+      ['a', 0],
+      ['b', 1],
+    ]);
+    await clock.advance(50); // a answers attempt 0 at 300 ms
+    expect(await call).toBe('a');
+    expect(cancels).toEqual([{ endpoint: 'b', attempt: 1 }]);
+    expect(conn.inFlight).toBe(0);
+    expect(clock.pending).toBe(0);
+    await conn.close();
+  });
+
+  test('retry and giveUp events name the method; per-call maxAttempts; endpoint counters', async () => {
+    const clock = new ManualClock();
+    const { transport, sends } = scriptedTransport({ a: 'fail', b: 'fail' });
+    const conn = createWorkerConnection({
+      addresses: 'a,b',
+      transport,
+      clock,
+      balancer: 'round-robin',
+      retry: { maxAttempts: 3, backoff: constantBackoff(0), budget: false },
+      methods: { get: { idempotent: true } },
+    });
+    const events: unknown[] = [];
+    conn.onEvent(e => {
+      if (e.type !== 'endpoint')
+        events.push([e.type, e.method, 'attempt' in e ? e.attempt : e.attempts]);
+    });
+    await tick();
+    const error = (await conn.invoke('get').catch(e => e)) as WorkerRpcError;
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(sends).toHaveLength(3);
+    expect(events).toEqual([
+      ['retry', 'get', 1],
+      ['retry', 'get', 2],
+      ['giveUp', 'get', 3],
+    ]);
+    sends.length = 0;
+    await conn.invoke('get', undefined, { maxAttempts: 2 }).catch(e => e);
+    expect(sends).toHaveLength(2);
+    const stats = conn.endpoints();
+    expect(stats.map(e => e.requests).reduce((a, b) => a + b)).toBe(5);
+    expect(stats.map(e => e.failures).reduce((a, b) => a + b)).toBe(5);
+    expect(stats.every(e => e.inFlight === 0)).toBe(true);
+    await conn.close();
+  });
+
+  test('close({ drainMs }) waits on the clock for pending calls and ends as soon as the last one settles', async () => {
+    const clock = new ManualClock();
+    const { transport } = scriptedTransport({ a: 'silent' });
+    const conn = createWorkerConnection({ addresses: 'a', transport, clock });
+    await tick();
+    const short = conn.invoke('get', undefined, { timeoutMs: 100 }).catch(e => e);
+    await tick();
+    let closed = false;
+    const closing = conn.close({ drainMs: 10_000 }).then(() => (closed = true));
+    await clock.advance(99);
+    await tick();
+    expect(closed).toBe(false);
+    await clock.advance(1); // the only pending call times out: the drain ends now, not at 10 s
+    await closing;
+    expect(((await short) as WorkerRpcError).code).toBe('TIMEOUT');
+    expect(clock.pending).toBe(0);
+
+    const stuck = scriptedTransport({ a: 'silent' });
+    const conn2 = createWorkerConnection({
+      addresses: 'a',
+      transport: stuck.transport,
+      clock,
+      timeoutMs: -1,
+    });
+    await tick();
+    const never = conn2.invoke('get').catch(e => e);
+    await tick();
+    let closed2 = false;
+    const closing2 = conn2.close({ drainMs: 500 }).then(() => (closed2 = true));
+    await clock.advance(499);
+    await tick();
+    expect(closed2).toBe(false);
+    await clock.advance(1);
+    await closing2;
+    expect(((await never) as WorkerRpcError).code).toBe('CLOSED');
   });
 });

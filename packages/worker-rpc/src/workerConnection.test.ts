@@ -16,12 +16,9 @@ import { httpTransport } from './httpTransport.js';
 import { httpWorkerTransport } from './httpWorkerTransport.js';
 import { createBroker } from './broker.js';
 import { createWorker, type HandlerContext } from './worker.js';
-import {
-  PROXY_RESERVED_NAMES,
-  WorkerConnection,
-  createWorkerConnection,
-  optionsFromEnv,
-} from './workerConnection.js';
+import { WorkerConnection, createWorkerConnection } from './workerConnection.js';
+import { PROXY_RESERVED_NAMES } from './internal/proxy.js';
+import { optionsFromEnv } from './optionsFromEnv.js';
 import { gzip } from './compression.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];

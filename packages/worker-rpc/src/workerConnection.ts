@@ -1,313 +1,67 @@
-import { durationOption } from './internal/durationOption.js';
 import {
   Emitter,
-  HedgePolicy,
-  LatencyHistogram,
-  RetryBudget,
-  RetryPolicy,
-  exponentialBackoff,
   noopMetrics,
-  pipeline,
   roundRobin,
   silentLogger,
   systemClock,
   describeValue,
-  type Backoff,
   type Balancer,
   type Clock,
-  type HedgeOptions,
   type Listen,
   type Logger,
   type Metrics,
-  type Policy,
   type PolicyContext,
-  type RetrySchedule,
-  type TimerHandle,
 } from '@x/resilience';
 import type { Client, InvokeArgs, MethodPath, ResultOf, UntypedApi } from './api.js';
+import { AdmissionQueue } from './admissionQueue.js';
+import { AttemptPolicy, MAX_ATTEMPTS } from './attemptPolicy.js';
 import { codecTable, resolveCodec, type Codec } from './codec.js';
-import {
-  compressorTable,
-  resolveCompression,
-  type CompressionOption,
-  type Compressor,
-} from './compression.js';
-import { WorkerRpcError, fromTotoError, fromWireError, isWorkerRpcError } from './errors.js';
-import { IdSource } from './internal/ids.js';
-import { createProxy, PROXY_RESERVED_NAMES } from './internal/proxy.js';
-
-export { PROXY_RESERVED_NAMES };
-import { leastOutstanding } from './leastOutstanding.js';
-import { Kind } from './protocol.js';
-import type {
-  Channel,
-  ChannelEvents,
-  ChannelState,
-  OutgoingRequest,
-  ReplyFrame,
-  Transport,
-} from './transport.js';
+import { compressorTable, resolveCompression, type Compressor } from './compression.js';
+import { EndpointHandle, type EndpointStats } from './endpointHandle.js';
+import { EndpointRegistry } from './endpointRegistry.js';
+import { WorkerRpcError } from './errors.js';
 import { httpTransport } from './httpTransport.js';
+import { IdSource } from './internal/ids.js';
+import {
+  DEFAULT_TIMEOUT_MS,
+  mimeType,
+  nonNegativeInt,
+  positiveInt,
+  validateTimeout,
+} from './internal/optionChecks.js';
+import { createProxy } from './internal/proxy.js';
+import { withEndpoint } from './internal/withEndpoint.js';
+import { leastOutstanding } from './leastOutstanding.js';
+import { optionsFromEnv } from './optionsFromEnv.js';
+import { Attempt, OutgoingCall, type AttemptSink } from './outgoingCall.js';
+import { isHttpAddress, parseAddresses } from './parseAddresses.js';
+import { Kind } from './protocol.js';
+import { ReplyDecoder } from './replyDecoder.js';
+import type { ChannelEvents, ChannelState, ReplyFrame, Transport } from './transport.js';
+import { WireDialect } from './wireDialect.js';
+import type {
+  CallOptions,
+  DrainOptions,
+  MethodOptions,
+  WorkerConnectionEvent,
+  WorkerConnectionOptions,
+} from './workerConnectionOptions.js';
 import { zmqTransport } from './zmqTransport.js';
 
-/** Per-method delivery semantics (`methods: { 'math.add': { idempotent: true } }`). */
-export interface MethodOptions {
-  /** Safe to run twice: retries and hedges apply, and the worker dedupes by request id. Default false. */
-  readonly idempotent?: boolean;
-  /** Default timeout of this method in ms (overrides the connection's). */
-  readonly timeoutMs?: number;
-}
-
-/** Retry settings (toto's `auto_retry` / `auto_retry_count`, bounded). */
-export interface WorkerRetryOptions {
-  /** Attempts in total, the first included. Default 3 when `retry` is given. */
-  readonly maxAttempts?: number;
-  /**
-   * Timeout of one attempt in ms: when it passes, an idempotent call is re-sent (same id, next
-   * attempt number) to another endpoint, as toto's `auto_retry` did. Default: none, attempts end
-   * only by a reply, a lost connection or the call's deadline.
-   */
-  readonly attemptTimeoutMs?: number;
-  /** Delay between attempts. Default exponential from 25 ms to 1 s with full jitter. */
-  readonly backoff?: Backoff;
-  /** Shared retry budget. Default a `RetryBudget` (10 % of calls + 10/s) per connection; `false` for none. */
-  readonly budget?: RetryBudget | false;
-  /** Which failures to retry. Default: errors marked `retryable` (UNAVAILABLE, OVERLOADED, attempt TIMEOUT). */
-  readonly retryOn?: (error: unknown, attempt: number) => boolean;
-  /**
-   * Which calls retry: `'idempotent'` (default: methods marked idempotent and calls with an
-   * idempotency key) or `'all'`, toto's `auto_retry` / `auto_retry_count`, which re-sent every call
-   * until it got an answer. With `'all'` every call is sent flagged idempotent, so our worker runs a
-   * re-sent call once and answers the duplicates from its dedupe window (dedupe is per worker: a
-   * re-send that lands on another worker can run there too, as with toto). A call or method with
-   * `idempotent: false` still never retries. Hedging, when on, applies to the same calls.
-   */
-  readonly calls?: 'idempotent' | 'all';
-}
-
-/** Options of {@link createWorkerConnection}. */
-export interface WorkerConnectionOptions {
-  /** Endpoint addresses: a list or a comma-separated string (toto). Default none. */
-  readonly addresses?: string | readonly string[];
-  /** `zmq` (default for tcp://, ipc://, inproc://), `http` (default for http(s)://) or a {@link Transport}. */
-  readonly transport?: Transport | 'zmq' | 'http';
-  /** Default deadline of a call in ms. Default 10 000. `Infinity` or a negative value: never. 0 is rejected. */
-  readonly timeoutMs?: number;
-  /** Retries for idempotent calls: options, a number of attempts, `true` (3 attempts) or `false` (default). */
-  readonly retry?: WorkerRetryOptions | number | boolean;
-  /** Hedged requests for idempotent calls (`@x/resilience` hedge options or policy). Default off. */
-  readonly hedge?: HedgeOptions | HedgePolicy;
-  /** Codec of requests. Default JSON. */
-  readonly codec?: Codec | 'json' | 'msgpack';
-  /** More codecs accepted in replies. */
-  readonly codecs?: readonly Codec[];
-  /**
-   * HTTP `content-type` of requests (toto's `serialization_mime`, e.g. `'application/json'`).
-   * Default: the codec's `contentType`. Replies are still decoded with `codec` (and `codecs`).
-   */
-  readonly serializationMime?: string;
-  /** Compression of request bodies above a threshold (replies use the same). Default none. */
-  readonly compression?: CompressionOption;
-  /** More compressors accepted in replies. */
-  readonly compressors?: readonly Compressor[];
-  /** `least-outstanding` (default; uses advertised credit), `round-robin` (toto) or any `Balancer`. */
-  readonly balancer?: 'least-outstanding' | 'round-robin' | Balancer<EndpointHandle>;
-  /** Calls sent and awaiting a reply, over all endpoints. Default 10 000. */
-  readonly maxInFlight?: number;
-  /** Calls waiting locally for an endpoint with credit; beyond it calls fail with OVERLOADED. Default 10 000. */
-  readonly maxQueued?: number;
-  /** Per-method semantics by dotted name. */
-  readonly methods?: Readonly<Record<string, MethodOptions>>;
-  /** Metadata sent with every call (merged under the call's own). */
-  readonly meta?: Readonly<Record<string, string>>;
-  /** Largest request or reply body in bytes (also after decompression). Default 16 MiB. */
-  readonly maxBodyBytes?: number;
-  /** Slots assumed per endpoint until its worker advertises credit. Default 64. */
-  readonly initialCredit?: number;
-  /** toto compatibility: resolve `{ error: ... }` values (timeouts, remote errors) instead of rejecting. Default false. */
-  readonly legacyErrorsAsValues?: boolean;
-  readonly clock?: Clock;
-  /** Random source in [0, 1) for the default backoff jitter. Default `Math.random`. */
-  readonly random?: () => number;
-  readonly logger?: Logger;
-  readonly metrics?: Metrics;
-}
-
-/** Options of one call. */
-export interface CallOptions {
-  /** Deadline of this call in ms (default: the method's, then the connection's). */
-  readonly timeoutMs?: number;
-  /** Aborting rejects with CANCELLED and sends CANCEL to the worker. */
-  readonly signal?: AbortSignal;
-  /** Makes the call retryable and deduplicated by this key on the worker. */
-  readonly idempotencyKey?: string;
-  /** Overrides the method's idempotency. */
-  readonly idempotent?: boolean;
-  /** Metadata for the handler (`ctx.meta`). */
-  readonly meta?: Readonly<Record<string, string>>;
-  /** `'result'` (default) waits for the result; `'delivery'` resolves `undefined` once the worker acknowledged. */
-  readonly ack?: 'result' | 'delivery';
-  /** Attempts for this call (overrides `retry.maxAttempts`; 1 = none). toto's per-call `auto_retry`. */
-  readonly maxAttempts?: number;
-  /**
-   * The handler context (or any `{ deadline, signal }`) this call is made from: the call inherits
-   * the earlier deadline and is cancelled with it, so budgets shrink across nested calls.
-   */
-  readonly parent?: { readonly deadline: number; readonly signal?: AbortSignal };
-}
-
-/** Options of `close()` and `removeConnection()`. */
-export interface DrainOptions {
-  /** How long calls in flight may still finish before they fail with CLOSED/UNAVAILABLE. Default 0 for close, 5 000 for removeConnection. */
-  readonly drainMs?: number;
-}
-
-/** State of an endpoint. */
-export type EndpointState = 'connecting' | 'up' | 'down' | 'draining' | 'removing' | 'closed';
-
-/** Stats of one endpoint (`conn.endpoints()`). */
-export interface EndpointStats {
-  readonly address: string;
-  readonly state: EndpointState;
-  readonly inFlight: number;
-  /** Credit left by our estimate (Infinity when the worker does not advertise). */
-  readonly credit: number;
-  /** Largest credit the worker advertised (its concurrency + queue), or the initial credit. */
-  readonly capacity: number;
-  readonly requests: number;
-  readonly failures: number;
-  readonly consecutiveFailures: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-}
-
-/** Events of a connection (`conn.onEvent(listener)`). */
-export type WorkerConnectionEvent =
-  | {
-      readonly type: 'endpoint';
-      readonly address: string;
-      readonly state: EndpointState;
-      readonly error?: WorkerRpcError;
-    }
-  | {
-      readonly type: 'retry';
-      readonly method: string;
-      readonly attempt: number;
-      readonly delayMs: number;
-      readonly error: WorkerRpcError;
-    }
-  | {
-      readonly type: 'giveUp';
-      readonly method: string;
-      readonly attempts: number;
-      readonly error: WorkerRpcError;
-    };
-
-/** An endpoint as balancers see it (compared by identity). */
-export class EndpointHandle {
-  state: EndpointState = 'connecting';
-  inFlight = 0;
-  /** Estimated free slots on the worker. */
-  credit: number;
-  /** Largest credit seen. */
-  capacity: number;
-  requests = 0;
-  failures = 0;
-  consecutiveFailures = 0;
-  readonly latency: LatencyHistogram;
-  channel!: Channel;
-  drainWaiters: (() => void)[] = [];
-
-  constructor(
-    readonly address: string,
-    initialCredit: number,
-    clock: Clock,
-  ) {
-    this.credit = initialCredit;
-    this.capacity = initialCredit === Infinity ? 1 : initialCredit;
-    this.latency = new LatencyHistogram({ clock, windowMs: 60_000 });
-  }
-}
-
-interface AttemptSink {
-  ok(attempt: Attempt, value: unknown): void;
-  fail(attempt: Attempt, error: WorkerRpcError): void;
-}
-
-class Attempt {
-  /** No longer counted in flight (settled, timed out or failed). */
-  ended = false;
-  timer: TimerHandle | undefined;
-  constructor(
-    readonly call: Call,
-    readonly endpoint: EndpointHandle,
-    readonly n: number,
-    readonly startedAt: number,
-    readonly sink: AttemptSink,
-  ) {}
-}
-
-class Call implements OutgoingRequest {
-  done = false;
-  attempt = 0;
-  attempts: Attempt[] = [];
-  timer: TimerHandle | undefined;
-  retryTimer: TimerHandle | undefined;
-  schedule: RetrySchedule | undefined;
-  queued = false;
-  resolve!: (value: unknown) => void;
-  reject!: (error: unknown) => void;
-  onAbort: (() => void) | undefined;
-  abortController: AbortController | undefined;
-  ctx: PolicyContext | undefined;
-  /** Pending attempt when queued for an endpoint (policy path). */
-  pendingSink: AttemptSink | undefined;
-
-  constructor(
-    readonly conn: WorkerConnection<any>,
-    readonly seq: number,
-    readonly id: Buffer,
-    readonly method: string,
-    readonly idempotent: boolean,
-    readonly key: string,
-    readonly meta: Readonly<Record<string, string>> | undefined,
-    readonly ack: boolean,
-    readonly codec: string,
-    readonly contentType: string,
-    readonly encoding: string,
-    readonly compressed: boolean,
-    readonly body: Uint8Array,
-    readonly deadline: number,
-    readonly startedAt: number,
-    readonly maxAttempts: number,
-    readonly signals: readonly AbortSignal[],
-  ) {}
-
-  budgetMs(): number {
-    return this.deadline === Infinity ? -1 : Math.max(0, this.deadline - this.conn.clock.now());
-  }
-}
-
-const DEFAULT_TIMEOUT_MS = 10_000;
-const NEVER = new AbortController().signal;
 const NO_SIGNALS: readonly AbortSignal[] = [];
 
-/** Whether an address looks like an HTTP URL. */
-function isHttpAddress(address: string): boolean {
-  return /^https?:\/\//i.test(address);
-}
-
-/** Splits a comma-separated address string (or trims a list); drops empties and duplicates. */
-export function parseAddresses(addresses: string | readonly string[] | undefined): string[] {
-  if (addresses === undefined) return [];
-  const list = typeof addresses === 'string' ? addresses.split(',') : [...addresses];
-  const out: string[] = [];
-  for (const raw of list) {
-    if (typeof raw !== 'string') throw new TypeError('addresses must be strings');
-    const a = raw.trim();
-    if (a && !out.includes(a)) out.push(a);
-  }
-  return out;
+/** What `invoke` resolved about a call before its body is ready (compression may be asynchronous). */
+interface CallPlan {
+  readonly method: string;
+  readonly idempotent: boolean;
+  readonly key: string;
+  readonly meta: Readonly<Record<string, string>> | undefined;
+  readonly ack: boolean;
+  readonly deadline: number;
+  readonly startedAt: number;
+  readonly maxAttempts: number;
+  readonly signals: readonly AbortSignal[];
+  readonly timeoutMs: number;
 }
 
 /**
@@ -315,13 +69,18 @@ export function parseAddresses(addresses: string | readonly string[] | undefined
  * `HTTPWorkerConnection`). Calls go through `invoke` or the typed `proxy`; endpoints are managed
  * with `addConnection`, `removeConnection` and `setConnections`. Create it with
  * {@link createWorkerConnection}.
+ *
+ * It composes its parts: an {@link EndpointRegistry} (endpoint states and choice), an
+ * {@link AdmissionQueue} (calls waiting for credit), an {@link AttemptPolicy} (the retry and hedge
+ * path), a {@link ReplyDecoder} and a {@link WireDialect} (wrpc/1 or toto), over a `Transport`
+ * whose channels carry the frames.
  */
 export class WorkerConnection<Api = UntypedApi> {
   /** The clock deadlines are measured on. */
   readonly clock: Clock;
   /**
    * The typed dynamic proxy: `conn.proxy.math.add({ a, b }, options)`. Awaiting it sends nothing.
-   * Names in {@link PROXY_RESERVED_NAMES} (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
+   * Names in `PROXY_RESERVED_NAMES` (`then`, `call`, `apply`, `bind`, `toString`, `valueOf`,
    * `inspect`, `constructor`, ...) are never path segments: call such methods with `invoke`.
    */
   readonly proxy: Client<Api, CallOptions>;
@@ -330,41 +89,34 @@ export class WorkerConnection<Api = UntypedApi> {
 
   private readonly codec: Codec;
   private readonly contentType: string;
-  private readonly codecs: Map<string, Codec>;
   private readonly compressor: Compressor | undefined;
   private readonly thresholdBytes: number;
-  private readonly compressors: Map<string, Compressor>;
   private readonly balancer: Balancer<EndpointHandle>;
-  private readonly usesCredit: boolean;
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
   private readonly methodOptions: Map<string, MethodOptions>;
   private readonly defaultMeta: Readonly<Record<string, string>> | undefined;
   private readonly maxBodyBytes: number;
   private readonly initialCredit: number;
-  private readonly legacy: boolean;
-  private readonly toto: boolean;
+  private readonly dialect: WireDialect;
+  private readonly decoder: ReplyDecoder;
   private readonly logger: Logger;
   private readonly metrics: Metrics | undefined;
-  private readonly retryPolicy: RetryPolicy;
-  private readonly retryMaxAttempts: number;
-  /** `retry.calls === 'all'`: every call is idempotent unless it or its method says otherwise. */
-  private readonly retryAllCalls: boolean;
-  private readonly attemptTimeoutMs: number;
-  private readonly retryBudget: RetryBudget | undefined;
-  private readonly hedgePolicy: HedgePolicy | undefined;
-  private readonly hedgedPipeline: Policy | undefined;
+  private readonly policy: AttemptPolicy;
   private readonly ids = new IdSource();
-  private readonly calls = new Map<number, Call>();
-  private readonly endpointMap = new Map<string, EndpointHandle>();
-  /** Endpoints in state `up`, the balancer's candidates. */
-  private up: EndpointHandle[] = [];
-  private queue: (Call | undefined)[] = [];
-  private queueHead = 0;
-  private queuedCount = 0;
+  private readonly calls = new Map<number, OutgoingCall>();
+  private readonly endpointsByAddress: EndpointRegistry;
+  private readonly queue = new AdmissionQueue();
+  /** The outcome of a call's only attempt goes straight to the call. */
+  private readonly directSink: AttemptSink = {
+    ok: (call, value) => this.finish(call, undefined, value),
+    fail: (call, error) => this.finish(call, error, undefined),
+  };
   private sent = 0;
   private closing = false;
   private closed: Promise<void> | undefined;
+  /** Resolves `close()`'s drain once no call is pending. */
+  private onIdle: (() => void) | undefined;
   private pumping = false;
   /** A failure no endpoint can recover from (the `zeromq` peer is missing). */
   private fatal: WorkerRpcError | undefined;
@@ -383,33 +135,38 @@ export class WorkerConnection<Api = UntypedApi> {
       transport === 'zmq' ? zmqTransport() : transport === 'http' ? httpTransport() : transport;
     if (typeof this.transport?.open !== 'function')
       throw new TypeError('transport must be "zmq", "http" or a Transport');
-    this.toto = this.transport.protocol === 'toto';
+    const toto = this.transport.protocol === 'toto';
+    this.dialect = new WireDialect(toto, options.legacyErrorsAsValues ?? false);
     this.codec = resolveCodec(options.codec);
-    this.codecs = codecTable([...(options.codecs ?? []), this.codec]);
     this.contentType =
       options.serializationMime === undefined
         ? this.codec.contentType
         : mimeType(options.serializationMime, 'serializationMime');
     const compression = resolveCompression(options.compression);
     this.compressor = compression.compressor;
-    this.thresholdBytes = this.toto ? 0 : compression.thresholdBytes;
-    this.compressors = compressorTable([
-      ...(options.compressors ?? []),
-      ...(this.compressor ? [this.compressor] : []),
-    ]);
+    this.thresholdBytes = toto ? 0 : compression.thresholdBytes;
     this.maxInFlight = positiveInt(options.maxInFlight ?? 10_000, 'maxInFlight');
     this.maxQueued = nonNegativeInt(options.maxQueued ?? 10_000, 'maxQueued');
     this.maxBodyBytes = positiveInt(options.maxBodyBytes ?? 16 * 1024 * 1024, 'maxBodyBytes');
-    this.initialCredit = this.toto
+    this.decoder = new ReplyDecoder({
+      codec: this.codec,
+      codecs: codecTable([...(options.codecs ?? []), this.codec]),
+      compressor: this.compressor,
+      compressors: compressorTable([
+        ...(options.compressors ?? []),
+        ...(this.compressor ? [this.compressor] : []),
+      ]),
+      maxBodyBytes: this.maxBodyBytes,
+      toto,
+    });
+    this.initialCredit = toto
       ? Infinity
       : positiveInt(options.initialCredit ?? 64, 'initialCredit');
-    this.legacy = options.legacyErrorsAsValues ?? false;
     this.logger = options.logger ?? silentLogger;
     this.metrics = options.metrics && options.metrics !== noopMetrics ? options.metrics : undefined;
     this.defaultMeta = options.meta;
     this.methodOptions = new Map(Object.entries(options.methods ?? {}));
     const b = options.balancer ?? 'least-outstanding';
-    this.usesCredit = !this.toto;
     this.balancer =
       b === 'least-outstanding'
         ? leastOutstanding<EndpointHandle>({ clock: this.clock, capacityOf: e => e.capacity })
@@ -418,53 +175,22 @@ export class WorkerConnection<Api = UntypedApi> {
           : b;
     if (typeof this.balancer?.pick !== 'function')
       throw new TypeError('balancer must be "least-outstanding", "round-robin" or a Balancer');
-
-    const retry: WorkerRetryOptions =
-      options.retry === true
-        ? {}
-        : typeof options.retry === 'number'
-          ? { maxAttempts: options.retry }
-          : options.retry || { maxAttempts: 1 };
-    this.retryMaxAttempts = positiveInt(retry.maxAttempts ?? 3, 'retry.maxAttempts');
-    if (retry.calls !== undefined && retry.calls !== 'idempotent' && retry.calls !== 'all')
-      throw new RangeError(
-        `retry.calls must be 'idempotent' or 'all', got ${JSON.stringify(retry.calls)}`,
-      );
-    this.retryAllCalls = retry.calls === 'all';
-    this.attemptTimeoutMs =
-      retry.attemptTimeoutMs === undefined
-        ? Infinity
-        : validateTimeout(retry.attemptTimeoutMs, 'retry.attemptTimeoutMs');
-    this.retryBudget =
-      retry.budget === false ? undefined : (retry.budget ?? new RetryBudget({ clock: this.clock }));
-    const retryOn =
-      retry.retryOn ?? ((error: unknown) => isWorkerRpcError(error) && error.retryable);
-    // Attempts are capped per call (call.maxAttempts); the schedule supplies backoff, budget and deadline checks.
-    this.retryPolicy = new RetryPolicy({
-      maxRetries: 254,
-      backoff:
-        retry.backoff ??
-        exponentialBackoff({
-          initialMs: 25,
-          maxMs: 1000,
-          jitter: 'full',
-          random: options.random ?? Math.random,
-        }),
-      retryOn: (error, attempt) =>
-        !(isWorkerRpcError(error) && error.code === 'TIMEOUT' && error.scope === 'call') &&
-        retryOn(error, attempt),
-      ...(this.retryBudget ? { budget: this.retryBudget } : {}),
-      respectRetryAfter: true,
+    this.endpointsByAddress = new EndpointRegistry(
+      this.balancer,
+      !toto,
+      this.events,
+      this.logger,
+      this.initialCredit,
+    );
+    this.policy = new AttemptPolicy({
+      retry: options.retry,
+      hedge: options.hedge,
       clock: this.clock,
+      random: options.random,
+      emit: event => {
+        if (this.events.active) this.events.emit(event);
+      },
     });
-    if (options.hedge) {
-      this.hedgePolicy =
-        options.hedge instanceof HedgePolicy
-          ? options.hedge
-          : new HedgePolicy({ ...options.hedge, clock: this.clock });
-      this.hedgedPipeline =
-        this.retryMaxAttempts > 1 ? pipeline(this.retryPolicy, this.hedgePolicy) : this.hedgePolicy;
-    }
     this.proxy = createProxy((method, params, callOptions) =>
       (this as WorkerConnection).invoke(method, params, callOptions as CallOptions),
     ) as Client<Api, CallOptions>;
@@ -480,7 +206,7 @@ export class WorkerConnection<Api = UntypedApi> {
 
   /** Calls waiting locally for an endpoint. */
   get queued(): number {
-    return this.queuedCount;
+    return this.queue.size;
   }
 
   /** Pending calls (in flight + queued + retrying); 0 when idle. */
@@ -490,25 +216,14 @@ export class WorkerConnection<Api = UntypedApi> {
 
   /** Addresses currently connected or connecting (not removed). */
   get addresses(): string[] {
-    return [...this.endpointMap.values()]
+    return [...this.endpointsByAddress.all()]
       .filter(e => e.state !== 'removing' && e.state !== 'closed')
       .map(e => e.address);
   }
 
   /** Per-endpoint stats. */
   endpoints(): EndpointStats[] {
-    return [...this.endpointMap.values()].map(e => ({
-      address: e.address,
-      state: e.state,
-      inFlight: e.inFlight,
-      credit: e.credit,
-      capacity: e.capacity,
-      requests: e.requests,
-      failures: e.failures,
-      consecutiveFailures: e.consecutiveFailures,
-      p50Ms: e.latency.percentile(0.5),
-      p99Ms: e.latency.percentile(0.99),
-    }));
+    return [...this.endpointsByAddress.all()].map(e => e.stats());
   }
 
   /** Connects to the worker at `address` (no-op when already connected). */
@@ -521,7 +236,7 @@ export class WorkerConnection<Api = UntypedApi> {
         `address: expected one address, received ${describeValue(address)}`,
       );
     const addr = a[0]!;
-    const existing = this.endpointMap.get(addr);
+    const existing = this.endpointsByAddress.get(addr);
     if (existing && existing.state !== 'removing' && existing.state !== 'closed') return;
     const endpoint = new EndpointHandle(addr, this.initialCredit, this.clock);
     // The zmq and http transports refuse a malformed address here (INVALID_ARGUMENT), before the
@@ -529,7 +244,7 @@ export class WorkerConnection<Api = UntypedApi> {
     endpoint.channel = this.transport.open(addr, this.eventsFor(endpoint), {
       maxBodyBytes: this.maxBodyBytes,
     });
-    this.endpointMap.set(addr, endpoint);
+    this.endpointsByAddress.add(endpoint);
   }
 
   /**
@@ -538,9 +253,10 @@ export class WorkerConnection<Api = UntypedApi> {
    * Unknown addresses are ignored (toto's HTTP variant raised `KeyError`).
    */
   async removeConnection(address: string, options: DrainOptions = {}): Promise<void> {
-    const endpoint = this.endpointMap.get(address.trim());
+    const endpoint = this.endpointsByAddress.get(address.trim());
     if (!endpoint || endpoint.state === 'removing' || endpoint.state === 'closed') return;
-    this.setState(endpoint, 'removing');
+    this.endpointsByAddress.setState(endpoint, 'removing');
+    this.failStranded();
     await this.drainEndpoint(
       endpoint,
       options.drainMs ?? 5_000,
@@ -550,9 +266,7 @@ export class WorkerConnection<Api = UntypedApi> {
         }),
     );
     endpoint.state = 'closed';
-    if (this.endpointMap.get(endpoint.address) === endpoint)
-      this.endpointMap.delete(endpoint.address);
-    this.balancer.forget(endpoint);
+    this.endpointsByAddress.delete(endpoint);
     await endpoint.channel.close();
   }
 
@@ -631,7 +345,7 @@ export class WorkerConnection<Api = UntypedApi> {
         ),
       );
     const idempotent =
-      options.idempotent ?? (key !== '' || (methodOptions?.idempotent ?? this.retryAllCalls));
+      options.idempotent ?? (key !== '' || (methodOptions?.idempotent ?? this.policy.allCalls));
     const meta = options.meta
       ? this.defaultMeta
         ? { ...this.defaultMeta, ...options.meta }
@@ -640,11 +354,7 @@ export class WorkerConnection<Api = UntypedApi> {
 
     let body: Uint8Array;
     try {
-      body = this.toto
-        ? this.codec.encode({ method, parameters: params === undefined ? {} : params })
-        : params === undefined
-          ? EMPTY
-          : this.codec.encode(params);
+      body = this.dialect.encodeParams(this.codec, method, params);
     } catch (error) {
       return Promise.reject(
         new WorkerRpcError(
@@ -656,8 +366,20 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     const maxAttempts =
       options.maxAttempts === undefined
-        ? this.retryMaxAttempts
-        : Math.max(1, Math.floor(options.maxAttempts));
+        ? this.policy.maxAttempts
+        : Math.min(MAX_ATTEMPTS, Math.max(1, Math.floor(options.maxAttempts)));
+    const plan: CallPlan = {
+      method,
+      idempotent,
+      key,
+      meta,
+      ack: options.ack === 'delivery',
+      deadline,
+      startedAt: now,
+      maxAttempts: idempotent ? maxAttempts : 1,
+      signals,
+      timeoutMs,
+    };
     const compressor = this.compressor;
     if (compressor && body.byteLength >= this.thresholdBytes && body.byteLength > 0) {
       let compressed: Uint8Array | Promise<Uint8Array>;
@@ -673,21 +395,7 @@ export class WorkerConnection<Api = UntypedApi> {
       }
       if (compressed instanceof Promise) {
         return compressed.then(
-          bytes =>
-            this.start(
-              method,
-              idempotent,
-              key,
-              meta,
-              options,
-              bytes,
-              true,
-              deadline,
-              now,
-              maxAttempts,
-              signals,
-              timeoutMs,
-            ),
+          bytes => this.start(plan, bytes, true),
           (error: unknown) =>
             Promise.reject(
               new WorkerRpcError('INTERNAL', `compression failed: ${(error as Error).message}`, {
@@ -697,51 +405,13 @@ export class WorkerConnection<Api = UntypedApi> {
             ),
         );
       }
-      return this.start(
-        method,
-        idempotent,
-        key,
-        meta,
-        options,
-        compressed,
-        true,
-        deadline,
-        now,
-        maxAttempts,
-        signals,
-        timeoutMs,
-      );
+      return this.start(plan, compressed, true);
     }
-    return this.start(
-      method,
-      idempotent,
-      key,
-      meta,
-      options,
-      body,
-      false,
-      deadline,
-      now,
-      maxAttempts,
-      signals,
-      timeoutMs,
-    );
+    return this.start(plan, body, false);
   }
 
-  private start(
-    method: string,
-    idempotent: boolean,
-    key: string,
-    meta: Readonly<Record<string, string>> | undefined,
-    options: CallOptions,
-    body: Uint8Array,
-    compressed: boolean,
-    deadline: number,
-    startedAt: number,
-    maxAttempts: number,
-    signals: readonly AbortSignal[],
-    timeoutMs: number,
-  ): Promise<unknown> {
+  private start(plan: CallPlan, body: Uint8Array, compressed: boolean): Promise<unknown> {
+    const { method, deadline, startedAt, signals } = plan;
     if (body.byteLength > this.maxBodyBytes) {
       return Promise.reject(
         new WorkerRpcError(
@@ -754,21 +424,20 @@ export class WorkerConnection<Api = UntypedApi> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.endpointMap.size === 0)
+    if (this.endpointsByAddress.size === 0)
       return Promise.reject(
         new WorkerRpcError('NO_ENDPOINTS', 'no active connections', { method }),
       );
     const seq = this.ids.nextSeq();
-    const id = this.ids.idOf(seq);
-    const call = new Call(
-      this,
+    const call = new OutgoingCall(
+      this.clock,
       seq,
-      id,
+      this.ids.idOf(seq),
       method,
-      idempotent,
-      key,
-      meta,
-      options.ack === 'delivery',
+      plan.idempotent,
+      plan.key,
+      plan.meta,
+      plan.ack,
       this.codec.name,
       this.contentType,
       this.compressor ? this.compressor.name : '',
@@ -776,7 +445,7 @@ export class WorkerConnection<Api = UntypedApi> {
       body,
       deadline,
       startedAt,
-      idempotent ? maxAttempts : 1,
+      plan.maxAttempts,
       signals,
     );
     const promise = new Promise<unknown>((resolve, reject) => {
@@ -787,7 +456,7 @@ export class WorkerConnection<Api = UntypedApi> {
     if (deadline !== Infinity) {
       call.timer = this.clock.setTimeout(() => {
         call.timer = undefined;
-        this.finish(call, this.timeoutError(method, timeoutMs), undefined);
+        this.finish(call, this.timeoutError(method, plan.timeoutMs), undefined);
       }, deadline - startedAt);
     }
     if (signals.length > 0) {
@@ -797,133 +466,116 @@ export class WorkerConnection<Api = UntypedApi> {
       };
       for (const s of signals) s.addEventListener('abort', call.onAbort, { once: true });
     }
-    if (idempotent && this.retryBudget) this.retryBudget.deposit();
-    if (idempotent && this.hedgedPipeline) {
-      this.runHedged(call);
+    if (plan.idempotent && this.policy.applies(call.maxAttempts)) {
+      this.runAttempts(call);
     } else {
-      this.dispatch(call, callSink);
+      if (plan.idempotent) this.policy.budget?.deposit();
+      this.dispatch(call, this.directSink);
     }
     return promise;
   }
 
-  /** Hedged path: the resilience pipeline (retry around hedge) drives attempts as promises. */
-  private runHedged(call: Call): void {
+  /**
+   * The retry/hedge path: the {@link AttemptPolicy} drives the attempts of `call` as promises.
+   * A reply settles the call at once, whichever attempt it answers (the first reply wins, even
+   * one to an attempt that timed out); the policy is then aborted.
+   */
+  private runAttempts(call: OutgoingCall): void {
     const controller = (call.abortController = new AbortController());
-    const ctx: PolicyContext = {
-      signal: controller.signal,
-      attempt: 0,
-      deadline: call.deadline,
-      endpoint: undefined,
-    };
-    this.hedgedPipeline!.run(
-      attemptCtx =>
-        new Promise<unknown>((resolve, reject) => {
-          if (call.done) return reject(new WorkerRpcError('CANCELLED', 'call already settled'));
-          const sink: AttemptSink = {
-            ok: (_attempt, value) => resolve(value),
-            fail: (_attempt, error) => reject(error),
-          };
-          const before = call.attempts.length;
-          this.dispatch(call, sink, attemptCtx.attempt);
-          const attempt =
-            call.attempts.length > before ? call.attempts[call.attempts.length - 1] : undefined;
-          attemptCtx.signal.addEventListener(
-            'abort',
-            () => {
-              if (attempt && !attempt.ended) {
-                this.endAttempt(attempt, false);
-                if (!call.done)
-                  attempt.endpoint.channel.cancel(this.asAttemptRequest(call, attempt.n));
-              }
-              reject(new WorkerRpcError('CANCELLED', 'hedged attempt lost'));
-            },
-            { once: true },
-          );
-        }),
-      ctx,
-    ).then(
-      value => this.finish(call, undefined, value),
-      (error: unknown) =>
-        this.finish(
-          call,
-          isWorkerRpcError(error)
-            ? error
-            : new WorkerRpcError('INTERNAL', String((error as Error)?.message ?? error), {
-                cause: error,
-              }),
-          undefined,
-        ),
-    );
+    this.policy
+      .run(call.maxAttempts, call.deadline, controller.signal, context =>
+        this.attempt(call, context),
+      )
+      .then(
+        value => this.finish(call, undefined, value),
+        (error: WorkerRpcError) => this.finish(call, error, undefined),
+      );
+  }
+
+  /** One attempt of `call` under its policy: settles when it failed (or lost a hedge). */
+  private attempt(call: OutgoingCall, context: PolicyContext): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      if (call.done) return reject(new WorkerRpcError('CANCELLED', 'call already settled'));
+      const sink: AttemptSink = {
+        ok: (_call, value) => {
+          this.finish(call, undefined, value);
+          resolve(value);
+        },
+        fail: (_call, error) => reject(error),
+      };
+      const before = call.attempts.length;
+      this.dispatch(call, sink, context.attempt);
+      const attempt =
+        call.attempts.length > before ? call.attempts[call.attempts.length - 1] : undefined;
+      context.signal.addEventListener(
+        'abort',
+        () => {
+          if (attempt && !attempt.ended) {
+            this.endAttempt(attempt, false);
+            if (!call.done) attempt.endpoint.channel.cancel(call.asAttempt(attempt.n));
+          }
+          reject(new WorkerRpcError('CANCELLED', 'hedged attempt lost'));
+        },
+        { once: true },
+      );
+    });
   }
 
   /** Picks an endpoint and sends the next attempt, or queues the call. */
-  private dispatch(call: Call, sink: AttemptSink, attemptNumber?: number): void {
+  private dispatch(call: OutgoingCall, sink: AttemptSink, attemptNumber?: number): void {
     if (call.done) return;
     if (call.queued) {
       // a hedge while the call still waits for an endpoint: nothing to hedge to
       sink.fail(
-        new Attempt(call, undefined as never, call.attempt, this.clock.now(), sink),
+        call,
         new WorkerRpcError('UNAVAILABLE', 'no endpoint free for a hedge', { method: call.method }),
       );
       return;
     }
-    const endpoint = this.sent < this.maxInFlight ? this.pick(call) : undefined;
-    if (endpoint === undefined) {
-      if (this.up.length === 0 && !this.hasConnecting()) {
-        const error = new WorkerRpcError(
-          this.endpointMap.size === 0 ? 'NO_ENDPOINTS' : 'UNAVAILABLE',
-          this.endpointMap.size === 0 ? 'no active connections' : 'no endpoint is up',
+    if (attemptNumber !== undefined) call.attempt = attemptNumber;
+    const endpoint = this.sent < this.maxInFlight ? this.endpointsByAddress.pick(call) : undefined;
+    if (endpoint !== undefined) return this.send(call, endpoint, sink);
+    if (this.endpointsByAddress.upCount === 0 && !this.endpointsByAddress.hasConnecting()) {
+      const none = this.endpointsByAddress.size === 0;
+      sink.fail(
+        call,
+        new WorkerRpcError(
+          none ? 'NO_ENDPOINTS' : 'UNAVAILABLE',
+          none ? 'no active connections' : 'no endpoint is up',
           { method: call.method },
-        );
-        sink.fail(
-          new Attempt(call, undefined as never, call.attempt, this.clock.now(), sink),
-          error,
-        );
-        return;
-      }
-      if (this.queuedCount >= this.maxQueued) {
-        sink.fail(
-          new Attempt(call, undefined as never, call.attempt, this.clock.now(), sink),
-          new WorkerRpcError('OVERLOADED', `local queue full (${this.maxQueued})`, {
-            method: call.method,
-          }),
-        );
-        return;
-      }
-      call.queued = true;
-      call.pendingSink = sink;
-      if (attemptNumber !== undefined) call.attempt = attemptNumber;
-      this.queue.push(call);
-      this.queuedCount++;
+        ),
+      );
       return;
     }
-    this.send(call, endpoint, sink, attemptNumber);
+    if (this.queue.size >= this.maxQueued) {
+      sink.fail(
+        call,
+        new WorkerRpcError('OVERLOADED', `local queue full (${this.maxQueued})`, {
+          method: call.method,
+        }),
+      );
+      return;
+    }
+    this.queue.add(call, sink);
   }
 
-  private send(
-    call: Call,
-    endpoint: EndpointHandle,
-    sink: AttemptSink,
-    attemptNumber?: number,
-  ): void {
-    if (attemptNumber !== undefined) call.attempt = attemptNumber;
+  private send(call: OutgoingCall, endpoint: EndpointHandle, sink: AttemptSink): void {
     const attempt = new Attempt(call, endpoint, call.attempt, this.clock.now(), sink);
     call.attempts.push(attempt);
-    endpoint.inFlight++;
-    endpoint.requests++;
     if (endpoint.credit !== Infinity) endpoint.credit--;
     this.sent++;
     this.balancer.start(endpoint);
-    if (this.attemptTimeoutMs !== Infinity && call.maxAttempts > 1) {
+    const attemptTimeoutMs = this.policy.attemptTimeoutMs;
+    if (attemptTimeoutMs !== Infinity && call.maxAttempts > 1) {
       attempt.timer = this.clock.setTimeout(() => {
         attempt.timer = undefined;
         if (attempt.ended || call.done) return;
         this.endAttempt(attempt, false);
         attempt.sink.fail(
-          attempt,
+          call,
           new WorkerRpcError(
             'TIMEOUT',
-            `attempt ${attempt.n} of ${call.method} timed out after ${this.attemptTimeoutMs} ms`,
+            `attempt ${attempt.n} of ${call.method} timed out after ${attemptTimeoutMs} ms`,
             {
               scope: 'attempt',
               method: call.method,
@@ -932,83 +584,27 @@ export class WorkerConnection<Api = UntypedApi> {
             },
           ),
         );
-      }, this.attemptTimeoutMs);
+      }, attemptTimeoutMs);
     }
     const error = endpoint.channel.send(call);
     if (error) this.attemptFailed(attempt, error);
   }
 
-  private hasConnecting(): boolean {
-    for (const e of this.endpointMap.values())
-      if (e.state === 'connecting' || e.state === 'down') return true;
-    return false;
-  }
-
-  private eligible(e: EndpointHandle): boolean {
-    return !this.usesCredit || e.credit > 0 || e.inFlight === 0;
-  }
-
-  private pick(call: Call): EndpointHandle | undefined {
-    const up = this.up;
-    if (up.length === 0) return undefined;
-    let candidates = up;
-    for (let i = 0; i < up.length; i++) {
-      if (!this.eligible(up[i]!)) {
-        candidates = up.filter(e => this.eligible(e));
-        break;
-      }
-    }
-    if (candidates.length === 0) return undefined;
-    if (call.attempts.length > 0) {
-      // a retry or hedge: prefer an endpoint this call has not tried
-      const tried = new Set<EndpointHandle>();
-      for (const a of call.attempts) tried.add(a.endpoint);
-      return this.balancer.pick(candidates, tried) ?? this.balancer.pick(candidates);
-    }
-    return this.balancer.pick(candidates);
-  }
-
   /** Sends queued calls while endpoints have room. */
   private pump(): void {
-    if (this.pumping || this.queuedCount === 0) return;
+    if (this.pumping || this.queue.size === 0) return;
     this.pumping = true;
     try {
-      while (this.queueHead < this.queue.length && this.sent < this.maxInFlight) {
-        const call = this.queue[this.queueHead];
-        if (call === undefined || call.done || !call.queued) {
-          this.queue[this.queueHead++] = undefined;
-          continue;
-        }
-        const endpoint = this.pick(call);
+      while (this.sent < this.maxInFlight) {
+        const call = this.queue.peek();
+        if (call === undefined) break;
+        const endpoint = this.endpointsByAddress.pick(call);
         if (endpoint === undefined) break;
-        this.queue[this.queueHead++] = undefined;
-        call.queued = false;
-        this.queuedCount--;
-        const sink = call.pendingSink!;
-        call.pendingSink = undefined;
+        const sink = this.queue.remove(call)!;
         this.send(call, endpoint, sink);
-      }
-      if (this.queueHead === this.queue.length) {
-        this.queue = [];
-        this.queueHead = 0;
-      } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.queueHead);
-        this.queueHead = 0;
       }
     } finally {
       this.pumping = false;
-    }
-  }
-
-  private unqueue(call: Call): void {
-    if (call.queued) {
-      call.queued = false;
-      call.pendingSink = undefined;
-      this.queuedCount--;
-      if (this.queuedCount === 0) {
-        this.queue = [];
-        this.queueHead = 0;
-      }
     }
   }
 
@@ -1021,113 +617,33 @@ export class WorkerConnection<Api = UntypedApi> {
       attempt.timer = undefined;
     }
     const endpoint = attempt.endpoint;
-    endpoint.inFlight--;
     this.sent--;
     const durationMs = Math.max(0, this.clock.now() - attempt.startedAt);
     this.balancer.end(endpoint, { ok, durationMs });
-    if (ok) {
-      endpoint.consecutiveFailures = 0;
-      endpoint.latency.record(durationMs);
-    } else {
-      endpoint.failures++;
-      endpoint.consecutiveFailures++;
-    }
-    if (endpoint.inFlight === 0 && endpoint.drainWaiters.length > 0) {
-      const waiters = endpoint.drainWaiters;
-      endpoint.drainWaiters = [];
-      for (const w of waiters) w();
-    }
+    if (ok) endpoint.latency.record(durationMs);
+    endpoint.wakeDrains();
   }
 
   private attemptFailed(attempt: Attempt, error: WorkerRpcError): void {
     if (attempt.ended && attempt.call.done) return;
     this.endAttempt(attempt, false);
-    attempt.sink.fail(attempt, error);
+    attempt.sink.fail(attempt.call, error);
     this.pump();
   }
 
-  /** State-machine path: an attempt failed, retry (same id, next attempt) or give up. */
-  retryOrFail(call: Call, error: WorkerRpcError): void {
-    if (call.done) return;
-    for (const a of call.attempts) if (!a.ended) return; // another attempt may still answer
-    if (call.maxAttempts <= 1 || call.attempt + 1 >= call.maxAttempts) {
-      this.finish(call, error, undefined);
-      return;
-    }
-    call.ctx ??= {
-      signal: call.signals[0] ?? NEVER,
-      attempt: 0,
-      deadline: call.deadline,
-      endpoint: undefined,
-    };
-    call.schedule ??= this.retryPolicy.schedule(call.ctx);
-    call.schedule.attempt = call.attempt;
-    const delay = call.schedule.next(error);
-    if (delay < 0) {
-      const final = call.schedule.finalError;
-      if (this.events.active)
-        this.events.emit({
-          type: 'giveUp',
-          method: call.method,
-          attempts: call.attempt + 1,
-          error,
-        });
-      // the retry budget said no: keep the last failure's code, note why it was not retried
-      this.finish(
-        call,
-        isWorkerRpcError(final)
-          ? final
-          : new WorkerRpcError(
-              error.code,
-              `${error.message} (not retried: ${(final as Error)?.message ?? 'gave up'})`,
-              {
-                cause: final,
-                method: call.method,
-                endpoint: error.endpoint,
-                attempt: error.attempt,
-                retryable: error.retryable,
-                remote: error.remote,
-              },
-            ),
-        undefined,
-      );
-      return;
-    }
-    const next = call.attempt + 1;
-    if (this.events.active)
-      this.events.emit({
-        type: 'retry',
-        method: call.method,
-        attempt: next,
-        delayMs: delay,
-        error,
-      });
-    if (delay <= 0) {
-      this.dispatch(call, callSink, next);
-    } else {
-      call.retryTimer = this.clock.setTimeout(() => {
-        call.retryTimer = undefined;
-        this.dispatch(call, callSink, next);
-      }, delay);
-    }
-  }
-
-  private cancel(call: Call, error: WorkerRpcError): void {
+  private cancel(call: OutgoingCall, error: WorkerRpcError): void {
     if (call.done) return;
     for (const attempt of call.attempts) {
-      if (!attempt.ended) attempt.endpoint.channel.cancel(this.asAttemptRequest(call, attempt.n));
+      if (!attempt.ended) attempt.endpoint.channel.cancel(call.asAttempt(attempt.n));
     }
     this.finish(call, error, undefined);
   }
 
-  /** The request as seen for attempt `n` (CANCEL carries the attempt it cancels). */
-  private asAttemptRequest(call: Call, n: number): OutgoingRequest {
-    if (n === call.attempt) return call;
-    return Object.create(call, { attempt: { value: n } }) as OutgoingRequest;
-  }
-
-  /** Settles a call once; releases its timers, listeners, queue slot and attempts. */
-  finish(call: Call, error: WorkerRpcError | undefined, value: unknown): void {
+  /**
+   * Settles a call once; releases its timers, listeners, queue slot and attempts. On success,
+   * attempts still running elsewhere (hedges, a retry after an attempt timeout) are cancelled.
+   */
+  private finish(call: OutgoingCall, error: WorkerRpcError | undefined, value: unknown): void {
     if (call.done) return;
     call.done = true;
     this.calls.delete(call.seq);
@@ -1135,16 +651,17 @@ export class WorkerConnection<Api = UntypedApi> {
       this.clock.clearTimeout(call.timer);
       call.timer = undefined;
     }
-    if (call.retryTimer) {
-      this.clock.clearTimeout(call.retryTimer);
-      call.retryTimer = undefined;
-    }
     if (call.onAbort) {
       for (const s of call.signals) s.removeEventListener('abort', call.onAbort);
       call.onAbort = undefined;
     }
-    this.unqueue(call);
-    for (const attempt of call.attempts) this.endAttempt(attempt, error === undefined);
+    this.queue.remove(call);
+    for (const attempt of call.attempts) {
+      if (attempt.ended) continue;
+      if (error === undefined && call.attempts.length > 1)
+        attempt.endpoint.channel.cancel(call.asAttempt(attempt.n));
+      this.endAttempt(attempt, error === undefined);
+    }
     if (call.abortController) call.abortController.abort();
     if (this.metrics) {
       const outcome = error ? error.code : 'OK';
@@ -1155,15 +672,12 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     if (error === undefined) {
       call.resolve(value);
-    } else if (this.legacy && (error.code === 'TIMEOUT' || error.remote)) {
-      call.resolve(
-        error.code === 'TIMEOUT'
-          ? { error: 'timeout' }
-          : { error: { code: error.appCode ?? error.code, value: error.message } },
-      );
     } else {
-      call.reject(error);
+      const legacy = this.dialect.legacyValue(error);
+      if (legacy !== undefined) call.resolve(legacy);
+      else call.reject(error);
     }
+    if (this.onIdle !== undefined && this.calls.size === 0) this.onIdle();
     this.pump();
   }
 
@@ -1173,9 +687,9 @@ export class WorkerConnection<Api = UntypedApi> {
       fail: (_channel, id, error) => {
         const call = this.calls.get(this.ids.seqOf(id));
         if (!call) return;
-        const attempt = findAttempt(call, endpoint);
+        const attempt = call.attemptOn(endpoint);
         if (attempt && !attempt.ended)
-          this.attemptFailed(attempt, withEndpoint(error, endpoint, call, attempt.n));
+          this.attemptFailed(attempt, withEndpoint(error, endpoint, call.method, attempt.n));
       },
       state: (_channel, state, error) => this.onState(endpoint, state, error),
       credit: (_channel, credit) => this.onCredit(endpoint, credit),
@@ -1183,41 +697,22 @@ export class WorkerConnection<Api = UntypedApi> {
   }
 
   private onCredit(endpoint: EndpointHandle, credit: number): void {
-    if (credit < 0 || !this.usesCredit) return;
+    if (credit < 0 || this.dialect.toto) return;
     endpoint.credit = credit;
     if (credit > endpoint.capacity) endpoint.capacity = credit;
     this.pump();
   }
 
+  /** A channel's state changed: the registry's state machine decides, the calls follow. */
   private onState(endpoint: EndpointHandle, state: ChannelState, error?: WorkerRpcError): void {
     if (error?.code === 'ZMQ_MISSING') {
       this.fatal = error;
       for (const call of [...this.calls.values()]) this.finish(call, error, undefined);
       return;
     }
-    if (endpoint.state === 'removing' || endpoint.state === 'closed') {
-      if (state === 'down')
-        this.failEndpoint(
-          endpoint,
-          error ??
-            new WorkerRpcError('UNAVAILABLE', `lost connection to ${endpoint.address}`, {
-              endpoint: endpoint.address,
-            }),
-        );
-      return;
-    }
-    if (state === 'up' && endpoint.state !== 'up') {
-      this.logger.debug({ endpoint: endpoint.address }, 'worker endpoint up');
-      this.setState(endpoint, 'up');
-      this.pump();
-    } else if (state === 'down') {
-      if (endpoint.state !== 'down')
-        this.logger.warn(
-          { endpoint: endpoint.address, reason: error?.message ?? 'connection lost' },
-          'worker endpoint down',
-        );
-      this.setState(endpoint, 'down', error);
-      endpoint.credit = this.initialCredit;
+    const change = this.endpointsByAddress.onChannelState(endpoint, state, error);
+    if (change === 'up') this.pump();
+    else if (change === 'lost')
       this.failEndpoint(
         endpoint,
         error ??
@@ -1225,48 +720,29 @@ export class WorkerConnection<Api = UntypedApi> {
             endpoint: endpoint.address,
           }),
       );
-    } else if (state === 'draining') {
-      this.setState(endpoint, 'draining');
-    }
+    this.failStranded();
   }
 
   /** Fails every live attempt on `endpoint` (connection lost or drain deadline). */
   private failEndpoint(endpoint: EndpointHandle, error: WorkerRpcError): void {
-    if (endpoint.inFlight === 0) return;
+    if (endpoint.load.inFlight === 0) return;
     for (const call of [...this.calls.values()]) {
       for (const attempt of call.attempts) {
         if (attempt.endpoint === endpoint && !attempt.ended)
-          this.attemptFailed(attempt, withEndpoint(error, endpoint, call, attempt.n));
+          this.attemptFailed(attempt, withEndpoint(error, endpoint, call.method, attempt.n));
       }
     }
   }
 
-  private setState(endpoint: EndpointHandle, state: EndpointState, error?: WorkerRpcError): void {
-    const wasUp = endpoint.state === 'up';
-    const changed = endpoint.state !== state;
-    endpoint.state = state;
-    if (changed && this.events.active)
-      this.events.emit({
-        type: 'endpoint',
-        address: endpoint.address,
-        state,
-        ...(error ? { error } : {}),
-      });
-    if (wasUp !== (state === 'up'))
-      this.up = [...this.endpointMap.values()].filter(e => e.state === 'up');
-    if (this.up.length === 0 && !this.hasConnecting() && this.queuedCount > 0) {
-      // nothing will ever take the queued calls
-      for (const call of this.queue) {
-        if (call && call.queued && !call.done) {
-          const sink = call.pendingSink!;
-          this.unqueue(call);
-          sink.fail(
-            new Attempt(call, undefined as never, call.attempt, this.clock.now(), sink),
-            new WorkerRpcError('UNAVAILABLE', 'no endpoint is up', { method: call.method }),
-          );
-        }
-      }
-    }
+  /** Fails the queued calls when no endpoint is up and none may come up. */
+  private failStranded(): void {
+    const registry = this.endpointsByAddress;
+    if (this.queue.size === 0 || registry.upCount > 0 || registry.hasConnecting()) return;
+    for (const [call, sink] of this.queue.removeAll())
+      sink.fail(
+        call,
+        new WorkerRpcError('UNAVAILABLE', 'no endpoint is up', { method: call.method }),
+      );
   }
 
   private onReply(endpoint: EndpointHandle, id: Uint8Array, frame: ReplyFrame): void {
@@ -1279,30 +755,26 @@ export class WorkerConnection<Api = UntypedApi> {
       this.pump();
       return; // late or duplicate reply (the first one won), or a foreign id
     }
-    const attempt = findAttempt(call, endpoint);
+    const attempt = call.attemptOn(endpoint);
     if (frame.kind === Kind.ACK) {
-      if (call.ack || this.toto) {
-        if (attempt) this.settle(attempt, undefined);
-        else this.finish(call, undefined, undefined);
-      }
+      if (call.ack || this.dialect.toto) this.settle(call, attempt, undefined);
       return;
     }
     if (frame.kind !== Kind.RES && frame.kind !== Kind.ERR) return;
     let decoded: unknown;
     try {
-      decoded = this.decodeBody(frame);
+      decoded = this.decoder.decode(frame);
     } catch (error) {
       // an error status whose body is not ours (a proxy's HTML page, ...): the status says enough
-      const e = withEndpoint(
+      const e =
         frame.kind === Kind.ERR && frame.fallbackError
           ? frame.fallbackError
-          : (error as WorkerRpcError),
-        endpoint,
+          : (error as WorkerRpcError);
+      this.failed(
         call,
-        attempt?.n ?? call.attempt,
+        attempt,
+        withEndpoint(e, endpoint, call.method, attempt?.n ?? call.attempt),
       );
-      if (attempt && !attempt.ended) this.attemptFailed(attempt, e);
-      else if (!attempt) this.finish(call, e, undefined);
       return;
     }
     if (decoded instanceof Promise) {
@@ -1310,14 +782,12 @@ export class WorkerConnection<Api = UntypedApi> {
         value => this.deliver(call, attempt, endpoint, frame, value),
         (error: unknown) => {
           if (call.done) return;
-          const e = withEndpoint(
-            error as WorkerRpcError,
-            endpoint,
+          const e = error as WorkerRpcError;
+          this.failed(
             call,
-            attempt?.n ?? call.attempt,
+            attempt,
+            withEndpoint(e, endpoint, call.method, attempt?.n ?? call.attempt),
           );
-          if (attempt && !attempt.ended) this.attemptFailed(attempt, e);
-          else this.finish(call, e, undefined);
         },
       );
       return;
@@ -1326,89 +796,36 @@ export class WorkerConnection<Api = UntypedApi> {
   }
 
   private deliver(
-    call: Call,
+    call: OutgoingCall,
     attempt: Attempt | undefined,
     endpoint: EndpointHandle,
     frame: ReplyFrame,
     value: unknown,
   ): void {
     if (call.done) return;
-    if (frame.kind === Kind.RES && !this.toto) {
-      if (attempt) this.settle(attempt, value);
-      else this.finish(call, undefined, value);
-      return;
-    }
-    const context = {
-      method: call.method,
-      endpoint: endpoint.address,
-      attempt: attempt?.n ?? call.attempt,
-    };
-    if (frame.kind === Kind.ERR) {
-      const body = frame.wrapped ? (value as { error?: unknown } | undefined)?.error : value;
-      if (this.toto && this.legacy && body !== undefined)
-        return attempt ? this.settle(attempt, value) : this.finish(call, undefined, value);
-      const error =
-        body === undefined && frame.fallbackError
-          ? withEndpoint(frame.fallbackError, endpoint, call, context.attempt)
-          : this.toto
-            ? fromTotoError(body, context)
-            : fromWireError(body, context);
-      if (!attempt) return this.finish(call, error, undefined);
-      if (attempt.ended) return; // this attempt already failed (timed out); another one is running
-      this.attemptFailed(attempt, error);
-      return;
-    }
-    if (
-      this.toto &&
-      typeof value === 'object' &&
-      value !== null &&
-      Object.prototype.hasOwnProperty.call(value, 'error') &&
-      Object.keys(value).length === 1
-    ) {
-      if (this.legacy)
-        return attempt ? this.settle(attempt, value) : this.finish(call, undefined, value);
-      const error = fromTotoError((value as { error: unknown }).error, context);
-      if (attempt && !attempt.ended) this.attemptFailed(attempt, error);
-      else this.finish(call, error, undefined);
-      return;
-    }
-    if (attempt) this.settle(attempt, value);
-    else this.finish(call, undefined, value);
+    if (frame.kind === Kind.RES && !this.dialect.toto) return this.settle(call, attempt, value);
+    const n = attempt?.n ?? call.attempt;
+    const outcome = this.dialect.outcome(
+      frame,
+      value,
+      { method: call.method, endpoint: endpoint.address, attempt: n },
+      fallback => withEndpoint(fallback, endpoint, call.method, n),
+    );
+    if (outcome.ok) this.settle(call, attempt, outcome.value);
+    else this.failed(call, attempt, outcome.error);
   }
 
   /** A reply won: settle the call through its attempt (even a timed-out one: first reply wins). */
-  private settle(attempt: Attempt, value: unknown): void {
+  private settle(call: OutgoingCall, attempt: Attempt | undefined, value: unknown): void {
+    if (attempt === undefined) return this.finish(call, undefined, value);
     this.endAttempt(attempt, true);
-    attempt.sink.ok(attempt, value);
+    attempt.sink.ok(call, value);
   }
 
-  private decodeBody(frame: ReplyFrame): unknown {
-    let body = frame.body;
-    if (body === undefined || body.byteLength === 0) return undefined;
-    if (body.byteLength > this.maxBodyBytes)
-      throw new WorkerRpcError(
-        'FRAME_TOO_LARGE',
-        `reply body of ${body.byteLength} bytes exceeds maxBodyBytes ${this.maxBodyBytes}`,
-      );
-    const codec = this.codecs.get(frame.codec || this.codec.name);
-    if (!codec)
-      throw new WorkerRpcError(
-        'UNSUPPORTED',
-        `reply uses unknown codec ${JSON.stringify(frame.codec)}`,
-      );
-    const totoModule = this.toto && !frame.wireEncoding; // toto's ZMQ client: every reply
-    if (frame.compressed || (totoModule && this.compressor)) {
-      const compressor = totoModule ? this.compressor : this.compressors.get(frame.encoding);
-      if (!compressor)
-        throw new WorkerRpcError(
-          'UNSUPPORTED',
-          `reply uses unknown compression ${JSON.stringify(frame.encoding)}`,
-        );
-      const inflated = compressor.decompress(body, this.maxBodyBytes);
-      if (inflated instanceof Promise) return inflated.then(bytes => decodeWith(codec, bytes));
-      body = inflated;
-    }
-    return decodeWith(codec, body);
+  /** An error reply: fails its attempt (ignored when that attempt already ended), or the call. */
+  private failed(call: OutgoingCall, attempt: Attempt | undefined, error: WorkerRpcError): void {
+    if (attempt === undefined) this.finish(call, error, undefined);
+    else if (!attempt.ended) this.attemptFailed(attempt, error);
   }
 
   private async drainEndpoint(
@@ -1416,12 +833,9 @@ export class WorkerConnection<Api = UntypedApi> {
     drainMs: number,
     error: () => WorkerRpcError,
   ): Promise<void> {
-    if (endpoint.inFlight > 0 && drainMs > 0) {
+    if (endpoint.load.inFlight > 0 && drainMs > 0) {
       await new Promise<void>(resolve => {
-        const timer = this.clock.setTimeout(done, drainMs);
-        function done() {
-          resolve();
-        }
+        const timer = this.clock.setTimeout(resolve, drainMs);
         endpoint.drainWaiters.push(() => {
           this.clock.clearTimeout(timer);
           resolve();
@@ -1457,24 +871,26 @@ export class WorkerConnection<Api = UntypedApi> {
 
   private async doClose(drainMs: number): Promise<void> {
     this.closing = true;
-    const closedError = () => new WorkerRpcError('CLOSED', 'connection closed');
     if (drainMs > 0 && this.calls.size > 0) {
-      const deadline = this.clock.now() + drainMs;
-      while (this.calls.size > 0 && this.clock.now() < deadline) {
-        await new Promise<void>(resolve => {
-          const t = setTimeout(resolve, Math.min(10, Math.max(1, deadline - this.clock.now())));
-          t.unref?.();
-        });
-      }
+      // settles when the last pending call settles, or when drainMs passed
+      await new Promise<void>(resolve => {
+        const timer = this.clock.setTimeout(() => {
+          this.onIdle = undefined;
+          resolve();
+        }, drainMs);
+        this.onIdle = () => {
+          this.onIdle = undefined;
+          this.clock.clearTimeout(timer);
+          resolve();
+        };
+      });
     }
-    for (const call of [...this.calls.values()]) this.finish(call, closedError(), undefined);
-    const endpoints = [...this.endpointMap.values()];
-    this.endpointMap.clear();
-    this.up = [];
+    for (const call of [...this.calls.values()])
+      this.finish(call, new WorkerRpcError('CLOSED', 'connection closed'), undefined);
+    const endpoints = this.endpointsByAddress.clear();
     await Promise.all(
       endpoints.map(async e => {
         e.state = 'closed';
-        this.balancer.forget(e);
         await e.channel.close();
       }),
     );
@@ -1490,7 +906,7 @@ export class WorkerConnection<Api = UntypedApi> {
 
   /**
    * The process-wide connection configured from `WORKER_*` environment variables (toto's
-   * `WorkerConnection.instance()`), created on first use:
+   * `WorkerConnection.instance()`), created on first use; see {@link optionsFromEnv}:
    * `WORKER_ADDRESS` (comma-separated), `WORKER_TRANSPORT` (`zmq` | `http`), `WORKER_PROTOCOL`
    * (`wrpc` | `toto`), `WORKER_TIMEOUT` (seconds, toto's unit; negative = never; at most 3 600) or
    * `WORKER_TIMEOUT_MS` (milliseconds), `WORKER_AUTO_RETRY` (`true` = 3 attempts of every call,
@@ -1512,200 +928,6 @@ export class WorkerConnection<Api = UntypedApi> {
     WorkerConnection.defaultInstance = undefined;
     await current?.close();
   }
-}
-
-const EMPTY = new Uint8Array(0);
-
-const callSink: AttemptSink = {
-  ok(attempt, value) {
-    attempt.call.conn.finish(attempt.call, undefined, value);
-  },
-  fail(attempt, error) {
-    attempt.call.conn.retryOrFail(attempt.call, error);
-  },
-};
-
-function decodeWith(codec: Codec, bytes: Uint8Array): unknown {
-  if (bytes.byteLength === 0) return undefined;
-  try {
-    return codec.decode(bytes);
-  } catch (error) {
-    throw new WorkerRpcError(
-      'BAD_FRAME',
-      `cannot decode reply with ${codec.name}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-}
-
-function findAttempt(call: Call, endpoint: EndpointHandle): Attempt | undefined {
-  let found: Attempt | undefined;
-  for (const a of call.attempts) {
-    if (a.endpoint === endpoint) {
-      if (!a.ended) return a;
-      found = a;
-    }
-  }
-  return found;
-}
-
-function withEndpoint(
-  error: WorkerRpcError,
-  endpoint: EndpointHandle,
-  call: Call,
-  attempt: number,
-): WorkerRpcError {
-  if (!isWorkerRpcError(error)) {
-    return new WorkerRpcError('INTERNAL', String((error as Error)?.message ?? error), {
-      cause: error,
-      endpoint: endpoint.address,
-      method: call.method,
-      attempt,
-    });
-  }
-  if (
-    error.endpoint === endpoint.address &&
-    error.method === call.method &&
-    error.attempt === attempt
-  )
-    return error;
-  return new WorkerRpcError(error.code, error.message, {
-    cause: error.cause,
-    retryable: error.retryable,
-    remote: error.remote,
-    method: call.method,
-    endpoint: endpoint.address,
-    attempt,
-    details: error.details,
-    ...(error.appCode !== undefined ? { appCode: error.appCode } : {}),
-    ...(error.scope !== undefined ? { scope: error.scope } : {}),
-    ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
-  });
-}
-
-/**
- * A deadline in ms by `@x/resilience`'s `duration` rule (above 2^31−1 ms: none), plus toto's
- * "negative means never"; a string, `NaN` or 0 is `INVALID_ARGUMENT` naming the field.
- */
-function validateTimeout(value: unknown, name: string): number {
-  if (typeof value === 'number' && value < 0) return Infinity;
-  return durationOption(value, name, { exclusiveMin: true });
-}
-
-const MIME =
-  /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;\s*[a-z0-9!#$&^_.+-]+=("[^"\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i;
-
-function mimeType(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length > 255 || !MIME.test(value))
-    throw new RangeError(
-      `${name} must be a MIME type such as 'application/json', got ${JSON.stringify(value)}`,
-    );
-  return value;
-}
-
-function positiveInt(value: number, name: string): number {
-  if (!(Number.isInteger(value) && value >= 1))
-    throw new RangeError(`${name} must be an integer >= 1, got ${value}`);
-  return value;
-}
-
-function nonNegativeInt(value: number, name: string): number {
-  if (!(Number.isInteger(value) && value >= 0))
-    throw new RangeError(`${name} must be an integer >= 0, got ${value}`);
-  return value;
-}
-
-function envBool(value: string | undefined): boolean {
-  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
-}
-
-/** Largest `WORKER_TIMEOUT` taken as seconds; a larger one is surely milliseconds. */
-const MAX_ENV_TIMEOUT_S = 3_600;
-
-/**
- * `WORKER_TIMEOUT` in seconds, toto's unit (`worker_timeout`, default 10.0; negative = never), or
- * `WORKER_TIMEOUT_MS` in milliseconds. A `WORKER_TIMEOUT` above an hour is refused as a value
- * written in milliseconds, and so is setting both.
- */
-function envTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
-  const seconds = env.WORKER_TIMEOUT?.trim();
-  const ms = env.WORKER_TIMEOUT_MS?.trim();
-  if (seconds && ms)
-    throw new RangeError(
-      `set WORKER_TIMEOUT (seconds) or WORKER_TIMEOUT_MS (milliseconds), not both: got WORKER_TIMEOUT=${seconds} and WORKER_TIMEOUT_MS=${ms}`,
-    );
-  if (ms) {
-    const value = Number(ms);
-    if (Number.isNaN(value) || value === 0)
-      throw new RangeError(
-        `WORKER_TIMEOUT_MS must be a non-zero number of milliseconds (negative = never), got ${JSON.stringify(ms)}`,
-      );
-    return value;
-  }
-  if (!seconds) return DEFAULT_TIMEOUT_MS;
-  const value = Number(seconds);
-  if (Number.isNaN(value) || value === 0)
-    throw new RangeError(
-      `WORKER_TIMEOUT must be a non-zero number of seconds (toto's unit; negative = never), got ${JSON.stringify(seconds)}`,
-    );
-  if (value > MAX_ENV_TIMEOUT_S)
-    throw new RangeError(
-      `WORKER_TIMEOUT is in seconds (toto's worker_timeout) and must be at most ${MAX_ENV_TIMEOUT_S}, got ${seconds}: for milliseconds set WORKER_TIMEOUT_MS=${seconds}`,
-    );
-  return value * 1000;
-}
-
-/** Connection options from `WORKER_*` variables (see {@link WorkerConnection.instance}). */
-export function optionsFromEnv(
-  env: Readonly<Record<string, string | undefined>>,
-): WorkerConnectionOptions {
-  const addresses = parseAddresses(env.WORKER_ADDRESS ?? '');
-  const transportName = env.WORKER_TRANSPORT?.trim().toLowerCase();
-  const protocol = env.WORKER_PROTOCOL?.trim().toLowerCase() === 'toto' ? 'toto' : 'wrpc/1';
-  if (transportName && transportName !== 'zmq' && transportName !== 'http')
-    throw new RangeError(`WORKER_TRANSPORT must be zmq or http, got ${transportName}`);
-  const useHttp = transportName
-    ? transportName === 'http'
-    : addresses.length > 0 && addresses.every(isHttpAddress);
-  const transport = useHttp ? httpTransport({ protocol }) : zmqTransport({ protocol });
-  const timeoutMs = envTimeoutMs(env);
-  const retryCount = env.WORKER_RETRY_COUNT?.trim() ? Number(env.WORKER_RETRY_COUNT) : 0;
-  if (!(Number.isInteger(retryCount) && retryCount >= 0))
-    throw new RangeError(`WORKER_RETRY_COUNT must be an integer >= 0`);
-  const autoRetry = envBool(env.WORKER_AUTO_RETRY);
-  const attempts = retryCount > 0 ? retryCount + 1 : autoRetry ? 3 : 1;
-  const serialization = env.WORKER_SERIALIZATION?.trim().toLowerCase() || 'json';
-  if (serialization !== 'json' && serialization !== 'msgpack')
-    throw new RangeError(`WORKER_SERIALIZATION must be json or msgpack, got ${serialization}`);
-  const compressionName = env.WORKER_COMPRESSION?.trim().toLowerCase() || 'none';
-  if (!['none', 'gzip', 'deflate', 'br'].includes(compressionName))
-    throw new RangeError(`WORKER_COMPRESSION must be none, gzip, deflate or br`);
-  const mime = env.WORKER_SERIALIZATION_MIME?.trim();
-  const threshold = env.WORKER_COMPRESSION_THRESHOLD?.trim()
-    ? Number(env.WORKER_COMPRESSION_THRESHOLD)
-    : 1024;
-  const finite = timeoutMs > 0 && timeoutMs !== Infinity;
-  return {
-    addresses,
-    transport,
-    timeoutMs: finite && attempts > 1 ? timeoutMs * attempts : timeoutMs,
-    // toto's auto_retry / auto_retry_count re-sent every call, not only idempotent ones
-    ...(attempts > 1
-      ? {
-          retry: {
-            maxAttempts: attempts,
-            calls: 'all' as const,
-            ...(finite ? { attemptTimeoutMs: timeoutMs } : {}),
-          },
-        }
-      : {}),
-    codec: serialization,
-    ...(mime ? { serializationMime: mimeType(mime, 'WORKER_SERIALIZATION_MIME') } : {}),
-    compression:
-      compressionName === 'none'
-        ? 'none'
-        : { compressor: compressionName as 'gzip', thresholdBytes: threshold },
-  };
 }
 
 /**

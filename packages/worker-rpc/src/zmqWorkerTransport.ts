@@ -1,3 +1,4 @@
+import { clearTimer, setTimer } from '@x/resilience';
 import { durationOption, timerOptions } from './internal/durationOption.js';
 import { validateAddress } from './validateAddress.js';
 import { WorkerRpcError } from './errors.js';
@@ -24,6 +25,9 @@ import type {
   WorkerSink,
   WorkerTransport,
 } from './workerTransport.js';
+
+/** Longest wait in `close()` for queued replies and DRAIN notices to leave. */
+const CLOSE_FLUSH_MS = 200;
 
 /** CURVE settings of a worker. */
 export interface ZmqWorkerCurve {
@@ -417,9 +421,12 @@ class ZmqWorkerTransport implements WorkerTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     // let the DRAIN notices and last replies leave before closing (bounded wait)
-    const deadline = Date.now() + 200;
-    while (this.sockets.some(s => s.queue.size > 0) && Date.now() < deadline)
-      await new Promise(r => setTimeout(r, 5));
+    let timer: unknown;
+    await Promise.race([
+      Promise.all(this.sockets.map(s => s.queue.whenIdle())),
+      new Promise<void>(resolve => (timer = setTimer(resolve, CLOSE_FLUSH_MS))),
+    ]);
+    clearTimer(timer);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -31,7 +31,7 @@ describe('SendQueue', () => {
     q.pushPair([b('client-2')], b('h4'), b('b4'), 4);
     q.push([b('raw')], 5);
     q.pushPair([], b('h6'), undefined, 6);
-    await new Promise(r => setTimeout(r, 30));
+    await q.whenIdle(); // not a fixed sleep: the machine may be busy
     // the three client-1 messages leave as one batch: two frames whatever their number
     const [first, ...rest] = s.sent;
     expect(first!.slice(0, 2).map(x => x.toString())).toEqual(['client-1', '']);
@@ -50,7 +50,7 @@ describe('SendQueue', () => {
     expect(q.size).toBe(0);
     // a lone message keeps the short form
     q.pushPair([], b('h7'), b('b7'));
-    await new Promise(r => setTimeout(r, 10));
+    await q.whenIdle();
     expect(s.sent.at(-1)!.map(x => x.toString())).toEqual(['', 'h7', 'b7']);
   });
 
@@ -87,5 +87,22 @@ describe('SendQueue', () => {
     ]);
     expect(splitPairs([b('h'), b('x'), b('y')])).toBeUndefined();
     expect(splitPairs([])).toBeUndefined();
+  });
+
+  test('whenIdle settles once the last queued message was sent, at once when idle or closed', async () => {
+    const s = socket(20);
+    const q = new SendQueue(s, 100, () => expect.unreachable());
+    await q.whenIdle();
+    q.push([b('one')]);
+    q.push([b('two')]);
+    let idle = false;
+    const waiting = q.whenIdle().then(() => (idle = true));
+    await new Promise(r => setTimeout(r, 5));
+    expect(idle).toBe(false);
+    await waiting;
+    expect(s.sent).toHaveLength(2);
+    q.push([b('three')]);
+    q.close();
+    await q.whenIdle();
   });
 });

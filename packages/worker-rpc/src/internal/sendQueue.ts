@@ -39,6 +39,8 @@ export class SendQueue<Tag = undefined> {
   private head = 0;
   private running = false;
   private closed = false;
+  /** Resolved once nothing is waiting or being sent (see {@link whenIdle}). */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly socket: Writable,
@@ -92,8 +94,15 @@ export class SendQueue<Tag = undefined> {
   }
 
   /** Drops everything queued and refuses new items; returns the dropped tags. */
+  /** Settles once nothing is waiting or being sent (at once when idle, or when closed). */
+  whenIdle(): Promise<void> {
+    if ((!this.running && this.size === 0) || this.closed) return Promise.resolve();
+    return new Promise(resolve => this.idleWaiters.push(resolve));
+  }
+
   close(): (Tag | undefined)[] {
     this.closed = true;
+    this.wakeIdle();
     const dropped = this.tags.slice(this.head);
     this.reset();
     return dropped;
@@ -190,7 +199,15 @@ export class SendQueue<Tag = undefined> {
       if (this.head === this.headers.length && this.head > 0) this.reset();
     } finally {
       this.running = false;
+      if (this.size === 0 || this.closed) this.wakeIdle();
     }
+  }
+
+  private wakeIdle(): void {
+    if (this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   private compact(): void {

@@ -1,0 +1,91 @@
+import type { Clock, TimerHandle } from '@x/resilience';
+import type { EndpointHandle } from './endpointHandle.js';
+import type { WorkerRpcError } from './errors.js';
+import type { OutgoingRequest } from './transport.js';
+
+/** Where the outcome of one attempt goes: the call itself, or the attempt's retry/hedge policy. */
+export interface AttemptSink {
+  ok(call: OutgoingCall, value: unknown): void;
+  fail(call: OutgoingCall, error: WorkerRpcError): void;
+}
+
+/** One send of a call to one endpoint (same request id for every attempt of a call). */
+export class Attempt {
+  /** No longer counted in flight (settled, timed out or failed). */
+  ended = false;
+  /** The attempt timeout (`retry.attemptTimeoutMs`), when armed. */
+  timer: TimerHandle | undefined;
+  constructor(
+    readonly call: OutgoingCall,
+    readonly endpoint: EndpointHandle,
+    readonly n: number,
+    readonly startedAt: number,
+    readonly sink: AttemptSink,
+  ) {}
+}
+
+/**
+ * The client-side state of one call: what the transports send (it is the {@link OutgoingRequest}
+ * of every attempt), its deadline and signals, its attempts, and whether it waits in the admission
+ * queue. Settled once by the connection.
+ */
+export class OutgoingCall implements OutgoingRequest {
+  done = false;
+  /** Attempt number of the next (or queued) send: 0 first, then retries and hedges. */
+  attempt = 0;
+  attempts: Attempt[] = [];
+  /** The call's deadline timer. */
+  timer: TimerHandle | undefined;
+  /** Waiting in the admission queue for an endpoint with credit. */
+  queued = false;
+  /** Where the queued attempt's outcome goes once it is sent. */
+  pendingSink: AttemptSink | undefined;
+  resolve!: (value: unknown) => void;
+  reject!: (error: unknown) => void;
+  onAbort: (() => void) | undefined;
+  /** Aborts the retry/hedge policy running the call's attempts, once the call settled. */
+  abortController: AbortController | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    readonly seq: number,
+    readonly id: Buffer,
+    readonly method: string,
+    readonly idempotent: boolean,
+    readonly key: string,
+    readonly meta: Readonly<Record<string, string>> | undefined,
+    readonly ack: boolean,
+    readonly codec: string,
+    readonly contentType: string,
+    readonly encoding: string,
+    readonly compressed: boolean,
+    readonly body: Uint8Array,
+    readonly deadline: number,
+    readonly startedAt: number,
+    readonly maxAttempts: number,
+    readonly signals: readonly AbortSignal[],
+  ) {}
+
+  /** Milliseconds left (the wrpc/1 budget sent with each attempt); -1 when there is no deadline. */
+  budgetMs(): number {
+    return this.deadline === Infinity ? -1 : Math.max(0, this.deadline - this.clock.now());
+  }
+
+  /** The request as seen for attempt `n` (CANCEL carries the attempt it cancels). */
+  asAttempt(n: number): OutgoingRequest {
+    if (n === this.attempt) return this;
+    return Object.create(this, { attempt: { value: n } }) as OutgoingRequest;
+  }
+
+  /** The live attempt on `endpoint`, else the last ended one there. */
+  attemptOn(endpoint: EndpointHandle): Attempt | undefined {
+    let found: Attempt | undefined;
+    for (const a of this.attempts) {
+      if (a.endpoint === endpoint) {
+        if (!a.ended) return a;
+        found = a;
+      }
+    }
+    return found;
+  }
+}
