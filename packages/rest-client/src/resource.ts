@@ -1,4 +1,4 @@
-import { LoadTracker, createBalancer, systemClock, toEndpoint } from '@x/resilience';
+import { LoadTracker, createBalancer, systemClock } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { CallOptions } from './callOptions.js';
 import type { HostStats } from './hostStats.js';
@@ -9,21 +9,18 @@ import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
 import type { QueryParams } from './internal/path.js';
 import type { ResourceOptions } from './resourceOptions.js';
-import type { PendingRequest } from './resources.js';
+import type { PendingRequest } from './pendingRequest.js';
+import { toOrigin } from './toOrigin.js';
 import type { Response } from './response.js';
 
 export type { StreamResponse } from './internal/engine.js';
-
-/** Normalises `http://host:port` or `host:port` to an origin, or throws `TypeError`. */
-export function toOrigin(host: string): string {
-  return toEndpoint(host).origin;
-}
+export { toOrigin };
 
 /**
  * A JSON client for one host (lupyne's `Resource`), on one undici `Pool`.
  *
  * `call()` returns a {@link Response} and never throws on status; the verb methods return the
- * decoded body or throw `HttpError`. Every call has a total deadline (default 30 s), an optional
+ * decoded body or throw `HttpStatusError`. Every call has a total deadline (default 30 s), an optional
  * per-try deadline and an `AbortSignal`; idempotent requests are retried (default 2 retries, within
  * a retry budget); a request that meets a keep-alive connection the server had just closed is
  * replayed once at once (idempotent requests, or a 408).
@@ -94,27 +91,27 @@ export class Resource extends EngineClient {
     >;
   }
 
-  /** GET: the decoded body, or throws `HttpError`. */
+  /** GET: the decoded body, or throws `HttpStatusError`. */
   get<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
     return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** DELETE: the decoded body, or throws `HttpError`. */
+  /** DELETE: the decoded body, or throws `HttpStatusError`. */
   delete<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
     return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** POST a JSON body: the decoded response body, or throws `HttpError`. */
+  /** POST a JSON body: the decoded response body, or throws `HttpStatusError`. */
   post<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
     return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PUT a JSON body: the decoded response body, or throws `HttpError`. */
+  /** PUT a JSON body: the decoded response body, or throws `HttpStatusError`. */
   put<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
     return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PATCH a JSON body: the decoded response body, or throws `HttpError`. */
+  /** PATCH a JSON body: the decoded response body, or throws `HttpStatusError`. */
   patch<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
     return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }

@@ -2,7 +2,7 @@ import { leastLoaded, systemClock, type Balancer } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
 import type { CallOptions } from './callOptions.js';
-import { InvalidRequestError, NoHostError } from './errors.js';
+import { InvalidCallError, NoHostError } from './errors.js';
 import type { HostStats, Upstream } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
 import { resolveConfig } from './internal/config.js';
@@ -11,9 +11,12 @@ import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
 import type { QueryParams } from './internal/path.js';
 import { resolveHealth, type HealthOptions } from './passiveHealth.js';
-import { toOrigin } from './resource.js';
+import type { PendingRequest } from './pendingRequest.js';
+import { toOrigin } from './toOrigin.js';
 import type { ResourceOptions } from './resourceOptions.js';
 import type { Response } from './response.js';
+
+export type { PendingRequest };
 
 /** Options of {@link Resources} (and `Shards`, `Replicas`). */
 export interface ResourcesOptions extends ResourceOptions {
@@ -43,15 +46,6 @@ export interface BroadcastOptions extends CallOptions {
   readonly hosts?: Iterable<string>;
   /** When the broadcast is decided. Default `'all'`. */
   readonly mode?: BroadcastMode;
-}
-
-/** A request sent with {@link Resources.request}, to collect with {@link Resources.getresponse}. */
-export interface PendingRequest<T = unknown> {
-  readonly host: string;
-  readonly method: string;
-  readonly path: string;
-  /** Settles with the response (lupyne's `getresponse`); rejects with a `RestClientError`. */
-  readonly response: Promise<Response<T>>;
 }
 
 /**
@@ -257,27 +251,27 @@ export class Resources extends EngineClient {
     >;
   }
 
-  /** GET on one host: the decoded body, or throws `HttpError`. */
+  /** GET on one host: the decoded body, or throws `HttpStatusError`. */
   get<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
     return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** DELETE on one host: the decoded body, or throws `HttpError`. */
+  /** DELETE on one host: the decoded body, or throws `HttpStatusError`. */
   delete<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
     return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** POST JSON to one host: the decoded body, or throws `HttpError`. Retried elsewhere only with an idempotency key. */
+  /** POST JSON to one host: the decoded body, or throws `HttpStatusError`. Retried elsewhere only with an idempotency key. */
   post<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PUT JSON to one host: the decoded body, or throws `HttpError`. */
+  /** PUT JSON to one host: the decoded body, or throws `HttpStatusError`. */
   put<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PATCH JSON to one host: the decoded body, or throws `HttpError`. */
+  /** PATCH JSON to one host: the decoded body, or throws `HttpStatusError`. */
   patch<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
@@ -320,7 +314,7 @@ export class Resources extends EngineClient {
     let response: Promise<Response<T>>;
     try {
       const pool = this.engine.byOrigin.get(origin);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       const spec = buildSpec(this.defaults, method, path, options);
       const single: Picker = () => pool;
       response = this.engine.perform(
@@ -349,7 +343,7 @@ export class Resources extends EngineClient {
   ): Promise<StreamResponse> {
     try {
       const pool = this.poolOf(host);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       return this.engine.stream(pool, buildSpec(this.defaults, method, path, options));
     } catch (error) {
       return Promise.reject(error);
@@ -376,12 +370,12 @@ export class Resources extends EngineClient {
       typeof hosts !== 'object' ||
       typeof (hosts as Iterable<string>)[Symbol.iterator] !== 'function'
     ) {
-      throw new InvalidRequestError('hosts must be an iterable of host strings');
+      throw new InvalidCallError('hosts must be an iterable of host strings');
     }
     const out: HostPool[] = [];
     for (const host of hosts) {
       const pool = this.poolOf(host);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       if (!out.includes(pool)) out.push(pool);
     }
     return out;

@@ -1,12 +1,8 @@
 import { systemClock, type Clock } from '@x/resilience';
 import type { BroadcastMode, BroadcastResult, MulticastResult } from './broadcastResult.js';
 import type { CallOptions } from './callOptions.js';
-import {
-  BroadcastError,
-  InvalidRequestError,
-  NoHostError,
-  type RestClientError,
-} from './errors.js';
+import { InvalidCallError, NoHostError, type RestClientError } from './errors.js';
+import { BroadcastError } from './broadcastError.js';
 import {
   CoverScratch,
   solveCover,
@@ -15,7 +11,7 @@ import {
   type CoverLimits,
   type CoverMode,
 } from './internal/setCover.js';
-import { toOrigin } from './resource.js';
+import { toOrigin } from './toOrigin.js';
 import { Resources, type ResourcesOptions } from './resources.js';
 import type { Response } from './response.js';
 
@@ -293,11 +289,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
    */
   add(host: string, keys: Iterable<K>): void {
     if (typeof host !== 'string')
-      throw new InvalidRequestError(`host must be a string, got ${typeof host}`);
+      throw new InvalidCallError(`host must be a string, got ${typeof host}`);
     const list = [...keys];
     for (const key of list)
       if (typeof key !== 'string' && typeof key !== 'number')
-        throw new InvalidRequestError(`shard keys must be strings or numbers, got ${typeof key}`);
+        throw new InvalidCallError(`shard keys must be strings or numbers, got ${typeof key}`);
     let h = this.indexOfHost(host);
     const replicas = this.replicaLists();
     if (h === undefined) {
@@ -362,7 +358,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       const to = toOrigin(newHost);
       const other = this.originIndex.get(to);
       if (other !== undefined && other !== h)
-        throw new InvalidRequestError(`cannot move ${oldHost} to ${newHost}: already a host`);
+        throw new InvalidCallError(`cannot move ${oldHost} to ${newHost}: already a host`);
       const moved = this.resources.replace(this.hostList[h]!, newHost);
       this.hostList[h] = to;
       this.configuredList[h] = newHost;
@@ -593,7 +589,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   ): Promise<MulticastResult<T, K>> {
     const { mode = 'all', recover = true, timeout, ...callOptions } = options;
     if (mode !== 'all' && mode !== 'settled')
-      throw new InvalidRequestError(
+      throw new InvalidCallError(
         `multicast mode must be 'all' or 'settled', got ${JSON.stringify(mode)}`,
       );
     const wanted = [...new Set(keys)];

@@ -1,4 +1,4 @@
-import { AbortError, TimeoutError, type RestClientError } from '../errors.js';
+import { RequestAbortedError, RequestTimeoutError, type RestClientError } from '../errors.js';
 import type { Exchange } from './exchange.js';
 
 /** The error a call fails with when its caller's signal aborts. */
@@ -13,10 +13,10 @@ export function abortReason(
     idempotent: info.idempotent,
     cause: reason,
   };
-  // AbortSignal.timeout() aborts with a DOMException named TimeoutError (undici #2590).
-  if (reason instanceof Error && reason.name === 'TimeoutError')
-    return new TimeoutError('total', Number.NaN, options);
-  return new AbortError(reason, options);
+  // AbortSignal.timeout() aborts with a DOMException named RequestTimeoutError (undici #2590).
+  if (reason instanceof Error && reason.name === 'RequestTimeoutError')
+    return new RequestTimeoutError('total', Number.NaN, options);
+  return new RequestAbortedError(reason, options);
 }
 
 /**

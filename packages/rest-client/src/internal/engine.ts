@@ -21,19 +21,19 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import type { DecodeMode } from '../callOptions.js';
 import {
-  AbortError,
-  BroadcastError,
+  RequestAbortedError,
   ClosedError,
-  InvalidRequestError,
-  HttpError,
+  InvalidCallError,
+  HttpStatusError,
   NoHostError,
-  QueueFullError,
+  PoolQueueFullError,
   ResponseTooLargeError,
-  RetryBudgetExhaustedError,
+  RetryBudgetDeniedError,
   isRestClientError,
   type RestClientError,
   type RestClientErrorOptions,
 } from '../errors.js';
+import { BroadcastError } from '../broadcastError.js';
 import type { RestClientEvent, RestClientEventOf, RestClientEventType } from '../events.js';
 import type { HostStats } from '../hostStats.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
@@ -83,7 +83,7 @@ export interface EngineConfig {
 /** Chooses the host of the next try; `tried` holds the hosts already used by this call. */
 export type Picker = (tried: readonly HostPool[] | undefined) => HostPool | undefined;
 
-/** What a call resolves to: the `Response`, or its decoded body (throwing `HttpError` when not ok). */
+/** What a call resolves to: the `Response`, or its decoded body (throwing `HttpStatusError` when not ok). */
 export const enum Mode {
   Response = 0,
   Value = 1,
@@ -212,7 +212,7 @@ export class Engine {
     if (host === undefined) return undefined;
     if (from === to) return Promise.resolve();
     if (this.byOrigin.has(to))
-      throw new InvalidRequestError(`cannot move ${from} to ${to}: ${to} is already a host`);
+      throw new InvalidCallError(`cannot move ${from} to ${to}: ${to} is already a host`);
     this.byOrigin.delete(from);
     this.byOrigin.set(to, host);
     this.tags.delete(host);
@@ -377,7 +377,7 @@ export class Engine {
             failure = this.asFailure(error, host, spec, attempts);
             // The last try to fail may have been a hedge on another host: retry away from it.
             host = this.byOrigin.get(failure.host ?? '') ?? host;
-            if (failure.code === 'HTTP_ERROR') response = (failure as HttpError).response;
+            if (failure.code === 'HTTP_ERROR') response = (failure as HttpStatusError).response;
           }
         } else if (this.limiter !== undefined) {
           const ex = new Exchange(spec, host.origin, attempts);
@@ -460,7 +460,7 @@ export class Engine {
             continue;
           }
           if (retry === undefined) return mode === Mode.Response ? response : response.value();
-          failure = new HttpError(response, {
+          failure = new HttpStatusError(response, {
             host: host.origin,
             method: spec.method,
             path: spec.path,
@@ -531,7 +531,7 @@ export class Engine {
   ): unknown {
     if (response !== undefined) return mode === Mode.Response ? response : response.value();
     if (isXError(final, 'RETRY_BUDGET_EXHAUSTED')) {
-      throw new RetryBudgetExhaustedError({
+      throw new RetryBudgetDeniedError({
         host: error.host,
         method: error.method,
         path: error.path,
@@ -555,7 +555,7 @@ export class Engine {
       case 'SOCKET':
         return error.idempotent;
       case 'HTTP_ERROR':
-        return error.idempotent && retry.statuses.has((error as HttpError).status);
+        return error.idempotent && retry.statuses.has((error as HttpStatusError).status);
       default:
         return false;
     }
@@ -646,7 +646,7 @@ export class Engine {
               response.status >= 400 &&
               (response.status === 408 || retry?.statuses.has(response.status))
             ) {
-              throw new HttpError(response, infoOf(ex));
+              throw new HttpStatusError(response, infoOf(ex));
             }
             return response;
           } finally {
@@ -663,7 +663,7 @@ export class Engine {
       );
     } finally {
       for (const ex of running)
-        ex.abort(new AbortError('another hedged try answered first', infoOf(ex)));
+        ex.abort(new RequestAbortedError('another hedged try answered first', infoOf(ex)));
     }
   }
 
@@ -681,7 +681,7 @@ export class Engine {
     if (at <= start) throw ex.timeoutError();
     if (this.closed || host.removed) throw new ClosedError(infoOf(ex));
     if (host.inFlight >= host.connections && this.pendingTotal >= this.config.maxPending) {
-      throw new QueueFullError(this.config.maxPending, infoOf(ex));
+      throw new PoolQueueFullError(this.config.maxPending, infoOf(ex));
     }
     ex.at = at;
     this.deadlines.insert(ex);
@@ -906,7 +906,7 @@ export class Engine {
         })
         .catch((error: unknown) => {
           if (isXError(error, 'BULKHEAD_FULL'))
-            reject(new QueueFullError(this.config.maxPending, infoOf(ex)));
+            reject(new PoolQueueFullError(this.config.maxPending, infoOf(ex)));
           else reject(ex.aborted ? ex.reason : error);
         });
     }).finally(() => ex.removeListener('abort', onAbort));
@@ -1117,13 +1117,13 @@ export class Engine {
       (typeof mode !== 'object' && mode !== 'all' && mode !== 'settled' && mode !== 'first')
     ) {
       return Promise.reject(
-        new InvalidRequestError(`unknown broadcast mode ${JSON.stringify(mode)}`, info),
+        new InvalidCallError(`unknown broadcast mode ${JSON.stringify(mode)}`, info),
       );
     }
     const need = typeof mode === 'object' ? mode.quorum : mode === 'first' ? 1 : n;
     if (typeof mode === 'object' && !(Number.isInteger(need) && need >= 1 && need <= n)) {
       return Promise.reject(
-        new InvalidRequestError(
+        new InvalidCallError(
           `quorum must be an integer from 1 to ${n} (the hosts), got ${String(need)}`,
           info,
         ),
@@ -1153,7 +1153,7 @@ export class Engine {
           const ex = running[i];
           if (ex === undefined) continue;
           running[i] = undefined;
-          const cancelled = new AbortError('the broadcast was decided', ex.info());
+          const cancelled = new RequestAbortedError('the broadcast was decided', ex.info());
           failures.set(origins[i]!, cancelled);
           ex.abort(cancelled);
         }
