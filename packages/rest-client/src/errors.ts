@@ -1,5 +1,5 @@
 import { XError, isXError, type XErrorOptions } from '@x/resilience';
-import type { HttpResponse } from './httpResponse.js';
+import type { RestResponse } from './restResponse.js';
 
 /** Every code thrown by `@x/rest-client` (see the README for when each one is raised). */
 export type RestClientErrorCode =
@@ -92,7 +92,7 @@ export class HttpStatusError<T = unknown> extends RestClientError {
 
   constructor(
     /** The whole response (a `Response`). */
-    readonly response: HttpResponse<T>,
+    readonly response: RestResponse<T>,
     options: RestClientErrorOptions = {},
   ) {
     super(

@@ -21,15 +21,15 @@ export type { ResourceOptions } from './resourceOptions.js';
 
 // Requests and responses
 export { Response } from './response.js';
-export type { HttpResponse, ResponseHeaders } from './httpResponse.js';
+export type { RestResponse, ResponseHeaders } from './restResponse.js';
 export type {
-  CallOptions,
+  RestCallOptions,
   DecodeMode,
   HedgeOption,
-  QueryParams,
-  RetryOptions,
+  RestQuery,
+  RestRetryOptions,
   Timeouts,
-} from './callOptions.js';
+} from './restCallOptions.js';
 export {
   quorum,
   type BroadcastMode,

@@ -1,7 +1,7 @@
 import { leastLoaded, systemClock, type Balancer } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
-import type { CallOptions } from './callOptions.js';
+import type { RestCallOptions } from './restCallOptions.js';
 import { InvalidCallError, NoHostError } from './errors.js';
 import type { HostStats, Upstream } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
@@ -9,7 +9,7 @@ import { resolveConfig } from './internal/config.js';
 import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
 import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
-import type { QueryParams } from './internal/path.js';
+import type { RestQuery } from './internal/path.js';
 import { resolveHealth, type HealthOptions } from './passiveHealth.js';
 import type { PendingRequest } from './pendingRequest.js';
 import { toOrigin } from './toOrigin.js';
@@ -35,13 +35,13 @@ export interface ResourcesOptions extends ResourceOptions {
 }
 
 /** Options of {@link Resources.unicast} and the verb methods. */
-export interface UnicastOptions extends CallOptions {
+export interface UnicastOptions extends RestCallOptions {
   /** Choose among these hosts only (lupyne's `hosts=`). Default: every host. */
   readonly hosts?: Iterable<string>;
 }
 
 /** Options of {@link Resources.broadcast}. */
-export interface BroadcastOptions extends CallOptions {
+export interface BroadcastOptions extends RestCallOptions {
   /** Send to these hosts only. Default: every host. */
   readonly hosts?: Iterable<string>;
   /** When the broadcast is decided. Default `'all'`. */
@@ -252,12 +252,12 @@ export class Resources extends EngineClient {
   }
 
   /** GET on one host: the decoded body, or throws `HttpStatusError`. */
-  get<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+  get<T = unknown>(path: string, query?: RestQuery, options?: UnicastOptions): Promise<T> {
     return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
   /** DELETE on one host: the decoded body, or throws `HttpStatusError`. */
-  delete<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+  delete<T = unknown>(path: string, query?: RestQuery, options?: UnicastOptions): Promise<T> {
     return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
@@ -308,7 +308,7 @@ export class Resources extends EngineClient {
     host: string,
     method: string,
     path: string,
-    options?: CallOptions,
+    options?: RestCallOptions,
   ): PendingRequest<T> {
     const origin = safeOrigin(host) ?? String(host);
     let response: Promise<Response<T>>;
@@ -339,7 +339,7 @@ export class Resources extends EngineClient {
     host: string,
     method: string,
     path: string,
-    options?: CallOptions,
+    options?: RestCallOptions,
   ): Promise<StreamResponse> {
     try {
       const pool = this.poolOf(host);
@@ -386,7 +386,7 @@ export class Resources extends EngineClient {
     method: string,
     path: string,
     options: UnicastOptions | undefined,
-    query: QueryParams | undefined,
+    query: RestQuery | undefined,
     json: unknown,
     hasJson: boolean,
     mode: Mode,

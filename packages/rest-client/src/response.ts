@@ -1,6 +1,6 @@
 import { parseRetryAfter } from '@x/resilience';
 import { HttpStatusError } from './errors.js';
-import type { HttpResponse, ResponseHeaders } from './httpResponse.js';
+import type { RestResponse, ResponseHeaders } from './restResponse.js';
 import { parseResponseTime } from './internal/responseTime.js';
 
 export type { ResponseHeaders };
@@ -10,7 +10,7 @@ export type { ResponseHeaders };
  * content type says so (`application/json`, `*+json`, `text/x-json`), text otherwise, or as asked
  * by the `decode` option. `ok` is lupyne's truthiness (2xx); `value()` is its `__call__`.
  */
-export class Response<T = unknown> implements HttpResponse<T> {
+export class Response<T = unknown> implements RestResponse<T> {
   constructor(
     /** Origin of the host that answered. */
     readonly host: string,

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '@x/resilience';
 import type { BroadcastMode, BroadcastResult, MulticastResult } from './broadcastResult.js';
-import type { CallOptions } from './callOptions.js';
+import type { RestCallOptions } from './restCallOptions.js';
 import { InvalidCallError, NoHostError, type RestClientError } from './errors.js';
 import { BroadcastError } from './broadcastError.js';
 import {
@@ -40,7 +40,7 @@ export interface ShardsOptions extends ResourcesOptions {
 }
 
 /** Options of {@link Shards.multicast}. */
-export interface MulticastOptions extends CallOptions {
+export interface MulticastOptions extends RestCallOptions {
   /**
    * `'all'` (default): every key must be served (a 2xx or 4xx answer from its host), else reject
    * with `BROADCAST`; `'settled'`: resolve with whatever was served.
@@ -68,9 +68,9 @@ export interface Cover<K extends ShardKey = ShardKey> {
 
 /** The timeout of a multicast round: what is left of the call's total, keeping its per-try limit. */
 function roundTimeout(
-  timeout: CallOptions['timeout'],
+  timeout: RestCallOptions['timeout'],
   remainingMs: number | undefined,
-): { timeout?: CallOptions['timeout'] } {
+): { timeout?: RestCallOptions['timeout'] } {
   if (remainingMs === undefined) return timeout === undefined ? {} : { timeout };
   return {
     timeout: typeof timeout === 'object' ? { ...timeout, total: remainingMs } : remainingMs,
@@ -552,7 +552,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     key: K,
     method: string,
     path: string,
-    options?: CallOptions,
+    options?: RestCallOptions,
   ): Promise<Response<T>> {
     const hosts = this.map.get(key);
     if (hosts === undefined)
@@ -565,7 +565,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     key: K,
     method: string,
     path: string,
-    options?: CallOptions & { readonly mode?: BroadcastMode },
+    options?: RestCallOptions & { readonly mode?: BroadcastMode },
   ): Promise<BroadcastResult<T>> {
     const hosts = this.map.get(key);
     if (hosts === undefined)

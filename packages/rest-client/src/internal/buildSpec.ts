@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { CallOptions, DecodeMode } from '../callOptions.js';
+import type { RestCallOptions, DecodeMode } from '../restCallOptions.js';
 import { InvalidCallError } from '../errors.js';
 import { IDEMPOTENT_METHODS, READ_METHODS, type CallSpec } from './callSpec.js';
 import { resolveTimeouts } from './config.js';
-import { buildPath, type QueryParams } from './path.js';
+import { buildPath, type RestQuery } from './path.js';
 
 /** Client defaults a call starts from. */
 export interface SpecDefaults {
@@ -37,8 +37,8 @@ export function buildSpec(
   defaults: SpecDefaults,
   rawMethod: unknown,
   path: unknown,
-  options: CallOptions | undefined,
-  query?: QueryParams,
+  options: RestCallOptions | undefined,
+  query?: RestQuery,
   json?: unknown,
   hasJson = false,
 ): CallSpec {

@@ -8,7 +8,7 @@ import {
   systemClock,
   type Balancer,
 } from '@x/resilience';
-import type { RetryOptions } from '../callOptions.js';
+import type { RestRetryOptions } from '../restCallOptions.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
 import type { ResourceOptions } from '../resourceOptions.js';
 import type { EngineConfig, ResolvedRetry } from './engine.js';
@@ -51,7 +51,7 @@ export function resolveTimeouts(
 }
 
 function resolveRetry(
-  retry: RetryOptions | false | undefined,
+  retry: RestRetryOptions | false | undefined,
   options: ResourceOptions,
 ): ResolvedRetry | undefined {
   if (retry === false) return undefined;

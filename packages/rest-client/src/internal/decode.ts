@@ -1,5 +1,5 @@
 import { brotliDecompressSync, gunzipSync, inflateSync, type ZlibOptions } from 'node:zlib';
-import type { DecodeMode } from '../callOptions.js';
+import type { DecodeMode } from '../restCallOptions.js';
 import {
   ResponseDecodeError,
   ResponseTooLargeError,

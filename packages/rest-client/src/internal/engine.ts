@@ -19,7 +19,7 @@ import {
 import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
-import type { DecodeMode } from '../callOptions.js';
+import type { DecodeMode } from '../restCallOptions.js';
 import {
   RequestAbortedError,
   ClosedError,

@@ -1,7 +1,7 @@
 import { InvalidCallError } from '../errors.js';
 
 /** Query parameters: arrays repeat the key (lupyne's `urlencode(doseq=True)`); null/undefined are skipped. */
-export type QueryParams = Readonly<
+export type RestQuery = Readonly<
   Record<
     string,
     | string
@@ -24,7 +24,7 @@ const MAX_PATH = 16_384;
  * fragment, dot segments (`/../`, `/%2e%2e/`) that would escape the host's tree, and paths over
  * 16 KiB.
  */
-export function buildPath(path: unknown, query: QueryParams | undefined): string {
+export function buildPath(path: unknown, query: RestQuery | undefined): string {
   if (typeof path !== 'string')
     throw new InvalidCallError(`path must be a string, got ${describe(path)}`);
   const n = path.length;
@@ -76,7 +76,7 @@ function hasDotSegment(path: string): boolean {
 }
 
 /** Encodes query parameters like `URLSearchParams` (spaces as `+`), repeating keys for arrays. */
-export function encodeQuery(query: QueryParams): string {
+export function encodeQuery(query: RestQuery): string {
   if (typeof query !== 'object' || Array.isArray(query)) {
     throw new InvalidCallError(`query must be an object of parameters, got ${describe(query)}`);
   }

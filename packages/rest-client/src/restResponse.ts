@@ -5,7 +5,7 @@ export type ResponseHeaders = Readonly<Record<string, string | string[] | undefi
  * A completed response as errors carry it (`HttpStatusError.response`); the `Response` class
  * implements it. A separate file, so that errors and responses do not import each other.
  */
-export interface HttpResponse<T = unknown> {
+export interface RestResponse<T = unknown> {
   /** Origin of the host that answered. */
   readonly host: string;
   readonly method: string;
