@@ -13,8 +13,8 @@ export function abortReason(
     idempotent: info.idempotent,
     cause: reason,
   };
-  // AbortSignal.timeout() aborts with a DOMException named RequestTimeoutError (undici #2590).
-  if (reason instanceof Error && reason.name === 'RequestTimeoutError')
+  // AbortSignal.timeout() aborts with a DOMException named TimeoutError (undici #2590).
+  if (reason instanceof Error && reason.name === 'TimeoutError')
     return new RequestTimeoutError('total', Number.NaN, options);
   return new RequestAbortedError(reason, options);
 }

@@ -4,14 +4,16 @@ import {
   deadlineHeaderValue,
   Emitter,
   isXError,
+  loadCost,
+  policyContext,
   sleep,
   TimerQueue,
   type Balancer,
   type Clock,
+  type EndpointLoad,
   type HedgePolicy,
   type Logger,
   type Metrics,
-  type PolicyContext,
   type RetryBudget,
   type RetryPolicy,
   type Tags,
@@ -45,6 +47,7 @@ import type { CallSpec } from './callSpec.js';
 import { contentTypeOf, decodeText, decompress } from './decode.js';
 import { toRestClientError, type FailureContext } from './errorMapping.js';
 import { Exchange } from './exchange.js';
+import { HostHealth } from './hostHealth.js';
 import { HostPool, type PoolSettings } from './hostPool.js';
 
 /** Retry settings with defaults applied. */
@@ -100,6 +103,9 @@ export interface StreamResponse {
   readonly ok: boolean;
 }
 
+/** The least-loaded cost of the default `priority`: 5 in-flight requests per consecutive failure. */
+const PRIORITY_COST = { errorPenalty: 5 } as const;
+
 function describeMode(mode: BroadcastMode): string {
   return typeof mode === 'object' ? `quorum(${mode.quorum})` : `'${mode}'`;
 }
@@ -141,7 +147,17 @@ export class Engine {
   priorityFn: ((host: string) => number | null | undefined) | undefined = undefined;
   closed = false;
   private pendingTotal = 0;
-  private ejectedCount = 0;
+  /** Scratch load read by `loadCost` in {@link defaultPriority} (no allocation per call). */
+  private readonly priorityLoad: EndpointLoad = {
+    inFlight: 0,
+    requests: 0,
+    failures: 0,
+    consecutiveFailures: 0,
+    ewmaMs: 0,
+    lastUpdate: 0,
+  };
+  /** Passive health (ejection, probes), when enabled. */
+  readonly health: HostHealth | undefined;
   private readonly limiter: Bulkhead | undefined;
   private readonly closer = new AbortController();
   private closing: Promise<void> | undefined;
@@ -160,6 +176,21 @@ export class Engine {
       connectTimeoutMs: config.pool.connectTimeoutMs,
       maxResponseSize: config.pool.maxResponseSize,
     };
+    this.health =
+      config.health === undefined
+        ? undefined
+        : new HostHealth(config.health, {
+            clock: config.clock,
+            now: () => this.now(),
+            hostCount: () => this.hosts.length,
+            closed: () => this.closed,
+            emit: event => this.emit(event),
+            ejected: host =>
+              config.metrics?.increment('rest_client.ejections', 1, this.tagsOf(host).host),
+            logger: config.logger,
+            balancer: config.balancer,
+            sendProbe: (host, probe) => this.probeOnce(host, probe),
+          });
     if (config.maxConnectionsTotal !== Infinity) {
       this.limiter = new Bulkhead({
         limit: config.maxConnectionsTotal,
@@ -192,8 +223,7 @@ export class Engine {
     this.byOrigin.delete(origin);
     this.hosts.splice(this.hosts.indexOf(host), 1);
     host.removed = true;
-    if (host.state !== 'healthy') this.ejectedCount--;
-    this.clearProbe(host);
+    this.health?.forget(host);
     this.config.balancer.forget(host);
     await this.retire(host.pool);
     return true;
@@ -222,11 +252,7 @@ export class Engine {
     // or ejects it again for the next, longer ejection time). Totals and history stay.
     host.consecutiveFailures = 0;
     this.config.balancer.load(host).consecutiveFailures = 0;
-    if (host.state === 'ejected') {
-      host.ejectedUntil = this.now();
-      if (this.config.health !== undefined && this.config.health.probe !== 'request')
-        this.scheduleProbe(host, 0);
-    }
+    this.health?.moved(host);
     return this.retire(old);
   }
 
@@ -261,22 +287,6 @@ export class Engine {
 
   // ---------------------------------------------------------------- choice
 
-  /** True when a host may take a request now (health-wise); moves expired ejections to probing. */
-  eligible(host: HostPool): boolean {
-    switch (host.state) {
-      case 'healthy':
-        return true;
-      case 'ejected':
-        if (this.config.health?.probe === 'request' && this.now() >= host.ejectedUntil) {
-          host.state = 'probing';
-          return !host.probeInFlight;
-        }
-        return false;
-      case 'probing':
-        return !host.probeInFlight && this.config.health?.probe === 'request';
-    }
-  }
-
   /**
    * Chooses among `candidates`, skipping `tried` and ineligible hosts: the hosts with the lowest
    * `priority` when it is customised (null eliminates), then the balancer. When only ejection
@@ -290,10 +300,11 @@ export class Engine {
     let exclude: Set<HostPool> | undefined;
     if (tried !== undefined && tried.length > 0) exclude = new Set(tried);
     let withHealth = exclude;
-    if (this.ejectedCount > 0) {
+    const health = this.health;
+    if (health !== undefined && health.ejectedCount > 0) {
       for (let i = 0; i < candidates.length; i++) {
         const host = candidates[i]!;
-        if (host.state !== 'healthy' && !this.eligible(host))
+        if (host.state !== 'healthy' && !health.eligible(host))
           (withHealth ??= new Set(exclude)).add(host);
       }
     }
@@ -329,14 +340,25 @@ export class Engine {
     return this.config.balancer.pick(tier, exclude);
   }
 
-  /** The default `priority(host)`: null when not eligible, else its load (in flight + 5 per consecutive failure). */
+  /**
+   * The default `priority(host)`: null when not eligible, else `@x/resilience`'s `loadCost`:
+   * in flight + 5 per consecutive failure (up to 10).
+   */
   defaultPriority(host: HostPool): number | null {
     if (
       host.state !== 'healthy' &&
       (host.state === 'ejected' ? this.now() < host.ejectedUntil : host.probeInFlight)
     )
       return null;
-    return host.inFlight + 5 * Math.min(host.consecutiveFailures, 10);
+    const load = this.priorityLoad;
+    load.inFlight = host.inFlight;
+    load.consecutiveFailures = host.consecutiveFailures;
+    return loadCost(load, PRIORITY_COST);
+  }
+
+  /** True when a host may take a request now, health-wise (see `HostHealth.eligible`). */
+  eligible(host: HostPool): boolean {
+    return this.health === undefined || this.health.eligible(host);
   }
 
   // ---------------------------------------------------------------- calls
@@ -484,12 +506,9 @@ export class Engine {
         // A retry is due (failure is set).
         const error = failure!;
         (tried ??= []).push(host);
-        schedule ??= retry.policy.schedule({
-          signal: spec.signal,
-          attempt: 0,
-          deadline: spec.deadline,
-          endpoint: undefined,
-        } as unknown as PolicyContext);
+        schedule ??= retry.policy.schedule(
+          policyContext({ signal: spec.signal, deadline: spec.deadline }),
+        );
         let delay = schedule.next(error);
         if (delay < 0) return this.giveUp(schedule.finalError, error, response, mode, attempts);
         let next = pick(tried);
@@ -654,12 +673,7 @@ export class Engine {
             link?.untrack(ex);
           }
         },
-        {
-          signal: spec.signal,
-          attempt: 0,
-          deadline: spec.deadline,
-          endpoint: undefined,
-        } as unknown as PolicyContext,
+        policyContext({ signal: spec.signal, deadline: spec.deadline }),
       );
     } finally {
       for (const ex of running)
@@ -772,10 +786,9 @@ export class Engine {
     const start = ex.attempt === 1 && !spec.hedge ? spec.startedAt : this.now();
     this.admit(host, spec, ex, start);
     const limiter = this.limiter;
-    let release: (() => void) | undefined;
     if (limiter !== undefined && !limiter.tryAcquire()) {
       try {
-        release = await this.acquireSlot(limiter, ex);
+        await this.acquireSlot(limiter, ex);
       } catch (error) {
         this.deadlines.remove(ex);
         throw error;
@@ -822,8 +835,7 @@ export class Engine {
       throw (failure = this.tryFailure(error, ex, afterHeaders));
     } finally {
       this.deadlines.remove(ex);
-      if (release !== undefined) release();
-      else limiter?.release();
+      limiter?.release();
       this.finish(host, start, status, failure, end);
     }
   }
@@ -861,9 +873,9 @@ export class Engine {
         host.failures++;
         host.consecutiveFailures++;
       }
-      if (health !== undefined) this.recordHealth(host, ok, failure, now);
-    } else if (host.state === 'probing' && host.probeInFlight && health?.probe === 'request') {
-      host.probeInFlight = false; // the probe said nothing: let the next request probe
+      this.health?.record(host, ok, failure, now);
+    } else {
+      this.health?.neutral(host); // a request probe that said nothing: let the next one probe
     }
     const metrics = this.config.metrics;
     if (metrics !== undefined) {
@@ -891,138 +903,31 @@ export class Engine {
     return tags;
   }
 
-  /** Waits for a slot of `maxConnectionsTotal` (the `@x/resilience` bulkhead), honouring the try's abort. */
-  private acquireSlot(limiter: Bulkhead, ex: Exchange): Promise<() => void> {
+  /**
+   * Waits for a slot of `maxConnectionsTotal` (the `@x/resilience` bulkhead's `acquire`; the
+   * caller releases it), honouring the try's abort.
+   */
+  private async acquireSlot(limiter: Bulkhead, ex: Exchange): Promise<void> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(ex.reason);
     ex.once('abort', onAbort);
-    return new Promise<() => void>((resolve, reject) => {
-      limiter
-        .run(() => new Promise<void>(release => resolve(release)), {
-          signal: controller.signal,
-          attempt: 0,
-          deadline: Infinity,
-          endpoint: undefined,
-        })
-        .catch((error: unknown) => {
-          if (isXError(error, 'BULKHEAD_FULL'))
-            reject(new PoolQueueFullError(this.config.maxPending, infoOf(ex)));
-          else reject(ex.aborted ? ex.reason : error);
-        });
-    }).finally(() => ex.removeListener('abort', onAbort));
+    try {
+      await limiter.acquire(controller.signal);
+    } catch (error) {
+      if (isXError(error, 'BULKHEAD_FULL'))
+        throw new PoolQueueFullError(this.config.maxPending, infoOf(ex));
+      throw ex.aborted ? ex.reason : error;
+    } finally {
+      ex.removeListener('abort', onAbort);
+    }
   }
 
-  // ---------------------------------------------------------------- health
-
-  private recordHealth(
+  /** An active health probe: one try that bypasses load and health bookkeeping; its status. */
+  private async probeOnce(
     host: HostPool,
-    ok: boolean,
-    failure: RestClientError | undefined,
-    now: number,
-  ): void {
-    const health = this.config.health!;
-    if (ok) {
-      if (host.state === 'probing' && health.probe === 'request')
-        this.readmit(host, 'request', now);
-      else if (
-        host.ejections > 0 &&
-        host.state === 'healthy' &&
-        now - host.readmittedAt >= health.maxEjectionMs
-      )
-        host.ejections = 0;
-      return;
-    }
-    if (host.state === 'probing') {
-      if (health.probe === 'request') {
-        this.emit({ type: 'probeFailed', host: host.origin, error: failure });
-        this.eject(host, failure, now);
-      }
-      return;
-    }
-    if (
-      host.state === 'healthy' &&
-      host.consecutiveFailures >= health.consecutiveFailures &&
-      this.canEject()
-    ) {
-      this.eject(host, failure, now);
-    }
-  }
-
-  private canEject(): boolean {
-    const n = this.hosts.length;
-    const percent = this.config.health!.maxEjectedPercent;
-    const cap = Math.min(n - 1, Math.max(percent > 0 ? 1 : 0, Math.floor((n * percent) / 100)));
-    return this.ejectedCount < cap;
-  }
-
-  private eject(host: HostPool, error: RestClientError | undefined, now: number): void {
-    const health = this.config.health!;
-    if (host.state === 'healthy') this.ejectedCount++;
-    if (
-      host.ejections > 0 &&
-      now - host.readmittedAt >= health.maxEjectionMs &&
-      host.state === 'healthy'
-    )
-      host.ejections = 0;
-    host.ejections++;
-    const ejectionMs = Math.min(
-      health.maxEjectionMs,
-      health.baseEjectionMs * 2 ** Math.min(host.ejections - 1, 30),
-    );
-    host.state = 'ejected';
-    host.probeInFlight = false;
-    host.ejectedAt = now;
-    host.ejectedUntil = now + ejectionMs;
-    this.emit({
-      type: 'eject',
-      host: host.origin,
-      consecutiveFailures: host.consecutiveFailures,
-      ejectionMs,
-      ejections: host.ejections,
-      error,
-    });
-    this.config.metrics?.increment('rest_client.ejections', 1, this.tagsOf(host).host);
-    this.config.logger.warn(
-      { host: host.origin, ejectionMs, ejections: host.ejections, err: error },
-      'rest-client: host ejected',
-    );
-    if (health.probe !== 'request') this.scheduleProbe(host, ejectionMs);
-  }
-
-  private readmit(host: HostPool, via: 'probe' | 'request', now: number): void {
-    if (host.state === 'healthy') return;
-    this.ejectedCount--;
-    host.state = 'healthy';
-    host.probeInFlight = false;
-    host.consecutiveFailures = 0;
-    host.readmittedAt = now;
-    this.emit({ type: 'readmit', host: host.origin, via, ejectedMs: now - host.ejectedAt });
-    this.config.logger.info({ host: host.origin, via }, 'rest-client: host readmitted');
-  }
-
-  private scheduleProbe(host: HostPool, ms: number): void {
-    this.clearProbe(host);
-    if (this.closed) return;
-    const timer = this.clock.setTimeout(() => {
-      host.probeTimer = undefined;
-      void this.probe(host);
-    }, ms);
-    timer.unref?.();
-    host.probeTimer = timer;
-  }
-
-  private clearProbe(host: HostPool): void {
-    if (host.probeTimer !== undefined) this.clock.clearTimeout(host.probeTimer);
-    host.probeTimer = undefined;
-  }
-
-  /** Sends the configured health probe to an ejected host. */
-  private async probe(host: HostPool): Promise<void> {
-    const health = this.config.health!;
-    const probe = health.probe;
-    if (probe === 'request' || this.closed || host.removed || host.state !== 'ejected') return;
-    host.state = 'probing';
-    host.probeInFlight = true;
+    probe: Exclude<ResolvedHealth['probe'], 'request'>,
+  ): Promise<number> {
+    const now = this.now();
     const spec: CallSpec = {
       method: probe.method,
       path: probe.path,
@@ -1033,36 +938,11 @@ export class Engine {
       signal: undefined,
       totalMs: probe.timeoutMs,
       perTryMs: Infinity,
-      startedAt: this.now(),
-      deadline: this.now() + probe.timeoutMs,
+      startedAt: now,
+      deadline: now + probe.timeoutMs,
       retry: false,
       hedge: false,
     };
-    let error: RestClientError | undefined;
-    let passed = false;
-    const start = this.now();
-    // The balancer sees the probe (so a readmitted host is not shunned for its old failures).
-    this.config.balancer.start(host);
-    try {
-      const response = await this.tryOnceUntracked(host, spec);
-      passed = probe.expect(response.status);
-    } catch (failure) {
-      error = failure as RestClientError;
-    }
-    this.config.balancer.end(host, { ok: passed, durationMs: Math.max(0, this.now() - start) });
-    if (this.closed || host.removed || host.state !== 'probing') return;
-    const now = this.now();
-    if (passed) {
-      this.readmit(host, 'probe', now);
-    } else {
-      this.emit({ type: 'probeFailed', host: host.origin, error });
-      this.config.logger.warn({ host: host.origin, err: error }, 'rest-client: probe failed');
-      this.eject(host, error, now);
-    }
-  }
-
-  /** A try that bypasses load and health bookkeeping (health probes). */
-  private async tryOnceUntracked(host: HostPool, spec: CallSpec): Promise<Response> {
     const ex = new Exchange(spec, host.origin, 1);
     ex.at = spec.deadline;
     this.deadlines.insert(ex);
@@ -1074,18 +954,7 @@ export class Engine {
         signal: ex,
       });
       await data.body.dump();
-      return new Response(
-        host.origin,
-        spec.method,
-        spec.path,
-        data.statusCode,
-        data.statusText,
-        data.headers,
-        undefined,
-        1,
-        0,
-        true,
-      );
+      return data.statusCode;
     } catch (error) {
       throw ex.aborted && isRestClientError(ex.reason)
         ? ex.reason
@@ -1348,7 +1217,7 @@ export class Engine {
     this.closing ??= (async () => {
       this.closed = true;
       this.closer.abort(new ClosedError());
-      for (const host of this.hosts) this.clearProbe(host);
+      this.health?.stop(this.hosts);
       await Promise.all([
         ...this.hosts.map(host => host.pool.close()),
         ...[...this.retiring].map(pool => pool.close()),
@@ -1362,7 +1231,7 @@ export class Engine {
   async destroy(): Promise<void> {
     this.closed = true;
     this.closer.abort(new ClosedError());
-    for (const host of this.hosts) this.clearProbe(host);
+    this.health?.stop(this.hosts);
     await Promise.all([
       ...this.hosts.map(host => host.pool.destroy(new ClosedError({ host: host.origin }))),
       ...[...this.retiring].map(pool => pool.destroy(new ClosedError())),

@@ -54,7 +54,7 @@ describe('toRestClientError', () => {
     expect(toRestClientError(own, info, false, context)).toBe(own);
     expect(
       toRestClientError(
-        Object.assign(new Error('t'), { name: 'RequestTimeoutError' }),
+        Object.assign(new Error('t'), { name: 'TimeoutError' }),
         info,
         false,
         context,
@@ -62,7 +62,7 @@ describe('toRestClientError', () => {
     ).toMatchObject({ code: 'TIMEOUT', phase: 'total' });
     expect(
       toRestClientError(
-        Object.assign(new Error('a'), { name: 'RequestAbortedError' }),
+        Object.assign(new Error('a'), { name: 'AbortError' }),
         info,
         false,
         context,

@@ -80,8 +80,8 @@ export function toRestClientError(
   }
   const name =
     typeof error === 'object' && error !== null ? (error as { name?: unknown }).name : undefined;
-  if (name === 'RequestTimeoutError') return new RequestTimeoutError('total', Number.NaN, options);
-  if (name === 'RequestAbortedError')
+  if (name === 'TimeoutError') return new RequestTimeoutError('total', Number.NaN, options);
+  if (name === 'AbortError')
     return new RequestAbortedError((error as { cause?: unknown }).cause ?? error, options);
   return new SocketError(!afterHeaders && isStale(error, code), options);
 }
