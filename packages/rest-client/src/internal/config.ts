@@ -15,6 +15,7 @@ import type { EngineConfig, ResolvedRetry } from './engine.js';
 import type { HostPool } from './hostPool.js';
 import type { CachedClock } from './cachedClock.js';
 import { durationOption as ms } from './durationOption.js';
+import { retryRule } from './retryRule.js';
 
 const MiB = 1024 * 1024;
 
@@ -60,24 +61,23 @@ function resolveRetry(
   let budget: RetryBudget | undefined;
   if (r.budget instanceof RetryBudget) budget = r.budget;
   else if (r.budget !== false) budget = new RetryBudget({ ...r.budget, clock });
+  const rule = {
+    retryOn: r.retryOn,
+    statuses: r.statuses ?? RETRYABLE_STATUSES,
+    retryOnTimeout: r.retryOnTimeout ?? false,
+  };
   const policy = new RetryPolicy({
     maxRetries: r.maxRetries ?? 2,
     backoff:
       r.backoff ??
       exponentialBackoff({ initialMs: 25, maxMs: 1_000, jitter: 'full', random: options.random }),
     maxRetryAfterMs: r.maxRetryAfterMs ?? 30_000,
-    // Retryability is decided by the engine (it knows the request's idempotency) before asking the schedule.
-    retryOn: () => true,
+    // The one rule of which tries are retried (the engine asks the schedule after every failure).
+    retryOn: retryRule(rule),
     budget,
     clock,
   });
-  return {
-    policy,
-    budget,
-    retryOn: r.retryOn,
-    statuses: r.statuses ?? RETRYABLE_STATUSES,
-    retryOnTimeout: r.retryOnTimeout ?? false,
-  };
+  return { policy, budget, ...rule };
 }
 
 /** Validates client options and builds the engine configuration. */

@@ -489,8 +489,6 @@ export class Engine {
             idempotent: spec.idempotent,
             attempts,
           });
-          if (!this.retryable(failure, retry, attempts))
-            return mode === Mode.Response ? response : response.value();
         } else if (
           failure!.code === 'SOCKET' &&
           (failure as { stale?: boolean }).stale &&
@@ -500,10 +498,10 @@ export class Engine {
           replayed = true;
           this.replay(host, spec, failure, undefined);
           continue;
-        } else if (retry === undefined || !this.retryable(failure!, retry, attempts)) {
+        } else if (retry === undefined) {
           throw failure;
         }
-        // A retry is due (failure is set).
+        // The retry policy decides (its `retryOn` is the client's rule, see `retryRule`).
         const error = failure!;
         (tried ??= []).push(host);
         schedule ??= retry.policy.schedule(
@@ -560,24 +558,6 @@ export class Engine {
       });
     }
     throw error;
-  }
-
-  private retryable(error: RestClientError, retry: ResolvedRetry, attempt: number): boolean {
-    if (retry.retryOn !== undefined) return retry.retryOn(error, attempt);
-    switch (error.code) {
-      case 'CONNECT':
-        return true;
-      case 'TIMEOUT': {
-        const phase = (error as { phase?: string }).phase;
-        return phase === 'connect' || (phase === 'try' && retry.retryOnTimeout && error.idempotent);
-      }
-      case 'SOCKET':
-        return error.idempotent;
-      case 'HTTP_ERROR':
-        return error.idempotent && retry.statuses.has((error as HttpStatusError).status);
-      default:
-        return false;
-    }
   }
 
   private replay(
