@@ -11,7 +11,7 @@ import {
 import type { RestRetryOptions } from '../restCallOptions.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
 import type { ResourceOptions } from '../resourceOptions.js';
-import type { EngineConfig, ResolvedRetry } from './engine.js';
+import type { EngineConfig, ResolvedRetry } from './engineConfig.js';
 import type { HostPool } from './hostPool.js';
 import type { CachedClock } from './cachedClock.js';
 import { durationOption as ms } from './durationOption.js';

@@ -4,26 +4,16 @@ import {
   deadlineHeaderValue,
   Emitter,
   isXError,
-  loadCost,
   policyContext,
   sleep,
   TimerQueue,
-  type Balancer,
   type Clock,
-  type EndpointLoad,
-  type HedgePolicy,
-  type Logger,
-  type Metrics,
-  type RetryBudget,
   type RetryPolicy,
   type Tags,
 } from '@x/resilience';
 import { setMaxListeners } from 'node:events';
-import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
-import type { DecodeMode } from '../restCallOptions.js';
 import {
-  RequestAbortedError,
   ClosedError,
   InvalidCallError,
   HttpStatusError,
@@ -35,11 +25,10 @@ import {
   type RestClientError,
   type RestClientErrorOptions,
 } from '../errors.js';
-import { BroadcastError } from '../broadcastError.js';
 import type { RestClientEvent, RestClientEventOf, RestClientEventType } from '../events.js';
 import type { HostStats } from '../hostStats.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
-import { Response, type ResponseHeaders } from '../response.js';
+import { Response } from '../response.js';
 import type { BroadcastMode, BroadcastResult } from '../broadcastResult.js';
 import { CachedClock } from './cachedClock.js';
 import { CallLink, abortReason } from './callLink.js';
@@ -48,66 +37,22 @@ import { contentTypeOf, decodeText, decompress } from './decode.js';
 import { toRestClientError, type FailureContext } from './errorMapping.js';
 import { Exchange } from './exchange.js';
 import { HostHealth } from './hostHealth.js';
-import { HostPool, type PoolSettings } from './hostPool.js';
+import { HostPool } from './hostPool.js';
+import { HostChooser } from './hostChooser.js';
+import { hedgedTry } from './hedgedTry.js';
+import { broadcast } from './broadcast.js';
+import { openStream, type StreamResponse } from './openStream.js';
+import type { EngineConfig } from './engineConfig.js';
+import type { Picker } from './picker.js';
 
-/** Retry settings with defaults applied. */
-export interface ResolvedRetry {
-  readonly policy: RetryPolicy;
-  readonly budget: RetryBudget | undefined;
-  readonly retryOn: ((error: RestClientError, attempt: number) => boolean) | undefined;
-  readonly statuses: ReadonlySet<number>;
-  readonly retryOnTimeout: boolean;
-}
-
-/** Everything an engine needs, resolved by the public classes. */
-export interface EngineConfig {
-  readonly clock: Clock;
-  /** Shared with the load trackers the client created itself (see `CachedClock`). */
-  readonly cachedClock?: CachedClock;
-  readonly totalMs: number;
-  readonly perTryMs: number;
-  readonly decode: DecodeMode;
-  readonly headers: Readonly<Record<string, string>> | undefined;
-  readonly compress: boolean;
-  /** Send each try's remaining deadline in `DEADLINE_HEADER`. */
-  readonly sendDeadline: boolean;
-  readonly pool: PoolSettings;
-  readonly retry: ResolvedRetry | undefined;
-  readonly hedge: HedgePolicy | undefined;
-  readonly health: ResolvedHealth | undefined;
-  readonly maxPending: number;
-  readonly maxConnectionsTotal: number;
-  readonly metrics: Metrics | undefined;
-  readonly logger: Logger;
-  /** Picks hosts and tracks their load (start/end/load). */
-  readonly balancer: Balancer<HostPool>;
-}
-
-/** Chooses the host of the next try; `tried` holds the hosts already used by this call. */
-export type Picker = (tried: readonly HostPool[] | undefined) => HostPool | undefined;
+export type { EngineConfig, ResolvedRetry } from './engineConfig.js';
+export type { Picker } from './picker.js';
+export type { StreamResponse } from './openStream.js';
 
 /** What a call resolves to: the `Response`, or its decoded body (throwing `HttpStatusError` when not ok). */
 export const enum Mode {
   Response = 0,
   Value = 1,
-}
-
-/** A response whose body is a stream, from the streaming escape hatch. */
-export interface StreamResponse {
-  readonly host: string;
-  readonly status: number;
-  readonly reason: string;
-  readonly headers: ResponseHeaders;
-  /** The body: consume it (or call `destroy()`), or the connection is never reused. */
-  readonly body: Readable;
-  readonly ok: boolean;
-}
-
-/** The least-loaded cost of the default `priority`: 5 in-flight requests per consecutive failure. */
-const PRIORITY_COST = { errorPenalty: 5 } as const;
-
-function describeMode(mode: BroadcastMode): string {
-  return typeof mode === 'object' ? `quorum(${mode.quorum})` : `'${mode}'`;
 }
 
 const NEUTRAL = new Set([
@@ -143,25 +88,17 @@ export class Engine {
   readonly byOrigin = new Map<string, HostPool>();
   readonly events = new Emitter<RestClientEvent>();
   readonly deadlines: TimerQueue;
-  /** Custom `priority(host)` (a subclass override or option), or undefined for the default. */
-  priorityFn: ((host: string) => number | null | undefined) | undefined = undefined;
   closed = false;
   private pendingTotal = 0;
-  /** Scratch load read by `loadCost` in {@link defaultPriority} (no allocation per call). */
-  private readonly priorityLoad: EndpointLoad = {
-    inFlight: 0,
-    requests: 0,
-    failures: 0,
-    consecutiveFailures: 0,
-    ewmaMs: 0,
-    lastUpdate: 0,
-  };
   /** Passive health (ejection, probes), when enabled. */
   readonly health: HostHealth | undefined;
+  /** Host choice: eligibility, priority tiers, balancer. */
+  readonly chooser: HostChooser;
   private readonly limiter: Bulkhead | undefined;
   private readonly closer = new AbortController();
   private closing: Promise<void> | undefined;
-  private readonly failureContext: FailureContext;
+  /** @internal */
+  readonly failureContext: FailureContext;
   private readonly tags = new WeakMap<HostPool, MetricTags>();
   /** Pools of removed or moved hosts, closing once their requests settle. */
   private readonly retiring = new Set<Pool>();
@@ -191,6 +128,7 @@ export class Engine {
             balancer: config.balancer,
             sendProbe: (host, probe) => this.probeOnce(host, probe),
           });
+    this.chooser = new HostChooser(config.balancer, this.health, () => this.now());
     if (config.maxConnectionsTotal !== Infinity) {
       this.limiter = new Bulkhead({
         limit: config.maxConnectionsTotal,
@@ -285,80 +223,33 @@ export class Engine {
     if (this.events.active) this.events.emit(event);
   }
 
-  // ---------------------------------------------------------------- choice
+  // ---------------------------------------------------------------- choice (see HostChooser)
 
-  /**
-   * Chooses among `candidates`, skipping `tried` and ineligible hosts: the hosts with the lowest
-   * `priority` when it is customised (null eliminates), then the balancer. When only ejection
-   * leaves nothing, ejection is ignored (Envoy's panic routing) so a subset of hosts that are all
-   * ejected still gets traffic.
-   */
+  /** Custom `priority(host)`, or undefined for the default. */
+  get priorityFn(): HostChooser['priorityFn'] {
+    return this.chooser.priorityFn;
+  }
+
+  set priorityFn(fn: HostChooser['priorityFn']) {
+    this.chooser.priorityFn = fn;
+  }
+
+  /** Chooses among `candidates`, skipping `tried` (see `HostChooser.choose`). */
   choose(
     candidates: readonly HostPool[],
     tried: readonly HostPool[] | undefined,
   ): HostPool | undefined {
-    let exclude: Set<HostPool> | undefined;
-    if (tried !== undefined && tried.length > 0) exclude = new Set(tried);
-    let withHealth = exclude;
-    const health = this.health;
-    if (health !== undefined && health.ejectedCount > 0) {
-      for (let i = 0; i < candidates.length; i++) {
-        const host = candidates[i]!;
-        if (host.state !== 'healthy' && !health.eligible(host))
-          (withHealth ??= new Set(exclude)).add(host);
-      }
-    }
-    let picked = this.pickAmong(candidates, withHealth);
-    if (picked === undefined && withHealth !== exclude)
-      picked = this.pickAmong(candidates, exclude);
-    return picked;
+    return this.chooser.choose(candidates, tried);
   }
 
-  private pickAmong(
-    candidates: readonly HostPool[],
-    exclude: Set<HostPool> | undefined,
-  ): HostPool | undefined {
-    const priority = this.priorityFn;
-    if (priority === undefined) return this.config.balancer.pick(candidates, exclude);
-    let best = Infinity;
-    let tier: HostPool[] = [];
-    for (const host of candidates) {
-      if (exclude?.has(host)) continue;
-      const p = priority(host.origin);
-      if (p === null || p === undefined) continue;
-      if (typeof p !== 'number' || Number.isNaN(p))
-        throw new TypeError(
-          `priority(${host.origin}) must return a number or null, got ${String(p)}`,
-        );
-      if (p < best) {
-        best = p;
-        tier = [host];
-      } else if (p === best) {
-        tier.push(host);
-      }
-    }
-    return this.config.balancer.pick(tier, exclude);
-  }
-
-  /**
-   * The default `priority(host)`: null when not eligible, else `@x/resilience`'s `loadCost`:
-   * in flight + 5 per consecutive failure (up to 10).
-   */
+  /** The default `priority(host)` (see `HostChooser.defaultPriority`). */
   defaultPriority(host: HostPool): number | null {
-    if (
-      host.state !== 'healthy' &&
-      (host.state === 'ejected' ? this.now() < host.ejectedUntil : host.probeInFlight)
-    )
-      return null;
-    const load = this.priorityLoad;
-    load.inFlight = host.inFlight;
-    load.consecutiveFailures = host.consecutiveFailures;
-    return loadCost(load, PRIORITY_COST);
+    return this.chooser.defaultPriority(host);
   }
 
-  /** True when a host may take a request now, health-wise (see `HostHealth.eligible`). */
+  /** True when a host may take a request now, health-wise. */
   eligible(host: HostPool): boolean {
-    return this.health === undefined || this.health.eligible(host);
+    return this.chooser.eligible(host);
   }
 
   // ---------------------------------------------------------------- calls
@@ -394,7 +285,7 @@ export class Engine {
         let failure: RestClientError | undefined;
         if (spec.hedge && this.config.hedge !== undefined) {
           try {
-            response = await this.hedged(host, spec, attempts, pick, link);
+            response = await hedgedTry(this, host, spec, attempts, pick, link);
           } catch (error) {
             failure = this.asFailure(error, host, spec, attempts);
             // The last try to fail may have been a hedge on another host: retry away from it.
@@ -560,7 +451,8 @@ export class Engine {
     throw error;
   }
 
-  private replay(
+  /** @internal */
+  replay(
     host: HostPool,
     spec: CallSpec,
     error: RestClientError | undefined,
@@ -590,12 +482,8 @@ export class Engine {
     }
   }
 
-  private asFailure(
-    error: unknown,
-    host: HostPool,
-    spec: CallSpec,
-    attempts: number,
-  ): RestClientError {
+  /** @internal */
+  asFailure(error: unknown, host: HostPool, spec: CallSpec, attempts: number): RestClientError {
     if (isRestClientError(error)) return error;
     return toRestClientError(
       error,
@@ -611,54 +499,10 @@ export class Engine {
     );
   }
 
-  /**
-   * One try hedged with backup tries on other hosts (`@x/resilience` hedge): the policy decides
-   * when to launch a backup; the first good answer wins and the other tries are cancelled here
-   * (without reading the policy's lazily created signal, which would cost an AbortController).
-   */
-  private async hedged(
-    first: HostPool,
-    spec: CallSpec,
-    attempt: number,
-    pick: Picker,
-    link: CallLink | undefined,
-  ): Promise<Response> {
-    const used: HostPool[] = [];
-    const running = new Set<Exchange>();
-    const retry = this.config.retry;
-    try {
-      return await this.config.hedge!.run(
-        async context => {
-          let host = first;
-          if (context.attempt > 0) {
-            host = pick(used) ?? first;
-            this.emit({ type: 'hedge', host: host.origin, attempt: context.attempt });
-            this.config.metrics?.increment('rest_client.hedges', 1, this.tagsOf(host).host);
-          }
-          used.push(host);
-          const ex = new Exchange(spec, host.origin, attempt);
-          running.add(ex);
-          link?.track(ex);
-          try {
-            const response = await this.tryOnce(host, spec, ex);
-            if (
-              response.status >= 400 &&
-              (response.status === 408 || retry?.statuses.has(response.status))
-            ) {
-              throw new HttpStatusError(response, infoOf(ex));
-            }
-            return response;
-          } finally {
-            running.delete(ex);
-            link?.untrack(ex);
-          }
-        },
-        policyContext({ signal: spec.signal, deadline: spec.deadline }),
-      );
-    } finally {
-      for (const ex of running)
-        ex.abort(new RequestAbortedError('another hedged try answered first', infoOf(ex)));
-    }
+  /** A hedge launched a backup try on `host`. @internal */
+  hedgeLaunched(host: HostPool, attempt: number): void {
+    this.emit({ type: 'hedge', host: host.origin, attempt });
+    this.config.metrics?.increment('rest_client.hedges', 1, this.tagsOf(host).host);
   }
 
   /**
@@ -686,7 +530,8 @@ export class Engine {
    * deadline or the per-try one, whichever is earlier) in `DEADLINE_HEADER`, so the server stops
    * when this client stops waiting. A smaller budget set by the caller wins.
    */
-  private wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined {
+  /** @internal */
+  wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined {
     if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
     let remainingMs = ex.at - this.now();
     const own = spec.headers?.[DEADLINE_HEADER];
@@ -695,7 +540,8 @@ export class Engine {
   }
 
   /** A try goes on the wire: load and probe bookkeeping. */
-  private started(host: HostPool): void {
+  /** @internal */
+  started(host: HostPool): void {
     if (host.inFlight++ >= host.connections) this.pendingTotal++;
     if (host.state === 'probing') host.probeInFlight = true;
     this.config.balancer.start(host);
@@ -821,7 +667,8 @@ export class Engine {
   }
 
   /** Bookkeeping at the end of a try (`end`: the clock time it ended, when already read). */
-  private finish(
+  /** @internal */
+  finish(
     host: HostPool,
     start: number,
     status: number,
@@ -946,133 +793,18 @@ export class Engine {
 
   // ---------------------------------------------------------------- broadcast
 
-  /**
-   * Sends `spec` to every host at once and collects the answers according to `mode` (see
-   * `BroadcastMode`); hosts still running when the mode is decided are cancelled. Each host gets
-   * one try plus the stale-connection replay; no retries.
-   */
+  /** Sends `spec` to every host at once (see `broadcast.ts`). */
   broadcast(
     spec: CallSpec,
     hosts: readonly HostPool[],
     mode: BroadcastMode,
   ): Promise<BroadcastResult> {
-    if (this.closed)
-      return Promise.reject(new ClosedError({ method: spec.method, path: spec.path }));
-    const n = hosts.length;
-    const info = { method: spec.method, path: spec.path, idempotent: spec.idempotent };
-    if (n === 0) return Promise.reject(new NoHostError('no host to broadcast to', info));
-    if (
-      mode === null ||
-      (typeof mode !== 'object' && mode !== 'all' && mode !== 'settled' && mode !== 'first')
-    ) {
-      return Promise.reject(
-        new InvalidCallError(`unknown broadcast mode ${JSON.stringify(mode)}`, info),
-      );
-    }
-    const need = typeof mode === 'object' ? mode.quorum : mode === 'first' ? 1 : n;
-    if (typeof mode === 'object' && !(Number.isInteger(need) && need >= 1 && need <= n)) {
-      return Promise.reject(
-        new InvalidCallError(
-          `quorum must be an integer from 1 to ${n} (the hosts), got ${String(need)}`,
-          info,
-        ),
-      );
-    }
-    const startedAt = this.now();
-    spec.startedAt = startedAt;
-    spec.deadline = spec.totalMs === Infinity ? Infinity : startedAt + spec.totalMs;
-    let link: CallLink | undefined;
-    if (spec.signal !== undefined) {
-      if (spec.signal.aborted) return Promise.reject(abortReason(spec.signal, spec));
-      link = new CallLink(spec.signal, spec);
-    }
-    const origins = hosts.map(h => h.origin);
-    const responses = new Map<string, Response>();
-    const failures = new Map<string, RestClientError>();
-    const running: (Exchange | undefined)[] = new Array<Exchange | undefined>(n);
-    return new Promise<BroadcastResult>((resolve, reject) => {
-      let settled = 0;
-      let good = 0;
-      let bad = 0;
-      let decided = false;
-      const decide = (satisfied: boolean) => {
-        decided = true;
-        link?.dispose();
-        for (let i = 0; i < n; i++) {
-          const ex = running[i];
-          if (ex === undefined) continue;
-          running[i] = undefined;
-          const cancelled = new RequestAbortedError('the broadcast was decided', ex.info());
-          failures.set(origins[i]!, cancelled);
-          ex.abort(cancelled);
-        }
-        const result: BroadcastResult = {
-          mode,
-          hosts: origins,
-          responses,
-          failures,
-          complete: responses.size === n,
-          satisfied,
-        };
-        if (satisfied) {
-          resolve(result);
-          return;
-        }
-        if (link?.reason !== undefined) {
-          reject(link.reason);
-          return;
-        }
-        const first = failures.values().next().value as RestClientError | undefined;
-        const summary =
-          failures.size > 0
-            ? `${failures.size} failed${first ? ` (${first.host ?? ''}: ${first.code})` : ''}`
-            : `${responses.size - good} not ok`;
-        reject(
-          new BroadcastError(
-            result,
-            `broadcast ${spec.method} ${spec.path} to ${n} hosts: ${describeMode(mode)} not satisfied, ${good} ok, ${summary}`,
-            info,
-          ),
-        );
-      };
-      const settle = () => {
-        settled++;
-        if (decided) return;
-        if (mode === 'settled') {
-          if (settled === n) decide(link?.reason === undefined);
-        } else if (mode === 'all') {
-          if (bad > 0) decide(false);
-          else if (settled === n) decide(true);
-        } else {
-          if (good >= need) decide(true);
-          else if (n - bad < need || settled === n) decide(false);
-        }
-      };
-      for (let i = 0; i < n; i++) {
-        const host = hosts[i]!;
-        this.tryWithReplay(host, spec, link, ex => (running[i] = ex)).then(
-          response => {
-            running[i] = undefined;
-            if (decided) return;
-            responses.set(host.origin, response);
-            if (response.ok) good++;
-            else if (mode !== 'all' && mode !== 'settled') bad++;
-            settle();
-          },
-          (error: unknown) => {
-            running[i] = undefined;
-            if (decided) return;
-            failures.set(host.origin, this.asFailure(error, host, spec, 1));
-            bad++;
-            settle();
-          },
-        );
-      }
-    });
+    return broadcast(this, spec, hosts, mode);
   }
 
   /** One try on `host` and, when it meets a stale keep-alive connection or a 408, one immediate replay. */
-  private async tryWithReplay(
+  /** @internal */
+  async tryWithReplay(
     host: HostPool,
     spec: CallSpec,
     link: CallLink | undefined,
@@ -1110,84 +842,9 @@ export class Engine {
 
   // ---------------------------------------------------------------- streams
 
-  /** The streaming escape hatch: one try (plus a stale-connection replay), body left to the caller. */
-  async stream(host: HostPool, spec: CallSpec): Promise<StreamResponse> {
-    if (this.closed)
-      throw new ClosedError({ host: host.origin, method: spec.method, path: spec.path });
-    const startedAt = this.now();
-    spec.startedAt = startedAt;
-    spec.deadline = spec.totalMs === Infinity ? Infinity : startedAt + spec.totalMs;
-    let link: CallLink | undefined;
-    if (spec.signal !== undefined) {
-      if (spec.signal.aborted) throw abortReason(spec.signal, spec);
-      link = new CallLink(spec.signal, spec);
-    }
-    for (let attempt = 1; ; attempt++) {
-      const ex = new Exchange(spec, host.origin, attempt);
-      link?.track(ex);
-      const start = this.now();
-      let at = spec.deadline;
-      if (spec.perTryMs !== Infinity && start + spec.perTryMs < at) {
-        at = start + spec.perTryMs;
-        ex.phase = 'try';
-      }
-      ex.at = at;
-      this.deadlines.insert(ex);
-      if (host.inFlight++ >= host.connections) this.pendingTotal++;
-      if (host.state === 'probing') host.probeInFlight = true;
-      this.config.balancer.start(host);
-      let data;
-      try {
-        data = await ex.request(host.pool, {
-          method: spec.method,
-          path: spec.path,
-          headers: this.wireHeaders(spec, ex),
-          body: spec.body,
-          signal: ex,
-        });
-      } catch (error) {
-        this.deadlines.remove(ex);
-        const failure =
-          ex.aborted && isRestClientError(ex.reason)
-            ? ex.reason
-            : toRestClientError(error, infoOf(ex), false, this.failureContext);
-        this.finish(host, start, 0, failure);
-        if (
-          attempt === 1 &&
-          failure.code === 'SOCKET' &&
-          (failure as { stale?: boolean }).stale &&
-          spec.idempotent
-        ) {
-          this.replay(host, spec, failure, undefined);
-          continue;
-        }
-        link?.dispose();
-        throw failure;
-      }
-      const status = data.statusCode;
-      const body = data.body;
-      let done = false;
-      body.once('close', () => {
-        if (done) return;
-        done = true;
-        this.deadlines.remove(ex);
-        link?.dispose();
-        const failure = body.errored
-          ? ex.aborted && isRestClientError(ex.reason)
-            ? ex.reason
-            : toRestClientError(body.errored, infoOf(ex), true, this.failureContext)
-          : undefined;
-        this.finish(host, start, status, failure);
-      });
-      return {
-        host: host.origin,
-        status,
-        reason: data.statusText,
-        headers: data.headers,
-        body,
-        ok: status >= 200 && status < 300,
-      };
-    }
+  /** The streaming escape hatch (see `openStream.ts`). */
+  stream(host: HostPool, spec: CallSpec): Promise<StreamResponse> {
+    return openStream(this, host, spec);
   }
 
   // ---------------------------------------------------------------- closing
