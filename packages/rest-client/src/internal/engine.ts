@@ -292,77 +292,18 @@ export class Engine {
             host = this.byOrigin.get(failure.host ?? '') ?? host;
             if (failure.code === 'HTTP_ERROR') response = (failure as HttpStatusError).response;
           }
-        } else if (this.limiter !== undefined) {
+        } else {
           const ex = new Exchange(spec, host.origin, attempts);
           if (link !== undefined) link.track(ex);
           try {
-            response = await this.tryOnce(host, spec, ex);
+            const out = await this.attempt(host, spec, ex, mode);
+            // In value mode a 2xx answer is its decoded body (no Response is built).
+            if (!(out instanceof Response)) return out;
+            response = out;
           } catch (error) {
             failure = this.asFailure(error, host, spec, attempts);
           }
           if (link !== undefined) link.untrack(ex);
-        } else {
-          // The hot path: tryOnce inlined (one async frame less per call).
-          const ex = new Exchange(spec, host.origin, attempts);
-          if (link !== undefined) link.track(ex);
-          const start = attempts === 1 ? startedAt : this.now();
-          try {
-            this.admit(host, spec, ex, start);
-          } catch (error) {
-            failure = error as RestClientError;
-          }
-          if (failure === undefined) {
-            this.started(host);
-            let status = 0;
-            let afterHeaders = false;
-            let end = 0;
-            let value: unknown;
-            let data: Dispatcher.ResponseData | undefined;
-            try {
-              data = await ex.request(host.pool, {
-                method: spec.method,
-                path: spec.path,
-                headers: this.wireHeaders(spec, ex),
-                body: spec.body,
-                signal: ex,
-              });
-              afterHeaders = true;
-              status = data.statusCode;
-              value = this.plainBody(data, spec, ex)
-                ? decodeText(
-                    await data.body.text(),
-                    contentTypeOf(data.headers['content-type']),
-                    spec.decode,
-                    status,
-                    ex,
-                  )
-                : await this.readBody(data, spec, ex);
-              end = this.now();
-            } catch (error) {
-              failure = this.tryFailure(error, ex, afterHeaders);
-            } finally {
-              this.deadlines.remove(ex);
-              this.finish(host, start, status, failure, end);
-            }
-            if (link !== undefined) link.untrack(ex);
-            if (failure === undefined) {
-              if (mode === Mode.Value && status >= 200 && status < 300) return value;
-              response = new Response(
-                host.origin,
-                spec.method,
-                spec.path,
-                status,
-                data!.statusText,
-                data!.headers,
-                value,
-                attempts,
-                end - startedAt,
-                spec.idempotent,
-              );
-            }
-          } else if (link !== undefined) {
-            link.untrack(ex);
-          }
         }
         if (response !== undefined) {
           const status = response.status;
@@ -529,8 +470,8 @@ export class Engine {
    * The headers of one try: the call's, plus its remaining deadline (the try's `at`: the call's
    * deadline or the per-try one, whichever is earlier) in `DEADLINE_HEADER`, so the server stops
    * when this client stops waiting. A smaller budget set by the caller wins.
+   * @internal
    */
-  /** @internal */
   wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined {
     if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
     let remainingMs = ex.at - this.now();
@@ -539,8 +480,7 @@ export class Engine {
     return { ...spec.headers, [DEADLINE_HEADER]: deadlineHeaderValue(remainingMs) };
   }
 
-  /** A try goes on the wire: load and probe bookkeeping. */
-  /** @internal */
+  /** A try goes on the wire: load and probe bookkeeping. @internal */
   started(host: HostPool): void {
     if (host.inFlight++ >= host.connections) this.pendingTotal++;
     if (host.state === 'probing') host.probeInFlight = true;
@@ -607,7 +547,20 @@ export class Engine {
    * eager body read and decode, then bookkeeping (load, health, metrics). Rejects with a
    * `RestClientError`; never leaves a body unconsumed.
    */
-  async tryOnce(host: HostPool, spec: CallSpec, ex: Exchange): Promise<Response> {
+  tryOnce(host: HostPool, spec: CallSpec, ex: Exchange): Promise<Response> {
+    return this.attempt(host, spec, ex, Mode.Response) as Promise<Response>;
+  }
+
+  /**
+   * The attempt path of every call ({@link tryOnce}; `perform` calls it directly): in
+   * `Mode.Value` a 2xx answer resolves to its decoded body instead of a `Response`.
+   */
+  private async attempt(
+    host: HostPool,
+    spec: CallSpec,
+    ex: Exchange,
+    mode: Mode,
+  ): Promise<unknown> {
     // The first try of a call starts when the call did: one clock read saved.
     const start = ex.attempt === 1 && !spec.hedge ? spec.startedAt : this.now();
     this.admit(host, spec, ex, start);
@@ -645,6 +598,7 @@ export class Engine {
           )
         : await this.readBody(data, spec, ex);
       end = this.now();
+      if (mode === Mode.Value && status >= 200 && status < 300) return value;
       return new Response(
         host.origin,
         spec.method,
@@ -666,8 +620,7 @@ export class Engine {
     }
   }
 
-  /** Bookkeeping at the end of a try (`end`: the clock time it ended, when already read). */
-  /** @internal */
+  /** Bookkeeping at the end of a try (`end`: the clock time it ended, when already read). @internal */
   finish(
     host: HostPool,
     start: number,
@@ -802,8 +755,7 @@ export class Engine {
     return broadcast(this, spec, hosts, mode);
   }
 
-  /** One try on `host` and, when it meets a stale keep-alive connection or a 408, one immediate replay. */
-  /** @internal */
+  /** One try on `host` and, when it meets a stale keep-alive connection or a 408, one immediate replay. @internal */
   async tryWithReplay(
     host: HostPool,
     spec: CallSpec,
