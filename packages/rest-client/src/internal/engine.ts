@@ -189,7 +189,8 @@ export class Engine {
     // in the balancer's load too, and the new address is probed at once (the probe readmits it,
     // or ejects it again for the next, longer ejection time). Totals and history stay.
     host.consecutiveFailures = 0;
-    this.config.balancer.load(host).consecutiveFailures = 0;
+    const load = this.config.balancer.load(host);
+    if (!Object.isFrozen(load)) load.consecutiveFailures = 0; // a custom balancer may share a frozen zero
     this.health?.moved(host);
     return this.retire(old);
   }
