@@ -159,3 +159,9 @@ export {
   type QueryParams,
 } from './http.js';
 export { createAgent, type AgentOptions, type TlsOptions, type ProxyOption } from './agent.js';
+export {
+  OutlierDetection,
+  outlierDetection,
+  type OutlierDetectionOptions,
+  type OutlierState,
+} from './outlierDetection.js';

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const [h0, h1, h2] = servers.map(s => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
 
   const users = new Resources([h0!, h1!, h2!], { timeout: 2_000 });
-  console.log(await users.get<User>('/users/42')); // decoded JSON, or throws HttpError
+  console.log(await users.get<User>('/users/42')); // decoded JSON, or throws HttpStatusError
   const health = await users.broadcast('GET', '/health', { mode: quorum(2) });
   console.log(`health: quorum ${health.satisfied ? 'reached' : 'missed'}`);
 

@@ -1,4 +1,4 @@
-import { InvalidRequestError, type RestClientError } from './errors.js';
+import { InvalidCallError, type RestClientError } from './errors.js';
 import type { Response } from './response.js';
 
 /**
@@ -15,7 +15,7 @@ export type BroadcastMode = 'all' | 'settled' | 'first' | { readonly quorum: num
 /** The broadcast mode "at least `k` hosts answered 2xx". */
 export function quorum(k: number): { readonly quorum: number } {
   if (!Number.isInteger(k) || k < 1)
-    throw new InvalidRequestError(`quorum must be an integer >= 1, got ${String(k)}`);
+    throw new InvalidCallError(`quorum must be an integer >= 1, got ${String(k)}`);
   return { quorum: k };
 }
 

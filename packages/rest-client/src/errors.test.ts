@@ -1,23 +1,23 @@
 import { RETRYABLE_STATUSES, XError, isRetryable, isXError } from '@x/resilience';
 import { describe, expect, it } from 'vitest';
 import {
-  AbortError,
-  BroadcastError,
+  RequestAbortedError,
   ClosedError,
   ConnectError,
-  DecodeError,
-  HttpError,
-  InvalidRequestError,
+  ResponseDecodeError,
+  HttpStatusError,
+  InvalidCallError,
   NoHostError,
-  QueueFullError,
+  PoolQueueFullError,
   ResponseTooLargeError,
   RestClientError,
-  RetryBudgetExhaustedError,
+  RetryBudgetDeniedError,
   SocketError,
-  TimeoutError,
+  RequestTimeoutError,
   isRestClientError,
   type RestClientErrorCode,
 } from './errors.js';
+import { BroadcastError } from './broadcastError.js';
 import { Response } from './response.js';
 
 const info = { host: 'http://h:1', method: 'GET', path: '/x', idempotent: true, attempts: 2 };
@@ -36,9 +36,9 @@ describe('errors', () => {
     true,
   );
   const all: Array<[RestClientError, RestClientErrorCode]> = [
-    [new HttpError(response, info), 'HTTP_ERROR'],
-    [new TimeoutError('try', 100, info), 'TIMEOUT'],
-    [new AbortError('bye', info), 'ABORTED'],
+    [new HttpStatusError(response, info), 'HTTP_ERROR'],
+    [new RequestTimeoutError('try', 100, info), 'TIMEOUT'],
+    [new RequestAbortedError('bye', info), 'ABORTED'],
     [
       new ConnectError({
         ...info,
@@ -62,11 +62,11 @@ describe('errors', () => {
       ),
       'BROADCAST',
     ],
-    [new DecodeError(200, 'application/json', '{', info), 'DECODE'],
+    [new ResponseDecodeError(200, 'application/json', '{', info), 'DECODE'],
     [new ResponseTooLargeError(10, info), 'RESPONSE_TOO_LARGE'],
-    [new RetryBudgetExhaustedError(info), 'RETRY_BUDGET_EXHAUSTED'],
-    [new InvalidRequestError('bad path'), 'INVALID_REQUEST'],
-    [new QueueFullError(5, info), 'QUEUE_FULL'],
+    [new RetryBudgetDeniedError(info), 'RETRY_BUDGET_EXHAUSTED'],
+    [new InvalidCallError('bad path'), 'INVALID_REQUEST'],
+    [new PoolQueueFullError(5, info), 'QUEUE_FULL'],
     [new ClosedError(info), 'CLOSED'],
   ];
 
@@ -89,11 +89,11 @@ describe('errors', () => {
     expect(isRestClientError({ code: 'TIMEOUT' })).toBe(false);
     expect(isRestClientError(new XError('TIMEOUT', 'other package'))).toBe(false);
     expect(isRestClientError(null)).toBe(false);
-    expect(isRestClientError(new TimeoutError('total', 1), 'ABORTED')).toBe(false);
+    expect(isRestClientError(new RequestTimeoutError('total', 1), 'ABORTED')).toBe(false);
   });
 
   it('carries request details and the decoded body', () => {
-    const error = new HttpError(response, info);
+    const error = new HttpStatusError(response, info);
     expect(error).toMatchObject({
       status: 503,
       reason: 'Service Unavailable',
@@ -103,8 +103,8 @@ describe('errors', () => {
       attempts: 2,
     });
     expect(error.message).toBe('GET http://h:1/x answered 503 Service Unavailable');
-    expect(new TimeoutError('total', 5).scope).toBe('operation');
-    expect(new TimeoutError('connect', 5).scope).toBe('attempt');
+    expect(new RequestTimeoutError('total', 5).scope).toBe('operation');
+    expect(new RequestTimeoutError('connect', 5).scope).toBe('attempt');
     expect(
       new ConnectError({
         ...info,
@@ -114,11 +114,11 @@ describe('errors', () => {
   });
 
   it('is understood by the @x/resilience classification (isRetryable)', () => {
-    expect(isRetryable(new HttpError(response, info))).toBe(true);
-    expect(isRetryable(new HttpError(response, { ...info, idempotent: false }))).toBe(false);
-    expect(isRetryable(new TimeoutError('total', 5))).toBe(false);
-    expect(isRetryable(new TimeoutError('try', 5), { retryOnTimeout: true })).toBe(true);
-    expect(isRetryable(new AbortError('x'))).toBe(false);
+    expect(isRetryable(new HttpStatusError(response, info))).toBe(true);
+    expect(isRetryable(new HttpStatusError(response, { ...info, idempotent: false }))).toBe(false);
+    expect(isRetryable(new RequestTimeoutError('total', 5))).toBe(false);
+    expect(isRetryable(new RequestTimeoutError('try', 5), { retryOnTimeout: true })).toBe(true);
+    expect(isRetryable(new RequestAbortedError('x'))).toBe(false);
     expect(RETRYABLE_STATUSES.has(503)).toBe(true);
   });
 });

@@ -1,6 +1,5 @@
 import { XError, isXError, type XErrorOptions } from '@x/resilience';
-import type { Response } from './response.js';
-import type { BroadcastResult } from './broadcastResult.js';
+import type { RestResponse } from './restResponse.js';
 
 /** Every code thrown by `@x/rest-client` (see the README for when each one is raised). */
 export type RestClientErrorCode =
@@ -80,7 +79,7 @@ function where(options: RequestInfo): string {
  * A response with a failing status, thrown by `value()` and the verb methods (`get`, `post`...),
  * never by `call`/`unicast`/`broadcast`, which return the {@link Response}. `body` is decoded.
  */
-export class HttpError<T = unknown> extends RestClientError {
+export class HttpStatusError<T = unknown> extends RestClientError {
   declare readonly code: 'HTTP_ERROR';
   readonly status: number;
   /** Status text (lupyne's `reason`). */
@@ -92,8 +91,8 @@ export class HttpError<T = unknown> extends RestClientError {
   readonly retryAfterMs: number | undefined;
 
   constructor(
-    /** The whole response. */
-    readonly response: Response<T>,
+    /** The whole response (a `Response`). */
+    readonly response: RestResponse<T>,
     options: RestClientErrorOptions = {},
   ) {
     super(
@@ -114,7 +113,7 @@ export class HttpError<T = unknown> extends RestClientError {
  * attempt), `connect` (opening the connection). `scope` is the `@x/resilience` view of the same:
  * `operation` for `total`, `attempt` otherwise.
  */
-export class TimeoutError extends RestClientError {
+export class RequestTimeoutError extends RestClientError {
   declare readonly code: 'TIMEOUT';
   readonly scope: 'operation' | 'attempt';
 
@@ -129,7 +128,7 @@ export class TimeoutError extends RestClientError {
 }
 
 /** The caller's `signal` aborted the call; `reason` is the signal's reason. */
-export class AbortError extends RestClientError {
+export class RequestAbortedError extends RestClientError {
   declare readonly code: 'ABORTED';
   constructor(
     readonly reason: unknown,
@@ -176,28 +175,8 @@ export class NoHostError extends RestClientError {
   }
 }
 
-/**
- * A broadcast or multicast whose mode was not satisfied. `result` holds every response received,
- * every per-host failure, and (for a multicast) the key assignment.
- */
-export class BroadcastError<T = unknown> extends RestClientError {
-  declare readonly code: 'BROADCAST';
-  constructor(
-    readonly result: BroadcastResult<T>,
-    message: string,
-    options: RestClientErrorOptions = {},
-  ) {
-    super('BROADCAST', message, options);
-  }
-
-  /** The per-host failures, as an array (AggregateError style). */
-  get errors(): RestClientError[] {
-    return [...this.result.failures.values()];
-  }
-}
-
 /** A body could not be decoded (malformed JSON, bad compression); `snippet` shows its start. */
-export class DecodeError extends RestClientError {
+export class ResponseDecodeError extends RestClientError {
   declare readonly code: 'DECODE';
   constructor(
     readonly status: number,
@@ -226,7 +205,7 @@ export class ResponseTooLargeError extends RestClientError {
 }
 
 /** A retry was due but the retry budget was spent; `cause` is the last failure. */
-export class RetryBudgetExhaustedError extends RestClientError {
+export class RetryBudgetDeniedError extends RestClientError {
   declare readonly code: 'RETRY_BUDGET_EXHAUSTED';
   constructor(options: RestClientErrorOptions = {}) {
     super(
@@ -238,7 +217,7 @@ export class RetryBudgetExhaustedError extends RestClientError {
 }
 
 /** Bad input: a path that is an absolute URL or escapes the host, a bad method, query, body or option. */
-export class InvalidRequestError extends RestClientError {
+export class InvalidCallError extends RestClientError {
   declare readonly code: 'INVALID_REQUEST';
   constructor(message: string, options: RestClientErrorOptions = {}) {
     super('INVALID_REQUEST', message, options);
@@ -246,7 +225,7 @@ export class InvalidRequestError extends RestClientError {
 }
 
 /** `maxPending` requests already wait for a connection. */
-export class QueueFullError extends RestClientError {
+export class PoolQueueFullError extends RestClientError {
   declare readonly code: 'QUEUE_FULL';
   constructor(
     readonly maxPending: number,

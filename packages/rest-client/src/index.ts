@@ -20,15 +20,16 @@ export { Replicas } from './replicas.js';
 export type { ResourceOptions } from './resourceOptions.js';
 
 // Requests and responses
-export { Response, type ResponseHeaders } from './response.js';
+export { Response } from './response.js';
+export type { RestResponse, ResponseHeaders } from './restResponse.js';
 export type {
-  CallOptions,
+  RestCallOptions,
   DecodeMode,
   HedgeOption,
-  QueryParams,
-  RetryOptions,
+  RestQuery,
+  RestRetryOptions,
   Timeouts,
-} from './callOptions.js';
+} from './restCallOptions.js';
 export {
   quorum,
   type BroadcastMode,
@@ -46,20 +47,20 @@ export type { RestClientEvent, RestClientEventType, RestClientEventOf } from './
 export {
   RestClientError,
   isRestClientError,
-  HttpError,
-  TimeoutError,
-  AbortError,
+  HttpStatusError,
+  RequestTimeoutError,
+  RequestAbortedError,
   ConnectError,
   SocketError,
   NoHostError,
-  BroadcastError,
-  DecodeError,
+  ResponseDecodeError,
   ResponseTooLargeError,
-  RetryBudgetExhaustedError,
-  InvalidRequestError,
-  QueueFullError,
+  RetryBudgetDeniedError,
+  InvalidCallError,
+  PoolQueueFullError,
   ClosedError,
   type RestClientErrorCode,
   type RestClientErrorOptions,
   type RequestInfo,
 } from './errors.js';
+export { BroadcastError } from './broadcastError.js';

@@ -1,7 +1,7 @@
 import type { HealthOptions } from './passiveHealth.js';
 import { READ_METHODS } from './internal/callSpec.js';
 import type { Mode, Picker } from './internal/engine.js';
-import type { QueryParams } from './internal/path.js';
+import type { RestQuery } from './internal/path.js';
 import { Resources, type ResourcesOptions, type UnicastOptions } from './resources.js';
 
 /**
@@ -43,7 +43,7 @@ export class Replicas extends Resources {
     method: string,
     path: string,
     options: UnicastOptions | undefined,
-    query: QueryParams | undefined,
+    query: RestQuery | undefined,
     json: unknown,
     hasJson: boolean,
     mode: Mode,

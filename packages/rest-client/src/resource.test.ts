@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Resource } from './resource.js';
 import {
   isRestClientError,
-  type HttpError,
+  type HttpStatusError,
   type SocketError,
-  type TimeoutError,
+  type RequestTimeoutError,
 } from './errors.js';
 import type { RestClientEvent } from './events.js';
 
@@ -83,10 +83,10 @@ describe('Resource: lupyne API', () => {
     expect(text.time).toBe(250); // a bare number is seconds (lupyne's servers)
   });
 
-  it('verb methods throw HttpError with status, reason and the decoded body', async () => {
+  it('verb methods throw HttpStatusError with status, reason and the decoded body', async () => {
     const s = await server({ status: 400, body: { error: 'bad' } });
     const r = track(new Resource(s.url));
-    const error = (await r.get('/x').catch(e => e)) as HttpError;
+    const error = (await r.get('/x').catch(e => e)) as HttpStatusError;
     expect(isRestClientError(error, 'HTTP_ERROR')).toBe(true);
     expect(isXError(error)).toBe(true);
     expect(error).toMatchObject({
@@ -144,7 +144,7 @@ describe('Resource: bad responses and bad input', () => {
       headers: { 'content-type': 'application/json' },
     });
     const r = track(new Resource(s.url, { retry: false }));
-    const error = (await r.get('/x').catch(e => e)) as HttpError;
+    const error = (await r.get('/x').catch(e => e)) as HttpStatusError;
     expect(error.code).toBe('HTTP_ERROR');
     expect(error.body).toBe('<html>bad gateway</html>');
   });
@@ -233,7 +233,7 @@ describe('Resource: deadlines and cancellation', () => {
     const s = await server({ hang: true });
     const r = track(new Resource(s.url, { timeout: 80, retry: false }));
     const started = performance.now();
-    const error = (await r.get('/x').catch(e => e)) as TimeoutError;
+    const error = (await r.get('/x').catch(e => e)) as RequestTimeoutError;
     expect(error).toMatchObject({
       code: 'TIMEOUT',
       phase: 'total',

@@ -1,29 +1,26 @@
-import { LoadTracker, createBalancer, systemClock, toEndpoint } from '@x/resilience';
+import { LoadTracker, createBalancer, systemClock } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
-import type { CallOptions } from './callOptions.js';
+import type { RestCallOptions } from './restCallOptions.js';
 import type { HostStats } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
 import { resolveConfig } from './internal/config.js';
 import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
 import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
-import type { QueryParams } from './internal/path.js';
+import type { RestQuery } from './internal/path.js';
 import type { ResourceOptions } from './resourceOptions.js';
-import type { PendingRequest } from './resources.js';
+import type { PendingRequest } from './pendingRequest.js';
+import { toOrigin } from './toOrigin.js';
 import type { Response } from './response.js';
 
 export type { StreamResponse } from './internal/engine.js';
-
-/** Normalises `http://host:port` or `host:port` to an origin, or throws `TypeError`. */
-export function toOrigin(host: string): string {
-  return toEndpoint(host).origin;
-}
+export { toOrigin };
 
 /**
  * A JSON client for one host (lupyne's `Resource`), on one undici `Pool`.
  *
  * `call()` returns a {@link Response} and never throws on status; the verb methods return the
- * decoded body or throw `HttpError`. Every call has a total deadline (default 30 s), an optional
+ * decoded body or throw `HttpStatusError`. Every call has a total deadline (default 30 s), an optional
  * per-try deadline and an `AbortSignal`; idempotent requests are retried (default 2 retries, within
  * a retry budget); a request that meets a keep-alive connection the server had just closed is
  * replayed once at once (idempotent requests, or a 408).
@@ -88,34 +85,34 @@ export class Resource extends EngineClient {
   }
 
   /** Sends a request and returns the {@link Response}, whatever its status (lupyne's `call`). */
-  call<T = unknown>(method: string, path: string, options?: CallOptions): Promise<Response<T>> {
+  call<T = unknown>(method: string, path: string, options?: RestCallOptions): Promise<Response<T>> {
     return this.run(method, path, options, undefined, undefined, false, Mode.Response) as Promise<
       Response<T>
     >;
   }
 
-  /** GET: the decoded body, or throws `HttpError`. */
-  get<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
+  /** GET: the decoded body, or throws `HttpStatusError`. */
+  get<T = unknown>(path: string, query?: RestQuery, options?: RestCallOptions): Promise<T> {
     return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** DELETE: the decoded body, or throws `HttpError`. */
-  delete<T = unknown>(path: string, query?: QueryParams, options?: CallOptions): Promise<T> {
+  /** DELETE: the decoded body, or throws `HttpStatusError`. */
+  delete<T = unknown>(path: string, query?: RestQuery, options?: RestCallOptions): Promise<T> {
     return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** POST a JSON body: the decoded response body, or throws `HttpError`. */
-  post<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+  /** POST a JSON body: the decoded response body, or throws `HttpStatusError`. */
+  post<T = unknown>(path: string, json?: unknown, options?: RestCallOptions): Promise<T> {
     return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PUT a JSON body: the decoded response body, or throws `HttpError`. */
-  put<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+  /** PUT a JSON body: the decoded response body, or throws `HttpStatusError`. */
+  put<T = unknown>(path: string, json?: unknown, options?: RestCallOptions): Promise<T> {
     return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PATCH a JSON body: the decoded response body, or throws `HttpError`. */
-  patch<T = unknown>(path: string, json?: unknown, options?: CallOptions): Promise<T> {
+  /** PATCH a JSON body: the decoded response body, or throws `HttpStatusError`. */
+  patch<T = unknown>(path: string, json?: unknown, options?: RestCallOptions): Promise<T> {
     return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
@@ -124,7 +121,7 @@ export class Resource extends EngineClient {
    * you must consume or `destroy()` (otherwise the connection is never reused). The deadline keeps
    * running until the body ends. No retries (a stale keep-alive connection is still replayed).
    */
-  stream(method: string, path: string, options?: CallOptions): Promise<StreamResponse> {
+  stream(method: string, path: string, options?: RestCallOptions): Promise<StreamResponse> {
     try {
       return this.engine.stream(this.hostPool, buildSpec(this.defaults, method, path, options));
     } catch (error) {
@@ -136,7 +133,7 @@ export class Resource extends EngineClient {
    * lupyne's `Resource.request`: sends at once (no retries; a stale connection is still replayed)
    * and returns a handle to collect with {@link getresponse}.
    */
-  request<T = unknown>(method: string, path: string, options?: CallOptions): PendingRequest<T> {
+  request<T = unknown>(method: string, path: string, options?: RestCallOptions): PendingRequest<T> {
     let response: Promise<Response<T>>;
     try {
       const spec = buildSpec(this.defaults, method, path, options);
@@ -165,8 +162,8 @@ export class Resource extends EngineClient {
   private run(
     method: string,
     path: string,
-    options: CallOptions | undefined,
-    query: QueryParams | undefined,
+    options: RestCallOptions | undefined,
+    query: RestQuery | undefined,
     json: unknown,
     hasJson: boolean,
     mode: Mode,

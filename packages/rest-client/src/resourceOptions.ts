@@ -1,6 +1,6 @@
 import type { Clock, Logger, Metrics } from '@x/resilience';
 import type { Pool } from 'undici';
-import type { DecodeMode, HedgeOption, RetryOptions, Timeouts } from './callOptions.js';
+import type { DecodeMode, HedgeOption, RestRetryOptions, Timeouts } from './restCallOptions.js';
 
 /** Options of a `Resource` (one host), also accepted by `Resources`, `Shards` and `Replicas`. */
 export interface ResourceOptions {
@@ -36,8 +36,8 @@ export interface ResourceOptions {
   readonly sendDeadline?: boolean;
   /** Body decoding. Default `auto`: JSON for JSON content types, text otherwise. */
   readonly decode?: DecodeMode;
-  /** Retry rules, or false. Default `{ maxRetries: 2 }` with a retry budget (see {@link RetryOptions}). */
-  readonly retry?: RetryOptions | false;
+  /** Retry rules, or false. Default `{ maxRetries: 2 }` with a retry budget (see {@link RestRetryOptions}). */
+  readonly retry?: RestRetryOptions | false;
   /** Hedged (backup) tries for idempotent reads: a `@x/resilience` `HedgePolicy` or its options. Default false. */
   readonly hedge?: HedgeOption;
   /** Time source for deadlines, backoff, ejection and budgets. Default `systemClock`. */

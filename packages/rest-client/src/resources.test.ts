@@ -9,7 +9,8 @@ import { ManualClock, memoryMetrics, roundRobin } from '@x/resilience';
 import { afterEach, describe, expect, it } from 'vitest';
 import { balancers } from './balancers.js';
 import { quorum } from './broadcastResult.js';
-import type { BroadcastError, RetryBudgetExhaustedError } from './errors.js';
+import type { BroadcastError } from './broadcastError.js';
+import type { RetryBudgetDeniedError } from './errors.js';
 import type { RestClientEvent } from './events.js';
 import { Resources } from './resources.js';
 
@@ -244,7 +245,7 @@ describe('Resources: retries', () => {
         retry: { budget: { percentCanRetry: 0, minRetriesPerSec: 0 } },
       }),
     );
-    const error = (await r.get('/x').catch(e => e)) as RetryBudgetExhaustedError;
+    const error = (await r.get('/x').catch(e => e)) as RetryBudgetDeniedError;
     expect(error.code).toBe('RETRY_BUDGET_EXHAUSTED');
     expect(error.cause).toMatchObject({ code: 'CONNECT', host: dead });
     expect(good!.requestCount).toBe(0);

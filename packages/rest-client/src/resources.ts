@@ -1,19 +1,22 @@
 import { leastLoaded, systemClock, type Balancer } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
-import type { CallOptions } from './callOptions.js';
-import { InvalidRequestError, NoHostError } from './errors.js';
+import type { RestCallOptions } from './restCallOptions.js';
+import { InvalidCallError, NoHostError } from './errors.js';
 import type { HostStats, Upstream } from './hostStats.js';
 import { buildSpec, type SpecDefaults } from './internal/buildSpec.js';
 import { resolveConfig } from './internal/config.js';
 import { Engine, Mode, type Picker, type StreamResponse } from './internal/engine.js';
 import { EngineClient } from './internal/engineClient.js';
 import type { HostPool } from './internal/hostPool.js';
-import type { QueryParams } from './internal/path.js';
+import type { RestQuery } from './internal/path.js';
 import { resolveHealth, type HealthOptions } from './passiveHealth.js';
-import { toOrigin } from './resource.js';
+import type { PendingRequest } from './pendingRequest.js';
+import { toOrigin } from './toOrigin.js';
 import type { ResourceOptions } from './resourceOptions.js';
 import type { Response } from './response.js';
+
+export type { PendingRequest };
 
 /** Options of {@link Resources} (and `Shards`, `Replicas`). */
 export interface ResourcesOptions extends ResourceOptions {
@@ -32,26 +35,17 @@ export interface ResourcesOptions extends ResourceOptions {
 }
 
 /** Options of {@link Resources.unicast} and the verb methods. */
-export interface UnicastOptions extends CallOptions {
+export interface UnicastOptions extends RestCallOptions {
   /** Choose among these hosts only (lupyne's `hosts=`). Default: every host. */
   readonly hosts?: Iterable<string>;
 }
 
 /** Options of {@link Resources.broadcast}. */
-export interface BroadcastOptions extends CallOptions {
+export interface BroadcastOptions extends RestCallOptions {
   /** Send to these hosts only. Default: every host. */
   readonly hosts?: Iterable<string>;
   /** When the broadcast is decided. Default `'all'`. */
   readonly mode?: BroadcastMode;
-}
-
-/** A request sent with {@link Resources.request}, to collect with {@link Resources.getresponse}. */
-export interface PendingRequest<T = unknown> {
-  readonly host: string;
-  readonly method: string;
-  readonly path: string;
-  /** Settles with the response (lupyne's `getresponse`); rejects with a `RestClientError`. */
-  readonly response: Promise<Response<T>>;
 }
 
 /**
@@ -77,13 +71,7 @@ export class Resources extends EngineClient {
 
   constructor(hosts: Iterable<string>, options: ResourcesOptions = {}) {
     super();
-    if (
-      hosts === null ||
-      typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
-      typeof hosts === 'string'
-    ) {
-      throw new TypeError('hosts must be an iterable of "http://host:port" or "host:port" strings');
-    }
+    checkHosts(hosts);
     const clock = new CachedClock(options.clock ?? systemClock);
     const balancer = (options.balancer ??
       leastLoaded<Upstream>({
@@ -173,8 +161,46 @@ export class Resources extends EngineClient {
 
   /** Removes a host and closes its connections once its requests finish; false when unknown. */
   remove(host: string): Promise<boolean> {
-    const origin = safeOrigin(host);
-    return origin === undefined ? Promise.resolve(false) : this.engine.removeHost(origin);
+    const origin = this.poolOf(host)?.origin;
+    if (origin === undefined) return Promise.resolve(false);
+    this.configured.delete(origin);
+    return this.engine.removeHost(origin);
+  }
+
+  /**
+   * Moves a host to a new address (an instance restarted on another port): the host keeps its
+   * health state (ejection count, failures), stats, balancer load and place in `hosts`; new
+   * requests go to `newHost` at once. The failure streak was the old address's: it restarts, and
+   * an ejected host's ejection ends (the next request, or the active probe, probes the new
+   * address; a failed probe ejects it again, for longer). The old address's connections close
+   * once their requests settle (the returned promise). Resolves false when `oldHost` is unknown; rejects with
+   * `INVALID_REQUEST` when `newHost` is already another host.
+   */
+  replace(oldHost: string, newHost: string): Promise<boolean> {
+    try {
+      const pool = this.poolOf(oldHost);
+      if (pool === undefined) return Promise.resolve(false);
+      const from = pool.origin;
+      const to = toOrigin(newHost);
+      const closed = this.engine.replaceHost(from, to)!;
+      this.configured.delete(from);
+      this.configured.set(to, newHost);
+      return closed.then(() => true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Makes `hosts` the host list: adds the new ones and removes the others (their connections
+   * close once their requests settle); hosts in both keep their state. Resolves once the removed
+   * hosts' pools are closed. Use {@link replace} for a host whose address changed.
+   */
+  async setHosts(hosts: Iterable<string>): Promise<void> {
+    const list = [...checkHosts(hosts)];
+    const keep = new Set(list.map(host => toOrigin(host)));
+    for (const host of list) this.addConfigured(host);
+    await Promise.all(this.hosts.filter(origin => !keep.has(origin)).map(o => this.remove(o)));
   }
 
   /**
@@ -225,27 +251,27 @@ export class Resources extends EngineClient {
     >;
   }
 
-  /** GET on one host: the decoded body, or throws `HttpError`. */
-  get<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+  /** GET on one host: the decoded body, or throws `HttpStatusError`. */
+  get<T = unknown>(path: string, query?: RestQuery, options?: UnicastOptions): Promise<T> {
     return this.run('GET', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** DELETE on one host: the decoded body, or throws `HttpError`. */
-  delete<T = unknown>(path: string, query?: QueryParams, options?: UnicastOptions): Promise<T> {
+  /** DELETE on one host: the decoded body, or throws `HttpStatusError`. */
+  delete<T = unknown>(path: string, query?: RestQuery, options?: UnicastOptions): Promise<T> {
     return this.run('DELETE', path, options, query, undefined, false, Mode.Value) as Promise<T>;
   }
 
-  /** POST JSON to one host: the decoded body, or throws `HttpError`. Retried elsewhere only with an idempotency key. */
+  /** POST JSON to one host: the decoded body, or throws `HttpStatusError`. Retried elsewhere only with an idempotency key. */
   post<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('POST', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PUT JSON to one host: the decoded body, or throws `HttpError`. */
+  /** PUT JSON to one host: the decoded body, or throws `HttpStatusError`. */
   put<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('PUT', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
 
-  /** PATCH JSON to one host: the decoded body, or throws `HttpError`. */
+  /** PATCH JSON to one host: the decoded body, or throws `HttpStatusError`. */
   patch<T = unknown>(path: string, json?: unknown, options?: UnicastOptions): Promise<T> {
     return this.run('PATCH', path, options, undefined, json, true, Mode.Value) as Promise<T>;
   }
@@ -282,13 +308,13 @@ export class Resources extends EngineClient {
     host: string,
     method: string,
     path: string,
-    options?: CallOptions,
+    options?: RestCallOptions,
   ): PendingRequest<T> {
     const origin = safeOrigin(host) ?? String(host);
     let response: Promise<Response<T>>;
     try {
       const pool = this.engine.byOrigin.get(origin);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       const spec = buildSpec(this.defaults, method, path, options);
       const single: Picker = () => pool;
       response = this.engine.perform(
@@ -313,11 +339,11 @@ export class Resources extends EngineClient {
     host: string,
     method: string,
     path: string,
-    options?: CallOptions,
+    options?: RestCallOptions,
   ): Promise<StreamResponse> {
     try {
       const pool = this.poolOf(host);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       return this.engine.stream(pool, buildSpec(this.defaults, method, path, options));
     } catch (error) {
       return Promise.reject(error);
@@ -344,12 +370,12 @@ export class Resources extends EngineClient {
       typeof hosts !== 'object' ||
       typeof (hosts as Iterable<string>)[Symbol.iterator] !== 'function'
     ) {
-      throw new InvalidRequestError('hosts must be an iterable of host strings');
+      throw new InvalidCallError('hosts must be an iterable of host strings');
     }
     const out: HostPool[] = [];
     for (const host of hosts) {
       const pool = this.poolOf(host);
-      if (pool === undefined) throw new InvalidRequestError(`unknown host ${JSON.stringify(host)}`);
+      if (pool === undefined) throw new InvalidCallError(`unknown host ${JSON.stringify(host)}`);
       if (!out.includes(pool)) out.push(pool);
     }
     return out;
@@ -360,7 +386,7 @@ export class Resources extends EngineClient {
     method: string,
     path: string,
     options: UnicastOptions | undefined,
-    query: QueryParams | undefined,
+    query: RestQuery | undefined,
     json: unknown,
     hasJson: boolean,
     mode: Mode,
@@ -392,4 +418,15 @@ function safeOrigin(host: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function checkHosts(hosts: Iterable<string>): Iterable<string> {
+  if (
+    hosts === null ||
+    typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
+    typeof hosts === 'string'
+  ) {
+    throw new TypeError('hosts must be an iterable of "http://host:port" or "host:port" strings');
+  }
+  return hosts;
 }

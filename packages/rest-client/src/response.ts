@@ -1,16 +1,16 @@
 import { parseRetryAfter } from '@x/resilience';
-import { HttpError } from './errors.js';
+import { HttpStatusError } from './errors.js';
+import type { RestResponse, ResponseHeaders } from './restResponse.js';
 import { parseResponseTime } from './internal/responseTime.js';
 
-/** Response headers as undici parses them: lower-case names, repeated headers as arrays. */
-export type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
+export type { ResponseHeaders };
 
 /**
  * A completed response whose body was read eagerly and decoded (lupyne's `Response`): JSON when the
  * content type says so (`application/json`, `*+json`, `text/x-json`), text otherwise, or as asked
  * by the `decode` option. `ok` is lupyne's truthiness (2xx); `value()` is its `__call__`.
  */
-export class Response<T = unknown> {
+export class Response<T = unknown> implements RestResponse<T> {
   constructor(
     /** Origin of the host that answered. */
     readonly host: string,
@@ -52,10 +52,10 @@ export class Response<T = unknown> {
     return parseRetryAfter(this.headers['retry-after']);
   }
 
-  /** The decoded body when `ok`; otherwise throws {@link HttpError} with status, reason and decoded body. */
+  /** The decoded body when `ok`; otherwise throws {@link HttpStatusError} with status, reason and decoded body. */
   value(): T {
     if (this.status >= 200 && this.status < 300) return this.body;
-    throw new HttpError<T>(this, {
+    throw new HttpStatusError<T>(this, {
       host: this.host,
       method: this.method,
       path: this.path,

@@ -1,7 +1,7 @@
 import { startTestServers, type TestServer } from '@x/testkit';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BroadcastError } from './errors.js';
+import type { BroadcastError } from './broadcastError.js';
 import { Shards } from './shards.js';
 
 const open: Array<{ close(): Promise<void> }> = [];

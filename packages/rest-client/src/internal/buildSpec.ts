@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { CallOptions, DecodeMode } from '../callOptions.js';
-import { InvalidRequestError } from '../errors.js';
+import type { RestCallOptions, DecodeMode } from '../restCallOptions.js';
+import { InvalidCallError } from '../errors.js';
 import { IDEMPOTENT_METHODS, READ_METHODS, type CallSpec } from './callSpec.js';
 import { resolveTimeouts } from './config.js';
-import { buildPath, type QueryParams } from './path.js';
+import { buildPath, type RestQuery } from './path.js';
 
 /** Client defaults a call starts from. */
 export interface SpecDefaults {
@@ -25,7 +25,7 @@ function method(value: unknown): string {
     if (KNOWN.has(upper)) return upper;
     if (TOKEN.test(value) && value.length <= 64 && upper !== 'CONNECT') return value;
   }
-  throw new InvalidRequestError(`invalid HTTP method: ${JSON.stringify(value)}`);
+  throw new InvalidCallError(`invalid HTTP method: ${JSON.stringify(value)}`);
 }
 
 /**
@@ -37,8 +37,8 @@ export function buildSpec(
   defaults: SpecDefaults,
   rawMethod: unknown,
   path: unknown,
-  options: CallOptions | undefined,
-  query?: QueryParams,
+  options: RestCallOptions | undefined,
+  query?: RestQuery,
   json?: unknown,
   hasJson = false,
 ): CallSpec {
@@ -62,24 +62,24 @@ export function buildSpec(
     };
   }
   if (typeof options !== 'object' || options === null)
-    throw new InvalidRequestError('call options must be an object');
+    throw new InvalidCallError('call options must be an object');
   const fullPath = buildPath(path, query ?? options.query);
   let headers = defaults.headers;
   if (options.headers !== undefined) {
     if (typeof options.headers !== 'object' || options.headers === null)
-      throw new InvalidRequestError('headers must be an object');
+      throw new InvalidCallError('headers must be an object');
     headers = { ...headers, ...options.headers };
   }
   let body: string | Uint8Array | undefined;
   const jsonValue = hasJson ? json : options.json;
   if (jsonValue !== undefined) {
     if (options.body !== undefined)
-      throw new InvalidRequestError('pass either json or body, not both');
+      throw new InvalidCallError('pass either json or body, not both');
     body = stringify(jsonValue);
     headers = withJson(headers, options.headers);
   } else if (options.body !== undefined) {
     if (typeof options.body !== 'string' && !(options.body instanceof Uint8Array))
-      throw new InvalidRequestError('body must be a string or a Uint8Array');
+      throw new InvalidCallError('body must be a string or a Uint8Array');
     body = options.body;
   }
   let idempotent = IDEMPOTENT_METHODS.has(m);
@@ -91,7 +91,7 @@ export function buildSpec(
       key.length > 255 ||
       !/^[\x21-\x7e]+$/.test(key)
     ) {
-      throw new InvalidRequestError(
+      throw new InvalidCallError(
         `idempotencyKey must be true or 1-255 visible ASCII characters, got ${JSON.stringify(options.idempotencyKey)}`,
       );
     }
@@ -101,7 +101,7 @@ export function buildSpec(
   if (options.idempotent !== undefined) idempotent = options.idempotent === true;
   const decode = options.decode ?? defaults.decode;
   if (!DECODES.has(decode))
-    throw new InvalidRequestError(
+    throw new InvalidCallError(
       `decode must be auto, json, text or bytes, got ${JSON.stringify(decode)}`,
     );
   const signal = options.signal;
@@ -109,7 +109,7 @@ export function buildSpec(
     signal !== undefined &&
     (typeof signal !== 'object' || signal === null || typeof signal.addEventListener !== 'function')
   ) {
-    throw new InvalidRequestError('signal must be an AbortSignal');
+    throw new InvalidCallError('signal must be an AbortSignal');
   }
   const { totalMs, perTryMs } = resolveTimeouts(
     options.timeout,
@@ -138,12 +138,12 @@ function stringify(value: unknown): string {
   try {
     text = JSON.stringify(value);
   } catch (error) {
-    throw new InvalidRequestError(`json body cannot be serialised: ${(error as Error).message}`, {
+    throw new InvalidCallError(`json body cannot be serialised: ${(error as Error).message}`, {
       cause: error,
     });
   }
   if (text === undefined)
-    throw new InvalidRequestError(`json body cannot be serialised: ${typeof value}`);
+    throw new InvalidCallError(`json body cannot be serialised: ${typeof value}`);
   return text;
 }
 

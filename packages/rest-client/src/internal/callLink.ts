@@ -1,4 +1,4 @@
-import { AbortError, TimeoutError, type RestClientError } from '../errors.js';
+import { RequestAbortedError, RequestTimeoutError, type RestClientError } from '../errors.js';
 import type { Exchange } from './exchange.js';
 
 /** The error a call fails with when its caller's signal aborts. */
@@ -15,8 +15,8 @@ export function abortReason(
   };
   // AbortSignal.timeout() aborts with a DOMException named TimeoutError (undici #2590).
   if (reason instanceof Error && reason.name === 'TimeoutError')
-    return new TimeoutError('total', Number.NaN, options);
-  return new AbortError(reason, options);
+    return new RequestTimeoutError('total', Number.NaN, options);
+  return new RequestAbortedError(reason, options);
 }
 
 /**

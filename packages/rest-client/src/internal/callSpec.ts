@@ -1,4 +1,4 @@
-import type { DecodeMode } from '../callOptions.js';
+import type { DecodeMode } from '../restCallOptions.js';
 
 /** Methods whose repetition cannot repeat a side effect (RFC 9110 §9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set([

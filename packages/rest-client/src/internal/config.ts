@@ -8,13 +8,14 @@ import {
   systemClock,
   type Balancer,
 } from '@x/resilience';
-import type { RetryOptions } from '../callOptions.js';
+import type { RestRetryOptions } from '../restCallOptions.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
 import type { ResourceOptions } from '../resourceOptions.js';
-import type { EngineConfig, ResolvedRetry } from './engine.js';
+import type { EngineConfig, ResolvedRetry } from './engineConfig.js';
 import type { HostPool } from './hostPool.js';
 import type { CachedClock } from './cachedClock.js';
 import { durationOption as ms } from './durationOption.js';
+import { retryRule } from './retryRule.js';
 
 const MiB = 1024 * 1024;
 
@@ -51,7 +52,7 @@ export function resolveTimeouts(
 }
 
 function resolveRetry(
-  retry: RetryOptions | false | undefined,
+  retry: RestRetryOptions | false | undefined,
   options: ResourceOptions,
 ): ResolvedRetry | undefined {
   if (retry === false) return undefined;
@@ -60,24 +61,23 @@ function resolveRetry(
   let budget: RetryBudget | undefined;
   if (r.budget instanceof RetryBudget) budget = r.budget;
   else if (r.budget !== false) budget = new RetryBudget({ ...r.budget, clock });
+  const rule = {
+    retryOn: r.retryOn,
+    statuses: r.statuses ?? RETRYABLE_STATUSES,
+    retryOnTimeout: r.retryOnTimeout ?? false,
+  };
   const policy = new RetryPolicy({
     maxRetries: r.maxRetries ?? 2,
     backoff:
       r.backoff ??
       exponentialBackoff({ initialMs: 25, maxMs: 1_000, jitter: 'full', random: options.random }),
     maxRetryAfterMs: r.maxRetryAfterMs ?? 30_000,
-    // Retryability is decided by the engine (it knows the request's idempotency) before asking the schedule.
-    retryOn: () => true,
+    // The one rule of which tries are retried (the engine asks the schedule after every failure).
+    retryOn: retryRule(rule),
     budget,
     clock,
   });
-  return {
-    policy,
-    budget,
-    retryOn: r.retryOn,
-    statuses: r.statuses ?? RETRYABLE_STATUSES,
-    retryOnTimeout: r.retryOnTimeout ?? false,
-  };
+  return { policy, budget, ...rule };
 }
 
 /** Validates client options and builds the engine configuration. */

@@ -1,6 +1,10 @@
 import { brotliDecompressSync, gunzipSync, inflateSync, type ZlibOptions } from 'node:zlib';
-import type { DecodeMode } from '../callOptions.js';
-import { DecodeError, ResponseTooLargeError, type RestClientErrorOptions } from '../errors.js';
+import type { DecodeMode } from '../restCallOptions.js';
+import {
+  ResponseDecodeError,
+  ResponseTooLargeError,
+  type RestClientErrorOptions,
+} from '../errors.js';
 
 /**
  * The content type of a response: undici gives a repeated `Content-Type` header as an array; the
@@ -27,7 +31,7 @@ const SNIPPET = 200;
 /**
  * Decodes a body read as text. JSON for `json`, or for `auto` with a JSON content type; an empty
  * JSON body is `undefined`. Malformed JSON throws `DECODE` for a 2xx status; for other statuses
- * the text is kept (error pages are often mislabelled) so the `HttpError` still shows it.
+ * the text is kept (error pages are often mislabelled) so the `HttpStatusError` still shows it.
  */
 export function decodeText(
   text: string,
@@ -42,7 +46,7 @@ export function decodeText(
     return JSON.parse(text);
   } catch (error) {
     if (status < 200 || status >= 300) return text;
-    throw new DecodeError(status, contentType, text.slice(0, SNIPPET), {
+    throw new ResponseDecodeError(status, contentType, text.slice(0, SNIPPET), {
       ...source.info(),
       cause: error,
     });
@@ -76,7 +80,7 @@ export function decompress(
     } catch (error) {
       if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE')
         throw new ResponseTooLargeError(maxSize, { ...info, cause: error });
-      throw new DecodeError(
+      throw new ResponseDecodeError(
         status,
         contentType,
         Buffer.from(out.subarray(0, SNIPPET)).toString('latin1'),

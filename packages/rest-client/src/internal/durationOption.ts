@@ -1,7 +1,7 @@
 import { duration, type DurationOptions } from '@x/resilience';
-import { InvalidRequestError } from '../errors.js';
+import { InvalidCallError } from '../errors.js';
 
-const invalid = (message: string) => new InvalidRequestError(message);
+const invalid = (message: string) => new InvalidCallError(message);
 
 /**
  * A duration option in ms, validated by `@x/resilience`'s shared `duration` rule (default `> 0`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRestClientError, TimeoutError } from '../errors.js';
+import { isRestClientError, RequestTimeoutError } from '../errors.js';
 import { toRestClientError } from './errorMapping.js';
 
 const info = { host: 'http://h:1', method: 'GET', path: '/x', idempotent: true, attempts: 1 };
@@ -50,7 +50,7 @@ describe('toRestClientError', () => {
   });
 
   it('keeps our own errors and maps DOM-style abort and timeout errors', () => {
-    const own = new TimeoutError('total', 5, info);
+    const own = new RequestTimeoutError('total', 5, info);
     expect(toRestClientError(own, info, false, context)).toBe(own);
     expect(
       toRestClientError(

@@ -1,12 +1,12 @@
 import { errorCode, isNotSentError } from '@x/resilience';
 import {
-  AbortError,
+  RequestAbortedError,
   ClosedError,
   ConnectError,
-  InvalidRequestError,
+  InvalidCallError,
   ResponseTooLargeError,
   SocketError,
-  TimeoutError,
+  RequestTimeoutError,
   isRestClientError,
   type RestClientError,
   type RestClientErrorOptions,
@@ -51,15 +51,15 @@ export function toRestClientError(
   const options: RestClientErrorOptions = { ...info, cause: error };
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return new TimeoutError('connect', context.connectTimeoutMs, options);
+      return new RequestTimeoutError('connect', context.connectTimeoutMs, options);
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
-      return new TimeoutError('try', Number.NaN, options);
+      return new RequestTimeoutError('try', Number.NaN, options);
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
       return new ResponseTooLargeError(context.maxResponseSize, options);
     case 'UND_ERR_ABORTED':
     case 'ABORT_ERR':
-      return new AbortError((error as { reason?: unknown }).reason ?? error, options);
+      return new RequestAbortedError((error as { reason?: unknown }).reason ?? error, options);
     case 'UND_ERR_DESTROYED':
     case 'UND_ERR_CLOSED':
       return new ClosedError(options);
@@ -69,7 +69,7 @@ export function toRestClientError(
     case 'ERR_INVALID_ARG_VALUE':
     case 'ERR_INVALID_CHAR':
     case 'ERR_INVALID_HTTP_TOKEN':
-      return new InvalidRequestError(`invalid request: ${(error as Error).message}`, options);
+      return new InvalidCallError(`invalid request: ${(error as Error).message}`, options);
   }
   if (
     (code !== undefined && CONNECT_CODES.has(code)) ||
@@ -80,9 +80,9 @@ export function toRestClientError(
   }
   const name =
     typeof error === 'object' && error !== null ? (error as { name?: unknown }).name : undefined;
-  if (name === 'TimeoutError') return new TimeoutError('total', Number.NaN, options);
+  if (name === 'TimeoutError') return new RequestTimeoutError('total', Number.NaN, options);
   if (name === 'AbortError')
-    return new AbortError((error as { cause?: unknown }).cause ?? error, options);
+    return new RequestAbortedError((error as { cause?: unknown }).cause ?? error, options);
   return new SocketError(!afterHeaders && isStale(error, code), options);
 }
 

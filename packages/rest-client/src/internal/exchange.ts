@@ -1,5 +1,5 @@
 import type { Dispatcher, Pool } from 'undici';
-import { TimeoutError, type RestClientErrorOptions } from '../errors.js';
+import { RequestTimeoutError, type RestClientErrorOptions } from '../errors.js';
 import type { CallSpec } from './callSpec.js';
 import type { TimerEntry } from '@x/resilience';
 
@@ -89,8 +89,8 @@ export class Exchange implements TimerEntry {
     this.abort(this.timeoutError());
   }
 
-  timeoutError(): TimeoutError {
-    return new TimeoutError(
+  timeoutError(): RequestTimeoutError {
+    return new RequestTimeoutError(
       this.phase,
       this.phase === 'try' ? this.spec.perTryMs : this.spec.totalMs,
       this.info(),

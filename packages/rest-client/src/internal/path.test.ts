@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidRequestError, isRestClientError } from '../errors.js';
+import { InvalidCallError, isRestClientError } from '../errors.js';
 import { buildPath, encodeQuery } from './path.js';
 
 describe('buildPath', () => {
@@ -33,17 +33,17 @@ describe('buildPath', () => {
     ['/a#b', /"#"/],
     ['/é', /percent-encoded/],
   ])('rejects %j', (path, message) => {
-    expect(() => buildPath(path, undefined)).toThrow(InvalidRequestError);
+    expect(() => buildPath(path, undefined)).toThrow(InvalidCallError);
     expect(() => buildPath(path, undefined)).toThrow(message);
   });
 
   it('rejects non-string paths and bad queries with typed errors', () => {
     for (const path of [undefined, null, 1, {}, ['/a']])
-      expect(() => buildPath(path, undefined)).toThrow(InvalidRequestError);
+      expect(() => buildPath(path, undefined)).toThrow(InvalidCallError);
     expect(() => buildPath('/x'.repeat(9000), undefined)).toThrow(/longer than/);
-    expect(() => encodeQuery([] as never)).toThrow(InvalidRequestError);
+    expect(() => encodeQuery([] as never)).toThrow(InvalidCallError);
     expect(() => encodeQuery({ a: {} as never })).toThrow(/query parameter "a"/);
-    expect(() => encodeQuery({ a: [Symbol('x')] as never })).toThrow(InvalidRequestError);
+    expect(() => encodeQuery({ a: [Symbol('x')] as never })).toThrow(InvalidCallError);
   });
 
   it('property: any input either gives a path that stays on the host or a typed INVALID_REQUEST', () => {

@@ -1,7 +1,7 @@
-import { InvalidRequestError } from '../errors.js';
+import { InvalidCallError } from '../errors.js';
 
 /** Query parameters: arrays repeat the key (lupyne's `urlencode(doseq=True)`); null/undefined are skipped. */
-export type QueryParams = Readonly<
+export type RestQuery = Readonly<
   Record<
     string,
     | string
@@ -24,20 +24,20 @@ const MAX_PATH = 16_384;
  * fragment, dot segments (`/../`, `/%2e%2e/`) that would escape the host's tree, and paths over
  * 16 KiB.
  */
-export function buildPath(path: unknown, query: QueryParams | undefined): string {
+export function buildPath(path: unknown, query: RestQuery | undefined): string {
   if (typeof path !== 'string')
-    throw new InvalidRequestError(`path must be a string, got ${describe(path)}`);
+    throw new InvalidCallError(`path must be a string, got ${describe(path)}`);
   const n = path.length;
   if (n === 0 || path.charCodeAt(0) !== 47 /* / */) {
-    throw new InvalidRequestError(
+    throw new InvalidCallError(
       /^[a-z][a-z0-9+.-]*:/i.test(path)
         ? `path must be relative to the host, not an absolute URL: ${JSON.stringify(path.slice(0, 200))}`
         : `path must start with "/": ${JSON.stringify(path.slice(0, 200))}`,
     );
   }
-  if (n > MAX_PATH) throw new InvalidRequestError(`path longer than ${MAX_PATH} characters`);
+  if (n > MAX_PATH) throw new InvalidCallError(`path longer than ${MAX_PATH} characters`);
   if (n > 1 && path.charCodeAt(1) === 47) {
-    throw new InvalidRequestError(
+    throw new InvalidCallError(
       `path must not start with "//" (it would name another host): ${JSON.stringify(path.slice(0, 200))}`,
     );
   }
@@ -46,7 +46,7 @@ export function buildPath(path: unknown, query: QueryParams | undefined): string
   for (let i = 0; i < n; i++) {
     const c = path.charCodeAt(i);
     if (c <= 32 || c >= 127 || c === 92 /* \ */ || c === 35 /* # */) {
-      throw new InvalidRequestError(
+      throw new InvalidCallError(
         `path has a character that must be percent-encoded (${c === 35 ? '"#"' : c === 92 ? 'backslash' : `code ${c}`}) at ${i}: ${JSON.stringify(path.slice(0, 200))}`,
       );
     }
@@ -54,7 +54,7 @@ export function buildPath(path: unknown, query: QueryParams | undefined): string
     else if (!inQuery && (c === 46 /* . */ || c === 37) /* % */) dotSegment = true;
   }
   if (dotSegment && hasDotSegment(path)) {
-    throw new InvalidRequestError(
+    throw new InvalidCallError(
       `path has a dot segment ("." or ".."), which could escape the host's tree: ${JSON.stringify(path.slice(0, 200))}`,
     );
   }
@@ -76,9 +76,9 @@ function hasDotSegment(path: string): boolean {
 }
 
 /** Encodes query parameters like `URLSearchParams` (spaces as `+`), repeating keys for arrays. */
-export function encodeQuery(query: QueryParams): string {
+export function encodeQuery(query: RestQuery): string {
   if (typeof query !== 'object' || Array.isArray(query)) {
-    throw new InvalidRequestError(`query must be an object of parameters, got ${describe(query)}`);
+    throw new InvalidCallError(`query must be an object of parameters, got ${describe(query)}`);
   }
   const params = new URLSearchParams();
   for (const key of Object.keys(query)) {
@@ -102,7 +102,7 @@ function scalar(key: string, value: unknown): string {
     case 'bigint':
       return String(value);
     default:
-      throw new InvalidRequestError(
+      throw new InvalidCallError(
         `query parameter ${JSON.stringify(key)} must be a string, number, boolean or an array of them, got ${describe(value)}`,
       );
   }

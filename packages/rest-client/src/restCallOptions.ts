@@ -6,9 +6,9 @@ import type {
   RetryBudgetOptions,
 } from '@x/resilience';
 import type { RestClientError } from './errors.js';
-import type { QueryParams } from './internal/path.js';
+import type { RestQuery } from './internal/path.js';
 
-export type { QueryParams } from './internal/path.js';
+export type { RestQuery } from './internal/path.js';
 
 /** How a response body is decoded. `auto` (default): JSON for JSON content types, text otherwise. */
 export type DecodeMode = 'auto' | 'json' | 'text' | 'bytes';
@@ -22,7 +22,7 @@ export interface Timeouts {
 }
 
 /** Retry rules of a client (`retry` option). Retries never repeat a side effect. */
-export interface RetryOptions {
+export interface RestRetryOptions {
   /** Retries after the first try. Default 2. */
   readonly maxRetries?: number;
   /**
@@ -52,9 +52,9 @@ export interface RetryOptions {
 }
 
 /** Per-call options of `call`, `unicast`, `broadcast` and the verb methods. */
-export interface CallOptions {
+export interface RestCallOptions {
   /** Query parameters appended to the path (arrays repeat the key). */
-  readonly query?: QueryParams;
+  readonly query?: RestQuery;
   /** A JSON body (sent with `content-type: application/json`). */
   readonly json?: unknown;
   /** A raw body, the alternative to `json`. */
