@@ -13,6 +13,8 @@ import {
   DEADLINE_HEADER,
   deadlineHeaderValue,
   readDeadlineHeader,
+  repeat,
+  timeoutSignal,
 } from '@x/resilience';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
@@ -38,6 +40,7 @@ import {
 import { memoryEventStore, type EventStore } from './eventStore.js';
 import { isHostLabel } from './hostHeader.js';
 import { adminApi } from './internal/adminApi.js';
+import { AsyncRequests } from './internal/asyncRequests.js';
 import { bodyToIterable } from './internal/body.js';
 import {
   EventScheduler,
@@ -62,7 +65,6 @@ import { Router, type RoutedModule, type RouterState } from './internal/router.j
 import { RuleFile } from './internal/ruleFile.js';
 import { durationOption } from './internal/durationOption.js';
 import { positiveOption, timerOption } from './internal/positiveOption.js';
-import { every, timeoutSignal } from './internal/timers.js';
 import { VersionPool, type Deadline, type VersionStats } from './internal/versionPool.js';
 import type { RouteDecision } from './routeDecision.js';
 import { CompiledSplit, type TrafficSplit } from './trafficSplit.js';
@@ -291,10 +293,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   private readonly maxBodyBytes: number;
   private readonly maxResponseBytes: number;
   private readonly backgroundTimeoutMs: number;
-  private readonly maxAsync: number;
-  private readonly maxQueuedAsync: number;
-  private asyncRunning = 0;
-  private readonly asyncQueue: Array<() => void> = [];
+  private readonly asyncRequests: AsyncRequests;
   /** Mounted and listening front doors: closed with the dispatcher. */
   private readonly frontDoors = new Set<{ close(): Promise<void> }>();
   private defaultDoor: MountedFrontDoor | undefined;
@@ -334,11 +333,12 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       32 * MIB,
       true,
     );
-    this.maxAsync = positiveOption('maxAsyncRequests', options.maxAsyncRequests, 64, true);
-    this.maxQueuedAsync =
+    this.asyncRequests = new AsyncRequests(
+      positiveOption('maxAsyncRequests', options.maxAsyncRequests, 64, true),
       options.maxQueuedAsyncRequests === 0
         ? 0
-        : positiveOption('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true);
+        : positiveOption('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true),
+    );
     const host = options.host ?? 'localhost';
     if (
       typeof host !== 'string' ||
@@ -505,7 +505,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       await Promise.all(this.pools.map(pool => pool.start()));
       await this.scheduler.start();
       if (this.ruleFile && !this.closed) {
-        this.ruleWatcher = every(
+        this.ruleWatcher = repeat(
           this.clock,
           this.rulePollMs,
           () => this.pollRules().then(() => {}),
@@ -526,7 +526,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       this.closed = true;
       await Promise.allSettled([...this.frontDoors].map(door => door.close()));
       this.ruleWatcher?.stop();
-      for (const run of this.asyncQueue.splice(0)) run();
+      this.asyncRequests.close();
       await this.startPromise?.catch(() => {});
       await this.scheduler.close(5_000);
       await Promise.allSettled(this.pools.map(pool => pool.close(options.drainTimeoutMs)));
@@ -811,32 +811,8 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   addAsyncRequest(request: DispatchRequest): AsyncRequest {
     if (this.closed) throw new DispatcherClosedError();
     this.prepare(request); // route now: bad requests fail synchronously
-    if (this.asyncRunning >= this.maxAsync && this.asyncQueue.length >= this.maxQueuedAsync) {
-      throw new NoCapacityError(
-        `${this.asyncRunning} async requests running and ${this.asyncQueue.length} queued (maxAsyncRequests / maxQueuedAsyncRequests)`,
-        'async-requests',
-        1_000,
-      );
-    }
+    const settled = this.asyncRequests.submit(() => this.addRequest(request));
     const requestId = randomUUID();
-    const settled = new Promise<ResponseTuple>((resolve, reject) => {
-      const run = () => {
-        if (this.closed) {
-          reject(new DispatcherClosedError());
-          return;
-        }
-        this.asyncRunning++;
-        this.addRequest(request)
-          .then(resolve, reject)
-          .finally(() => {
-            this.asyncRunning--;
-            const next = this.asyncQueue.shift();
-            if (next) next();
-          });
-      };
-      if (this.asyncRunning < this.maxAsync) run();
-      else this.asyncQueue.push(run);
-    });
     settled.then(
       tuple =>
         this.emit({
@@ -1035,7 +1011,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     return {
       versions: this.pools.map(pool => pool.stats()),
       events: { pending: this.scheduler.size },
-      asyncRequests: { running: this.asyncRunning, queued: this.asyncQueue.length },
+      asyncRequests: { running: this.asyncRequests.running, queued: this.asyncRequests.queued },
       rules: this.routerState.rules.size,
     };
   }

@@ -150,3 +150,7 @@ export {
   type QueryParams,
 } from './http.js';
 export { createAgent, type AgentOptions, type TlsOptions, type ProxyOption } from './agent.js';
+export { timeoutSignal, type TimeoutSignal } from './timeoutSignal.js';
+export { untilAborted } from './untilAborted.js';
+export { withTimeout } from './withTimeout.js';
+export { repeat, type Repeating } from './repeat.js';

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { AbortedError, type Clock, type Logger } from '@x/resilience';
+import { AbortedError, untilAborted, type Clock, type Logger } from '@x/resilience';
 import { BackendError, DeadlineExceededError, DispatcherError } from '../errors.js';
 import { sendError } from './errorResponse.js';
 import { pairs, type Forward } from './forwardedRequest.js';
@@ -117,24 +117,5 @@ function drained(res: ServerResponse): Promise<void> {
     };
     res.on('drain', go);
     res.on('close', go);
-  });
-}
-
-/** Settles like `promise`, or rejects with the signal's reason once it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      value => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      error => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
   });
 }

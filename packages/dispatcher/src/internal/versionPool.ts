@@ -5,6 +5,10 @@ import {
   isXError,
   leastLoaded,
   priority,
+  repeat,
+  timeoutSignal,
+  untilAborted,
+  Fifo,
   roundRobin,
   type Balancer,
   type BackoffContext,
@@ -30,7 +34,6 @@ import type { InstanceInfo } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
 import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } from './instance.js';
 import { PeakWindow } from './peakWindow.js';
-import { every } from './timers.js';
 
 /** Starts in a row that must fail before requests to a version without instances fail fast. */
 const CRASH_LOOP_STARTS = 2;
@@ -88,7 +91,8 @@ export class VersionPool implements InstanceOwner {
   /** Ready, healthy instances: what the balancer picks from. */
   private routable: Instance[] = [];
   private readonly balancer: Balancer<Instance>;
-  private waiters: Waiter[] = [];
+  /** Requests waiting for any instance, oldest first (settled ones are skipped lazily). */
+  private readonly waiters = new Fifo<Waiter>();
   private waiting = 0;
   stopped = false;
   private closed = false;
@@ -165,7 +169,7 @@ export class VersionPool implements InstanceOwner {
     } else if (scaling.kind === 'basic') {
       const idle = scaling.idleTimeoutMs;
       const interval = Math.max(10, Math.min(1_000, Math.floor(idle / 4)));
-      this.timers.push(every(this.clock, interval, () => this.reapIdle(idle), this.onTimerError));
+      this.timers.push(repeat(this.clock, interval, () => this.reapIdle(idle), this.onTimerError));
     } else {
       const initial = this.decide();
       const launches: Promise<void>[] = [];
@@ -173,7 +177,7 @@ export class VersionPool implements InstanceOwner {
         launches.push(this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none'));
       await Promise.all(launches);
       this.timers.push(
-        every(this.clock, scaling.adjustIntervalMs, () => this.adjust(), this.onTimerError),
+        repeat(this.clock, scaling.adjustIntervalMs, () => this.adjust(), this.onTimerError),
       );
     }
   }
@@ -418,8 +422,7 @@ export class VersionPool implements InstanceOwner {
       }, waitMs);
       timer.unref?.();
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.waiters.length > 2 * this.waiting + 16)
-        this.waiters = this.waiters.filter(w => !w.settled);
+      if (this.waiters.length > 2 * this.waiting + 16) this.waiters.removeWhere(w => w.settled);
       this.waiters.push(waiter);
       this.waiting++;
     });
@@ -430,7 +433,7 @@ export class VersionPool implements InstanceOwner {
   /** Hands free slots to waiters, first come first served. */
   private wake(): void {
     while (this.waiting > 0 && this.waiters.length > 0) {
-      const head = this.waiters[0]!;
+      const head = this.waiters.peek()!;
       if (head.settled) {
         this.waiters.shift();
         continue;
@@ -440,13 +443,11 @@ export class VersionPool implements InstanceOwner {
       this.waiters.shift();
       head.resolve(instance);
     }
-    if (this.waiting === 0 && this.waiters.length > 0) this.waiters = [];
+    if (this.waiting === 0 && this.waiters.length > 0) this.waiters.drain();
   }
 
   private rejectWaiters(error: () => unknown): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) if (!waiter.settled) waiter.reject(error());
+    for (const waiter of this.waiters.drain()) if (!waiter.settled) waiter.reject(error());
   }
 
   private starting(): number {
@@ -542,103 +543,75 @@ export class VersionPool implements InstanceOwner {
     }
   }
 
-  private waitBounded(
+  /** Waits for `promise` (an instance getting ready) at most `maxPendingLatencyMs` and the deadline. */
+  private async waitBounded(
     promise: Promise<void>,
     deadline: Deadline,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const clock = this.clock;
     const waitMs = Math.min(this.spec.maxPendingLatencyMs, deadline.at - clock.now());
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onAbort = () => {
-        done();
-        reject(new AbortedError({ cause: signal!.reason }));
-      };
-      const timer = clock.setTimeout(() => {
-        done();
-        reject(
-          clock.now() >= deadline.at
-            ? new DeadlineExceededError(deadline.timeoutMs)
-            : new NoCapacityError(
-                'instance did not become ready in time',
-                'pending-latency',
-                this.retryAfterMs(),
-              ),
-        );
-      }, waitMs);
-      timer.unref?.();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      promise.then(
-        () => {
-          done();
-          resolve();
-        },
-        error => {
-          done();
-          reject(error);
-        },
-      );
-    });
+    if (waitMs <= 0) throw new DeadlineExceededError(deadline.timeoutMs);
+    const bounded = timeoutSignal(
+      clock,
+      waitMs,
+      () =>
+        clock.now() >= deadline.at
+          ? new DeadlineExceededError(deadline.timeoutMs)
+          : new NoCapacityError(
+              'instance did not become ready in time',
+              'pending-latency',
+              this.retryAfterMs(),
+            ),
+      signal,
+    );
+    try {
+      await untilAborted(promise, bounded.signal);
+    } catch (error) {
+      throw signal?.aborted && error === signal.reason
+        ? new AbortedError({ cause: signal.reason })
+        : error;
+    } finally {
+      bounded.clear();
+    }
   }
 
-  /** Waits in the instance's own bounded queue (its Bulkhead) for a slot. */
-  private waitForInstanceSlot(
+  /**
+   * Waits in the instance's own bounded queue (its Bulkhead: `maxQueuedRequests`, at most
+   * `maxPendingLatencyMs`) for a slot, within the deadline.
+   */
+  private async waitForInstanceSlot(
     instance: Instance,
     deadline: Deadline,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    const clock = this.clock;
-    const waitMs = deadline.at - clock.now();
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(new AbortedError({ cause: signal!.reason }));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      waitMs < Infinity
-        ? clock.setTimeout(
-            () => controller.abort(new DeadlineExceededError(deadline.timeoutMs)),
-            waitMs,
-          )
-        : undefined;
-    timer?.unref?.();
-    const cleanup = () => {
-      if (timer) clock.clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    return new Promise<void>((resolve, reject) => {
-      // Bulkhead.run holds the slot until the task settles: the task hands us a release callback
-      instance.bulkhead
-        .run(
-          () =>
-            new Promise<void>(releaseSlot => {
-              cleanup();
-              instance.heldSlots.push(releaseSlot);
-              resolve();
-            }),
-          { signal: controller.signal, attempt: 0, deadline: Infinity, endpoint: undefined },
-        )
-        .then(
-          () => instance.afterRelease(),
-          error => {
-            cleanup();
-            if (isXError(error, 'BULKHEAD_FULL'))
-              reject(
-                new NoCapacityError(
-                  `instance ${instance.id} of ${this.module}/${this.version} has no free slot within ${this.spec.maxPendingLatencyMs} ms`,
-                  'pending-latency',
-                  this.retryAfterMs(),
-                  { cause: error },
-                ),
-              );
-            else reject(controller.signal.aborted ? controller.signal.reason : error);
-          },
+    const waitMs = deadline.at - this.clock.now();
+    if (waitMs <= 0) throw new DeadlineExceededError(deadline.timeoutMs);
+    const bounded = timeoutSignal(
+      this.clock,
+      waitMs,
+      () => new DeadlineExceededError(deadline.timeoutMs),
+      signal,
+    );
+    try {
+      await instance.bulkhead.acquire(bounded.signal);
+    } catch (error) {
+      if (isXError(error, 'BULKHEAD_FULL'))
+        throw new NoCapacityError(
+          `instance ${instance.id} of ${this.module}/${this.version} has no free slot within ${this.spec.maxPendingLatencyMs} ms`,
+          'pending-latency',
+          this.retryAfterMs(),
+          { cause: error },
         );
-    });
+      const reason: unknown = bounded.signal.reason;
+      throw reason instanceof DeadlineExceededError
+        ? reason
+        : signal?.aborted
+          ? new AbortedError({ cause: signal.reason })
+          : error;
+    } finally {
+      bounded.clear();
+    }
   }
 
   // ---- autoscaling -----------------------------------------------------------------------
