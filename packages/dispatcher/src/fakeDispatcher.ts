@@ -6,7 +6,7 @@ import type {
   DispatcherStats,
   HttpFrontDoor,
   MountedFrontDoor,
-} from './createDispatcher.js';
+} from './dispatcher.js';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
   DispatcherClosedError,
