@@ -1,12 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Emitter, silentLogger, systemClock, type Clock, type Disposer } from '@x/resilience';
-import type {
-  AsyncRequest,
-  Dispatcher,
-  DispatcherStats,
-  HttpFrontDoor,
-  MountedFrontDoor,
-} from './dispatcher.js';
+import type { AsyncRequest, Dispatcher, DispatcherStats } from './dispatcher.js';
+import type { HttpFrontDoor, MountedFrontDoor } from './frontDoorOptions.js';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
   DispatcherClosedError,
