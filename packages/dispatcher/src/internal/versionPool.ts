@@ -8,7 +8,6 @@ import {
   repeat,
   timeoutSignal,
   untilAborted,
-  Fifo,
   roundRobin,
   type Balancer,
   type BackoffContext,
@@ -33,22 +32,14 @@ import {
 import type { InstanceInfo } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
 import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } from './instance.js';
+import type { Deadline } from './deadline.js';
+import { InstanceWaitQueue } from './instanceWaitQueue.js';
 import { PeakWindow } from './peakWindow.js';
+
+export type { Deadline } from './deadline.js';
 
 /** Starts in a row that must fail before requests to a version without instances fail fast. */
 const CRASH_LOOP_STARTS = 2;
-
-/** When a request must be answered: clock time `at` (Infinity for none) and its length. */
-export interface Deadline {
-  readonly at: number;
-  readonly timeoutMs: number;
-}
-
-interface Waiter {
-  resolve: (instance: Instance) => void;
-  reject: (error: unknown) => void;
-  settled: boolean;
-}
 
 /** Shared services a version pool gets from its dispatcher. */
 export interface PoolServices {
@@ -91,9 +82,8 @@ export class VersionPool implements InstanceOwner {
   /** Ready, healthy instances: what the balancer picks from. */
   private routable: Instance[] = [];
   private readonly balancer: Balancer<Instance>;
-  /** Requests waiting for any instance, oldest first (settled ones are skipped lazily). */
-  private readonly waiters = new Fifo<Waiter>();
-  private waiting = 0;
+  /** Requests waiting for any instance of the version. */
+  private readonly queue: InstanceWaitQueue;
   stopped = false;
   private closed = false;
   outstanding = 0;
@@ -120,6 +110,7 @@ export class VersionPool implements InstanceOwner {
     const scaling = spec.scaling;
     this.peak = new PeakWindow(scaling.kind === 'automatic' ? scaling.windowMs : 60_000);
     this.pendingLatency = new LatencyHistogram({ clock: this.clock });
+    this.queue = new InstanceWaitQueue(this, module, version, spec, this.clock);
     this.coldStartLatency = new LatencyHistogram({ clock: this.clock, windowMs: 3_600_000 });
     this.metricTags = Object.freeze({ module, version });
     if (scaling.kind === 'automatic') {
@@ -216,7 +207,7 @@ export class VersionPool implements InstanceOwner {
     if (!this.instances.has(instance.id) || this.closed || this.stopped) return;
     if (!this.routable.includes(instance)) this.routable = [...this.routable, instance];
     this.gauge();
-    this.wake();
+    this.queue.wake();
   }
 
   instanceLeft(instance: Instance): void {
@@ -231,7 +222,7 @@ export class VersionPool implements InstanceOwner {
   }
 
   slotFreed(_instance: Instance): void {
-    if (this.waiting > 0) this.wake();
+    if (this.queue.waiting > 0) this.queue.wake();
   }
 
   restartUnhealthy(instance: Instance): void {
@@ -255,7 +246,7 @@ export class VersionPool implements InstanceOwner {
       if (this.kind === 'automatic') this.instances.delete(instance.id);
       // a basic slot goes back to "stopped": the next request that needs it tries once more
       if (this.kind === 'basic') instance.state = 'stopped';
-      this.wake();
+      this.queue.wake();
       return;
     }
     const context: BackoffContext = { attempt: instance.restartStreak + 1, error: undefined };
@@ -289,7 +280,7 @@ export class VersionPool implements InstanceOwner {
   // ---- picking ---------------------------------------------------------------------------
 
   /** Takes a slot on a routable instance without waiting, or undefined. */
-  private pickNow(): Instance | undefined {
+  pickNow(): Instance | undefined {
     const routable = this.routable;
     if (routable.length === 0) return undefined;
     const chosen = this.balancer.pick(routable);
@@ -316,7 +307,7 @@ export class VersionPool implements InstanceOwner {
     const startFailure = this.startFailure();
     if (startFailure !== undefined) throw startFailure;
     this.outstanding++;
-    return this.enqueue(deadline, signal).then(
+    return this.queue.enqueue(deadline, signal).then(
       got => {
         this.took(got);
         return got;
@@ -371,85 +362,6 @@ export class VersionPool implements InstanceOwner {
     metrics.histogram('dispatcher.request.duration', duration, this.metricTags);
   }
 
-  private enqueue(deadline: Deadline, signal: AbortSignal | undefined): Promise<Instance> {
-    const spec = this.spec;
-    if (this.waiting >= spec.maxQueuedRequests) {
-      return Promise.reject(
-        new NoCapacityError(
-          `${this.module}/${this.version}: ${this.waiting} requests are waiting already (maxQueuedRequests)`,
-          'requests',
-          this.retryAfterMs(),
-        ),
-      );
-    }
-    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
-    const clock = this.clock;
-    const enqueuedAt = clock.now();
-    const waitMs = Math.min(spec.maxPendingLatencyMs, deadline.at - enqueuedAt);
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    const promise = new Promise<Instance>((resolve, reject) => {
-      const finish = () => {
-        waiter.settled = true;
-        this.waiting--;
-        clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.pendingLatency.record(clock.now() - enqueuedAt);
-      };
-      const waiter: Waiter = {
-        settled: false,
-        resolve: instance => {
-          finish();
-          resolve(instance);
-        },
-        reject: error => {
-          finish();
-          reject(error);
-        },
-      };
-      const onAbort = () => waiter.reject(new AbortedError({ cause: signal!.reason }));
-      const timer = clock.setTimeout(() => {
-        if (waiter.settled) return;
-        if (clock.now() >= deadline.at)
-          waiter.reject(new DeadlineExceededError(deadline.timeoutMs));
-        else
-          waiter.reject(
-            new NoCapacityError(
-              `${this.module}/${this.version}: no instance free within ${spec.maxPendingLatencyMs} ms (maxPendingLatencyMs)`,
-              'pending-latency',
-              this.retryAfterMs(),
-            ),
-          );
-      }, waitMs);
-      timer.unref?.();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.waiters.length > 2 * this.waiting + 16) this.waiters.removeWhere(w => w.settled);
-      this.waiters.push(waiter);
-      this.waiting++;
-    });
-    this.demand();
-    return promise;
-  }
-
-  /** Hands free slots to waiters, first come first served. */
-  private wake(): void {
-    while (this.waiting > 0 && this.waiters.length > 0) {
-      const head = this.waiters.peek()!;
-      if (head.settled) {
-        this.waiters.shift();
-        continue;
-      }
-      const instance = this.pickNow();
-      if (instance === undefined) break;
-      this.waiters.shift();
-      head.resolve(instance);
-    }
-    if (this.waiting === 0 && this.waiters.length > 0) this.waiters.drain();
-  }
-
-  private rejectWaiters(error: () => unknown): void {
-    for (const waiter of this.waiters.drain()) if (!waiter.settled) waiter.reject(error());
-  }
-
   private starting(): number {
     let n = 0;
     for (const instance of this.instances.values()) if (instance.state === 'starting') n++;
@@ -464,11 +376,11 @@ export class VersionPool implements InstanceOwner {
   }
 
   /** Requests are waiting: start instances as the scaling mode allows. */
-  private demand(): void {
+  demand(): void {
     const scaling = this.spec.scaling;
     if (scaling.kind === 'manual') return;
     const per = this.spec.maxConcurrentRequests;
-    const need = () => Math.ceil(this.waiting / per) - this.starting();
+    const need = () => Math.ceil(this.queue.waiting / per) - this.starting();
     if (scaling.kind === 'basic') {
       let missing = need();
       for (const instance of this.instances.values()) {
@@ -484,7 +396,7 @@ export class VersionPool implements InstanceOwner {
     // minPendingLatencyMs to free up before a cold start (App Engine's min_pending_latency)
     const coldStart = () => {
       this.coldStartTimer = undefined;
-      if (this.closed || this.stopped || this.waiting === 0) return;
+      if (this.closed || this.stopped || this.queue.waiting === 0) return;
       const room = scaling.maxInstances - this.active();
       const count = Math.min(room, Math.max(need(), 0));
       for (let i = 0; i < count; i++) void this.launch(this.newAutoInstance(), 'none');
@@ -625,7 +537,7 @@ export class VersionPool implements InstanceOwner {
       now,
       peakConcurrency: this.peak.peak(now),
       outstanding: this.outstanding,
-      waiting: this.waiting,
+      waiting: this.queue.waiting,
       active: this.active(),
       maxConcurrentRequests: this.spec.maxConcurrentRequests,
       minInstances: scaling.minInstances,
@@ -753,7 +665,7 @@ export class VersionPool implements InstanceOwner {
   async stopVersion(): Promise<void> {
     if (this.stopped) throw new VersionAlreadyStoppedError(this.module, this.version);
     this.stopped = true;
-    this.rejectWaiters(() => new VersionStoppedError(this.module, this.version));
+    this.queue.rejectAll(() => new VersionStoppedError(this.module, this.version));
     await Promise.all([...this.instances.values()].map(i => i.stop()));
     this.gauge();
   }
@@ -779,7 +691,7 @@ export class VersionPool implements InstanceOwner {
     for (const timer of this.timers) timer.stop();
     this.timers = [];
     if (this.coldStartTimer) this.clock.clearTimeout(this.coldStartTimer);
-    this.rejectWaiters(() => new DispatcherClosedError());
+    this.queue.rejectAll(() => new DispatcherClosedError());
     const stops = [...this.instances.values()].map(i =>
       i.stop(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
     );
@@ -811,7 +723,7 @@ export class VersionPool implements InstanceOwner {
       ready,
       starting,
       outstanding: this.outstanding,
-      waiting: this.waiting,
+      waiting: this.queue.waiting,
       coldStarts: this.coldStarts,
       pendingLatencyP50: this.pendingLatency.percentile(0.5),
       pendingLatencyP99: this.pendingLatency.percentile(0.99),
@@ -820,13 +732,18 @@ export class VersionPool implements InstanceOwner {
     };
   }
 
+  /** Records how long a request waited for an instance. */
+  recordPending(ms: number): void {
+    this.pendingLatency.record(ms);
+  }
+
   /** Suggested `Retry-After` in ms: the time for the queue ahead to drain, at least 1 s. */
   retryAfterMs(): number {
     const capacity = Math.max(1, this.routable.length * this.spec.maxConcurrentRequests);
     const serviceMs = this.pendingLatency.count > 0 ? this.pendingLatency.percentile(0.5) : 1_000;
     return Math.min(
       60_000,
-      Math.max(1_000, Math.ceil((serviceMs * (this.waiting + 1)) / capacity)),
+      Math.max(1_000, Math.ceil((serviceMs * (this.queue.waiting + 1)) / capacity)),
     );
   }
 
