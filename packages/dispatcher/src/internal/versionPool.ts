@@ -1,13 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError,
   LatencyHistogram,
-  isXError,
   leastLoaded,
   priority,
   repeat,
-  timeoutSignal,
-  untilAborted,
   roundRobin,
   type Balancer,
   type BackoffContext,
@@ -19,7 +15,6 @@ import {
 import type { InstanceExit } from '../backend.js';
 import type { DispatcherEvent } from '../dispatcherEvent.js';
 import {
-  DeadlineExceededError,
   DispatcherClosedError,
   InstanceStartError,
   InvalidConfigError,
@@ -33,8 +28,9 @@ import type { InstanceInfo } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
 import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } from './instance.js';
 import type { Deadline } from './deadline.js';
+import { waitForInstanceSlot, waitUntilReady } from './addressedInstance.js';
 import { InstanceWaitQueue } from './instanceWaitQueue.js';
-import { PeakWindow } from './peakWindow.js';
+import { VersionScaler } from './versionScaler.js';
 
 export type { Deadline } from './deadline.js';
 
@@ -81,21 +77,34 @@ export class VersionPool implements InstanceOwner {
   readonly instances = new Map<string, Instance>();
   /** Ready, healthy instances: what the balancer picks from. */
   private routable: Instance[] = [];
+  /** Requests waiting for an instance. */
+  get waiting(): number {
+    return this.queue.waiting;
+  }
+
+  /** Ready, healthy instances (the scaler reads them). */
+  get routableInstances(): readonly Instance[] {
+    return this.routable;
+  }
   private readonly balancer: Balancer<Instance>;
   /** Requests waiting for any instance of the version. */
   private readonly queue: InstanceWaitQueue;
   stopped = false;
-  private closed = false;
+  closed = false;
   outstanding = 0;
-  private readonly peak: PeakWindow;
+  private readonly scaler: VersionScaler;
   private readonly pendingLatency: LatencyHistogram;
   private readonly coldStartLatency: LatencyHistogram;
   coldStarts = 0;
   private nextIndex = 0;
   private timers: Array<{ stop: () => void }> = [];
-  private coldStartTimer: ReturnType<Clock['setTimeout']> | undefined;
-  private lastQuitAt = -Infinity;
   private readonly stopping = new Set<Promise<void>>();
+
+  /** Keeps an instance stop in flight until it ends, for {@link close}. */
+  track(stop: Promise<void>): void {
+    const tracked = stop.finally(() => this.stopping.delete(tracked));
+    this.stopping.add(tracked);
+  }
   private readonly metricTags: Readonly<Record<string, string>>;
 
   constructor(
@@ -108,9 +117,9 @@ export class VersionPool implements InstanceOwner {
     this.log = services.log;
     this.upstream = services.upstream;
     const scaling = spec.scaling;
-    this.peak = new PeakWindow(scaling.kind === 'automatic' ? scaling.windowMs : 60_000);
     this.pendingLatency = new LatencyHistogram({ clock: this.clock });
     this.queue = new InstanceWaitQueue(this, module, version, spec, this.clock);
+    this.scaler = new VersionScaler(this);
     this.coldStartLatency = new LatencyHistogram({ clock: this.clock, windowMs: 3_600_000 });
     this.metricTags = Object.freeze({ module, version });
     if (scaling.kind === 'automatic') {
@@ -160,15 +169,17 @@ export class VersionPool implements InstanceOwner {
     } else if (scaling.kind === 'basic') {
       const idle = scaling.idleTimeoutMs;
       const interval = Math.max(10, Math.min(1_000, Math.floor(idle / 4)));
-      this.timers.push(repeat(this.clock, interval, () => this.reapIdle(idle), this.onTimerError));
+      this.timers.push(
+        repeat(this.clock, interval, () => this.scaler.reapIdle(idle), this.onTimerError),
+      );
     } else {
-      const initial = this.decide();
+      const initial = this.scaler.decide();
       const launches: Promise<void>[] = [];
       for (let i = 0; i < initial.atLeast; i++)
         launches.push(this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none'));
       await Promise.all(launches);
       this.timers.push(
-        repeat(this.clock, scaling.adjustIntervalMs, () => this.adjust(), this.onTimerError),
+        repeat(this.clock, scaling.adjustIntervalMs, () => this.scaler.adjust(), this.onTimerError),
       );
     }
   }
@@ -178,7 +189,7 @@ export class VersionPool implements InstanceOwner {
     this.emit({ type: 'error', where: `${this.module}/${this.version} scaler`, error });
   };
 
-  private newAutoInstance(): Instance {
+  newAutoInstance(): Instance {
     let id: string;
     do id = randomBytes(8).toString('hex');
     while (this.instances.has(id));
@@ -186,7 +197,7 @@ export class VersionPool implements InstanceOwner {
   }
 
   /** Starts `instance`; a failure schedules a restart with backoff. Never rejects. */
-  private launch(instance: Instance, ready: ReadyKind): Promise<void> {
+  launch(instance: Instance, ready: ReadyKind): Promise<void> {
     return instance.start(ready).then(
       () => {
         this.coldStarts++;
@@ -348,7 +359,7 @@ export class VersionPool implements InstanceOwner {
 
   private took(instance: Instance): void {
     this.balancer.start(instance);
-    if (this.kind === 'automatic') this.peak.record(this.clock.now(), this.outstanding);
+    this.scaler.recordLoad();
   }
 
   /** Gives back the slot taken by {@link acquire} or {@link acquireInstance}. */
@@ -362,53 +373,9 @@ export class VersionPool implements InstanceOwner {
     metrics.histogram('dispatcher.request.duration', duration, this.metricTags);
   }
 
-  private starting(): number {
-    let n = 0;
-    for (const instance of this.instances.values()) if (instance.state === 'starting') n++;
-    return n;
-  }
-
-  private active(): number {
-    let n = 0;
-    for (const instance of this.instances.values())
-      if (instance.state === 'starting' || instance.state === 'ready') n++;
-    return n;
-  }
-
   /** Requests are waiting: start instances as the scaling mode allows. */
   demand(): void {
-    const scaling = this.spec.scaling;
-    if (scaling.kind === 'manual') return;
-    const per = this.spec.maxConcurrentRequests;
-    const need = () => Math.ceil(this.queue.waiting / per) - this.starting();
-    if (scaling.kind === 'basic') {
-      let missing = need();
-      for (const instance of this.instances.values()) {
-        if (missing <= 0) break;
-        if (instance.state === 'stopped' && !instance.restartTimer) {
-          missing--;
-          void this.launch(instance, 'start');
-        }
-      }
-      return;
-    }
-    // automatic: start at once when nothing runs; otherwise give busy instances
-    // minPendingLatencyMs to free up before a cold start (App Engine's min_pending_latency)
-    const coldStart = () => {
-      this.coldStartTimer = undefined;
-      if (this.closed || this.stopped || this.queue.waiting === 0) return;
-      const room = scaling.maxInstances - this.active();
-      const count = Math.min(room, Math.max(need(), 0));
-      for (let i = 0; i < count; i++) void this.launch(this.newAutoInstance(), 'none');
-      if (count > 0)
-        this.emitScale(this.active() - count, this.active(), 'cold start for waiting requests');
-    };
-    if (this.active() === 0) {
-      coldStart();
-    } else if (!this.coldStartTimer) {
-      this.coldStartTimer = this.clock.setTimeout(coldStart, scaling.minPendingLatencyMs);
-      this.coldStartTimer.unref?.();
-    }
+    this.scaler.demand();
   }
 
   /**
@@ -435,7 +402,7 @@ export class VersionPool implements InstanceOwner {
           { cause: instance.lastStartError },
         );
       }
-      if (instance.state !== 'ready') await this.waitBounded(ready, deadline, signal);
+      if (instance.state !== 'ready') await waitUntilReady(this, ready, deadline, signal);
       if (instance.tryAcquire()) {
         this.balancer.start(instance);
         return instance;
@@ -446,182 +413,12 @@ export class VersionPool implements InstanceOwner {
           'instances',
           this.retryAfterMs(),
         );
-      await this.waitForInstanceSlot(instance, deadline, signal);
+      await waitForInstanceSlot(this, instance, deadline, signal);
       this.balancer.start(instance);
       return instance;
     } catch (error) {
       this.outstanding--;
       throw error;
-    }
-  }
-
-  /** Waits for `promise` (an instance getting ready) at most `maxPendingLatencyMs` and the deadline. */
-  private async waitBounded(
-    promise: Promise<void>,
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const clock = this.clock;
-    const waitMs = Math.min(this.spec.maxPendingLatencyMs, deadline.at - clock.now());
-    if (waitMs <= 0) throw new DeadlineExceededError(deadline.timeoutMs);
-    const bounded = timeoutSignal(
-      clock,
-      waitMs,
-      () =>
-        clock.now() >= deadline.at
-          ? new DeadlineExceededError(deadline.timeoutMs)
-          : new NoCapacityError(
-              'instance did not become ready in time',
-              'pending-latency',
-              this.retryAfterMs(),
-            ),
-      signal,
-    );
-    try {
-      await untilAborted(promise, bounded.signal);
-    } catch (error) {
-      throw signal?.aborted && error === signal.reason
-        ? new AbortedError({ cause: signal.reason })
-        : error;
-    } finally {
-      bounded.clear();
-    }
-  }
-
-  /**
-   * Waits in the instance's own bounded queue (its Bulkhead: `maxQueuedRequests`, at most
-   * `maxPendingLatencyMs`) for a slot, within the deadline.
-   */
-  private async waitForInstanceSlot(
-    instance: Instance,
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const waitMs = deadline.at - this.clock.now();
-    if (waitMs <= 0) throw new DeadlineExceededError(deadline.timeoutMs);
-    const bounded = timeoutSignal(
-      this.clock,
-      waitMs,
-      () => new DeadlineExceededError(deadline.timeoutMs),
-      signal,
-    );
-    try {
-      await instance.bulkhead.acquire(bounded.signal);
-    } catch (error) {
-      if (isXError(error, 'BULKHEAD_FULL'))
-        throw new NoCapacityError(
-          `instance ${instance.id} of ${this.module}/${this.version} has no free slot within ${this.spec.maxPendingLatencyMs} ms`,
-          'pending-latency',
-          this.retryAfterMs(),
-          { cause: error },
-        );
-      const reason: unknown = bounded.signal.reason;
-      throw reason instanceof DeadlineExceededError
-        ? reason
-        : signal?.aborted
-          ? new AbortedError({ cause: signal.reason })
-          : error;
-    } finally {
-      bounded.clear();
-    }
-  }
-
-  // ---- autoscaling -----------------------------------------------------------------------
-
-  private decide() {
-    const scaling = this.spec.scaling;
-    if (scaling.kind !== 'automatic') throw new InvalidConfigError('not an automatic version');
-    const now = this.clock.now();
-    this.peak.record(now, this.outstanding);
-    return scaling.policy.decide({
-      now,
-      peakConcurrency: this.peak.peak(now),
-      outstanding: this.outstanding,
-      waiting: this.queue.waiting,
-      active: this.active(),
-      maxConcurrentRequests: this.spec.maxConcurrentRequests,
-      minInstances: scaling.minInstances,
-      maxInstances: scaling.maxInstances,
-      minIdleInstances: scaling.minIdleInstances,
-      maxIdleInstances: scaling.maxIdleInstances,
-      scaleToZero: scaling.scaleToZero,
-    });
-  }
-
-  /** One autoscaler tick. */
-  adjust(): void {
-    const scaling = this.spec.scaling;
-    if (scaling.kind !== 'automatic' || this.closed || this.stopped) return;
-    const decision = this.decide();
-    const atLeast = Math.max(
-      scaling.minInstances,
-      Math.min(scaling.maxInstances, decision.atLeast),
-    );
-    const atMost = Math.max(atLeast, Math.min(scaling.maxInstances, decision.atMost));
-    // mark the busiest `required` instances as required (bin-packing target)
-    const byLoad = [...this.routable].sort((a, b) => b.inFlight - a.inFlight);
-    byLoad.forEach((instance, i) => (instance.required = i < decision.required));
-    const active = this.active();
-    if (active < atLeast) {
-      const add = atLeast - active;
-      for (let i = 0; i < add; i++)
-        void this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none');
-      this.emitScale(active, atLeast, decision.reason);
-      return;
-    }
-    const now = this.clock.now();
-    if (active > atMost && now - this.lastQuitAt >= scaling.minMsBetweenQuits) {
-      let victim: Instance | undefined;
-      for (const instance of this.instances.values()) {
-        if (
-          instance.required ||
-          instance.inFlight > 0 ||
-          instance.background > 0 ||
-          instance.bulkhead.queued > 0
-        )
-          continue;
-        if (
-          instance.state !== 'ready' &&
-          instance.state !== 'failed' &&
-          instance.state !== 'crash-loop'
-        )
-          continue;
-        if (!victim || instance.lastActive < victim.lastActive) victim = instance;
-      }
-      if (victim) {
-        this.lastQuitAt = now;
-        this.retire(victim);
-        this.emitScale(active, active - 1, decision.reason);
-      }
-    }
-  }
-
-  private emitScale(from: number, to: number, reason: string): void {
-    this.emit({ type: 'scale', module: this.module, version: this.version, from, to, reason });
-    this.gauge();
-  }
-
-  /** Stops an automatic instance for good and forgets it. */
-  private retire(instance: Instance): void {
-    this.instanceLeft(instance);
-    const stop = instance.stop().finally(() => {
-      if (this.instances.get(instance.id) === instance) this.instances.delete(instance.id);
-      this.stopping.delete(stop);
-    });
-    this.stopping.add(stop);
-  }
-
-  /** Basic scaling: stops instances idle for `idleTimeoutMs`. */
-  private reapIdle(idleTimeoutMs: number): void {
-    if (this.closed || this.stopped) return;
-    const now = this.clock.now();
-    for (const instance of this.instances.values()) {
-      if (instance.state !== 'ready') continue;
-      if (instance.inFlight > 0 || instance.background > 0 || instance.bulkhead.queued > 0)
-        continue;
-      if (now - instance.lastActive < idleTimeoutMs) continue;
-      const stop = instance.stop().finally(() => this.stopping.delete(stop));
-      this.stopping.add(stop);
     }
   }
 
@@ -690,7 +487,7 @@ export class VersionPool implements InstanceOwner {
     this.closed = true;
     for (const timer of this.timers) timer.stop();
     this.timers = [];
-    if (this.coldStartTimer) this.clock.clearTimeout(this.coldStartTimer);
+    this.scaler.stop();
     this.queue.rejectAll(() => new DispatcherClosedError());
     const stops = [...this.instances.values()].map(i =>
       i.stop(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
@@ -747,7 +544,7 @@ export class VersionPool implements InstanceOwner {
     );
   }
 
-  private gauge(): void {
+  gauge(): void {
     this.services.metrics.gauge(
       'dispatcher.instances.ready',
       this.routable.length,
