@@ -53,6 +53,12 @@ export interface ListenOptions extends FrontDoorOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Default 10 000. */
   readonly maxConnections?: number;
+  /**
+   * Tunnel upgrade requests (WebSocket) to HTTP instances (the mounted door's `upgrade`). Default
+   * false: an `Upgrade` header is dropped and the request served as a plain one, as clients that
+   * offer `h2c` expect.
+   */
+  readonly upgrades?: boolean;
 }
 
 /** A listening front door. */
@@ -135,5 +141,13 @@ export function frontDoorServerSettings(options: ListenOptions): FrontDoorServer
     requestTimeoutMs: timerOption(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs'),
     keepAliveTimeoutMs: timerOption(options.keepAliveTimeoutMs ?? 5_000, 'keepAliveTimeoutMs'),
     maxConnections: positiveOption('maxConnections', options.maxConnections, 10_000, true),
+    upgrades: booleanOption('upgrades', options.upgrades, false),
   };
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean')
+    throw new InvalidConfigError(`${name} must be true or false, got ${String(value)}`);
+  return value;
 }

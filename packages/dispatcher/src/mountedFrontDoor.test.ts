@@ -287,6 +287,39 @@ describe('the front door mounted on a server of the application', () => {
     }
   });
 
+  it('listen() serves an Upgrade request as a plain one, and tunnels it with upgrades: true', async () => {
+    const d = createDispatcher({
+      modules: { default: { versions: { v1: { backend: remote([good.url]) } } } },
+    });
+    try {
+      const plain = await d.listen();
+      const answer = await get(plain.url, '/x', { connection: 'Upgrade', upgrade: 'h2c' });
+      expect(answer.status).toBe(200); // an h2c offer is not an error
+      expect(JSON.parse(answer.body).url).toBe('/x');
+      const tunnelling = await d.listen({ upgrades: true });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${tunnelling.url}/ws`, {
+          headers: { connection: 'Upgrade', upgrade: 'echo' },
+          agent: false,
+        });
+        req.on('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve(res.statusCode!);
+        });
+        req.on('response', res => resolve(res.statusCode!));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(101);
+      await expect(d.listen({ upgrades: 'yes' as unknown as boolean })).rejects.toMatchObject({
+        code: 'INVALID_CONFIG',
+        message: expect.stringContaining('upgrades'),
+      });
+    } finally {
+      await d.close();
+    }
+  });
+
   it('answers 503 DISPATCHER_CLOSED once the dispatcher is closed', async () => {
     const closing = createDispatcher({
       modules: { default: { versions: { v1: { backend: inProcess(() => ({ body: 'up' })) } } } },

@@ -12,6 +12,8 @@ export interface FrontDoorServerSettings {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  /** Tunnel upgrade requests; otherwise Node serves them as plain requests. */
+  readonly upgrades: boolean;
 }
 
 /**
@@ -44,7 +46,7 @@ export class FrontDoorServer {
       (req, res) => handler.handler(req, res),
     );
     this.server.maxConnections = settings.maxConnections;
-    this.server.on('upgrade', handler.upgrade);
+    if (settings.upgrades) this.server.on('upgrade', handler.upgrade);
     this.server.on('clientError', (error, socket) => onClientError(error, socket as Socket));
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
