@@ -463,6 +463,32 @@ describe('addAsyncRequest', () => {
     ]);
   });
 
+  it('fails queued requests with DISPATCHER_CLOSED on close; running ones finish', async () => {
+    const hold = gate();
+    const d = make({
+      maxAsyncRequests: 1,
+      modules: {
+        default: {
+          versions: {
+            v1: { backend: inProcess(async req => (await hold.promise, { body: req.path })) },
+          },
+        },
+      },
+    });
+    const running = d.addAsyncRequest({ url: '/running' });
+    const queued = d.addAsyncRequest({ url: '/queued' });
+    await new Promise(r => setImmediate(r));
+    expect(d.stats().asyncRequests).toEqual({ running: 1, queued: 1 });
+    const closing = d.close({ drainTimeoutMs: 5_000 });
+    await expect(queued.settled).rejects.toMatchObject({ code: 'DISPATCHER_CLOSED' });
+    hold.open();
+    await closing;
+    await running.settled.then(
+      tuple => expect(responseText(tuple)).toBe('/running'),
+      error => expect(error).toMatchObject({ code: expect.any(String) }),
+    );
+  });
+
   it('reports failures through settled and events', async () => {
     const d = make({ modules: { default: { versions: { v1: { backend: echo } } } } });
     await d.stopVersion('default', 'v1');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import {
-  AbortedError,
   Emitter,
   noopMetrics,
   silentLogger,
@@ -9,11 +9,16 @@ import {
   type Disposer,
   type Logger,
   type Metrics,
-  DEADLINE_HEADER,
-  deadlineHeaderValue,
-  readDeadlineHeader,
+  repeat,
 } from '@x/resilience';
 import type { DispatcherEvent } from './dispatcherEvent.js';
+import type {
+  AsyncRequest,
+  BackgroundRequestOptions,
+  Dispatcher,
+  DispatcherStats,
+} from './dispatcher.js';
+import type { DispatcherOptions } from './dispatcherOptions.js';
 import {
   compileDispatchRules,
   noDispatchRules,
@@ -21,276 +26,56 @@ import {
   type DispatchRule,
   type DispatchRuleSet,
 } from './dispatchRules.js';
-import {
-  BackgroundThreadLimitReachedError,
-  DeadlineExceededError,
-  DispatcherClosedError,
-  InvalidConfigError,
-  InvalidInstanceIdError,
-  InvalidRequestError,
-  ModuleDoesNotExistError,
-  NoCapacityError,
-  NotSupportedWithAutoScalingError,
-  VersionDoesNotExistError,
-  VersionStoppedError,
-} from './errors.js';
+import { DispatcherClosedError, InvalidConfigError, InvalidRequestError } from './errors.js';
 import { memoryEventStore, type EventStore } from './eventStore.js';
-import { isHostLabel } from './hostHeader.js';
 import { adminApi } from './internal/adminApi.js';
-import { bodyToIterable } from './internal/body.js';
+import { AsyncRequests } from './internal/asyncRequests.js';
 import {
   EventScheduler,
   type EventHandle,
   type EventHandler,
   type EventRunnable,
 } from './internal/eventScheduler.js';
-import { exchangeToTuple, type PreparedRequest } from './internal/exchange.js';
-import { FrontDoor, type FrontDoorHost } from './internal/frontDoor.js';
-import { getHeader, isMethod, toHeaderList } from './internal/headers.js';
-import type { Instance, UpstreamOptions } from './internal/instance.js';
+import { FrontDoorHandler, type FrontDoorHost } from './internal/frontDoorHandler.js';
+import { FrontDoorServer } from './internal/frontDoorServer.js';
+import {
+  frontDoorHandlerSettings,
+  frontDoorServerSettings,
+  type FrontDoorOptions,
+  type HttpFrontDoor,
+  type ListenOptions,
+  type MountedFrontDoor,
+} from './frontDoorOptions.js';
+import { getHeader, toHeaderList } from './internal/headers.js';
+import type { UpstreamOptions } from './internal/instance.js';
+import { ModuleRegistry } from './internal/moduleRegistry.js';
+import { RequestRunner, DEFAULT_SOURCE_IP } from './internal/requestRunner.js';
 import { Router, type RoutedModule, type RouterState } from './internal/router.js';
 import { RuleFile } from './internal/ruleFile.js';
 import { durationOption } from './internal/durationOption.js';
-import { every, timeoutSignal } from './internal/timers.js';
-import { TrustedProxies } from './internal/trustedProxies.js';
-import { VersionPool, type Deadline, type VersionStats } from './internal/versionPool.js';
+import { positiveOption, timerOption } from './internal/positiveOption.js';
+import type { VersionPool } from './internal/versionPool.js';
 import type { RouteDecision } from './routeDecision.js';
 import { CompiledSplit, type TrafficSplit } from './trafficSplit.js';
 import type { DispatchRequest, HeaderList, InstanceInfo, ResponseTuple } from './types.js';
-import { normalizeVersionSpec, type ModuleSpec } from './versionSpec.js';
 
 export type { EventHandle, EventHandler, EventRunnable } from './internal/eventScheduler.js';
 export type { VersionStats } from './internal/versionPool.js';
+export type {
+  FrontDoorOptions,
+  HttpFrontDoor,
+  ListenOptions,
+  MountedFrontDoor,
+} from './frontDoorOptions.js';
+export type { RulesOption, DispatcherOptions } from './dispatcherOptions.js';
+export type {
+  AsyncRequest,
+  BackgroundRequestOptions,
+  Dispatcher,
+  DispatcherStats,
+} from './dispatcher.js';
 
-/** Dispatch rules: a list, `dispatch.yaml` text, or a file that is hot-reloaded. */
-export type RulesOption =
-  readonly DispatchRule[] | string | { readonly file: string; readonly pollIntervalMs?: number };
-
-/** Options of {@link createDispatcher}. */
-export interface DispatcherOptions {
-  /** Module name → its versions. Names must be lowercase host-name labels. */
-  readonly modules: Readonly<Record<string, ModuleSpec>>;
-  /** Dispatch rules (`dispatch.yaml` semantics). A `{ file }` is polled every `pollIntervalMs` (default 1 000 ms). */
-  readonly rules?: RulesOption;
-  /** Most dispatch rules accepted (in `rules`, reloads and `setRules`). Default 20, App Engine's limit; raise it to lift the limit. */
-  readonly maxRules?: number;
-  /** Weighted, sticky splits of a module's traffic between its versions. */
-  readonly split?: readonly TrafficSplit[];
-  /** Module for requests nothing else routes. Default `'default'` if it exists, else the first module. */
-  readonly defaultModule?: string;
-  /** App Engine's fallback (unknown module → default → any module). Default false: unknown modules are a 404. */
-  readonly softRouting?: boolean;
-  /** Host name the Host header is parsed against (`[instance.][version.]module.<host>`). Default `'localhost'`. */
-  readonly host?: string;
-  /** Timers of the autoscaler, restarts, health checks and events. Default the system clock. */
-  readonly clock?: Clock;
-  /** Epoch ms for event etas. Default `Date.now` (or `clock.now` when a clock is injected). */
-  readonly now?: () => number;
-  /** Random source in [0, 1) for split buckets. Default `Math.random`. */
-  readonly random?: () => number;
-  /** Where scheduled events live. Default {@link memoryEventStore}. The dispatcher closes it. */
-  readonly eventStore?: EventStore;
-  /** Named handlers for durable events (`addEvent({ handler, payload }, …)`). */
-  readonly eventHandlers?: Readonly<Record<string, EventHandler>>;
-  /** Pending events kept. Default 100 000. */
-  readonly maxEvents?: number;
-  /** Events running at once. Default 16. */
-  readonly maxConcurrentEvents?: number;
-  /** How long a claimed durable event stays claimed before another run may take it. Default 60 000 ms. */
-  readonly eventLeaseMs?: number;
-  /** `addAsyncRequest`s running at once. Default 64. */
-  readonly maxAsyncRequests?: number;
-  /** `addAsyncRequest`s waiting to run. Default 1 000; beyond that NO_CAPACITY. */
-  readonly maxQueuedAsyncRequests?: number;
-  /** Deadline of `addRequest` (and of the wait for an instance at the front door). Default 60 000 ms. */
-  readonly requestTimeoutMs?: number;
-  /** Deadline of background requests. Default 3 600 000 ms. */
-  readonly backgroundTimeoutMs?: number;
-  /** Largest request body. Default 32 MiB (App Engine's limit). */
-  readonly maxBodyBytes?: number;
-  /** Largest response body collected by `addRequest`. Default 32 MiB. */
-  readonly maxResponseBytes?: number;
-  /** undici pools to instance origins. */
-  readonly upstream?: {
-    /** Connections per instance. Default `maxConcurrentRequests + maxBackgroundThreads`. */
-    readonly connections?: number;
-    /** Default 4 000 ms (below Node's 5 s server keep-alive). */
-    readonly keepAliveTimeoutMs?: number;
-    /** Wait for response headers. Default 60 000 ms. */
-    readonly headersTimeoutMs?: number;
-    /** Idle time between body chunks. Default 60 000 ms. */
-    readonly bodyTimeoutMs?: number;
-  };
-  /** pino-compatible logger. Default silent. */
-  readonly logger?: Logger;
-  /** Metrics sink (`dispatcher.requests`, `dispatcher.request.duration`, `dispatcher.cold_start`, …). */
-  readonly metrics?: Metrics;
-}
-
-/** Options of `dispatcher.listen()`. */
-export interface ListenOptions {
-  /** Default 0 (any free port). */
-  readonly port?: number;
-  /** Default `'127.0.0.1'`. */
-  readonly host?: string;
-  /** Peers allowed to set `X-Forwarded-*` and the request id: addresses, CIDRs, `'loopback'`. Default none. */
-  readonly trustedProxies?: readonly string[];
-  /** Largest request head; more is a 431. Default 16 384. */
-  readonly maxHeaderBytes?: number;
-  /** Largest request body; more is a 413. Default: the dispatcher's `maxBodyBytes`. */
-  readonly maxBodyBytes?: number;
-  /** Time allowed to send the request head (slow clients get 408). Default 10 000 ms. */
-  readonly headersTimeoutMs?: number;
-  /** Time allowed to send the whole request. Default 30 000 ms. */
-  readonly requestTimeoutMs?: number;
-  /** Idle keep-alive connections are closed after this. Default 5 000 ms. */
-  readonly keepAliveTimeoutMs?: number;
-  /** Most open connections. Default 10 000. */
-  readonly maxConnections?: number;
-  /** Header carrying the request id. Default `'x-request-id'`. */
-  readonly requestIdHeader?: string;
-  /**
-   * The admin API, served under `path` (default `'/_x/admin'`) to holders of `token`. Off without a
-   * token. A client address that sends `maxFailures` wrong tokens (default 10) is answered 429
-   * `TOO_MANY_ATTEMPTS` with `Retry-After` until its budget refills (one failure per
-   * `failureWindowMs / maxFailures`; window default 60 000 ms). Right tokens cost nothing.
-   */
-  readonly admin?: {
-    readonly token: string;
-    readonly path?: string;
-    readonly maxFailures?: number;
-    readonly failureWindowMs?: number;
-  };
-  /** On close, wait this long for in-flight requests. Default 10 000 ms. */
-  readonly drainTimeoutMs?: number;
-}
-
-/** A listening front door. */
-export interface HttpFrontDoor extends AsyncDisposable {
-  readonly url: string;
-  readonly host: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-/** An `addAsyncRequest` in progress. */
-export interface AsyncRequest {
-  readonly requestId: string;
-  /** Settles with the response, or rejects with a typed error. */
-  readonly settled: Promise<ResponseTuple>;
-}
-
-/** Options of `sendBackgroundRequest`. */
-export interface BackgroundRequestOptions {
-  readonly signal?: AbortSignal;
-  /** Default: the dispatcher's `backgroundTimeoutMs`. */
-  readonly timeoutMs?: number;
-}
-
-/** Everything `stats()` reports. */
-export interface DispatcherStats {
-  readonly versions: readonly VersionStats[];
-  readonly events: { readonly pending: number };
-  readonly asyncRequests: { readonly running: number; readonly queued: number };
-  readonly rules: number;
-}
-
-/** App Engine's dispatcher: the Modules API, requests, events, routing and the front door. */
-export interface Dispatcher extends AsyncDisposable {
-  /** Starts manual instances, the autoscalers, the rule watcher and loads stored events. Idempotent; other methods call it. */
-  start(): Promise<void>;
-  /** Stops everything: front doors, timers, events, instances (child processes killed and reaped). */
-  close(options?: { readonly drainTimeoutMs?: number }): Promise<void>;
-
-  getModuleNames(): string[];
-  /** @throws ModuleDoesNotExistError */
-  getVersions(module: string): string[];
-  /** @throws ModuleDoesNotExistError */
-  getDefaultVersion(module: string): string;
-  /**
-   * `[instance.][version.]module.<host>[:port]`, the name that routes to it through the front door.
-   * @throws ModuleDoesNotExistError, VersionDoesNotExistError, InvalidInstanceIdError
-   */
-  getHostname(module: string, version?: string, instance?: string): string;
-  /** Manual: instance count; basic: the maximum. @throws NotSupportedWithAutoScalingError */
-  getNumInstances(module: string, version: string): number;
-  /** Manual: starts or drains instances; basic: sets the maximum. @throws NotSupportedWithAutoScalingError */
-  setNumInstances(module: string, version: string, instances: number): Promise<void>;
-  /** @throws VersionAlreadyStartedError, NotSupportedWithAutoScalingError */
-  startVersion(module: string, version: string): Promise<void>;
-  /** @throws VersionAlreadyStoppedError, NotSupportedWithAutoScalingError */
-  stopVersion(module: string, version: string): Promise<void>;
-  /** Snapshots of the instances of a version (pids, ports, load). */
-  getInstances(module: string, version: string): InstanceInfo[];
-
-  /** Routes and runs a request; resolves with the response tuple. */
-  addRequest(request: DispatchRequest): Promise<ResponseTuple>;
-  /** Like `addRequest`, without waiting: bounded (NO_CAPACITY when full), outcome in `settled`. */
-  addAsyncRequest(request: DispatchRequest): AsyncRequest;
-  /**
-   * `GET /_ah/background` with `X-AppEngine-BackgroundRequest: <id>` on a background slot of the
-   * instance (`maxBackgroundThreads`, separate from request slots).
-   */
-  sendBackgroundRequest(
-    module: string,
-    version: string,
-    instance: string,
-    backgroundRequestId: string,
-    options?: BackgroundRequestOptions,
-  ): Promise<ResponseTuple>;
-
-  /** Runs `runnable` at `eta` (epoch ms or Date); `service` + `eventId` make it a keyed event. */
-  addEvent(
-    runnable: EventRunnable,
-    eta: number | Date,
-    service?: string,
-    eventId?: string,
-  ): Promise<EventHandle>;
-  /** Moves a pending keyed event; false when none is pending (App Engine silently did nothing). */
-  updateEvent(eta: number | Date, service: string, eventId: string): Promise<boolean>;
-  /** Cancels a pending keyed event; false when none is pending. */
-  cancelEvent(service: string, eventId: string): Promise<boolean>;
-  /** Registers a named handler for durable events. */
-  registerEventHandler(name: string, handler: EventHandler): void;
-
-  /** Where `request` would go and why (rule, module, version, instance). Throws what `addRequest` would. */
-  explain(request: DispatchRequest): RouteDecision;
-  /** Replaces the dispatch rules (a list or `dispatch.yaml` text). */
-  setRules(rules: readonly DispatchRule[] | string): void;
-  /** Re-reads the rule file now; true when new rules were loaded. */
-  reloadRules(): Promise<boolean>;
-  /** Replaces the traffic splits. */
-  setSplit(split: readonly TrafficSplit[]): void;
-
-  /** Serves real HTTP traffic. */
-  listen(options?: ListenOptions): Promise<HttpFrontDoor>;
-  /** Subscribes to instance, scaling, rule, event and async-request events. */
-  on(listener: (event: DispatcherEvent) => void): Disposer;
-  stats(): DispatcherStats;
-}
-
-const DEFAULT_SOURCE_IP = '0.1.0.1';
-const BACKGROUND_SOURCE_IP = '0.1.0.3';
 const MIB = 1024 * 1024;
-
-/** A timer or interval option: `> 0` and at most 2^31−1 ms (`INVALID_CONFIG` naming the field). */
-function timer(value: unknown, field: string): number {
-  return durationOption(value, field, { exclusiveMin: true, allowInfinity: false });
-}
-
-function positive(name: string, value: unknown, fallback: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    !(value > 0) ||
-    (integer && !Number.isInteger(value)) ||
-    value > Number.MAX_SAFE_INTEGER
-  )
-    throw new InvalidConfigError(
-      `${name} must be a ${integer ? 'positive integer' : 'positive number'}, got ${String(value)}`,
-    );
-  return value;
-}
 
 /**
  * Creates a dispatcher. Validation happens here (typed `INVALID_CONFIG` / `INVALID_DISPATCH_RULE`
@@ -313,8 +98,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   readonly requestTimeoutMs: number;
   private readonly metrics: Metrics;
   private readonly now: () => number;
-  private readonly modules = new Map<string, RoutedModule>();
-  private readonly pools: VersionPool[] = [];
+  private readonly registry: ModuleRegistry;
+  private readonly modules: ReadonlyMap<string, RoutedModule>;
+  private readonly pools: readonly VersionPool[];
   private readonly router: Router;
   private readonly routerState: RouterState;
   private readonly events = new Emitter<DispatcherEvent>();
@@ -329,15 +115,17 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   private readonly maxBodyBytes: number;
   private readonly maxResponseBytes: number;
   private readonly backgroundTimeoutMs: number;
-  private readonly maxAsync: number;
-  private readonly maxQueuedAsync: number;
-  private asyncRunning = 0;
-  private readonly asyncQueue: Array<() => void> = [];
-  private readonly frontDoors = new Set<FrontDoor>();
+  private readonly asyncRequests: AsyncRequests;
+  /** Mounted and listening front doors: closed with the dispatcher. */
+  private readonly frontDoors = new Set<{ close(): Promise<void> }>();
+  private defaultDoor: MountedFrontDoor | undefined;
+  /** True once start() finished. */
+  started = false;
   private listeningPort: number | undefined;
   private startPromise: Promise<void> | undefined;
   private closePromise: Promise<void> | undefined;
-  private closed = false;
+  closed = false;
+  private readonly runner: RequestRunner;
 
   constructor(options: DispatcherOptions) {
     if (typeof options !== 'object' || options === null)
@@ -361,13 +149,19 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       'backgroundTimeoutMs',
       deadline,
     );
-    this.maxBodyBytes = positive('maxBodyBytes', options.maxBodyBytes, 32 * MIB, true);
-    this.maxResponseBytes = positive('maxResponseBytes', options.maxResponseBytes, 32 * MIB, true);
-    this.maxAsync = positive('maxAsyncRequests', options.maxAsyncRequests, 64, true);
-    this.maxQueuedAsync =
+    this.maxBodyBytes = positiveOption('maxBodyBytes', options.maxBodyBytes, 32 * MIB, true);
+    this.maxResponseBytes = positiveOption(
+      'maxResponseBytes',
+      options.maxResponseBytes,
+      32 * MIB,
+      true,
+    );
+    this.asyncRequests = new AsyncRequests(
+      positiveOption('maxAsyncRequests', options.maxAsyncRequests, 64, true),
       options.maxQueuedAsyncRequests === 0
         ? 0
-        : positive('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true);
+        : positiveOption('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true),
+    );
     const host = options.host ?? 'localhost';
     if (
       typeof host !== 'string' ||
@@ -382,54 +176,24 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       connections:
         up.connections === undefined
           ? undefined
-          : positive('upstream.connections', up.connections, 1, true),
-      keepAliveTimeoutMs: timer(up.keepAliveTimeoutMs ?? 4_000, 'upstream.keepAliveTimeoutMs'),
-      headersTimeoutMs: timer(up.headersTimeoutMs ?? 60_000, 'upstream.headersTimeoutMs'),
-      bodyTimeoutMs: timer(up.bodyTimeoutMs ?? 60_000, 'upstream.bodyTimeoutMs'),
+          : positiveOption('upstream.connections', up.connections, 1, true),
+      keepAliveTimeoutMs: timerOption(
+        up.keepAliveTimeoutMs ?? 4_000,
+        'upstream.keepAliveTimeoutMs',
+      ),
+      headersTimeoutMs: timerOption(up.headersTimeoutMs ?? 60_000, 'upstream.headersTimeoutMs'),
+      bodyTimeoutMs: timerOption(up.bodyTimeoutMs ?? 60_000, 'upstream.bodyTimeoutMs'),
     };
 
-    const specs = options.modules;
-    if (typeof specs !== 'object' || specs === null || Object.keys(specs).length === 0)
-      throw new InvalidConfigError('modules must name at least one module');
-    const services = {
+    this.registry = new ModuleRegistry(options.modules, {
       clock: this.clock,
       log: this.log,
       metrics: this.metrics,
       upstream,
       emit: (event: DispatcherEvent) => this.emit(event),
-    };
-    for (const [name, spec] of Object.entries(specs)) {
-      if (!isHostLabel(name) || name !== name.toLowerCase())
-        throw new InvalidConfigError(
-          `module name ${JSON.stringify(name)} must be a lowercase host-name label`,
-        );
-      if (
-        typeof spec !== 'object' ||
-        spec === null ||
-        typeof spec.versions !== 'object' ||
-        spec.versions === null
-      )
-        throw new InvalidConfigError(`module ${name}: versions must be an object`);
-      const versionNames = Object.keys(spec.versions);
-      if (versionNames.length === 0) throw new InvalidConfigError(`module ${name} has no version`);
-      const versions = new Map<string, VersionPool>();
-      for (const version of versionNames) {
-        if (!isHostLabel(version) || version !== version.toLowerCase())
-          throw new InvalidConfigError(
-            `version name ${JSON.stringify(version)} must be a lowercase host-name label`,
-          );
-        const normalized = normalizeVersionSpec(`${name}/${version}`, spec.versions[version]!);
-        const pool = new VersionPool(name, version, normalized, services);
-        versions.set(version, pool);
-        this.pools.push(pool);
-      }
-      const defaultVersion = spec.defaultVersion ?? versionNames[0]!;
-      if (!versions.has(defaultVersion))
-        throw new InvalidConfigError(
-          `module ${name}: default version ${JSON.stringify(defaultVersion)} does not exist`,
-        );
-      this.modules.set(name, { name, defaultVersion, versions });
-    }
+    });
+    this.modules = this.registry.modules;
+    this.pools = this.registry.pools;
     const defaultModule =
       options.defaultModule ??
       (this.modules.has('default') ? 'default' : this.modules.keys().next().value!);
@@ -453,7 +217,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       const { file, pollIntervalMs } = rulesOption as { file: string; pollIntervalMs?: number };
       if (typeof file !== 'string' || file === '')
         throw new InvalidConfigError('rules.file must be a path');
-      this.rulePollMs = timer(pollIntervalMs ?? 1_000, 'rules.pollIntervalMs');
+      this.rulePollMs = timerOption(pollIntervalMs ?? 1_000, 'rules.pollIntervalMs');
       this.ruleFile = new RuleFile(file, ruleOptions);
       rules = this.ruleFile.loadSync();
     }
@@ -466,6 +230,23 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       options.softRouting ?? false,
       random,
     );
+    const limits = { maxBodyBytes: this.maxBodyBytes, maxResponseBytes: this.maxResponseBytes };
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read live by the runner
+    const dispatcher = this;
+    this.runner = new RequestRunner({
+      clock: this.clock,
+      router: this.router,
+      requestTimeoutMs: this.requestTimeoutMs,
+      backgroundTimeoutMs: this.backgroundTimeoutMs,
+      limits,
+      get closed() {
+        return dispatcher.closed;
+      },
+      start: () => this.start(),
+      pool: decision => this.pool(decision),
+      controllable: (module, version, operation) =>
+        this.registry.controllable(module, version, operation),
+    });
 
     for (const [name, handler] of Object.entries(options.eventHandlers ?? {}))
       this.registerEventHandler(name, handler);
@@ -481,9 +262,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       now: this.now,
       store: this.store,
       handlers: this.handlers,
-      maxEvents: positive('maxEvents', options.maxEvents, 100_000, true),
-      maxConcurrent: positive('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
-      leaseMs: timer(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
+      maxEvents: positiveOption('maxEvents', options.maxEvents, 100_000, true),
+      maxConcurrent: positiveOption('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
+      leaseMs: timerOption(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
       emit: event => this.emit(event),
       log: this.log,
     });
@@ -531,13 +312,14 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       await Promise.all(this.pools.map(pool => pool.start()));
       await this.scheduler.start();
       if (this.ruleFile && !this.closed) {
-        this.ruleWatcher = every(
+        this.ruleWatcher = repeat(
           this.clock,
           this.rulePollMs,
           () => this.pollRules().then(() => {}),
           error => this.emit({ type: 'error', where: 'rule watcher', error }),
         );
       }
+      this.started = true;
     })();
     return this.startPromise;
   }
@@ -551,7 +333,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       this.closed = true;
       await Promise.allSettled([...this.frontDoors].map(door => door.close()));
       this.ruleWatcher?.stop();
-      for (const run of this.asyncQueue.splice(0)) run();
+      this.asyncRequests.close();
       await this.startPromise?.catch(() => {});
       await this.scheduler.close(5_000);
       await Promise.allSettled(this.pools.map(pool => pool.close(options.drainTimeoutMs)));
@@ -567,23 +349,15 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   // ---- Modules API -----------------------------------------------------------------------
 
   private module(name: string): RoutedModule {
-    const mod = typeof name === 'string' ? this.modules.get(name) : undefined;
-    if (!mod) throw new ModuleDoesNotExistError(String(name));
-    return mod;
+    return this.registry.module(name);
   }
 
   private versionPool(module: string, version: string): VersionPool {
-    const mod = this.module(module);
-    const pool = typeof version === 'string' ? mod.versions.get(version) : undefined;
-    if (!pool) throw new VersionDoesNotExistError(mod.name, String(version));
-    return pool;
+    return this.registry.versionPool(module, version);
   }
 
   private controllable(module: string, version: string, operation: string): VersionPool {
-    const pool = this.versionPool(module, version);
-    if (pool.kind === 'automatic')
-      throw new NotSupportedWithAutoScalingError(module, version, operation);
-    return pool;
+    return this.registry.controllable(module, version, operation);
   }
 
   getModuleNames(): string[] {
@@ -599,31 +373,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   }
 
   getHostname(module: string, version?: string, instance?: string): string {
-    const mod = this.module(module);
     const port =
       this.listeningPort !== undefined && this.listeningPort !== 80 ? `:${this.listeningPort}` : '';
-    if (version === undefined) {
-      if (instance !== undefined)
-        throw new InvalidInstanceIdError(
-          mod.name,
-          mod.defaultVersion,
-          instance,
-          'give the version with the instance',
-        );
-      return `${mod.name}.${this.baseHost}${port}`;
-    }
-    const pool = this.versionPool(module, version);
-    if (instance === undefined) return `${version}.${mod.name}.${this.baseHost}${port}`;
-    if (pool.kind === 'automatic')
-      throw new InvalidInstanceIdError(
-        mod.name,
-        version,
-        String(instance),
-        'instances of automatic scaling are not addressable',
-      );
-    if (!pool.instances.has(instance))
-      throw new InvalidInstanceIdError(mod.name, version, String(instance));
-    return `${instance}.${version}.${mod.name}.${this.baseHost}${port}`;
+    return this.registry.hostname(this.baseHost, port, module, version, instance);
   }
 
   getNumInstances(module: string, version: string): number {
@@ -667,53 +419,6 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   pool(decision: RouteDecision): VersionPool {
     if (this.closed) throw new DispatcherClosedError();
     return this.modules.get(decision.module)!.versions.get(decision.version)!;
-  }
-
-  private prepare(request: DispatchRequest): {
-    decision: RouteDecision;
-    prepared: PreparedRequest;
-  } {
-    if (typeof request !== 'object' || request === null)
-      throw new InvalidRequestError('request must be an object');
-    const method = request.method ?? 'GET';
-    if (typeof method !== 'string' || !isMethod(method))
-      throw new InvalidRequestError(`invalid method ${JSON.stringify(method)}`);
-    const url = request.url;
-    if (
-      typeof url !== 'string' ||
-      url.charCodeAt(0) !== 47 ||
-      url.length > 65_536 ||
-      /[\s\0]/.test(url)
-    )
-      throw new InvalidRequestError(
-        'url must be a path starting with / (no spaces or control characters)',
-      );
-    const sourceIp = request.sourceIp ?? DEFAULT_SOURCE_IP;
-    if (typeof sourceIp !== 'string') throw new InvalidRequestError('sourceIp must be a string');
-    for (const key of ['module', 'version', 'instance'] as const) {
-      const value = request[key];
-      if (value !== undefined && typeof value !== 'string')
-        throw new InvalidRequestError(`${key} must be a string`);
-    }
-    const headers = toHeaderList(request.headers);
-    const q = url.indexOf('?');
-    const decision = this.router.resolve(
-      {
-        path: q < 0 ? url : url.slice(0, q),
-        host: getHeader(headers, 'host'),
-        cookie: getHeader(headers, 'cookie'),
-        sourceIp,
-        headers: () => headers,
-        target: request,
-      },
-      false,
-    );
-    if (getHeader(headers, 'x-forwarded-for') === undefined)
-      headers.push(['x-forwarded-for', sourceIp]);
-    if (getHeader(headers, 'x-request-id') === undefined)
-      headers.push(['x-request-id', randomUUID()]);
-    const body = bodyToIterable(request.body);
-    return { decision, prepared: { method, url, headers, body, sourceIp, kind: 'normal' } };
   }
 
   explain(request: DispatchRequest): RouteDecision {
@@ -777,91 +482,15 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
 
   // ---- requests --------------------------------------------------------------------------
 
-  async addRequest(request: DispatchRequest): Promise<ResponseTuple> {
-    if (this.closed) throw new DispatcherClosedError();
-    const { decision, prepared } = this.prepare(request);
-    const ownMs =
-      request.timeoutMs === undefined
-        ? this.requestTimeoutMs
-        : durationOption(request.timeoutMs, 'timeoutMs', { exclusiveMin: true, request: true });
-    // a budget in the request's headers (x-request-timeout-ms) shortens the deadline
-    const headerMs = readDeadlineHeader(
-      { [DEADLINE_HEADER]: prepared.headers.filter(h => h[0] === DEADLINE_HEADER).map(h => h[1]) },
-      { maxMs: ownMs },
-    );
-    if (headerMs === 0) throw new DeadlineExceededError(0); // the caller stopped waiting already
-    const timeoutMs = headerMs ?? ownMs;
-    if (request.signal?.aborted) throw new AbortedError({ cause: request.signal.reason });
-    await this.start();
-    const pool = this.pool(decision);
-    const startedAt = this.clock.now();
-    const deadline: Deadline = { at: startedAt + timeoutMs, timeoutMs };
-    const { signal, clear } = timeoutSignal(
-      this.clock,
-      timeoutMs,
-      () => new DeadlineExceededError(timeoutMs),
-      request.signal,
-    );
-    let instance: Instance | undefined;
-    let ok = false;
-    try {
-      instance =
-        decision.instance !== undefined
-          ? await pool.acquireInstance(decision.instance, deadline, signal)
-          : await pool.acquire(deadline, signal);
-      const tuple = await exchangeToTuple(
-        instance,
-        withBudget(prepared, deadline.at - this.clock.now()),
-        { maxBodyBytes: this.maxBodyBytes, maxResponseBytes: this.maxResponseBytes },
-        signal,
-      );
-      ok = tuple.status < 500;
-      instance.answered();
-      if (decision.setCookie) tuple.headers.push(['set-cookie', decision.setCookie]);
-      return tuple;
-    } catch (error) {
-      // the instance held the request past its deadline: counts towards passive ejection
-      if (instance !== undefined && signal.reason instanceof DeadlineExceededError)
-        instance.requestTimedOut();
-      throw signal.aborted ? abortFailure(signal.reason) : error;
-    } finally {
-      clear();
-      if (instance) {
-        const durationMs = this.clock.now() - startedAt;
-        pool.release(instance, ok, durationMs);
-      }
-    }
+  addRequest(request: DispatchRequest): Promise<ResponseTuple> {
+    return this.runner.run(request);
   }
 
   addAsyncRequest(request: DispatchRequest): AsyncRequest {
     if (this.closed) throw new DispatcherClosedError();
-    this.prepare(request); // route now: bad requests fail synchronously
-    if (this.asyncRunning >= this.maxAsync && this.asyncQueue.length >= this.maxQueuedAsync) {
-      throw new NoCapacityError(
-        `${this.asyncRunning} async requests running and ${this.asyncQueue.length} queued (maxAsyncRequests / maxQueuedAsyncRequests)`,
-        'async-requests',
-        1_000,
-      );
-    }
+    this.runner.prepare(request); // route now: bad requests fail synchronously
+    const settled = this.asyncRequests.submit(() => this.addRequest(request));
     const requestId = randomUUID();
-    const settled = new Promise<ResponseTuple>((resolve, reject) => {
-      const run = () => {
-        if (this.closed) {
-          reject(new DispatcherClosedError());
-          return;
-        }
-        this.asyncRunning++;
-        this.addRequest(request)
-          .then(resolve, reject)
-          .finally(() => {
-            this.asyncRunning--;
-            const next = this.asyncQueue.shift();
-            if (next) next();
-          });
-      };
-      if (this.asyncRunning < this.maxAsync) run();
-      else this.asyncQueue.push(run);
-    });
     settled.then(
       tuple =>
         this.emit({
@@ -875,80 +504,14 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     return { requestId, settled };
   }
 
-  async sendBackgroundRequest(
+  sendBackgroundRequest(
     module: string,
     version: string,
     instance: string,
     backgroundRequestId: string,
     options: BackgroundRequestOptions = {},
   ): Promise<ResponseTuple> {
-    if (this.closed) throw new DispatcherClosedError();
-    const pool = this.controllable(module, version, 'sendBackgroundRequest');
-    if (
-      typeof backgroundRequestId !== 'string' ||
-      backgroundRequestId === '' ||
-      /[\r\n\0]/.test(backgroundRequestId)
-    )
-      throw new InvalidRequestError(
-        'backgroundRequestId must be a non-empty string without line breaks',
-      );
-    const target = pool.instances.get(instance);
-    if (!target) throw new InvalidInstanceIdError(module, version, String(instance));
-    await this.start();
-    if (pool.stopped) throw new VersionStoppedError(module, version);
-    const timeoutMs =
-      options.timeoutMs === undefined
-        ? this.backgroundTimeoutMs
-        : durationOption(options.timeoutMs, 'timeoutMs', { exclusiveMin: true, request: true });
-    if (target.state !== 'ready') {
-      const ready =
-        target.state === 'stopped' && pool.kind === 'basic'
-          ? target.start('start')
-          : target.whenReady();
-      if (!ready)
-        throw new NoCapacityError(
-          `instance ${instance} of ${module}/${version} is ${target.state}`,
-          'instances',
-          1_000,
-        );
-      await ready;
-    }
-    if (!target.reserveBackground())
-      throw new BackgroundThreadLimitReachedError(
-        module,
-        version,
-        instance,
-        pool.spec.maxBackgroundThreads,
-      );
-    const { signal, clear } = timeoutSignal(
-      this.clock,
-      timeoutMs,
-      () => new DeadlineExceededError(timeoutMs),
-      options.signal,
-    );
-    try {
-      return await exchangeToTuple(
-        target,
-        {
-          method: 'GET',
-          url: '/_ah/background',
-          headers: [
-            ['x-appengine-backgroundrequest', backgroundRequestId],
-            ['x-forwarded-for', BACKGROUND_SOURCE_IP],
-          ],
-          body: null,
-          sourceIp: BACKGROUND_SOURCE_IP,
-          kind: 'background',
-        },
-        { maxBodyBytes: this.maxBodyBytes, maxResponseBytes: this.maxResponseBytes },
-        signal,
-      );
-    } catch (error) {
-      throw signal.aborted ? abortFailure(signal.reason) : error;
-    } finally {
-      clear();
-      target.releaseBackground();
-    }
+    return this.runner.background(module, version, instance, backgroundRequestId, options);
   }
 
   // ---- events ----------------------------------------------------------------------------
@@ -983,47 +546,56 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
 
   // ---- front door ------------------------------------------------------------------------
 
-  async listen(options: ListenOptions = {}): Promise<HttpFrontDoor> {
+  mount(options: FrontDoorOptions = {}): MountedFrontDoor {
     if (this.closed) throw new DispatcherClosedError();
-    const admin = options.admin;
-    if (admin !== undefined && (typeof admin.token !== 'string' || admin.token.length < 16))
-      throw new InvalidConfigError('admin.token must be a string of at least 16 characters');
-    const adminPath = admin ? (admin.path ?? '/_x/admin').replace(/\/+$/, '') : undefined;
-    if (adminPath !== undefined && !adminPath.startsWith('/'))
-      throw new InvalidConfigError('admin.path must start with /');
-    const requestIdHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
-    if (!/^[a-z0-9-]+$/.test(requestIdHeader))
-      throw new InvalidConfigError('requestIdHeader must be a header name');
-    const port = options.port ?? 0;
-    if (!Number.isInteger(port) || port < 0 || port > 65535)
-      throw new InvalidConfigError('port must be 0 to 65535');
-    const door = new FrontDoor(this, {
-      port,
-      host: options.host ?? '127.0.0.1',
-      trustedProxies: new TrustedProxies(options.trustedProxies ?? []),
-      maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, 16_384, true),
-      maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes, this.maxBodyBytes, true),
-      headersTimeoutMs: timer(options.headersTimeoutMs ?? 10_000, 'headersTimeoutMs'),
-      requestTimeoutMs: timer(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs'),
-      keepAliveTimeoutMs: timer(options.keepAliveTimeoutMs ?? 5_000, 'keepAliveTimeoutMs'),
-      maxConnections: positive('maxConnections', options.maxConnections, 10_000, true),
-      requestIdHeader,
-      adminPath,
-      adminToken: admin ? Buffer.from(admin.token) : undefined,
-      adminMaxFailures: positive('admin.maxFailures', admin?.maxFailures, 10, true),
-      adminFailureWindowMs: positive('admin.failureWindowMs', admin?.failureWindowMs, 60_000),
-      drainTimeoutMs: durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs', {
-        allowInfinity: false,
-      }),
-    });
-    await this.start();
-    const address = await door.listen();
+    const door = new FrontDoorHandler(
+      this,
+      frontDoorHandlerSettings(options, { maxBodyBytes: this.maxBodyBytes }),
+    );
     this.frontDoors.add(door);
-    this.listeningPort ??= address.port;
-    const hostForUrl = address.host.includes(':') ? `[${address.host}]` : address.host;
     const close = async () => {
       await door.close();
       this.frontDoors.delete(door);
+    };
+    return {
+      handler: door.handler,
+      upgrade: door.upgrade,
+      matches: req => door.matches(req),
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  }
+
+  /** The default mount behind `handler`, `upgrade` and `matches`. */
+  private get defaultMount(): MountedFrontDoor {
+    return (this.defaultDoor ??= this.mount());
+  }
+
+  readonly handler: MountedFrontDoor['handler'] = (req, res, next) =>
+    this.defaultMount.handler(req, res, next);
+
+  readonly upgrade: MountedFrontDoor['upgrade'] = (req, socket, head) =>
+    this.defaultMount.upgrade(req, socket, head);
+
+  matches(req: IncomingMessage): boolean {
+    return this.defaultMount.matches(req);
+  }
+
+  async listen(options: ListenOptions = {}): Promise<HttpFrontDoor> {
+    if (this.closed) throw new DispatcherClosedError();
+    const handler = new FrontDoorHandler(
+      this,
+      frontDoorHandlerSettings(options, { maxBodyBytes: this.maxBodyBytes }),
+    );
+    const server = new FrontDoorServer(handler, frontDoorServerSettings(options));
+    await this.start();
+    const address = await server.listen();
+    this.frontDoors.add(server);
+    this.listeningPort ??= address.port;
+    const hostForUrl = address.host.includes(':') ? `[${address.host}]` : address.host;
+    const close = async () => {
+      await server.close();
+      this.frontDoors.delete(server);
     };
     return {
       url: `http://${hostForUrl}:${address.port}`,
@@ -1051,21 +623,8 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
     return {
       versions: this.pools.map(pool => pool.stats()),
       events: { pending: this.scheduler.size },
-      asyncRequests: { running: this.asyncRunning, queued: this.asyncQueue.length },
+      asyncRequests: { running: this.asyncRequests.running, queued: this.asyncRequests.queued },
       rules: this.routerState.rules.size,
     };
   }
-}
-
-/** What a call aborted by `reason` fails with: its deadline, or `AbortedError` for anything else. */
-function abortFailure(reason: unknown): Error {
-  return reason instanceof DeadlineExceededError ? reason : new AbortedError({ cause: reason });
-}
-
-/** The request with its remaining budget (after queueing) in `DEADLINE_HEADER`, replacing any. */
-function withBudget(prepared: PreparedRequest, remainingMs: number): PreparedRequest {
-  if (!(remainingMs > 0) || remainingMs === Infinity) return prepared;
-  const headers = prepared.headers.filter(h => h[0] !== DEADLINE_HEADER);
-  headers.push([DEADLINE_HEADER, deadlineHeaderValue(remainingMs)]);
-  return { ...prepared, headers };
 }

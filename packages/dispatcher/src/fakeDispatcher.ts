@@ -1,11 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Emitter, silentLogger, systemClock, type Clock, type Disposer } from '@x/resilience';
-import type {
-  AsyncRequest,
-  Dispatcher,
-  DispatcherStats,
-  HttpFrontDoor,
-} from './createDispatcher.js';
+import type { AsyncRequest, Dispatcher, DispatcherStats } from './dispatcher.js';
+import type { HttpFrontDoor, MountedFrontDoor } from './frontDoorOptions.js';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
   DispatcherClosedError,
@@ -217,6 +213,14 @@ export function createFakeDispatcher(options: FakeDispatcherOptions = {}): FakeD
     listen: async (): Promise<HttpFrontDoor> => {
       throw new InvalidConfigError('the fake dispatcher has no front door');
     },
+    mount: (): MountedFrontDoor => {
+      throw new InvalidConfigError('the fake dispatcher has no front door');
+    },
+    handler: () => {
+      throw new InvalidConfigError('the fake dispatcher has no front door');
+    },
+    upgrade: (_req, socket) => socket.destroy(),
+    matches: () => false,
     on: (listener): Disposer => events.on(listener),
     stats: (): DispatcherStats => ({
       versions: [],

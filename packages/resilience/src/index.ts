@@ -165,3 +165,7 @@ export {
   type OutlierDetectionOptions,
   type OutlierState,
 } from './outlierDetection.js';
+export { timeoutSignal, type TimeoutSignal } from './timeoutSignal.js';
+export { untilAborted } from './untilAborted.js';
+export { withTimeout } from './withTimeout.js';
+export { repeat, type Repeating } from './repeat.js';

@@ -4,9 +4,6 @@ import type { BodyInput } from '../types.js';
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 
-/** An empty body. */
-export const emptyBody: Uint8Array = EMPTY;
-
 /**
  * Turns any {@link BodyInput} into an async iterable of byte chunks (or null for no body),
  * checking types so bad input gets `INVALID_REQUEST` instead of a crash later.

@@ -17,11 +17,6 @@ export function trackChild(child: ChildProcess): void {
   }
 }
 
-/** Children started and not yet exited. */
-export function liveChildren(): number {
-  return live.size;
-}
-
 function killAll(): void {
   for (const child of live) {
     try {

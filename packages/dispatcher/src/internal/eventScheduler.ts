@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, Logger, TimerHandle } from '@x/resilience';
-import { setTimer } from '@x/resilience';
+import { Fifo, setTimer } from '@x/resilience';
 import type { DispatcherEvent } from '../dispatcherEvent.js';
 import {
   DispatcherClosedError,
@@ -89,7 +89,7 @@ export class EventScheduler {
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
   private running = 0;
-  private readonly ready: Entry[] = [];
+  private readonly ready = new Fifo<Entry>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
 
@@ -386,7 +386,7 @@ export class EventScheduler {
     this.timer = undefined;
     this.byId.clear();
     this.heap = [];
-    this.ready.length = 0;
+    this.ready.drain();
     if (this.inFlight.size > 0) {
       await Promise.race([
         Promise.allSettled([...this.inFlight]),

@@ -19,11 +19,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const BAD_VALUE = /[\0\r\n]/;
 
-/** True for a valid header name (an RFC 9110 token). */
-export function isHeaderName(name: string): boolean {
-  return TOKEN.test(name);
-}
-
 /** True for a valid HTTP method (a token). */
 export function isMethod(method: string): boolean {
   return method.length <= 32 && TOKEN.test(method);
@@ -78,13 +73,6 @@ export function getHeader(list: HeaderList, name: string): string | undefined {
     if (pair[0] === name) return pair[1];
   }
   return undefined;
-}
-
-/** Every value of `name` (lowercase) in a header list. */
-export function getHeaders(list: HeaderList, name: string): string[] {
-  const out: string[] = [];
-  for (const [n, v] of list) if (n === name) out.push(v);
-  return out;
 }
 
 /** The names listed in a `Connection` header value, lowercased. */

@@ -5,13 +5,14 @@ import {
   type Clock,
   type IBackoff,
   type Logger,
+  timeoutSignal,
+  withTimeout,
 } from '@x/resilience';
 import type { InstanceContext, InstanceExit, RuntimeProxy } from '../backend.js';
 import type { DispatcherEvent } from '../dispatcherEvent.js';
 import { InstanceStartError } from '../errors.js';
 import type { InstanceInfo, InstanceState } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
-import { timeoutSignal, withTimeout } from './timers.js';
 
 /** undici pool settings for instance origins. */
 export interface UpstreamOptions {
@@ -130,25 +131,14 @@ export class Instance {
     return this.bulkhead.running;
   }
 
-  /**
-   * Release callbacks of slots taken through `Bulkhead.run` (addressed requests that queued in
-   * this instance's bulkhead): the bulkhead frees such a slot when the callback is called.
-   */
-  readonly heldSlots: Array<() => void> = [];
-
-  /** Gives a request slot back. */
+  /** Gives a request slot back (to the first request queued on this instance, if any). */
   release(): void {
-    const held = this.heldSlots.pop();
-    if (held !== undefined) {
-      held(); // the bulkhead frees the slot, then calls afterRelease
-      return;
-    }
     this.bulkhead.release();
     this.afterRelease();
   }
 
   /** Bookkeeping once a slot is free again. */
-  afterRelease(): void {
+  private afterRelease(): void {
     this.served++;
     this.lastActive = this.owner.clock.now();
     if (this.state === 'draining') this.checkDrained();

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import {
-  AbortedError,
   LatencyHistogram,
-  isXError,
   leastLoaded,
   priority,
+  repeat,
   roundRobin,
   type Balancer,
   type BackoffContext,
@@ -16,7 +15,6 @@ import {
 import type { InstanceExit } from '../backend.js';
 import type { DispatcherEvent } from '../dispatcherEvent.js';
 import {
-  DeadlineExceededError,
   DispatcherClosedError,
   InstanceStartError,
   InvalidConfigError,
@@ -29,23 +27,15 @@ import {
 import type { InstanceInfo } from '../types.js';
 import type { NormalizedVersionSpec } from '../versionSpec.js';
 import { Instance, type InstanceOwner, type ReadyKind, type UpstreamOptions } from './instance.js';
-import { PeakWindow } from './peakWindow.js';
-import { every } from './timers.js';
+import type { Deadline } from './deadline.js';
+import { waitForInstanceSlot, waitUntilReady } from './addressedInstance.js';
+import { InstanceWaitQueue } from './instanceWaitQueue.js';
+import { VersionScaler } from './versionScaler.js';
+
+export type { Deadline } from './deadline.js';
 
 /** Starts in a row that must fail before requests to a version without instances fail fast. */
 const CRASH_LOOP_STARTS = 2;
-
-/** When a request must be answered: clock time `at` (Infinity for none) and its length. */
-export interface Deadline {
-  readonly at: number;
-  readonly timeoutMs: number;
-}
-
-interface Waiter {
-  resolve: (instance: Instance) => void;
-  reject: (error: unknown) => void;
-  settled: boolean;
-}
 
 /** Shared services a version pool gets from its dispatcher. */
 export interface PoolServices {
@@ -87,21 +77,34 @@ export class VersionPool implements InstanceOwner {
   readonly instances = new Map<string, Instance>();
   /** Ready, healthy instances: what the balancer picks from. */
   private routable: Instance[] = [];
+  /** Requests waiting for an instance. */
+  get waiting(): number {
+    return this.queue.waiting;
+  }
+
+  /** Ready, healthy instances (the scaler reads them). */
+  get routableInstances(): readonly Instance[] {
+    return this.routable;
+  }
   private readonly balancer: Balancer<Instance>;
-  private waiters: Waiter[] = [];
-  private waiting = 0;
+  /** Requests waiting for any instance of the version. */
+  private readonly queue: InstanceWaitQueue;
   stopped = false;
-  private closed = false;
+  closed = false;
   outstanding = 0;
-  private readonly peak: PeakWindow;
+  private readonly scaler: VersionScaler;
   private readonly pendingLatency: LatencyHistogram;
   private readonly coldStartLatency: LatencyHistogram;
   coldStarts = 0;
   private nextIndex = 0;
   private timers: Array<{ stop: () => void }> = [];
-  private coldStartTimer: ReturnType<Clock['setTimeout']> | undefined;
-  private lastQuitAt = -Infinity;
   private readonly stopping = new Set<Promise<void>>();
+
+  /** Keeps an instance stop in flight until it ends, for {@link close}. */
+  track(stop: Promise<void>): void {
+    const tracked = stop.finally(() => this.stopping.delete(tracked));
+    this.stopping.add(tracked);
+  }
   private readonly metricTags: Readonly<Record<string, string>>;
 
   constructor(
@@ -114,8 +117,9 @@ export class VersionPool implements InstanceOwner {
     this.log = services.log;
     this.upstream = services.upstream;
     const scaling = spec.scaling;
-    this.peak = new PeakWindow(scaling.kind === 'automatic' ? scaling.windowMs : 60_000);
     this.pendingLatency = new LatencyHistogram({ clock: this.clock });
+    this.queue = new InstanceWaitQueue(this, module, version, spec, this.clock);
+    this.scaler = new VersionScaler(this);
     this.coldStartLatency = new LatencyHistogram({ clock: this.clock, windowMs: 3_600_000 });
     this.metricTags = Object.freeze({ module, version });
     if (scaling.kind === 'automatic') {
@@ -165,15 +169,17 @@ export class VersionPool implements InstanceOwner {
     } else if (scaling.kind === 'basic') {
       const idle = scaling.idleTimeoutMs;
       const interval = Math.max(10, Math.min(1_000, Math.floor(idle / 4)));
-      this.timers.push(every(this.clock, interval, () => this.reapIdle(idle), this.onTimerError));
+      this.timers.push(
+        repeat(this.clock, interval, () => this.scaler.reapIdle(idle), this.onTimerError),
+      );
     } else {
-      const initial = this.decide();
+      const initial = this.scaler.decide();
       const launches: Promise<void>[] = [];
       for (let i = 0; i < initial.atLeast; i++)
         launches.push(this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none'));
       await Promise.all(launches);
       this.timers.push(
-        every(this.clock, scaling.adjustIntervalMs, () => this.adjust(), this.onTimerError),
+        repeat(this.clock, scaling.adjustIntervalMs, () => this.scaler.adjust(), this.onTimerError),
       );
     }
   }
@@ -183,7 +189,7 @@ export class VersionPool implements InstanceOwner {
     this.emit({ type: 'error', where: `${this.module}/${this.version} scaler`, error });
   };
 
-  private newAutoInstance(): Instance {
+  newAutoInstance(): Instance {
     let id: string;
     do id = randomBytes(8).toString('hex');
     while (this.instances.has(id));
@@ -191,7 +197,7 @@ export class VersionPool implements InstanceOwner {
   }
 
   /** Starts `instance`; a failure schedules a restart with backoff. Never rejects. */
-  private launch(instance: Instance, ready: ReadyKind): Promise<void> {
+  launch(instance: Instance, ready: ReadyKind): Promise<void> {
     return instance.start(ready).then(
       () => {
         this.coldStarts++;
@@ -212,7 +218,7 @@ export class VersionPool implements InstanceOwner {
     if (!this.instances.has(instance.id) || this.closed || this.stopped) return;
     if (!this.routable.includes(instance)) this.routable = [...this.routable, instance];
     this.gauge();
-    this.wake();
+    this.queue.wake();
   }
 
   instanceLeft(instance: Instance): void {
@@ -227,7 +233,7 @@ export class VersionPool implements InstanceOwner {
   }
 
   slotFreed(_instance: Instance): void {
-    if (this.waiting > 0) this.wake();
+    if (this.queue.waiting > 0) this.queue.wake();
   }
 
   restartUnhealthy(instance: Instance): void {
@@ -251,7 +257,7 @@ export class VersionPool implements InstanceOwner {
       if (this.kind === 'automatic') this.instances.delete(instance.id);
       // a basic slot goes back to "stopped": the next request that needs it tries once more
       if (this.kind === 'basic') instance.state = 'stopped';
-      this.wake();
+      this.queue.wake();
       return;
     }
     const context: BackoffContext = { attempt: instance.restartStreak + 1, error: undefined };
@@ -285,7 +291,7 @@ export class VersionPool implements InstanceOwner {
   // ---- picking ---------------------------------------------------------------------------
 
   /** Takes a slot on a routable instance without waiting, or undefined. */
-  private pickNow(): Instance | undefined {
+  pickNow(): Instance | undefined {
     const routable = this.routable;
     if (routable.length === 0) return undefined;
     const chosen = this.balancer.pick(routable);
@@ -312,7 +318,7 @@ export class VersionPool implements InstanceOwner {
     const startFailure = this.startFailure();
     if (startFailure !== undefined) throw startFailure;
     this.outstanding++;
-    return this.enqueue(deadline, signal).then(
+    return this.queue.enqueue(deadline, signal).then(
       got => {
         this.took(got);
         return got;
@@ -353,7 +359,7 @@ export class VersionPool implements InstanceOwner {
 
   private took(instance: Instance): void {
     this.balancer.start(instance);
-    if (this.kind === 'automatic') this.peak.record(this.clock.now(), this.outstanding);
+    this.scaler.recordLoad();
   }
 
   /** Gives back the slot taken by {@link acquire} or {@link acquireInstance}. */
@@ -367,135 +373,9 @@ export class VersionPool implements InstanceOwner {
     metrics.histogram('dispatcher.request.duration', duration, this.metricTags);
   }
 
-  private enqueue(deadline: Deadline, signal: AbortSignal | undefined): Promise<Instance> {
-    const spec = this.spec;
-    if (this.waiting >= spec.maxQueuedRequests) {
-      return Promise.reject(
-        new NoCapacityError(
-          `${this.module}/${this.version}: ${this.waiting} requests are waiting already (maxQueuedRequests)`,
-          'requests',
-          this.retryAfterMs(),
-        ),
-      );
-    }
-    if (signal?.aborted) return Promise.reject(new AbortedError({ cause: signal.reason }));
-    const clock = this.clock;
-    const enqueuedAt = clock.now();
-    const waitMs = Math.min(spec.maxPendingLatencyMs, deadline.at - enqueuedAt);
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    const promise = new Promise<Instance>((resolve, reject) => {
-      const finish = () => {
-        waiter.settled = true;
-        this.waiting--;
-        clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.pendingLatency.record(clock.now() - enqueuedAt);
-      };
-      const waiter: Waiter = {
-        settled: false,
-        resolve: instance => {
-          finish();
-          resolve(instance);
-        },
-        reject: error => {
-          finish();
-          reject(error);
-        },
-      };
-      const onAbort = () => waiter.reject(new AbortedError({ cause: signal!.reason }));
-      const timer = clock.setTimeout(() => {
-        if (waiter.settled) return;
-        if (clock.now() >= deadline.at)
-          waiter.reject(new DeadlineExceededError(deadline.timeoutMs));
-        else
-          waiter.reject(
-            new NoCapacityError(
-              `${this.module}/${this.version}: no instance free within ${spec.maxPendingLatencyMs} ms (maxPendingLatencyMs)`,
-              'pending-latency',
-              this.retryAfterMs(),
-            ),
-          );
-      }, waitMs);
-      timer.unref?.();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.waiters.length > 2 * this.waiting + 16)
-        this.waiters = this.waiters.filter(w => !w.settled);
-      this.waiters.push(waiter);
-      this.waiting++;
-    });
-    this.demand();
-    return promise;
-  }
-
-  /** Hands free slots to waiters, first come first served. */
-  private wake(): void {
-    while (this.waiting > 0 && this.waiters.length > 0) {
-      const head = this.waiters[0]!;
-      if (head.settled) {
-        this.waiters.shift();
-        continue;
-      }
-      const instance = this.pickNow();
-      if (instance === undefined) break;
-      this.waiters.shift();
-      head.resolve(instance);
-    }
-    if (this.waiting === 0 && this.waiters.length > 0) this.waiters = [];
-  }
-
-  private rejectWaiters(error: () => unknown): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) if (!waiter.settled) waiter.reject(error());
-  }
-
-  private starting(): number {
-    let n = 0;
-    for (const instance of this.instances.values()) if (instance.state === 'starting') n++;
-    return n;
-  }
-
-  private active(): number {
-    let n = 0;
-    for (const instance of this.instances.values())
-      if (instance.state === 'starting' || instance.state === 'ready') n++;
-    return n;
-  }
-
   /** Requests are waiting: start instances as the scaling mode allows. */
-  private demand(): void {
-    const scaling = this.spec.scaling;
-    if (scaling.kind === 'manual') return;
-    const per = this.spec.maxConcurrentRequests;
-    const need = () => Math.ceil(this.waiting / per) - this.starting();
-    if (scaling.kind === 'basic') {
-      let missing = need();
-      for (const instance of this.instances.values()) {
-        if (missing <= 0) break;
-        if (instance.state === 'stopped' && !instance.restartTimer) {
-          missing--;
-          void this.launch(instance, 'start');
-        }
-      }
-      return;
-    }
-    // automatic: start at once when nothing runs; otherwise give busy instances
-    // minPendingLatencyMs to free up before a cold start (App Engine's min_pending_latency)
-    const coldStart = () => {
-      this.coldStartTimer = undefined;
-      if (this.closed || this.stopped || this.waiting === 0) return;
-      const room = scaling.maxInstances - this.active();
-      const count = Math.min(room, Math.max(need(), 0));
-      for (let i = 0; i < count; i++) void this.launch(this.newAutoInstance(), 'none');
-      if (count > 0)
-        this.emitScale(this.active() - count, this.active(), 'cold start for waiting requests');
-    };
-    if (this.active() === 0) {
-      coldStart();
-    } else if (!this.coldStartTimer) {
-      this.coldStartTimer = this.clock.setTimeout(coldStart, scaling.minPendingLatencyMs);
-      this.coldStartTimer.unref?.();
-    }
+  demand(): void {
+    this.scaler.demand();
   }
 
   /**
@@ -522,7 +402,7 @@ export class VersionPool implements InstanceOwner {
           { cause: instance.lastStartError },
         );
       }
-      if (instance.state !== 'ready') await this.waitBounded(ready, deadline, signal);
+      if (instance.state !== 'ready') await waitUntilReady(this, ready, deadline, signal);
       if (instance.tryAcquire()) {
         this.balancer.start(instance);
         return instance;
@@ -533,210 +413,12 @@ export class VersionPool implements InstanceOwner {
           'instances',
           this.retryAfterMs(),
         );
-      await this.waitForInstanceSlot(instance, deadline, signal);
+      await waitForInstanceSlot(this, instance, deadline, signal);
       this.balancer.start(instance);
       return instance;
     } catch (error) {
       this.outstanding--;
       throw error;
-    }
-  }
-
-  private waitBounded(
-    promise: Promise<void>,
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const clock = this.clock;
-    const waitMs = Math.min(this.spec.maxPendingLatencyMs, deadline.at - clock.now());
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onAbort = () => {
-        done();
-        reject(new AbortedError({ cause: signal!.reason }));
-      };
-      const timer = clock.setTimeout(() => {
-        done();
-        reject(
-          clock.now() >= deadline.at
-            ? new DeadlineExceededError(deadline.timeoutMs)
-            : new NoCapacityError(
-                'instance did not become ready in time',
-                'pending-latency',
-                this.retryAfterMs(),
-              ),
-        );
-      }, waitMs);
-      timer.unref?.();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      promise.then(
-        () => {
-          done();
-          resolve();
-        },
-        error => {
-          done();
-          reject(error);
-        },
-      );
-    });
-  }
-
-  /** Waits in the instance's own bounded queue (its Bulkhead) for a slot. */
-  private waitForInstanceSlot(
-    instance: Instance,
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const clock = this.clock;
-    const waitMs = deadline.at - clock.now();
-    if (waitMs <= 0) return Promise.reject(new DeadlineExceededError(deadline.timeoutMs));
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(new AbortedError({ cause: signal!.reason }));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      waitMs < Infinity
-        ? clock.setTimeout(
-            () => controller.abort(new DeadlineExceededError(deadline.timeoutMs)),
-            waitMs,
-          )
-        : undefined;
-    timer?.unref?.();
-    const cleanup = () => {
-      if (timer) clock.clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    return new Promise<void>((resolve, reject) => {
-      // Bulkhead.run holds the slot until the task settles: the task hands us a release callback
-      instance.bulkhead
-        .run(
-          () =>
-            new Promise<void>(releaseSlot => {
-              cleanup();
-              instance.heldSlots.push(releaseSlot);
-              resolve();
-            }),
-          { signal: controller.signal, attempt: 0, deadline: Infinity, endpoint: undefined },
-        )
-        .then(
-          () => instance.afterRelease(),
-          error => {
-            cleanup();
-            if (isXError(error, 'BULKHEAD_FULL'))
-              reject(
-                new NoCapacityError(
-                  `instance ${instance.id} of ${this.module}/${this.version} has no free slot within ${this.spec.maxPendingLatencyMs} ms`,
-                  'pending-latency',
-                  this.retryAfterMs(),
-                  { cause: error },
-                ),
-              );
-            else reject(controller.signal.aborted ? controller.signal.reason : error);
-          },
-        );
-    });
-  }
-
-  // ---- autoscaling -----------------------------------------------------------------------
-
-  private decide() {
-    const scaling = this.spec.scaling;
-    if (scaling.kind !== 'automatic') throw new InvalidConfigError('not an automatic version');
-    const now = this.clock.now();
-    this.peak.record(now, this.outstanding);
-    return scaling.policy.decide({
-      now,
-      peakConcurrency: this.peak.peak(now),
-      outstanding: this.outstanding,
-      waiting: this.waiting,
-      active: this.active(),
-      maxConcurrentRequests: this.spec.maxConcurrentRequests,
-      minInstances: scaling.minInstances,
-      maxInstances: scaling.maxInstances,
-      minIdleInstances: scaling.minIdleInstances,
-      maxIdleInstances: scaling.maxIdleInstances,
-      scaleToZero: scaling.scaleToZero,
-    });
-  }
-
-  /** One autoscaler tick. */
-  adjust(): void {
-    const scaling = this.spec.scaling;
-    if (scaling.kind !== 'automatic' || this.closed || this.stopped) return;
-    const decision = this.decide();
-    const atLeast = Math.max(
-      scaling.minInstances,
-      Math.min(scaling.maxInstances, decision.atLeast),
-    );
-    const atMost = Math.max(atLeast, Math.min(scaling.maxInstances, decision.atMost));
-    // mark the busiest `required` instances as required (bin-packing target)
-    const byLoad = [...this.routable].sort((a, b) => b.inFlight - a.inFlight);
-    byLoad.forEach((instance, i) => (instance.required = i < decision.required));
-    const active = this.active();
-    if (active < atLeast) {
-      const add = atLeast - active;
-      for (let i = 0; i < add; i++)
-        void this.launch(this.newAutoInstance(), scaling.warmup ? 'warmup' : 'none');
-      this.emitScale(active, atLeast, decision.reason);
-      return;
-    }
-    const now = this.clock.now();
-    if (active > atMost && now - this.lastQuitAt >= scaling.minMsBetweenQuits) {
-      let victim: Instance | undefined;
-      for (const instance of this.instances.values()) {
-        if (
-          instance.required ||
-          instance.inFlight > 0 ||
-          instance.background > 0 ||
-          instance.bulkhead.queued > 0
-        )
-          continue;
-        if (
-          instance.state !== 'ready' &&
-          instance.state !== 'failed' &&
-          instance.state !== 'crash-loop'
-        )
-          continue;
-        if (!victim || instance.lastActive < victim.lastActive) victim = instance;
-      }
-      if (victim) {
-        this.lastQuitAt = now;
-        this.retire(victim);
-        this.emitScale(active, active - 1, decision.reason);
-      }
-    }
-  }
-
-  private emitScale(from: number, to: number, reason: string): void {
-    this.emit({ type: 'scale', module: this.module, version: this.version, from, to, reason });
-    this.gauge();
-  }
-
-  /** Stops an automatic instance for good and forgets it. */
-  private retire(instance: Instance): void {
-    this.instanceLeft(instance);
-    const stop = instance.stop().finally(() => {
-      if (this.instances.get(instance.id) === instance) this.instances.delete(instance.id);
-      this.stopping.delete(stop);
-    });
-    this.stopping.add(stop);
-  }
-
-  /** Basic scaling: stops instances idle for `idleTimeoutMs`. */
-  private reapIdle(idleTimeoutMs: number): void {
-    if (this.closed || this.stopped) return;
-    const now = this.clock.now();
-    for (const instance of this.instances.values()) {
-      if (instance.state !== 'ready') continue;
-      if (instance.inFlight > 0 || instance.background > 0 || instance.bulkhead.queued > 0)
-        continue;
-      if (now - instance.lastActive < idleTimeoutMs) continue;
-      const stop = instance.stop().finally(() => this.stopping.delete(stop));
-      this.stopping.add(stop);
     }
   }
 
@@ -780,7 +462,7 @@ export class VersionPool implements InstanceOwner {
   async stopVersion(): Promise<void> {
     if (this.stopped) throw new VersionAlreadyStoppedError(this.module, this.version);
     this.stopped = true;
-    this.rejectWaiters(() => new VersionStoppedError(this.module, this.version));
+    this.queue.rejectAll(() => new VersionStoppedError(this.module, this.version));
     await Promise.all([...this.instances.values()].map(i => i.stop()));
     this.gauge();
   }
@@ -805,8 +487,8 @@ export class VersionPool implements InstanceOwner {
     this.closed = true;
     for (const timer of this.timers) timer.stop();
     this.timers = [];
-    if (this.coldStartTimer) this.clock.clearTimeout(this.coldStartTimer);
-    this.rejectWaiters(() => new DispatcherClosedError());
+    this.scaler.stop();
+    this.queue.rejectAll(() => new DispatcherClosedError());
     const stops = [...this.instances.values()].map(i =>
       i.stop(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
     );
@@ -838,7 +520,7 @@ export class VersionPool implements InstanceOwner {
       ready,
       starting,
       outstanding: this.outstanding,
-      waiting: this.waiting,
+      waiting: this.queue.waiting,
       coldStarts: this.coldStarts,
       pendingLatencyP50: this.pendingLatency.percentile(0.5),
       pendingLatencyP99: this.pendingLatency.percentile(0.99),
@@ -847,17 +529,22 @@ export class VersionPool implements InstanceOwner {
     };
   }
 
+  /** Records how long a request waited for an instance. */
+  recordPending(ms: number): void {
+    this.pendingLatency.record(ms);
+  }
+
   /** Suggested `Retry-After` in ms: the time for the queue ahead to drain, at least 1 s. */
   retryAfterMs(): number {
     const capacity = Math.max(1, this.routable.length * this.spec.maxConcurrentRequests);
     const serviceMs = this.pendingLatency.count > 0 ? this.pendingLatency.percentile(0.5) : 1_000;
     return Math.min(
       60_000,
-      Math.max(1_000, Math.ceil((serviceMs * (this.waiting + 1)) / capacity)),
+      Math.max(1_000, Math.ceil((serviceMs * (this.queue.waiting + 1)) / capacity)),
     );
   }
 
-  private gauge(): void {
+  gauge(): void {
     this.services.metrics.gauge(
       'dispatcher.instances.ready',
       this.routable.length,
