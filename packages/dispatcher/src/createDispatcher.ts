@@ -98,6 +98,12 @@ export interface DispatcherOptions {
   readonly maxConcurrentEvents?: number;
   /** How long a claimed durable event stays claimed before another run may take it. Default 60 000 ms. */
   readonly eventLeaseMs?: number;
+  /**
+   * Failover with a shared durable store: an event still pending this long after its eta (its
+   * dispatcher died) is taken over by another dispatcher; the claim lets exactly one run it.
+   * Default 3 000 ms (`internal/eventTakeover.ts`).
+   */
+  readonly eventTakeoverMs?: number;
   /** `addAsyncRequest`s running at once. Default 64. */
   readonly maxAsyncRequests?: number;
   /** `addAsyncRequest`s waiting to run. Default 1 000; beyond that NO_CAPACITY. */
@@ -484,6 +490,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       maxEvents: positive('maxEvents', options.maxEvents, 100_000, true),
       maxConcurrent: positive('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
       leaseMs: timer(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
+      takeoverMs: timer(options.eventTakeoverMs ?? 3_000, 'eventTakeoverMs'),
       emit: event => this.emit(event),
       log: this.log,
     });

@@ -40,6 +40,13 @@ export interface EventStore {
    * before `now` become pending again first.
    */
   load(now: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Failover of a shared store (optional): pending events whose eta is at or before `before`
+   * (at most `limit`, earliest first), after claimed events whose lease ended before `now` became
+   * pending again. A dispatcher calls it every few seconds to take over the events of a
+   * dispatcher that died (see `eventTakeoverMs`); the claim still lets only one of them run each.
+   */
+  overdue?(before: number, now: number, limit: number): Promise<StoredEvent[]>;
   close(): Promise<void>;
 }
 
@@ -83,6 +90,10 @@ export function memoryEventStore(): EventStore {
         }
       }
       return [...pending.values()].sort((a, b) => a.eta - b.eta).slice(0, limit);
+    },
+    async overdue(before, now, limit) {
+      const events = await this.load(now, Number.MAX_SAFE_INTEGER);
+      return events.filter(event => event.eta <= before).slice(0, limit);
     },
     async close() {},
   };
