@@ -126,6 +126,7 @@ export {
   BullmqEntrypoint,
   bullmqEntrypoint,
   type BullmqEntrypointOptions,
+  type BullmqJobInfo,
   type BullmqPublishOptions,
 } from './bullmqEntrypoint.js';
 
