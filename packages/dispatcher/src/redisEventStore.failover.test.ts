@@ -57,7 +57,7 @@ describe.skipIf(skip)(
       await admin.quit();
     });
 
-    it('overdue() returns only events past the cut-off and re-pends expired leases', async () => {
+    it('overdue() returns only events past the cut-off and re-pends expired leases; get() reads one', async () => {
       const p = prefix();
       const store = redisEventStore({ url: redisUrl, prefix: p });
       try {
@@ -80,6 +80,16 @@ describe.skipIf(skip)(
           ['leased', 4_000],
         ]);
         expect((await store.overdue!(5_000, 4_000, 1)).map(e => e.id)).toEqual(['early']);
+        expect(await store.get!('early')).toMatchObject({
+          eta: 1_000,
+          state: 'pending',
+          payload: 'early',
+        });
+        expect(await store.claim('early', 1_000, 9_000)).toBe(true);
+        expect(await store.get!('early')).toMatchObject({ eta: 9_000, state: 'running' });
+        await store.complete('early');
+        expect(await store.get!('early')).toBeUndefined();
+        expect(await store.get!('never')).toBeUndefined();
       } finally {
         await store.close();
       }

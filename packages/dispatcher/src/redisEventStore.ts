@@ -97,6 +97,10 @@ return out`;
 const LOAD = `${REPEND_EXPIRED}
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 ${WITH_DATA}`;
+const GET = `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local leased = redis.call('ZSCORE', KEYS[2], ARGV[1])
+return { due or '', leased or '', redis.call('HGET', KEYS[3], ARGV[1]) or '' }`;
 /** ARGV: now, limit, before. */
 const OVERDUE = `${REPEND_EXPIRED}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
@@ -216,6 +220,12 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
       return parseEvents(
         (await run('load', LOAD, Math.floor(now), Math.max(1, Math.floor(limit)))) as string[],
       );
+    },
+    async get(id) {
+      const [due, leased, json] = (await run('get', GET, id)) as [string, string, string];
+      if (json === '' || (due === '' && leased === '')) return undefined;
+      const [event] = parseEvents([id, due === '' ? leased : due, json]);
+      return event ? { ...event, state: due === '' ? 'running' : 'pending' } : undefined;
     },
     async overdue(before, now, limit) {
       return parseEvents(
