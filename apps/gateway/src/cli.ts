@@ -44,6 +44,7 @@ function banner(gateway: Gateway, config: GatewayConfig): string {
     '',
     `  x-gateway · ${mode}`,
     `  config       ${config.file}`,
+    `  replica      ${gateway.replica}`,
     `  gateway      ${gateway.url}`,
     `  dashboard    ${gateway.dashboardUrl}`,
     `  metrics      ${gateway.metricsUrl}`,

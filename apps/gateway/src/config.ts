@@ -110,6 +110,24 @@ export interface ResilienceConfig {
   };
 }
 
+/**
+ * `replicas:`: several gateways behind a load balancer on one Redis (`docs/SCALING.md`). Only
+ * used with a Redis URL; one process without Redis ignores it.
+ */
+export interface ReplicasConfig {
+  /** This replica's id on the dashboard and in `X-Replica`. Default `hostname:pid`. */
+  readonly id: string | undefined;
+  /** How often this replica publishes its state snapshot to Redis. Default 1 000 ms. */
+  readonly publishIntervalMs: number;
+  /** A replica not heard from for this long is shown as gone (its key expires then). Default 5 000 ms. */
+  readonly staleAfterMs: number;
+  /**
+   * A scheduled event still pending this long after its eta (its replica died) is taken over by
+   * a live replica, exactly once. Default 3 000 ms.
+   */
+  readonly eventTakeoverMs: number;
+}
+
 /** The validated `gateway.config.yaml`. */
 export interface GatewayConfig {
   /** The file it was read from. */
@@ -161,6 +179,7 @@ export interface GatewayConfig {
   readonly workers: { readonly reports: WorkerEndpointsConfig };
   readonly resilience: ResilienceConfig;
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  readonly replicas: ReplicasConfig;
 }
 
 /** Options of {@link parseConfig}. */
@@ -230,6 +249,7 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
     'workers',
     'resilience',
     'redis',
+    'replicas',
   ]);
 
   const server =
@@ -373,6 +393,41 @@ function read(check: ConfigCheck, raw: unknown, options: ParseOptions): GatewayC
         'letters, digits, :, _ or -',
       ),
     },
+    replicas: readReplicas(check, root.replicas),
+  };
+}
+
+/** `replicas:` (kept in one place so a schema can take it over as one object). */
+function readReplicas(check: ConfigCheck, raw: unknown): ReplicasConfig {
+  const r =
+    check.object(raw, 'replicas', ['id', 'publishIntervalMs', 'staleAfterMs', 'eventTakeoverMs']) ??
+    {};
+  const publishIntervalMs = check.int(r.publishIntervalMs, 'replicas.publishIntervalMs', 1_000, {
+    min: 100,
+    max: 60_000,
+  });
+  const staleAfterMs = check.int(r.staleAfterMs, 'replicas.staleAfterMs', 5_000, {
+    min: 200,
+    max: 600_000,
+  });
+  if (staleAfterMs < 2 * publishIntervalMs)
+    check.fail(
+      'replicas.staleAfterMs',
+      `expected at least 2 × replicas.publishIntervalMs (${2 * publishIntervalMs}), got ${staleAfterMs}`,
+    );
+  return {
+    id: check.optionalString(
+      r.id,
+      'replicas.id',
+      /^[A-Za-z0-9._:-]{1,100}$/,
+      'letters, digits, ., _, : or - (at most 100)',
+    ),
+    publishIntervalMs,
+    staleAfterMs,
+    eventTakeoverMs: check.int(r.eventTakeoverMs, 'replicas.eventTakeoverMs', 3_000, {
+      min: 100,
+      max: DAY,
+    }),
   };
 }
 
