@@ -23,6 +23,7 @@ import { createReportJobs, REDIS_DEADLINE_MS } from './reportJobs.js';
 import { ReportsClient } from './reportsClient.js';
 import { reportsRoute } from './reportsRoute.js';
 import { searchRoute } from './searchRoute.js';
+import type { SharedStores } from './sharedStores.js';
 import { Telemetry } from './telemetry.js';
 
 /** Settings that override the file (command line and environment, see `cli.ts`). */
@@ -33,6 +34,8 @@ export interface StartOptions {
   /** Redis for durable events and the BullMQ queue; undefined runs everything in memory. */
   readonly redisUrl: string | undefined;
   readonly logLevel?: LogLevel;
+  /** State shared with the other replicas (default: per process). */
+  readonly shared?: SharedStores;
 }
 
 /** A running gateway. */
@@ -140,6 +143,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       metrics: metrics.sink,
       logger: log.child({ component: 'orders' }),
       dispatcher: d,
+      ...(options.shared?.breakerStore ? { breakerStore: options.shared.breakerStore } : {}),
     });
     cleanups.push(() => orders.close());
     orders.onEvent(event => {
