@@ -83,6 +83,16 @@ async function main(): Promise<void> {
   } catch (error) {
     fail((error as Error).message, 2);
   }
+  // one configuration file for every replica: the id can come from the environment
+  const replicaId = process.env.GATEWAY_REPLICA_ID?.trim();
+  if (replicaId) {
+    if (!/^[A-Za-z0-9._:-]{1,100}$/.test(replicaId))
+      fail(
+        `GATEWAY_REPLICA_ID: expected letters, digits, ., _, : or - (at most 100), got ${JSON.stringify(replicaId)}`,
+        2,
+      );
+    config = { ...config, replicas: { ...config.replicas, id: replicaId } };
+  }
 
   let gateway: Gateway | undefined;
   let signalled: NodeJS.Signals | undefined;

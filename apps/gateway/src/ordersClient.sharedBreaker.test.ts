@@ -9,7 +9,7 @@ import { afterAll, expect, it } from 'vitest';
 import { createOrdersClient, type OrdersClient } from './ordersClient.js';
 
 let failing = false;
-const server: Server = createServer((req, res) => {
+const server: Server = createServer((_req, res) => {
   res.writeHead(failing ? 500 : 200, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ id: '1', status: 'shipped' }));
 });

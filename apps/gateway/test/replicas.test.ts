@@ -25,16 +25,25 @@ describe.skipIf(!REDIS_URL && !process.env.CI)('replicas on one Redis', () => {
   const running: RunningGateway[] = [];
   const orphans: number[] = [];
 
-  const start = async (id: string) => {
+  /** A replica named by `replicas.id`, or (`viaEnv`) by `GATEWAY_REPLICA_ID` over another id. */
+  const start = async (id: string, viaEnv = false) => {
     const config = testConfig();
     config.redis.prefix = prefix;
-    config.replicas = { id, publishIntervalMs: 200, staleAfterMs: 1_000, eventTakeoverMs: 1_000 };
+    config.replicas = {
+      id: viaEnv ? 'overridden' : id,
+      publishIntervalMs: 200,
+      staleAfterMs: 1_000,
+      eventTakeoverMs: 1_000,
+    };
     // lighter replicas: one catalog instance holding the one shard key, one reports worker
     config.modules.catalog.versions.v1.instances = 1;
     config.shards = { ...config.shards, count: 1, replicas: 1 };
     config.modules.reports.versions.v1.instances = 1;
     config.resilience.reports.jobRetries = 5; // a loaded machine can time a worker call out
-    const gw = await startGateway(config, { REDIS_URL });
+    const gw = await startGateway(config, {
+      REDIS_URL,
+      ...(viaEnv ? { GATEWAY_REPLICA_ID: id } : {}),
+    });
     running.push(gw);
     return gw;
   };
@@ -54,7 +63,7 @@ describe.skipIf(!REDIS_URL && !process.env.CI)('replicas on one Redis', () => {
   it('job status, X-Replica, the fleet view, and takeover of a killed replica’s events', async () => {
     expect(REDIS_URL, 'REDIS_URL must be set in CI').toBeTruthy();
     const a = await start('replica-a');
-    const b = await start('replica-b');
+    const b = await start('replica-b', true);
 
     // every answer names the replica that served it
     expect((await fetch(`${a.url}healthz`)).headers.get('x-replica')).toBe('replica-a');
