@@ -222,6 +222,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           jobs: jobs.snapshot().counts,
           pendingEvents: d.stats().events.pending,
           openCircuits: orders.stats().circuits.filter(c => c.state !== 'closed').length,
+          recentEvents: events.recent(5),
         };
       },
     });

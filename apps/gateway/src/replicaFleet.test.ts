@@ -32,6 +32,7 @@ function fleet(id: string, options: Partial<ReplicaFleetOptions> = {}): ReplicaF
       jobs: {},
       pendingEvents: 0,
       openCircuits: 0,
+      recentEvents: [{ seq: 1, at: 1, level: 'info', source: 'gateway', message: `${id} up` }],
     }),
     ...options,
   });
@@ -68,6 +69,7 @@ describe.skipIf(!REDIS_URL && !process.env.CI)('on one Redis', () => {
     expect(a.view()).toMatchObject({ servedBy: 'a', shared: true });
     expect(b.view().replicas.find(r => r.id === 'a')).toMatchObject({
       url: 'http://a/',
+      recentEvents: [{ message: 'a up' }],
       self: false,
       alive: true,
     });

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { timeout } from '@x/resilience';
 import { Redis } from 'ioredis';
+import type { GatewayEvent } from './eventLog.js';
 import type { Pino } from './logger.js';
 
 /** What one replica publishes about itself (a card on every replica's dashboard). */
@@ -24,6 +25,8 @@ export interface ReplicaSummary {
   readonly pendingEvents: number;
   /** Orders circuits not closed. */
   readonly openCircuits: number;
+  /** Its latest event-log lines (newest last), so every dashboard shows every replica's log. */
+  readonly recentEvents: readonly GatewayEvent[];
 }
 
 /** A replica as the fleet view shows it. */
@@ -215,5 +218,6 @@ function goneSummary(id: string): ReplicaSummary {
     jobs: {},
     pendingEvents: 0,
     openCircuits: 0,
+    recentEvents: [],
   };
 }
