@@ -154,7 +154,7 @@ describe.skipIf(skip)(
             await startGateway({
               config: { ...config, replicas: { ...config.replicas, id } },
               env: { REDIS_URL },
-            readyTimeoutMs: 90_000, // three gateways with their children on a busy 2-core machine
+              readyTimeoutMs: 90_000, // three gateways with their children on a busy 2-core machine
             }),
           );
         nginx = await startNginx({ upstreams: gateways.map(gw => `127.0.0.1:${gw.port}`) });
