@@ -16,7 +16,8 @@ export const USAGE = `Usage: node apps/gateway/dist/cli.js [--config path] [--po
   --help, -h    this text
 
 Environment: PORT and HOST (the listen port and address, below --port / --host, above the
-configuration file), REDIS_URL (durable events + BullMQ queue), GATEWAY_ADMIN_TOKEN, LOG_LEVEL.`;
+configuration file), REDIS_URL (durable events + BullMQ queue), GATEWAY_ADMIN_TOKEN, LOG_LEVEL,
+GATEWAY_REPLICA_ID (this replica's id in a fleet, over replicas.id; default hostname:pid).`;
 
 /**
  * Where to listen, as platforms expect: a `--port` / `--host` flag wins, else `$PORT` / `$HOST`,

@@ -45,6 +45,7 @@ function banner(gateway: Gateway, config: GatewayConfig): string {
     '',
     `  x-gateway · ${mode}`,
     `  config       ${config.file}`,
+    `  replica      ${gateway.replica}`,
     `  gateway      ${gateway.url}`,
     `  dashboard    ${gateway.dashboardUrl}`,
     `  metrics      ${gateway.metricsUrl}`,
@@ -82,6 +83,16 @@ async function main(): Promise<void> {
     listen = listenSettings(args, process.env);
   } catch (error) {
     fail((error as Error).message, 2);
+  }
+  // one configuration file for every replica: the id can come from the environment
+  const replicaId = process.env.GATEWAY_REPLICA_ID?.trim();
+  if (replicaId) {
+    if (!/^[A-Za-z0-9._:-]{1,100}$/.test(replicaId))
+      fail(
+        `GATEWAY_REPLICA_ID: expected letters, digits, ., _, : or - (at most 100), got ${JSON.stringify(replicaId)}`,
+        2,
+      );
+    config = { ...config, replicas: { ...config.replicas, id: replicaId } };
   }
 
   // OTEL_EXPORTER_OTLP_ENDPOINT set: spans go to it (see docs/CONTEXT.md); unset: nothing is exported

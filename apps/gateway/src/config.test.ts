@@ -106,6 +106,31 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('reads replicas: defaults, and bad values named with what was expected', () => {
+    expect(parseConfig(stringify(base()), { file, backendsDir }).replicas).toEqual({
+      id: undefined,
+      publishIntervalMs: 1_000,
+      staleAfterMs: 5_000,
+      eventTakeoverMs: 3_000,
+    });
+    const config = base();
+    config.replicas = { id: 'gw a', publishIntervalMs: 50, staleAfterMs: 300, eventTakeoverMs: -1 };
+    expect(issues(config).sort()).toEqual([
+      'replicas.eventTakeoverMs: expected an integer from 100 to 86400000, got -1',
+      'replicas.id: expected letters, digits, ., _, : or - (at most 100), got "gw a"',
+      'replicas.publishIntervalMs: expected an integer from 100 to 60000, got 50',
+      'replicas.staleAfterMs: expected at least 2 × replicas.publishIntervalMs (2000), got 300',
+    ]);
+    const stale = base();
+    stale.replicas = { publishIntervalMs: 2_000, staleAfterMs: 3_000 };
+    expect(issues(stale)).toEqual([
+      'replicas.staleAfterMs: expected at least 2 × replicas.publishIntervalMs (4000), got 3000',
+    ]);
+    const unknown = base();
+    unknown.replicas = { redis: 'x' };
+    expect(issues(unknown)[0]).toMatch(/^replicas\.redis: /);
+  });
+
   it('checks references between sections', () => {
     const config = base();
     config.dispatch.push({ url: '*/billing/*', module: 'billing' });

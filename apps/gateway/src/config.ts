@@ -114,6 +114,24 @@ export interface ResilienceConfig {
   };
 }
 
+/**
+ * `replicas:`: several gateways behind a load balancer on one Redis (`docs/SCALING.md`). Only
+ * used with a Redis URL; one process without Redis ignores it.
+ */
+export interface ReplicasConfig {
+  /** This replica's id on the dashboard and in `X-Replica`. Default `hostname:pid`. */
+  readonly id: string | undefined;
+  /** How often this replica publishes its state snapshot to Redis. Default 1 000 ms. */
+  readonly publishIntervalMs: number;
+  /** A replica not heard from for this long is shown as gone (its key expires then). Default 5 000 ms. */
+  readonly staleAfterMs: number;
+  /**
+   * A scheduled event still pending this long after its eta (its replica died) is taken over by
+   * a live replica, exactly once. Default 3 000 ms.
+   */
+  readonly eventTakeoverMs: number;
+}
+
 /** The validated `gateway.config.yaml`. */
 export interface GatewayConfig {
   /** The file it was read from. */
@@ -165,6 +183,7 @@ export interface GatewayConfig {
   readonly workers: { readonly reports: WorkerEndpointsConfig };
   readonly resilience: ResilienceConfig;
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  readonly replicas: ReplicasConfig;
 }
 
 /** Options of {@link parseConfig}. */
@@ -290,6 +309,27 @@ function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): 
     workers: readWorkers(check, f.workers, modules),
     resilience: readResilience(f.resilience!),
     redis: { url: redis.url ?? undefined, prefix: redis.prefix! },
+    replicas: readReplicas(check, f.replicas!),
+  };
+}
+
+/** `replicas:` (validated by the schema; the cross-field rule is checked here). */
+function readReplicas(
+  check: ConfigCheck,
+  r: NonNullable<GatewayConfigFile['replicas']>,
+): ReplicasConfig {
+  const publishIntervalMs = r.publishIntervalMs!;
+  const staleAfterMs = r.staleAfterMs!;
+  if (staleAfterMs < 2 * publishIntervalMs)
+    check.fail(
+      'replicas.staleAfterMs',
+      `expected at least 2 × replicas.publishIntervalMs (${2 * publishIntervalMs}), got ${staleAfterMs}`,
+    );
+  return {
+    id: r.id ?? undefined,
+    publishIntervalMs,
+    staleAfterMs,
+    eventTakeoverMs: r.eventTakeoverMs!,
   };
 }
 

@@ -355,6 +355,37 @@ const RedisSchema = section(
   'Redis.',
 );
 
+const ReplicasSchema = section(
+  {
+    id: nullable(
+      Type.String({
+        pattern: '^[A-Za-z0-9._:-]{1,100}$',
+        expected: 'letters, digits, ., _, : or - (at most 100)',
+      }),
+      'This replica’s id (X-Replica, the fleet view). Default $GATEWAY_REPLICA_ID, else hostname:pid.',
+    ),
+    publishIntervalMs: int(
+      100,
+      60_000,
+      'How often this replica publishes its state for the fleet view (with REDIS_URL).',
+      1_000,
+    ),
+    staleAfterMs: int(
+      200,
+      600_000,
+      'A replica not heard of for this long is shown as gone. At least 2 × publishIntervalMs.',
+      5_000,
+    ),
+    eventTakeoverMs: int(
+      100,
+      DAY,
+      'An event still pending this long after its due time (its replica died) is run by another replica.',
+      3_000,
+    ),
+  },
+  'Several gateways behind a load balancer on one Redis (docs/SCALING.md).',
+);
+
 /** `gateway.config.yaml` as written: every section and field, with defaults and ranges. */
 export const GatewayConfigFileSchema = Type.Object(
   {
@@ -380,6 +411,7 @@ export const GatewayConfigFileSchema = Type.Object(
     workers: WorkersSchema,
     resilience: Type.Optional(ResilienceSchema),
     redis: Type.Optional(RedisSchema),
+    replicas: Type.Optional(ReplicasSchema),
   },
   {
     additionalProperties: false,

@@ -77,10 +77,11 @@ export class Dashboard {
     });
   }
 
-  /** Serves `/_x/`, `/_x/state` and `/_x/events`; false for any other path. */
+  /** Serves `/_x/`, `/_x/state`, `/_x/fleet` (the replicas) and `/_x/events`; false for any other path. */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     const page = path === '/_x' || path === '/_x/' || path === '/_x/index.html';
-    if (!page && path !== '/_x/state' && path !== '/_x/events') return false;
+    if (!page && path !== '/_x/state' && path !== '/_x/events' && path !== '/_x/fleet')
+      return false;
     if (path === '/_x') {
       res.writeHead(308, { location: '/_x/' });
       res.end();
@@ -122,6 +123,12 @@ export class Dashboard {
           "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'",
       });
       res.end(html);
+      return true;
+    }
+    if (path === '/_x/fleet') {
+      const body = JSON.stringify(this.state.snapshot().fleet);
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(body);
       return true;
     }
     if (path === '/_x/state') {

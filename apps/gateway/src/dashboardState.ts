@@ -9,6 +9,7 @@ import type { CatalogShards } from './catalogShards.js';
 import type { GatewayConfig } from './config.js';
 import type { EventLog, EventLevel } from './eventLog.js';
 import type { OrdersClient } from './ordersClient.js';
+import type { FleetView } from './replicaFleet.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
 import type { EndpointTelemetry, Telemetry } from './telemetry.js';
@@ -28,6 +29,10 @@ const VIEW: Record<InstanceState, InstanceView> = {
 /** Everything the dashboard draws, sent as JSON on `/_x/state` and over `/_x/events`. */
 export interface DashboardSnapshot {
   readonly at: number;
+  /** The replica that built this snapshot (and served the page / stream). */
+  readonly replica: string;
+  /** Every replica on the shared Redis (this one alone without Redis). */
+  readonly fleet: FleetView;
   readonly startedAt: number;
   readonly mode: 'memory' | 'redis';
   readonly ready: boolean;
@@ -123,6 +128,8 @@ export interface DashboardSources {
   readonly mode: 'memory' | 'redis';
   readonly isReady: () => boolean;
   readonly isDraining: () => boolean;
+  /** The replicas (`replicaFleet.ts`). */
+  readonly fleet: { readonly id: string; view(): FleetView };
 }
 
 /**
@@ -260,6 +267,8 @@ export class DashboardState {
     const ft = orders.stats();
     return {
       at: Date.now(),
+      replica: this.s.fleet.id,
+      fleet: this.s.fleet.view(),
       startedAt: this.startedAt,
       mode: this.s.mode,
       ready: this.s.isReady(),

@@ -116,6 +116,7 @@ export function createGatewayDispatcher(config: GatewayConfig, deps: DispatcherD
     requestTimeoutMs: config.dispatcher.requestTimeoutMs,
     maxBodyBytes: config.server.maxBodyBytes,
     ...(deps.eventStore ? { eventStore: deps.eventStore } : {}),
+    eventTakeoverMs: config.replicas.eventTakeoverMs,
     eventHandlers: deps.eventHandlers,
     logger: deps.logger,
     metrics: deps.metrics,

@@ -26,6 +26,9 @@ const CLIENT_ADDRESS_HEADERS: ReadonlySet<string> = new Set([
   'x-real-ip',
 ]);
 
+/** Idle keep-alive sockets to the front door are closed after this (its keep-alive is 5 s). */
+const FRONT_DOOR_IDLE_MS = 4_000;
+
 /** Options of {@link frontDoorProxy}. */
 export interface FrontDoorProxyOptions {
   /** Largest request body forwarded; a bigger one is answered 413 here. Default 32 MiB. */
@@ -53,7 +56,14 @@ export function frontDoorProxy(
 ): FrontDoorProxy {
   const target = new URL(frontDoorUrl);
   const defaultMaxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
+  // Idle sockets are dropped after 4 s, before the front door's 5 s keep-alive closes them:
+  // reusing a socket the server is closing answered a GET 502 "socket hang up" under load.
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    keepAliveMsecs: 1_000,
+    timeout: FRONT_DOOR_IDLE_MS,
+  });
   const forward = (
     req: IncomingMessage,
     res: ServerResponse,

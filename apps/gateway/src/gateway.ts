@@ -18,10 +18,12 @@ import { createOrdersClient, type OrdersClient } from './ordersClient.js';
 import { ordersRoute } from './ordersRoute.js';
 import { checkRedis } from './redisCheck.js';
 import { RedisProbe } from './redisProbe.js';
+import { defaultReplicaId, ReplicaFleet } from './replicaFleet.js';
 import { createReportJobs, REDIS_DEADLINE_MS } from './reportJobs.js';
 import { ReportsClient } from './reportsClient.js';
 import { reportsRoute } from './reportsRoute.js';
 import { searchRoute } from './searchRoute.js';
+import type { SharedStores } from './sharedStores.js';
 import { Telemetry } from './telemetry.js';
 
 /** Settings that override the file (command line and environment, see `cli.ts`). */
@@ -32,6 +34,8 @@ export interface StartOptions {
   /** Redis for durable events and the BullMQ queue; undefined runs everything in memory. */
   readonly redisUrl: string | undefined;
   readonly logLevel?: LogLevel;
+  /** State shared with the other replicas (default: per process). */
+  readonly shared?: SharedStores;
 }
 
 /** A running gateway. */
@@ -44,6 +48,8 @@ export interface Gateway {
   readonly adminToken: string;
   readonly mode: 'memory' | 'redis';
   readonly redis: string | undefined;
+  /** This replica's id (`replicas.id`, default `hostname:pid`), also sent as `X-Replica`. */
+  readonly replica: string;
   /** Drains (stops intake, lets requests finish, stops routes, clients and instances) and closes. */
   stop(): Promise<{ readonly durationMs: number }>;
 }
@@ -60,7 +66,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   const events = new EventLog(200);
   const telemetry = new Telemetry(['search', 'orders', 'reports', 'jobs', 'dispatcher']);
   const mode = options.redisUrl ? 'redis' : 'memory';
+  const replica = config.replicas.id ?? defaultReplicaId();
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  const startedAt = Date.now();
   let draining = false;
 
   const closeAll = async () => {
@@ -77,16 +85,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     if (options.redisUrl) await checkRedis(options.redisUrl);
     const redisProbe = options.redisUrl ? new RedisProbe(options.redisUrl) : undefined;
     if (redisProbe) cleanups.push(() => redisProbe.close());
+    // with Redis, shared by the replicas: any of them reads a scheduled job, and a live one runs
+    // the events of a dead one (`replicas.eventTakeoverMs`)
+    const eventStore = options.redisUrl
+      ? redisEventStore({
+          url: options.redisUrl,
+          prefix: `${config.redis.prefix}:events`,
+          commandTimeoutMs: REDIS_DEADLINE_MS,
+        })
+      : undefined;
     const d = createGatewayDispatcher(config, {
       logger: log.child({ component: 'dispatcher' }),
       metrics: metrics.sink,
-      eventStore: options.redisUrl
-        ? redisEventStore({
-            url: options.redisUrl,
-            prefix: `${config.redis.prefix}:events`,
-            commandTimeoutMs: REDIS_DEADLINE_MS,
-          })
-        : undefined,
+      eventStore,
       eventHandlers: {},
       adminToken: options.adminToken,
     });
@@ -110,6 +121,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       events,
       redisUrl: options.redisUrl,
       prefix: config.redis.prefix,
+      ...(eventStore ? { eventStore } : {}),
     });
 
     await d.start();
@@ -131,6 +143,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       metrics: metrics.sink,
       logger: log.child({ component: 'orders' }),
       dispatcher: d,
+      ...(options.shared?.breakerStore ? { breakerStore: options.shared.breakerStore } : {}),
     });
     cleanups.push(() => orders.close());
     orders.onEvent(event => {
@@ -174,6 +187,46 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     const port = options.port ?? config.server.port;
     const isDraining = () => draining;
     const urls: Record<string, string> = {};
+    const fleet = new ReplicaFleet({
+      id: replica,
+      redisUrl: options.redisUrl,
+      prefix: config.redis.prefix,
+      publishIntervalMs: config.replicas.publishIntervalMs,
+      staleAfterMs: config.replicas.staleAfterMs,
+      log: log.child({ component: 'replicas' }),
+      summary: () => {
+        const versions = d.stats().versions;
+        const endpoints = telemetry.snapshot();
+        return {
+          url: urls.gateway ?? '',
+          startedAt,
+          mode,
+          ready: readiness({
+            config,
+            dispatcher: d,
+            catalog,
+            reports,
+            isDraining,
+            redis: redisProbe,
+          }).ready,
+          draining,
+          instances: {
+            ready: versions.reduce((n, v) => n + v.ready, 0),
+            total: versions.reduce((n, v) => n + v.instances, 0),
+          },
+          requests: {
+            total: endpoints.reduce((n, e) => n + e.requests, 0),
+            errors: endpoints.reduce((n, e) => n + e.errors, 0),
+            inFlight: endpoints.reduce((n, e) => n + e.inFlight, 0),
+          },
+          jobs: jobs.snapshot().counts,
+          pendingEvents: d.stats().events.pending,
+          openCircuits: orders.stats().circuits.filter(c => c.state !== 'closed').length,
+          recentEvents: events.recent(5),
+        };
+      },
+    });
+    cleanups.push(() => fleet.close());
     const state = new DashboardState({
       config,
       dispatcher: d,
@@ -188,6 +241,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       isReady: () =>
         readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }).ready,
       isDraining,
+      fleet,
     });
     const dashboard = new Dashboard(state, events, {
       ...config.dashboard,
@@ -199,6 +253,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     });
 
     const http = createGatewayServer({
+      replicaId: replica,
       log,
       metrics: metrics.sink,
       renderMetrics: async () => ({
@@ -257,7 +312,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       telemetry.sample();
       // Worker counters cost a call per worker: only while someone watches the dashboard.
       if (tick++ % 2 === 0 && dashboard.clients > 0)
-        void reports.refreshStats().then(() => dashboard.broadcast());
+        void Promise.all([reports.refreshStats(), jobs.refresh()]).then(() =>
+          dashboard.broadcast(),
+        );
       else dashboard.broadcast();
       for (const v of d.stats().versions)
         metrics.sink.gauge('gateway.instances.ready', v.ready, {
@@ -267,8 +324,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     }, 1_000);
     ticker.unref();
     cleanups.push(() => clearInterval(ticker));
-    events.add('gateway', 'good', `gateway listening on ${base} (${mode} mode)`);
-    log.info({ url: base, frontDoor: frontDoor.url, mode }, 'gateway started');
+    events.add('gateway', 'good', `gateway ${replica} listening on ${base} (${mode} mode)`);
+    log.info({ url: base, frontDoor: frontDoor.url, mode, replica }, 'gateway started');
+    void fleet.tick(); // on the fleet view at once, not after the first interval
 
     let stopping: Promise<{ durationMs: number }> | undefined;
     return {
@@ -279,6 +337,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       adminToken: options.adminToken,
       mode,
       redis: options.redisUrl ? redactUrl(options.redisUrl) : undefined,
+      replica,
       stop: () =>
         (stopping ??= (async () => {
           const started = Date.now();

@@ -19,6 +19,8 @@ import type { Telemetry } from './telemetry.js';
 
 /** What the gateway's HTTP server dispatches to. */
 export interface ServerParts {
+  /** This replica's id (`replicas.id`, default `hostname:pid`): the `X-Replica` of every answer. */
+  readonly replicaId: string;
   readonly log: Pino;
   readonly metrics: Metrics;
   readonly renderMetrics: () => Promise<{ body: string; contentType: string }>;
@@ -113,6 +115,7 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     req.headers['x-request-id'] = id;
     res.setHeader('x-request-id', id);
+    res.setHeader('x-replica', parts.replicaId);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -228,12 +231,30 @@ function route(
   if (path === '/api/report-jobs') return void entrypoints.jobs.handle(req, res);
   const job = /^\/api\/report-jobs\/([^/]+)$/.exec(path);
   if (job && req.method === 'GET') {
-    const state = parts.jobs.get(decodePathSegment(job[1]!, 'report job id'));
-    if (!state)
-      return sendJson(res, 404, {
-        error: { code: 'NOT_FOUND', message: `no report job ${job[1]}` },
-      });
-    return sendJson(res, 200, state);
+    parts.jobs.get(decodePathSegment(job[1]!, 'report job id')).then(
+      state =>
+        state
+          ? sendJson(res, 200, state)
+          : sendJson(res, 404, {
+              error: { code: 'NOT_FOUND', message: `no report job ${job[1]}` },
+            }),
+      (error: unknown) => {
+        const known = error instanceof GatewayError;
+        const retryAfterMs = known ? error.retryAfterMs : undefined;
+        sendJson(
+          res,
+          known ? error.status : 500,
+          {
+            error: known
+              ? { code: error.code, message: error.message }
+              : { code: 'INTERNAL', message: 'internal error' },
+            requestId: id,
+          },
+          retryAfterMs ? { 'retry-after': String(Math.ceil(retryAfterMs / 1_000)) } : {},
+        );
+      },
+    );
+    return;
   }
   parts.proxy(req, res, id);
 }

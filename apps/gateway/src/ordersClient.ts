@@ -1,6 +1,7 @@
 import type { Dispatcher } from '@x/dispatcher';
 import {
   ConsecutiveBreaker,
+  type BreakerStore,
   RetryBudget,
   errorCode,
   faultTolerant,
@@ -69,6 +70,12 @@ export interface OrdersClientDeps {
   readonly dispatcher: Pick<Dispatcher, 'explain' | 'getVersions' | 'getHostname'>;
   /** Default `'orders'`. */
   readonly module?: string;
+  /**
+   * Where the breakers keep their state (`@x/resilience`'s `BreakerStore`, key `orders/<version>`).
+   * Default: each breaker in this process only. A shared store (Redis) makes the replicas of a
+   * fleet adopt each other's open circuits: the seam for `redisBreakerStore`.
+   */
+  readonly breakerStore?: BreakerStore;
 }
 
 /**
@@ -117,7 +124,10 @@ export function createOrdersClient(
         retryAttempts: config.retries,
         retryBudget,
         circuitResetTimeout: config.circuitResetMs,
-        circuitBreaker: { strategy: () => new ConsecutiveBreaker(config.circuitOpenAfter) },
+        circuitBreaker: {
+          strategy: () => new ConsecutiveBreaker(config.circuitOpenAfter),
+          ...(deps.breakerStore ? { store: deps.breakerStore } : {}),
+        },
         maxOpenPerNetloc: config.maxOpenPerHost,
         httpPoolSize: Math.min(config.maxOpenPerHost, 64),
         expectedIn: config.expectedMs,

@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { Dispatcher } from '@x/dispatcher';
+import type { Dispatcher, EventStore } from '@x/dispatcher';
 import { errorCode, exponentialBackoff, isXError, retry } from '@x/resilience';
 import {
   asyncBackoff,
   bullmqEntrypoint,
+  type BullmqEntrypoint,
   httpEntrypoint,
   json,
   memoryQueue,
   route,
   schema,
   validator,
+  type BullmqJobInfo,
   type Entrypoint,
   type HttpEntrypoint,
   type Route,
@@ -25,9 +27,13 @@ import {
 } from './reportsApi.js';
 import type { ReportsClient } from './reportsClient.js';
 
-/** A queued report job: the request plus its id. */
+/** A queued report job: the request plus its id (and, in the job data, when it was submitted). */
 export interface ReportJob extends ReportRequest {
   readonly id: string;
+  /** Epoch ms of the submit (kept in the job, so every replica answers the same). */
+  readonly submittedAt?: number;
+  /** Epoch ms a scheduled job was due. */
+  readonly runAt?: number;
 }
 
 /** `POST /api/report-jobs` body: a report request, optionally run later. */
@@ -59,6 +65,11 @@ export interface ReportJobsOptions {
   readonly redisUrl: string | undefined;
   /** Queue name prefix (BullMQ keys, the dead-letter queue). */
   readonly prefix: string;
+  /**
+   * The dispatcher's event store (with Redis: shared by the replicas): a scheduled job's status
+   * is read from it until its event publishes the job.
+   */
+  readonly eventStore?: EventStore;
 }
 
 /** The report-job routes and their state, see {@link createReportJobs}. */
@@ -67,9 +78,16 @@ export interface ReportJobs {
   readonly routes: ReadonlyArray<Route<any, any, any, any>>;
   readonly submitEntrypoint: HttpEntrypoint<unknown>;
   readonly mode: 'bullmq' | 'memory';
-  get(id: string): ReportJobState | undefined;
-  /** Counts by state and the latest jobs, for the dashboard. */
+  /**
+   * A job's state. With Redis it comes from the shared store (BullMQ's job state, or the event
+   * store while a scheduled job waits), so every replica answers the same whichever ran it;
+   * `QUEUE_UNAVAILABLE` (503) when Redis cannot answer. In memory: this process's own jobs.
+   */
+  get(id: string): Promise<ReportJobState | undefined>;
+  /** Counts by state and the latest jobs this replica submitted or ran, for the dashboard. */
   snapshot(): { readonly counts: Record<string, number>; readonly latest: ReportJobState[] };
+  /** With Redis: updates the unfinished jobs of {@link snapshot} from the shared store. */
+  refresh(): Promise<void>;
 }
 
 const EVENT_HANDLER = 'report-job';
@@ -129,8 +147,9 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
   const queueName = `${options.prefix}-reports`;
   let publish: (job: ReportJob) => Promise<void>;
   let queue: Entrypoint<unknown>;
+  let shared: ((id: string) => Promise<ReportJobState | undefined>) | undefined;
   if (options.redisUrl) {
-    const bull = bullmqEntrypoint<unknown>({
+    const bull = bullmqEntrypoint<ReportJob>({
       queue: queueName,
       connection: options.redisUrl,
       concurrency: 8,
@@ -139,7 +158,8 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
     publish = async job => {
       await bull.publish(job, { jobId: job.id });
     };
-    queue = bull;
+    queue = bull as Entrypoint<unknown>;
+    shared = sharedJobState(bull, options.eventStore);
   } else {
     const memory = memoryQueue<unknown>({ name: queueName, maxLength: 10_000 });
     publish = async job => {
@@ -204,7 +224,8 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
 
   dispatcher.registerEventHandler(EVENT_HANDLER, async payload => {
     const job = payload as ReportJob;
-    stateOf(job).state = 'queued';
+    const known = jobs.get(job.id);
+    if (known) known.state = 'queued'; // (a job of another replica is read from Redis)
     await publishAgain.execute(() => publish(job));
     events.add('jobs', 'info', `scheduled report job ${job.id.slice(0, 8)} published`);
   });
@@ -222,21 +243,28 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
     metricLabel: 'report_jobs_submit',
     target: async (request: ReportJobRequest) => {
       const { runInMs, ...rest } = request;
-      const job: ReportJob = { ...rest, id: randomUUID() };
+      const submittedAt = Date.now();
+      const runAt = runInMs && runInMs > 0 ? submittedAt + runInMs : undefined;
+      const job: ReportJob = {
+        ...rest,
+        id: randomUUID(),
+        submittedAt,
+        ...(runAt ? { runAt } : {}),
+      };
       const state: ReportJobState = {
         id: job.id,
         kind: job.kind,
         state: 'queued',
-        submittedAt: Date.now(),
+        submittedAt,
         attempts: 0,
       };
       remember(state);
       let accepted: ReportJobState['state'] = 'queued';
       try {
-        if (runInMs && runInMs > 0) {
+        if (runAt) {
           accepted = 'scheduled';
           state.state = 'scheduled';
-          state.runAt = Date.now() + runInMs;
+          state.runAt = runAt;
           await dispatcher.addEvent(
             { handler: EVENT_HANDLER, payload: job },
             state.runAt,
@@ -269,7 +297,27 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
     routes: [processJobs, submit],
     submitEntrypoint,
     mode: options.redisUrl ? 'bullmq' : 'memory',
-    get: id => jobs.get(id),
+    get: async id => {
+      if (!shared) return jobs.get(id);
+      try {
+        return await shared(id);
+      } catch (error) {
+        throw new GatewayError(
+          'QUEUE_UNAVAILABLE',
+          503,
+          `the status of job ${id} cannot be read: ${(error as Error)?.message ?? String(error)}`,
+          { cause: error, retryAfterMs: 1_000 },
+        );
+      }
+    },
+    refresh: async () => {
+      if (!shared) return;
+      const open = [...jobs.values()].filter(j => j.state !== 'done' && j.state !== 'failed');
+      for (const local of open.slice(-8)) {
+        const current = await shared(local.id).catch(() => undefined);
+        if (current) Object.assign(local, current);
+      }
+    },
     snapshot: () => {
       const counts: Record<string, number> = {
         scheduled: 0,
@@ -281,5 +329,77 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
       for (const job of jobs.values()) counts[job.state] = (counts[job.state] ?? 0) + 1;
       return { counts, latest: [...jobs.values()].slice(-8).reverse() };
     },
+  };
+}
+
+/** `addEvent`'s key of a scheduled job: service `report-job`, event id the job id. */
+function eventKey(id: string): string {
+  return `${EVENT_HANDLER}\u0000${id}`;
+}
+
+const BULL_STATES: Record<string, ReportJobState['state']> = {
+  waiting: 'queued',
+  prioritized: 'queued',
+  'waiting-children': 'queued',
+  delayed: 'queued', // an asynchronous retry waiting out its backoff
+  active: 'running',
+  completed: 'done',
+  failed: 'failed',
+};
+
+/** A job's state from BullMQ's record of it, the same from every replica. */
+function fromBull(info: BullmqJobInfo<ReportJob>): ReportJobState {
+  const state = BULL_STATES[info.state] ?? 'queued';
+  const job = info.message;
+  const ran = state === 'running' || state === 'done' || state === 'failed';
+  const out: ReportJobState = {
+    id: info.id,
+    kind: job.kind,
+    state,
+    submittedAt: job.submittedAt ?? info.createdAt,
+    attempts: info.deadLetter?.attempts ?? info.retries + (ran ? 1 : 0),
+    ...(job.runAt ? { runAt: job.runAt } : {}),
+    ...(info.finishedAt && (state === 'done' || state === 'failed')
+      ? { finishedAt: info.finishedAt }
+      : {}),
+  };
+  const report = info.result as Report | undefined;
+  if (state === 'done' && report && Array.isArray(report.rows))
+    out.result = { total: report.total, rows: report.rows.length, worker: report.worker };
+  if (state === 'failed') {
+    const error = info.deadLetter?.error as { code?: unknown; message?: unknown } | undefined;
+    out.error = {
+      code: typeof error?.code === 'string' ? error.code : 'JOB_FAILED',
+      message:
+        typeof error?.message === 'string' ? error.message : (info.failedReason ?? 'job failed'),
+    };
+  }
+  return out;
+}
+
+/**
+ * Reads a job's state from Redis: BullMQ's job, or (a scheduled job not published yet) its
+ * dispatcher event in the shared event store. The event is completed only after the job was
+ * added, so one of the two always has it.
+ */
+function sharedJobState(
+  bull: BullmqEntrypoint<ReportJob>,
+  eventStore: EventStore | undefined,
+): (id: string) => Promise<ReportJobState | undefined> {
+  return async id => {
+    const info = await bull.job(id);
+    if (info) return fromBull(info);
+    const event = await eventStore?.get?.(eventKey(id));
+    if (!event) return undefined;
+    const job = event.payload as ReportJob;
+    return {
+      id,
+      kind: job.kind,
+      // a running event is publishing the job right now
+      state: event.state === 'pending' ? 'scheduled' : 'queued',
+      submittedAt: job.submittedAt ?? event.eta,
+      runAt: job.runAt ?? event.eta,
+      attempts: 0,
+    };
   };
 }

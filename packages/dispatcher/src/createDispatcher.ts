@@ -265,6 +265,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       maxEvents: positiveOption('maxEvents', options.maxEvents, 100_000, true),
       maxConcurrent: positiveOption('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
       leaseMs: timerOption(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
+      takeoverMs: timerOption(options.eventTakeoverMs ?? 3_000, 'eventTakeoverMs'),
       emit: event => this.emit(event),
       log: this.log,
     });

@@ -41,6 +41,12 @@ export interface DispatcherOptions {
   readonly maxConcurrentEvents?: number;
   /** How long a claimed durable event stays claimed before another run may take it. Default 60 000 ms. */
   readonly eventLeaseMs?: number;
+  /**
+   * Failover with a shared durable store: an event still pending this long after its eta (its
+   * dispatcher died) is taken over by another dispatcher; the claim lets exactly one run it.
+   * Default 3 000 ms (`internal/eventTakeover.ts`).
+   */
+  readonly eventTakeoverMs?: number;
   /** `addAsyncRequest`s running at once. Default 64. */
   readonly maxAsyncRequests?: number;
   /** `addAsyncRequest`s waiting to run. Default 1 000; beyond that NO_CAPACITY. */

@@ -40,6 +40,18 @@ export interface EventStore {
    * before `now` become pending again first.
    */
   load(now: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Failover of a shared store (optional): pending events whose eta is at or before `before`
+   * (at most `limit`, earliest first), after claimed events whose lease ended before `now` became
+   * pending again. A dispatcher calls it every few seconds to take over the events of a
+   * dispatcher that died (see `eventTakeoverMs`); the claim still lets only one of them run each.
+   */
+  overdue?(before: number, now: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * One event by id (optional): pending (with its eta), running (claimed), or undefined. Lets any
+   * process sharing the store answer "is it scheduled?" for events another process added.
+   */
+  get?(id: string): Promise<(StoredEvent & { readonly state: 'pending' | 'running' }) | undefined>;
   close(): Promise<void>;
 }
 
@@ -83,6 +95,16 @@ export function memoryEventStore(): EventStore {
         }
       }
       return [...pending.values()].sort((a, b) => a.eta - b.eta).slice(0, limit);
+    },
+    async get(id) {
+      const event = pending.get(id);
+      if (event) return { ...event, state: 'pending' };
+      const running = leased.get(id);
+      return running ? { ...running.event, state: 'running' } : undefined;
+    },
+    async overdue(before, now, limit) {
+      const events = await this.load(now, Number.MAX_SAFE_INTEGER);
+      return events.filter(event => event.eta <= before).slice(0, limit);
     },
     async close() {},
   };

@@ -88,6 +88,7 @@ export function createFakeDispatcher(options: FakeDispatcherOptions = {}): FakeD
     maxEvents: 100_000,
     maxConcurrent: 16,
     leaseMs: 60_000,
+    takeoverMs: 3_000,
     emit: event => events.emit(event),
     log: silentLogger,
   });

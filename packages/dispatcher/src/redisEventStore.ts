@@ -80,13 +80,13 @@ const COMPLETE = `
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 return 1`;
-const LOAD = `
+const REPEND_EXPIRED = `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZADD', KEYS[1], ARGV[1], id)
-end
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+end`;
+const WITH_DATA = `
 local out = {}
 for i = 1, #ids, 2 do
   out[#out + 1] = ids[i]
@@ -94,6 +94,17 @@ for i = 1, #ids, 2 do
   out[#out + 1] = redis.call('HGET', KEYS[3], ids[i]) or ''
 end
 return out`;
+const LOAD = `${REPEND_EXPIRED}
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+${WITH_DATA}`;
+const GET = `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local leased = redis.call('ZSCORE', KEYS[2], ARGV[1])
+return { due or '', leased or '', redis.call('HGET', KEYS[3], ARGV[1]) or '' }`;
+/** ARGV: now, limit, before. */
+const OVERDUE = `${REPEND_EXPIRED}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+${WITH_DATA}`;
 
 /**
  * A durable event store on Redis (loads the optional peer `ioredis` on first use): pending
@@ -206,38 +217,26 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
       await run('complete', COMPLETE, id);
     },
     async load(now, limit) {
-      const flat = (await run(
-        'load',
-        LOAD,
-        Math.floor(now),
-        Math.max(1, Math.floor(limit)),
-      )) as string[];
-      const out: StoredEvent[] = [];
-      for (let i = 0; i + 2 < flat.length; i += 3) {
-        const id = flat[i]!;
-        const eta = Number(flat[i + 1]);
-        const json = flat[i + 2]!;
-        if (json === '') continue; // data lost: nothing to run
-        try {
-          const data = JSON.parse(json) as {
-            service?: string;
-            eventId?: string;
-            handler: string;
-            payload?: unknown;
-          };
-          out.push({
-            id,
-            eta,
-            service: data.service,
-            eventId: data.eventId,
-            handler: data.handler,
-            payload: data.payload,
-          });
-        } catch {
-          // corrupt entry: skip it rather than fail the whole load
-        }
-      }
-      return out;
+      return parseEvents(
+        (await run('load', LOAD, Math.floor(now), Math.max(1, Math.floor(limit)))) as string[],
+      );
+    },
+    async get(id) {
+      const [due, leased, json] = (await run('get', GET, id)) as [string, string, string];
+      if (json === '' || (due === '' && leased === '')) return undefined;
+      const [event] = parseEvents([id, due === '' ? leased : due, json]);
+      return event ? { ...event, state: due === '' ? 'running' : 'pending' } : undefined;
+    },
+    async overdue(before, now, limit) {
+      return parseEvents(
+        (await run(
+          'overdue',
+          OVERDUE,
+          Math.floor(now),
+          Math.max(1, Math.floor(limit)),
+          Math.floor(before),
+        )) as string[],
+      );
     },
     async close() {
       closed = true;
@@ -251,4 +250,34 @@ export function redisEventStore(options: RedisEventStoreOptions = {}): EventStor
         .catch(() => current.disconnect());
     },
   };
+}
+
+/** `[id, eta, json, …]` from a script as events; lost or corrupt entries are skipped. */
+function parseEvents(flat: string[]): StoredEvent[] {
+  const out: StoredEvent[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    const id = flat[i]!;
+    const eta = Number(flat[i + 1]);
+    const json = flat[i + 2]!;
+    if (json === '') continue; // data lost: nothing to run
+    try {
+      const data = JSON.parse(json) as {
+        service?: string;
+        eventId?: string;
+        handler: string;
+        payload?: unknown;
+      };
+      out.push({
+        id,
+        eta,
+        service: data.service,
+        eventId: data.eventId,
+        handler: data.handler,
+        payload: data.payload,
+      });
+    } catch {
+      // corrupt entry: skip it rather than fail the whole load
+    }
+  }
+  return out;
 }

@@ -171,6 +171,47 @@ describeRedis('bullmqEntrypoint (real Redis)', () => {
     expect((await ep.counts()).deadLetters).toBe(1);
   });
 
+  it('job(id) reads the state BullMQ keeps in Redis, from another entrypoint on the same queue', async () => {
+    const ep = entrypoint<{ n: number }>();
+    // a second entrypoint, never started (like another gateway replica): reads only
+    const reader = bullmqEntrypoint<{ n: number }>({ queue: ep.queueName, connection: REDIS_URL! });
+    cleanups.push(() => reader.close());
+    const release = deferred();
+    const r = track(
+      route({
+        entrypoint: ep,
+        target: async ({ n }: { n: number }) => {
+          if (n < 0) throw Object.assign(new Error('negative'), { code: 'BAD_N' });
+          await release.promise;
+          return { doubled: n * 2 };
+        },
+      }),
+    );
+    expect(await reader.job('nope')).toBeUndefined();
+    const id = await ep.publish({ n: 21 }, { jobId: 'job-21' });
+    expect(id).toBe('job-21');
+    await r.start();
+    const running = await waitFor(async () => {
+      const info = await reader.job(id);
+      return info?.state === 'active' ? info : undefined;
+    });
+    expect(running).toMatchObject({ id, message: { n: 21 }, retries: 0, result: undefined });
+    release.resolve();
+    const done = await waitFor(async () => {
+      const info = await reader.job(id);
+      return info?.state === 'completed' ? info : undefined;
+    });
+    expect(done.result).toEqual({ doubled: 42 });
+    expect(done.finishedAt).toBeGreaterThanOrEqual(done.createdAt);
+    const bad = await ep.publish({ n: -1 });
+    const failed = await waitFor(async () => {
+      const info = await reader.job(bad);
+      return info?.state === 'failed' ? info : undefined;
+    });
+    expect(failed.deadLetter?.error).toMatchObject({ code: 'BAD_N', message: 'negative' });
+    expect(failed.failedReason).toContain('negative');
+  });
+
   it('an HTTP body whose retry is deferred to BullMQ arrives as the same bytes (Buffers survive the queue)', async () => {
     const queue = entrypoint<Buffer>();
     const http = httpEntrypoint({ port: 0 });

@@ -73,6 +73,30 @@ export interface BullmqPublishOptions {
   readonly deadline?: number;
 }
 
+/**
+ * One job as BullMQ keeps it in Redis, read by {@link BullmqEntrypoint.job}: the same answer from
+ * every process sharing the queue (whichever ran it).
+ */
+export interface BullmqJobInfo<M = unknown> {
+  readonly id: string;
+  /** BullMQ's state: `waiting`, `delayed` (incl. an asynchronous retry's backoff), `active`, `completed`, `failed`, … */
+  readonly state: string;
+  readonly message: M;
+  readonly meta: Meta;
+  /** Asynchronous retries so far (`meta.backoff.retryCount`). */
+  readonly retries: number;
+  /** Epoch ms: added, first taken by a worker, settled. */
+  readonly createdAt: number;
+  readonly processedAt: number | undefined;
+  readonly finishedAt: number | undefined;
+  /** The route's result (`completed`). */
+  readonly result: unknown;
+  /** BullMQ's failure text (`failed`). */
+  readonly failedReason: string | undefined;
+  /** The dead-letter record (error code and message, attempts) of a dead-lettered job. */
+  readonly deadLetter: DeadLetterRecord | undefined;
+}
+
 /** What a job carries: the message, its metadata, and how many counted deliveries it had. */
 interface Envelope {
   readonly __xroutes: 1;
@@ -557,6 +581,41 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
       n++;
     }
     return n;
+  }
+
+  /**
+   * A job's state from Redis (`Queue.getJob` + `getState`), or undefined when BullMQ has no such
+   * job (never added, or removed past `keepCompleted` / `keepFailed`). Works in any process
+   * sharing the queue, before `start()` too; `BROKER_UNAVAILABLE` when Redis cannot answer.
+   */
+  async job(id: string): Promise<BullmqJobInfo<M> | undefined> {
+    if (typeof id !== 'string' || id === '')
+      throw new RouteConfigError(`job id must be a non-empty string, got ${String(id)}`);
+    return this.readyQueues('job')(async ({ queue, dlq }) => {
+      // state first: a job read before its state could miss a completion landing in between
+      const state = await queue.getJobState(id);
+      const job = state === 'unknown' ? undefined : await queue.getJob(id);
+      if (!job) return undefined;
+      const data: Envelope = isEnvelope(job.data)
+        ? job.data
+        : { __xroutes: 1, message: job.data, meta: {}, deliveries: 0 };
+      const dead =
+        state === 'failed' ? await dlq.getJob(`dl-${id}`).catch(() => undefined) : undefined;
+      const backoff = (data.meta as { backoff?: { retryCount?: unknown } }).backoff;
+      return {
+        id,
+        state,
+        message: unwrap(data) as M,
+        meta: data.meta,
+        retries: typeof backoff?.retryCount === 'number' ? backoff.retryCount : 0,
+        createdAt: job.timestamp,
+        processedAt: job.processedOn ?? undefined,
+        finishedAt: job.finishedOn ?? undefined,
+        result: job.returnvalue ?? undefined,
+        failedReason: job.failedReason || undefined,
+        deadLetter: dead ? (dead.data as DeadLetterRecord) : undefined,
+      };
+    });
   }
 
   /** Job counts of the queue and of the dead-letter queue. */

@@ -127,6 +127,7 @@ export {
   BullmqEntrypoint,
   bullmqEntrypoint,
   type BullmqEntrypointOptions,
+  type BullmqJobInfo,
   type BullmqPublishOptions,
 } from './bullmqEntrypoint.js';
 

@@ -9,6 +9,7 @@ import {
   InvalidRequestError,
 } from '../errors.js';
 import type { EventStore, StoredEvent } from '../eventStore.js';
+import { startEventTakeover } from './eventTakeover.js';
 
 /** A function run by a scheduled event, or a named handler with a JSON payload (durable). */
 export type EventRunnable =
@@ -70,6 +71,8 @@ export interface EventSchedulerOptions {
   readonly maxEvents: number;
   readonly maxConcurrent: number;
   readonly leaseMs: number;
+  /** Events of a shared store still pending this long after their eta are taken over here. */
+  readonly takeoverMs: number;
   readonly emit: (event: DispatcherEvent) => void;
   readonly log: Logger;
 }
@@ -92,6 +95,9 @@ export class EventScheduler {
   private readonly ready = new Fifo<Entry>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private takeover: { stop: () => void } | undefined;
+  private takeoverFailing = false;
+  private readonly unhandled = new Set<string>();
 
   constructor(private readonly options: EventSchedulerOptions) {}
 
@@ -100,17 +106,43 @@ export class EventScheduler {
     return this.byId.size;
   }
 
-  /** Loads pending events from the store (after a restart). */
+  /** Loads pending events from the store (after a restart), then starts the takeover sweep. */
   async start(): Promise<void> {
-    const { store, maxEvents, now, handlers, log } = this.options;
-    const events = await store.load(now(), maxEvents);
+    const { store, maxEvents, now, clock, takeoverMs, log } = this.options;
+    this.adopt(await store.load(now(), maxEvents));
+    if (this.closed || this.takeover) return;
+    this.takeover = startEventTakeover({
+      clock,
+      now,
+      store,
+      takeoverMs,
+      adopt: events => {
+        this.takeoverFailing = false;
+        this.adopt(events);
+      },
+      onError: error => {
+        if (this.takeoverFailing) return; // one warning per outage, not one per sweep
+        this.takeoverFailing = true;
+        log.warn({ err: error }, 'event takeover: the store cannot be read; trying again');
+      },
+    });
+  }
+
+  /** Schedules stored events this scheduler does not have yet (its own pending ones are kept). */
+  adopt(events: readonly StoredEvent[]): void {
+    const { handlers, log, maxEvents } = this.options;
+    if (this.closed) return;
     for (const event of events) {
+      if (this.byId.size >= maxEvents) break;
       if (this.byId.has(event.id)) continue;
       if (!handlers.has(event.handler)) {
-        log.warn(
-          { event: event.id, handler: event.handler },
-          'stored event has no registered handler; left in the store',
-        );
+        if (this.unhandled.size < 1_000 && !this.unhandled.has(event.id)) {
+          this.unhandled.add(event.id); // warned once, not at every takeover sweep
+          log.warn(
+            { event: event.id, handler: event.handler },
+            'stored event has no registered handler; left in the store',
+          );
+        }
         continue;
       }
       this.insert({ ...fromStored(event), seq: this.seq++, run: undefined, cancelled: false });
@@ -382,6 +414,7 @@ export class EventScheduler {
   async close(waitMs: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.takeover?.stop();
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.byId.clear();
