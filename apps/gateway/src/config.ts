@@ -184,6 +184,8 @@ export interface GatewayConfig {
   readonly resilience: ResilienceConfig;
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
   readonly replicas: ReplicasConfig;
+  /** Edge rate limits (`rateLimit:`); none by default. */
+  readonly rateLimit: RateLimitConfig;
 }
 
 /** Options of {@link parseConfig}. */
@@ -310,7 +312,26 @@ function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): 
     resilience: readResilience(f.resilience!),
     redis: { url: redis.url ?? undefined, prefix: redis.prefix! },
     replicas: readReplicas(check, f.replicas!),
+    rateLimit: {
+      perClient: f.rateLimit!.perClient ?? undefined,
+      global: f.rateLimit!.global ?? undefined,
+      clientAddressHeader: f.rateLimit!.clientAddressHeader ?? undefined,
+    },
   };
+}
+
+/** A fixed-window limit: `points` requests per `durationMs`. */
+export interface WindowLimit {
+  readonly points: number;
+  readonly durationMs: number;
+}
+
+/** `rateLimit:`: edge limits, shared by the replicas through Redis when REDIS_URL is set. */
+export interface RateLimitConfig {
+  readonly perClient: WindowLimit | undefined;
+  readonly global: WindowLimit | undefined;
+  /** Header with the client address set by a trusted load balancer (first value). */
+  readonly clientAddressHeader: string | undefined;
 }
 
 /** `replicas:` (validated by the schema; the cross-field rule is checked here). */

@@ -386,6 +386,50 @@ const ReplicasSchema = section(
   'Several gateways behind a load balancer on one Redis (docs/SCALING.md).',
 );
 
+/** One fixed-window limit: `points` requests per `durationMs` (whole seconds). */
+function windowLimit(description: string) {
+  return nullable(
+    Type.Object(
+      {
+        points: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000_000,
+          expected: 'an integer from 1 to 1000000000',
+          description: 'Requests allowed per window.',
+        }),
+        durationMs: Type.Integer({
+          minimum: 1_000,
+          maximum: DAY,
+          multipleOf: 1_000,
+          expected: 'whole seconds in ms (1000, 2000, …) up to a day',
+          description: 'The window.',
+        }),
+      },
+      { additionalProperties: false },
+    ),
+    description,
+  );
+}
+
+const RateLimitSchema = section(
+  {
+    perClient: windowLimit(
+      'Requests per client address per window; beyond it 429 RATE_LIMITED with Retry-After. Default: none.',
+    ),
+    global: windowLimit(
+      'Requests per window for the whole gateway (with REDIS_URL: for the whole fleet). Default: none.',
+    ),
+    clientAddressHeader: nullable(
+      Type.String({
+        pattern: '^[a-z0-9-]+$',
+        expected: 'a lowercase header name',
+      }),
+      'Behind a load balancer: the header it sets with the client address (e.g. x-forwarded-for; its first value). Default: the peer address.',
+    ),
+  },
+  'Edge rate limits of API and front-door requests (shared by the replicas through Redis when REDIS_URL is set).',
+);
+
 /** `gateway.config.yaml` as written: every section and field, with defaults and ranges. */
 export const GatewayConfigFileSchema = Type.Object(
   {
@@ -412,6 +456,7 @@ export const GatewayConfigFileSchema = Type.Object(
     resilience: Type.Optional(ResilienceSchema),
     redis: Type.Optional(RedisSchema),
     replicas: Type.Optional(ReplicasSchema),
+    rateLimit: Type.Optional(RateLimitSchema),
   },
   {
     additionalProperties: false,
