@@ -77,13 +77,7 @@ export class Resources extends EngineClient {
 
   constructor(hosts: Iterable<string>, options: ResourcesOptions = {}) {
     super();
-    if (
-      hosts === null ||
-      typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
-      typeof hosts === 'string'
-    ) {
-      throw new TypeError('hosts must be an iterable of "http://host:port" or "host:port" strings');
-    }
+    checkHosts(hosts);
     const clock = new CachedClock(options.clock ?? systemClock);
     const balancer = (options.balancer ??
       leastLoaded<Upstream>({
@@ -173,8 +167,46 @@ export class Resources extends EngineClient {
 
   /** Removes a host and closes its connections once its requests finish; false when unknown. */
   remove(host: string): Promise<boolean> {
-    const origin = safeOrigin(host);
-    return origin === undefined ? Promise.resolve(false) : this.engine.removeHost(origin);
+    const origin = this.poolOf(host)?.origin;
+    if (origin === undefined) return Promise.resolve(false);
+    this.configured.delete(origin);
+    return this.engine.removeHost(origin);
+  }
+
+  /**
+   * Moves a host to a new address (an instance restarted on another port): the host keeps its
+   * health state (ejection count, failures), stats, balancer load and place in `hosts`; new
+   * requests go to `newHost` at once. The failure streak was the old address's: it restarts, and
+   * an ejected host's ejection ends (the next request, or the active probe, probes the new
+   * address; a failed probe ejects it again, for longer). The old address's connections close
+   * once their requests settle (the returned promise). Resolves false when `oldHost` is unknown; rejects with
+   * `INVALID_REQUEST` when `newHost` is already another host.
+   */
+  replace(oldHost: string, newHost: string): Promise<boolean> {
+    try {
+      const pool = this.poolOf(oldHost);
+      if (pool === undefined) return Promise.resolve(false);
+      const from = pool.origin;
+      const to = toOrigin(newHost);
+      const closed = this.engine.replaceHost(from, to)!;
+      this.configured.delete(from);
+      this.configured.set(to, newHost);
+      return closed.then(() => true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Makes `hosts` the host list: adds the new ones and removes the others (their connections
+   * close once their requests settle); hosts in both keep their state. Resolves once the removed
+   * hosts' pools are closed. Use {@link replace} for a host whose address changed.
+   */
+  async setHosts(hosts: Iterable<string>): Promise<void> {
+    const list = [...checkHosts(hosts)];
+    const keep = new Set(list.map(host => toOrigin(host)));
+    for (const host of list) this.addConfigured(host);
+    await Promise.all(this.hosts.filter(origin => !keep.has(origin)).map(o => this.remove(o)));
   }
 
   /**
@@ -392,4 +424,15 @@ function safeOrigin(host: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function checkHosts(hosts: Iterable<string>): Iterable<string> {
+  if (
+    hosts === null ||
+    typeof (hosts as Iterable<string> | undefined)?.[Symbol.iterator] !== 'function' ||
+    typeof hosts === 'string'
+  ) {
+    throw new TypeError('hosts must be an iterable of "http://host:port" or "host:port" strings');
+  }
+  return hosts;
 }

@@ -114,23 +114,23 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   private readonly originIndex = new Map<string, number>();
   private readonly keyList: K[] = [];
   private readonly keyIndex = new Map<K, number>();
-  private readonly replicaStart: Int32Array;
-  private readonly replicaHosts: Int32Array;
+  private replicaStart!: Int32Array;
+  private replicaHosts!: Int32Array;
   /** Key → index by array position when every key is a small non-negative integer. */
-  private readonly denseIndex: Int32Array | undefined;
+  private denseIndex: Int32Array | undefined;
   // Buffers of cover(), sized by the placement and reused (a cover is synchronous): stamps mark
   // what one call has seen without clearing arrays between calls.
   private epoch = 0;
-  private readonly hostStamp: Uint32Array;
-  private readonly excludeStamp: Uint32Array;
-  private readonly hostLocal: Int32Array;
-  private readonly keyStamp: Uint32Array;
-  private readonly localHost: Int32Array;
-  private readonly localCost: Float64Array;
-  private readonly localRank: Uint32Array;
-  private readonly keyStart: Int32Array;
-  private readonly keyHosts: Int32Array;
-  private readonly scratch: CoverScratch;
+  private hostStamp!: Uint32Array;
+  private excludeStamp!: Uint32Array;
+  private hostLocal!: Int32Array;
+  private keyStamp!: Uint32Array;
+  private localHost!: Int32Array;
+  private localCost!: Float64Array;
+  private localRank!: Uint32Array;
+  private keyStart!: Int32Array;
+  private keyHosts!: Int32Array;
+  private scratch!: CoverScratch;
 
   constructor(
     items:
@@ -210,8 +210,32 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     } else {
       throw new TypeError('Shards needs [host, key] pairs or a { host: keys } multimap');
     }
+    this.index(keyReplicas);
+    this.random = options.random ?? Math.random;
+    const mode = options.cover ?? 'auto';
+    if (mode !== 'auto' && mode !== 'greedy' && mode !== 'exact')
+      throw new TypeError(`cover must be 'auto', 'greedy' or 'exact', got ${String(mode)}`);
+    // Configured forms: the `priority` option receives them through Resources' own mapping
+    // (Resources keys its hosts by origin; these are already one per origin).
+    this.resources = new Resources(this.configuredList, options);
+    this.coverLimits = {
+      mode,
+      maxNodes: options.coverMaxNodes ?? 200_000,
+      maxMs: options.coverMaxMs ?? 20,
+      random: this.random,
+    };
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Indexes the placement: `keyReplicas[k]` lists the host numbers of key `keyList[k]`. Builds
+   * the CSR arrays, the key → hosts map, the dense key index and the cover buffers (sized by the
+   * placement; a membership change indexes again, so no cover computed before it is reused).
+   */
+  private index(keyReplicas: readonly (readonly number[])[]): void {
     let pairs = 0;
     for (const replicas of keyReplicas) pairs += replicas.length;
+    this.map.clear();
     this.replicaStart = new Int32Array(keyReplicas.length + 1);
     this.replicaHosts = new Int32Array(pairs);
     let r = 0;
@@ -233,9 +257,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       }
       if (key > maxKey) maxKey = key;
     }
+    this.denseIndex = undefined;
     if (maxKey >= 0 && maxKey < 4 * this.keyList.length + 1024) {
-      this.denseIndex = new Int32Array(maxKey + 1).fill(-1);
-      this.keyList.forEach((key, k) => (this.denseIndex![key as number] = k));
+      const dense = new Int32Array(maxKey + 1).fill(-1);
+      this.keyList.forEach((key, k) => (dense[key as number] = k));
+      this.denseIndex = dense;
     }
     const hostCount = this.hostList.length;
     const keyCount = keyReplicas.length;
@@ -249,20 +275,113 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     this.keyStart = new Int32Array(keyCount + 1);
     this.keyHosts = new Int32Array(pairs);
     this.scratch = new CoverScratch(hostCount, keyCount, pairs);
-    this.random = options.random ?? Math.random;
-    const mode = options.cover ?? 'auto';
-    if (mode !== 'auto' && mode !== 'greedy' && mode !== 'exact')
-      throw new TypeError(`cover must be 'auto', 'greedy' or 'exact', got ${String(mode)}`);
-    // Configured forms: the `priority` option receives them through Resources' own mapping
-    // (Resources keys its hosts by origin; these are already one per origin).
-    this.resources = new Resources(this.configuredList, options);
-    this.coverLimits = {
-      mode,
-      maxNodes: options.coverMaxNodes ?? 200_000,
-      maxMs: options.coverMaxMs ?? 20,
-      random: this.random,
-    };
-    this.clock = options.clock ?? systemClock;
+  }
+
+  /** The current placement as replica host numbers per key number. */
+  private replicaLists(): number[][] {
+    const out: number[][] = [];
+    for (let k = 0; k < this.keyList.length; k++)
+      out.push(
+        Array.from(this.replicaHosts.subarray(this.replicaStart[k], this.replicaStart[k + 1])),
+      );
+    return out;
+  }
+
+  /**
+   * Adds `host` as a replica of `keys` (new keys are created); a new host joins `resources`, a
+   * known one (either form) keeps its state and gains the keys.
+   */
+  add(host: string, keys: Iterable<K>): void {
+    if (typeof host !== 'string')
+      throw new InvalidRequestError(`host must be a string, got ${typeof host}`);
+    const list = [...keys];
+    for (const key of list)
+      if (typeof key !== 'string' && typeof key !== 'number')
+        throw new InvalidRequestError(`shard keys must be strings or numbers, got ${typeof key}`);
+    let h = this.indexOfHost(host);
+    const replicas = this.replicaLists();
+    if (h === undefined) {
+      const origin = toOrigin(host);
+      this.resources.add(host);
+      h = this.hostList.length;
+      this.hostList.push(origin);
+      this.configuredList.push(host);
+      this.originIndex.set(origin, h);
+      this.rawIndex.set(host, h);
+    }
+    for (const key of list) {
+      let k = this.keyIndex.get(key);
+      if (k === undefined) {
+        k = this.keyList.length;
+        this.keyIndex.set(key, k);
+        this.keyList.push(key);
+        replicas.push([]);
+      }
+      if (!replicas[k]!.includes(h)) replicas[k]!.push(h);
+    }
+    this.index(replicas);
+  }
+
+  /**
+   * Removes `host` (either form) from the placement and from `resources` (its connections close
+   * once its requests settle: the returned promise). Keys left without a replica are dropped.
+   * Resolves false when the host is unknown.
+   */
+  remove(host: string): Promise<boolean> {
+    const h = this.indexOfHost(host);
+    if (h === undefined) return Promise.resolve(false);
+    const origin = this.hostList[h]!;
+    const replicas = this.replicaLists();
+    const keys = this.keyList.splice(0);
+    this.keyIndex.clear();
+    const kept: number[][] = [];
+    keys.forEach((key, k) => {
+      const left = replicas[k]!.filter(r => r !== h).map(r => (r > h ? r - 1 : r));
+      if (left.length === 0) return;
+      this.keyIndex.set(key, this.keyList.length);
+      this.keyList.push(key);
+      kept.push(left);
+    });
+    this.hostList.splice(h, 1);
+    this.configuredList.splice(h, 1);
+    this.reindexHosts();
+    this.index(kept);
+    return this.resources.remove(origin);
+  }
+
+  /**
+   * Moves `oldHost` (either form) to a new address, keeping its keys, and in `resources` its
+   * health state, stats and balancer load (see `Resources.replace`). Resolves once the old
+   * address's connections are closed; false when `oldHost` is unknown. Rejects with
+   * `INVALID_REQUEST` when `newHost` is already another host.
+   */
+  replace(oldHost: string, newHost: string): Promise<boolean> {
+    try {
+      const h = this.indexOfHost(oldHost);
+      if (h === undefined) return Promise.resolve(false);
+      const to = toOrigin(newHost);
+      const other = this.originIndex.get(to);
+      if (other !== undefined && other !== h)
+        throw new InvalidRequestError(`cannot move ${oldHost} to ${newHost}: already a host`);
+      const moved = this.resources.replace(this.hostList[h]!, newHost);
+      this.hostList[h] = to;
+      this.configuredList[h] = newHost;
+      this.reindexHosts();
+      this.index(this.replicaLists());
+      return moved;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Host numbers by origin and by configured form, from `hostList` and `configuredList`. */
+  private reindexHosts(): void {
+    this.originIndex.clear();
+    this.rawIndex.clear();
+    this.hostList.forEach((origin, h) => {
+      this.originIndex.set(origin, h);
+      this.rawIndex.set(this.configuredList[h]!, h);
+    });
   }
 
   /** Every key. */
@@ -528,6 +647,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       const results = await Promise.all(
         hosts.map(host => {
           const hostPath = typeof path === 'function' ? path(host, toAsk.get(host)!) : path;
+          // Resources names hosts by origin; this result by the configured form. Read before
+          // the request: a membership change may renumber the hosts meanwhile.
+          const origin = this.hostList[this.indexOfHost(host)!]!;
           return this.resources
             .broadcast<T>(method, hostPath, {
               ...callOptions,
@@ -535,11 +657,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
               hosts: [host],
               mode: 'settled',
             })
-            .then(r => {
-              // Resources names hosts by origin; this result by the configured form.
-              const origin = this.hostList[this.indexOfHost(host)!]!;
-              return { host, response: r.responses.get(origin), failure: r.failures.get(origin) };
-            })
+            .then(r => ({
+              host,
+              response: r.responses.get(origin),
+              failure: r.failures.get(origin),
+            }))
             .catch((error: unknown) => ({
               host,
               response: undefined,

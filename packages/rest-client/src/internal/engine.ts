@@ -18,7 +18,7 @@ import {
 } from '@x/resilience';
 import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import type { DecodeMode } from '../callOptions.js';
 import {
   AbortError,
@@ -147,6 +147,8 @@ export class Engine {
   private closing: Promise<void> | undefined;
   private readonly failureContext: FailureContext;
   private readonly tags = new WeakMap<HostPool, MetricTags>();
+  /** Pools of removed or moved hosts, closing once their requests settle. */
+  private readonly retiring = new Set<Pool>();
 
   constructor(readonly config: EngineConfig) {
     this.clock = config.clock;
@@ -193,8 +195,49 @@ export class Engine {
     if (host.state !== 'healthy') this.ejectedCount--;
     this.clearProbe(host);
     this.config.balancer.forget(host);
-    await host.pool.close();
+    await this.retire(host.pool);
     return true;
+  }
+
+  /**
+   * Moves the host at `from` to the origin `to`, keeping its `HostPool` (counters, health state,
+   * balancer load, ejection count): requests from now on use a new undici pool; its failure
+   * streak restarts and an ejected host is probed at the new address at once; the old pool is closed once its
+   * requests settle (the returned promise). Undefined when `from` is unknown. Throws (before
+   * changing anything) when closed or when `to` is already another host.
+   */
+  replaceHost(from: string, to: string): Promise<void> | undefined {
+    if (this.closed) throw new ClosedError({ host: to });
+    const host = this.byOrigin.get(from);
+    if (host === undefined) return undefined;
+    if (from === to) return Promise.resolve();
+    if (this.byOrigin.has(to))
+      throw new InvalidRequestError(`cannot move ${from} to ${to}: ${to} is already a host`);
+    this.byOrigin.delete(from);
+    this.byOrigin.set(to, host);
+    this.tags.delete(host);
+    const old = host.rebind(to);
+    // The failure streak (and the ejection it caused) was the old address's: the streak restarts,
+    // in the balancer's load too, and the new address is probed at once (the probe readmits it,
+    // or ejects it again for the next, longer ejection time). Totals and history stay.
+    host.consecutiveFailures = 0;
+    this.config.balancer.load(host).consecutiveFailures = 0;
+    if (host.state === 'ejected') {
+      host.ejectedUntil = this.now();
+      if (this.config.health !== undefined && this.config.health.probe !== 'request')
+        this.scheduleProbe(host, 0);
+    }
+    return this.retire(old);
+  }
+
+  /** Closes a pool no host uses any more once its requests settle; `close`/`destroy` wait for it. */
+  private async retire(pool: Pool): Promise<void> {
+    this.retiring.add(pool);
+    try {
+      await pool.close();
+    } finally {
+      this.retiring.delete(pool);
+    }
   }
 
   stats(host: HostPool): HostStats {
@@ -803,7 +846,9 @@ export class Engine {
       ok = status < 500 || (health !== undefined && !health.on5xx);
       if (status >= 500) host.status5xx++;
     } else {
-      neutral = NEUTRAL.has(failure.code);
+      // A try to an address the host has since moved from says nothing about the new one.
+      neutral =
+        NEUTRAL.has(failure.code) || (failure.host !== undefined && failure.host !== host.origin);
       ok = neutral;
       host.lastError = failure;
     }
@@ -1304,7 +1349,10 @@ export class Engine {
       this.closed = true;
       this.closer.abort(new ClosedError());
       for (const host of this.hosts) this.clearProbe(host);
-      await Promise.all(this.hosts.map(host => host.pool.close()));
+      await Promise.all([
+        ...this.hosts.map(host => host.pool.close()),
+        ...[...this.retiring].map(pool => pool.close()),
+      ]);
       this.deadlines.stop();
     })();
     return this.closing;
@@ -1315,9 +1363,10 @@ export class Engine {
     this.closed = true;
     this.closer.abort(new ClosedError());
     for (const host of this.hosts) this.clearProbe(host);
-    await Promise.all(
-      this.hosts.map(host => host.pool.destroy(new ClosedError({ host: host.origin }))),
-    );
+    await Promise.all([
+      ...this.hosts.map(host => host.pool.destroy(new ClosedError({ host: host.origin }))),
+      ...[...this.retiring].map(pool => pool.destroy(new ClosedError())),
+    ]);
     this.deadlines.stop();
     this.closing ??= Promise.resolve();
   }

@@ -20,7 +20,10 @@ export interface PoolSettings {
  * endpoint object balancers see (`Upstream`).
  */
 export class HostPool implements Upstream {
-  readonly pool: Pool;
+  /** The host's address; changed only by {@link rebind} (a host moved to a new address). */
+  origin: string;
+  /** The undici pool of the current address; {@link rebind} swaps it. */
+  pool: Pool;
   readonly connections: number;
   inFlight = 0;
   connected = 0;
@@ -43,11 +46,29 @@ export class HostPool implements Upstream {
   removed = false;
 
   constructor(
-    readonly origin: string,
-    settings: PoolSettings,
+    origin: string,
+    private readonly settings: PoolSettings,
   ) {
+    this.origin = origin;
     this.connections = settings.connections;
-    this.pool = new Pool(origin, {
+    this.pool = this.open(origin);
+  }
+
+  /**
+   * Moves the host to a new address, keeping its counters, health state and identity (the
+   * balancer's load tracker is keyed by this object): a new undici `Pool` for `origin`; the old
+   * one is returned for the caller to close once its requests settle.
+   */
+  rebind(origin: string): Pool {
+    const old = this.pool;
+    this.origin = origin;
+    this.pool = this.open(origin);
+    return old;
+  }
+
+  private open(origin: string): Pool {
+    const settings = this.settings;
+    const pool = new Pool(origin, {
       connections: settings.connections,
       pipelining: settings.pipelining,
       keepAliveTimeout: settings.keepAliveTimeoutMs,
@@ -60,14 +81,16 @@ export class HostPool implements Upstream {
         ...(settings.pool?.connect as object | undefined),
       },
     });
-    this.pool.on('connect', () => {
+    // Counted across pools: a replaced address's connections stay open until its requests end.
+    pool.on('connect', () => {
       this.connected++;
     });
-    this.pool.on('disconnect', () => {
+    pool.on('disconnect', () => {
       if (this.connected > 0) this.connected--;
     });
     // A failed connection attempt is reported to the request; the pool must not crash the process.
-    this.pool.on('connectionError', () => {});
+    pool.on('connectionError', () => {});
+    return pool;
   }
 
   /** Open connections not carrying a request (lupyne's cached connections). */
