@@ -1,6 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorCode, isXError, readDeadlineHeader } from '@x/resilience';
+import {
+  errorCode,
+  isXError,
+  readDeadlineHeader,
+  timerQueue,
+  type TimerEntry,
+  type TimerQueue,
+} from '@x/resilience';
 import { deadLetterRecord, type DeadLetterSink } from './deadLetter.js';
 import type { Entrypoint, EntryRef, RouteHandle } from './entrypoint.js';
 import {
@@ -9,6 +16,7 @@ import {
   RouteConfigError,
   type TranslationError,
 } from './errors.js';
+import { HttpRouter, type HttpMatch, type HttpMount, type PathParams } from './httpRouter.js';
 import { httpStatusForError } from './httpStatusForError.js';
 import { nextId } from './internal/ids.js';
 import { checkInt, checkKeys, checkMs } from './internal/options.js';
@@ -25,6 +33,8 @@ export interface HttpExchange {
 export interface HttpMeta {
   readonly method: string;
   readonly path: string;
+  /** The decoded path parameters (`/api/orders/:id` → `{ id }`; a wildcard is `'*'`). */
+  readonly params: PathParams;
   readonly query: Readonly<Record<string, string>>;
   readonly headers: IncomingMessage['headers'];
   readonly remoteAddress: string | undefined;
@@ -32,19 +42,32 @@ export interface HttpMeta {
 
 /** Options of {@link httpEntrypoint}. */
 export interface HttpEntrypointOptions {
-  /** Exact path matched (query ignored). Default `'/'`. */
+  /**
+   * Path pattern matched (query ignored), find-my-way syntax: exact (`/api/orders`), parameters
+   * (`/api/orders/:id`), wildcard (`/files/*`). Default `'/'`.
+   */
   readonly path?: string;
-  /** Method accepted, or `'*'` for any; others get 405. Default `'POST'`. */
-  readonly method?: string;
+  /** Method(s) accepted, or `'*'` for any; others get 405 with `Allow`. Default `'POST'`. */
+  readonly method?: string | readonly string[];
+  /**
+   * The router it mounts on, shared with other HTTP entrypoints so one server matches each
+   * request's path once (mount `router.handler`). Default: a router of its own.
+   */
+  readonly router?: HttpRouter;
   /** Largest request body; beyond it 413. Default 1 MiB. */
   readonly maxBodyBytes?: number;
   /** Time allowed to receive the body; beyond it 408. Default 30 000 ms. */
   readonly bodyTimeoutMs?: number;
   /**
    * What the route receives: `'body'` (a `Buffer`, empty when none), `'query'` (the query string as
-   * an object), or a function of the request and its body. Default `'body'`.
+   * an object), `'params'` (the path parameters), or a function of the request, its body and the
+   * path parameters. Default `'body'`.
    */
-  readonly message?: 'body' | 'query' | ((req: IncomingMessage, body: Buffer) => unknown);
+  readonly message?:
+    | 'body'
+    | 'query'
+    | 'params'
+    | ((req: IncomingMessage, body: Buffer, params: PathParams) => unknown);
   /** Listen on this port (0: any free one) at `start()`; without it, mount `handler`/`handle` in your server. */
   readonly port?: number;
   /** Host to listen on. Default `'127.0.0.1'`. */
@@ -69,6 +92,7 @@ export interface HttpEntrypointOptions {
 const KEYS = [
   'path',
   'method',
+  'router',
   'maxBodyBytes',
   'bodyTimeoutMs',
   'message',
@@ -114,11 +138,15 @@ export function httpStatusFor(outcome: Outcome): number {
  * input answers 400/405/408/413 and never reaches the target. A client that disconnects aborts
  * `ctx.signal`. While stopping, requests get 503 with `connection: close`.
  */
-export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
+export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
   readonly kind = 'http';
   readonly name: string;
   readonly path: string;
+  /** The methods accepted, comma-separated (`'*'`: any). */
   readonly method: string;
+  readonly methods: readonly string[];
+  /** The router it is mounted on (its own unless one was given). */
+  readonly router: HttpRouter;
   readonly maxBodyBytes: number;
   readonly bodyTimeoutMs: number;
   readonly maxDeadlineMs: number;
@@ -132,23 +160,25 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
   private server: Server | undefined = undefined;
   private accepting = false;
   private readonly readings = new Set<Reading>();
-  private sweeper: ReturnType<typeof setInterval> | undefined = undefined;
 
   constructor(options: HttpEntrypointOptions = {}) {
     checkKeys(options, KEYS, 'httpEntrypoint');
     this.path = options.path ?? '/';
     if (typeof this.path !== 'string' || !this.path.startsWith('/'))
       throw new RouteConfigError(`path must start with '/', got ${String(options.path)}`);
-    this.method = (options.method ?? 'POST').toUpperCase();
+    this.methods = checkMethods(options.method ?? 'POST');
+    this.method = this.methods.join(', ');
     this.maxBodyBytes = checkInt(options.maxBodyBytes ?? 1_048_576, 0, 'maxBodyBytes');
     this.bodyTimeoutMs = checkMs(options.bodyTimeoutMs ?? 30_000, 1, 'bodyTimeoutMs');
     this.maxDeadlineMs = checkMs(options.maxDeadlineMs ?? 60_000, 0, 'maxDeadlineMs', true);
     this.messageOption = options.message ?? 'body';
     if (
-      !['body', 'query'].includes(this.messageOption as string) &&
+      !['body', 'query', 'params'].includes(this.messageOption as string) &&
       typeof this.messageOption !== 'function'
     )
-      throw new RouteConfigError(`message must be 'body', 'query' or a function`);
+      throw new RouteConfigError(
+        `message: expected 'body', 'query', 'params' or a function, got ${String(this.messageOption)}`,
+      );
     this.port = options.port === undefined ? undefined : checkInt(options.port, 0, 'port');
     this.host = options.host ?? '127.0.0.1';
     this.name = options.name ?? `http ${this.method} ${this.path}`;
@@ -156,6 +186,12 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     this.exposeErrors = options.exposeErrors ?? false;
     this.statusOverride = options.status;
     this.accepting = this.port === undefined; // mounted handlers take requests until stop()
+    if (options.router !== undefined && !(options.router instanceof HttpRouter))
+      throw new RouteConfigError(
+        `router: expected an HttpRouter (httpRouter()), got ${String(options.router)}`,
+      );
+    this.router = options.router ?? new HttpRouter();
+    this.router.mount(this);
   }
 
   bind(route: RouteHandle<M>): void {
@@ -187,25 +223,24 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     });
   }
 
-  /** A `node:http` request listener: this route's requests, 404 for any other path. */
-  readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
-    if (!this.handle(req, res))
-      this.reply(res, 404, { error: { code: 'NOT_FOUND', message: 'not found' } });
-  };
+  /**
+   * A `node:http` request listener: its router's requests (this entrypoint's, and those of the
+   * others mounted on the same router), 404 for any other path.
+   */
+  readonly handler = (req: IncomingMessage, res: ServerResponse): void =>
+    this.router.handler(req, res);
 
-  /** Handles the request when its path matches (returns true), else returns false and does nothing. */
+  /**
+   * Handles the request when its path matches one of its router's patterns (returns true; a
+   * method not served there is answered 405 with `Allow`), else returns false and does nothing.
+   */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    if (path !== this.path) return false;
+    return this.router.handle(req, res);
+  }
+
+  /** @internal Serves a request its router matched to this entrypoint. */
+  serve(req: IncomingMessage, res: ServerResponse, match: HttpMatch): void {
     const route = this.route;
-    if (this.method !== '*' && req.method !== this.method) {
-      this.fail(req, res, new HttpRequestError('METHOD_NOT_ALLOWED', 405, `use ${this.method}`), {
-        allow: this.method,
-      });
-      return true;
-    }
     if (!this.accepting || route === undefined) {
       req.resume();
       this.reply(
@@ -214,17 +249,17 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
         { error: { code: 'ROUTE_STOPPED', message: 'stopping' } },
         { connection: 'close' },
       );
-      return true;
+      return;
     }
     const length = req.headers['content-length'];
     if (length !== undefined) {
       if (!/^\d{1,15}$/.test(length)) {
         this.fail(req, res, new HttpRequestError('BAD_REQUEST', 400, 'invalid content-length'));
-        return true;
+        return;
       }
       if (Number(length) > this.maxBodyBytes) {
         this.fail(req, res, this.tooLarge());
-        return true;
+        return;
       }
     }
     // the caller's budget counts from arrival: reading the body spends it too
@@ -234,11 +269,17 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     const deadline = budgetMs === undefined ? undefined : route.clock.now() + budgetMs;
     const chunks: Buffer[] = [];
     let size = 0;
+    const timers = timerQueue(route.clock);
     const reading: Reading = {
-      deadline: Date.now() + this.bodyTimeoutMs,
+      at: route.clock.now() + this.bodyTimeoutMs,
+      prev: undefined,
+      next: undefined,
+      queued: false,
       done: false,
-      timeout: () => {
+      timers,
+      fire: () => {
         reading.done = true;
+        this.readings.delete(reading);
         this.fail(
           req,
           res,
@@ -264,36 +305,22 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
       if (reading.done) return;
       this.unwatch(reading);
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.dispatch(route, req, res, path, q === -1 ? '' : url.slice(q + 1), body, deadline);
+      this.dispatch(route, req, res, match, body, deadline);
     });
-    return true;
   }
 
   /**
-   * Body deadlines share one coarse timer (a tick every `bodyTimeoutMs / 4`, at least 10 ms)
-   * instead of a timer per request; it stops when nothing is being read.
+   * Body deadlines are entries of the route clock's shared `TimerQueue` (one timer for every
+   * deadline, no timer per request, and a `ManualClock` drives them in tests).
    */
   private watch(reading: Reading): void {
     this.readings.add(reading);
-    if (this.sweeper !== undefined) return;
-    const every = Math.max(10, Math.floor(this.bodyTimeoutMs / 4));
-    this.sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const r of this.readings)
-        if (r.deadline <= now) {
-          this.readings.delete(r);
-          r.timeout();
-        }
-      if (this.readings.size === 0) {
-        clearInterval(this.sweeper);
-        this.sweeper = undefined;
-      }
-    }, every);
-    this.sweeper.unref();
+    reading.timers.insert(reading);
   }
 
   private unwatch(reading: Reading): void {
     reading.done = true;
+    reading.timers.remove(reading);
     this.readings.delete(reading);
   }
 
@@ -301,11 +328,11 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     route: RouteHandle<M>,
     req: IncomingMessage,
     res: ServerResponse,
-    path: string,
-    queryString: string,
+    match: HttpMatch,
     body: Buffer,
     deadline?: number,
   ): void {
+    const { path, queryString, params } = match;
     const query = queryString === '' ? {} : Object.fromEntries(new URLSearchParams(queryString));
     let message: M;
     try {
@@ -314,7 +341,9 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
           ? body
           : this.messageOption === 'query'
             ? query
-            : this.messageOption(req, body)
+            : this.messageOption === 'params'
+              ? params
+              : this.messageOption(req, body, params)
       ) as M;
     } catch (error) {
       this.fail(
@@ -329,6 +358,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
     const http: HttpMeta = {
       method: req.method ?? 'GET',
       path,
+      params,
       query,
       headers: req.headers,
       remoteAddress: req.socket.remoteAddress,
@@ -511,8 +541,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
   /** Closes every connection of its own server. */
   async close(): Promise<void> {
     this.accepting = false;
-    if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    this.sweeper = undefined;
+    for (const reading of this.readings) reading.timers.remove(reading);
     this.readings.clear();
     const server = this.server;
     if (server === undefined) return;
@@ -528,16 +557,30 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M> {
   }
 }
 
-/** A request body being read, with its deadline. */
-interface Reading {
-  readonly deadline: number;
+/** A request body being read: its deadline is an entry of the route clock's timer queue. */
+interface Reading extends TimerEntry {
   done: boolean;
-  timeout(): void;
+  readonly timers: TimerQueue;
+}
+
+const METHOD = /^[A-Z][A-Z-]*$/;
+
+function checkMethods(method: string | readonly string[]): readonly string[] {
+  const list = typeof method === 'string' ? [method] : method;
+  if (!Array.isArray(list) || list.length === 0)
+    throw new RouteConfigError(
+      `method: expected a method or a non-empty array of methods, got ${String(method)}`,
+    );
+  const methods = list.map(m => (typeof m === 'string' ? m.toUpperCase() : m));
+  for (const m of methods)
+    if (typeof m !== 'string' || (m !== '*' && !METHOD.test(m)))
+      throw new RouteConfigError(`method: expected an HTTP method or '*', got ${String(m)}`);
+  return [...new Set(methods)];
 }
 
 function strip(meta: Meta): Meta {
   const http = meta.http as HttpMeta;
-  return { http: { method: http.method, path: http.path, query: http.query } };
+  return { http: { method: http.method, path: http.path, params: http.params, query: http.query } };
 }
 
 /** An {@link HttpEntrypoint}: the message is the body `Buffer`, the query object, or what `message()` returns. */
@@ -545,10 +588,12 @@ export function httpEntrypoint(
   options?: HttpEntrypointOptions & { readonly message?: 'body' },
 ): HttpEntrypoint<Buffer>;
 export function httpEntrypoint(
-  options: HttpEntrypointOptions & { readonly message: 'query' },
+  options: HttpEntrypointOptions & { readonly message: 'query' | 'params' },
 ): HttpEntrypoint<Readonly<Record<string, string>>>;
 export function httpEntrypoint<M>(
-  options: HttpEntrypointOptions & { readonly message: (req: IncomingMessage, body: Buffer) => M },
+  options: HttpEntrypointOptions & {
+    readonly message: (req: IncomingMessage, body: Buffer, params: PathParams) => M;
+  },
 ): HttpEntrypoint<M>;
 export function httpEntrypoint(options: HttpEntrypointOptions = {}): HttpEntrypoint<unknown> {
   return new HttpEntrypoint<unknown>(options);

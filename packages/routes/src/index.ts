@@ -108,6 +108,13 @@ export {
   type HttpExchange,
   type HttpMeta,
 } from './httpEntrypoint.js';
+export {
+  HttpRouter,
+  httpRouter,
+  type HttpMatch,
+  type HttpMount,
+  type PathParams,
+} from './httpRouter.js';
 export { httpStatusForError, HTTP_STATUS_BY_CODE } from './httpStatusForError.js';
 export {
   TimerEntrypoint,
