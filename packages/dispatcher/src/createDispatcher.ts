@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import {
   AbortedError,
   Emitter,
@@ -45,14 +46,23 @@ import {
   type EventRunnable,
 } from './internal/eventScheduler.js';
 import { exchangeToTuple, type PreparedRequest } from './internal/exchange.js';
-import { FrontDoor, type FrontDoorHost } from './internal/frontDoor.js';
+import { FrontDoorHandler, type FrontDoorHost } from './internal/frontDoorHandler.js';
+import { FrontDoorServer } from './internal/frontDoorServer.js';
+import {
+  frontDoorHandlerSettings,
+  frontDoorServerSettings,
+  type FrontDoorOptions,
+  type HttpFrontDoor,
+  type ListenOptions,
+  type MountedFrontDoor,
+} from './frontDoorOptions.js';
 import { getHeader, isMethod, toHeaderList } from './internal/headers.js';
 import type { Instance, UpstreamOptions } from './internal/instance.js';
 import { Router, type RoutedModule, type RouterState } from './internal/router.js';
 import { RuleFile } from './internal/ruleFile.js';
 import { durationOption } from './internal/durationOption.js';
+import { positiveOption, timerOption } from './internal/positiveOption.js';
 import { every, timeoutSignal } from './internal/timers.js';
-import { TrustedProxies } from './internal/trustedProxies.js';
 import { VersionPool, type Deadline, type VersionStats } from './internal/versionPool.js';
 import type { RouteDecision } from './routeDecision.js';
 import { CompiledSplit, type TrafficSplit } from './trafficSplit.js';
@@ -61,6 +71,12 @@ import { normalizeVersionSpec, type ModuleSpec } from './versionSpec.js';
 
 export type { EventHandle, EventHandler, EventRunnable } from './internal/eventScheduler.js';
 export type { VersionStats } from './internal/versionPool.js';
+export type {
+  FrontDoorOptions,
+  HttpFrontDoor,
+  ListenOptions,
+  MountedFrontDoor,
+} from './frontDoorOptions.js';
 
 /** Dispatch rules: a list, `dispatch.yaml` text, or a file that is hot-reloaded. */
 export type RulesOption =
@@ -125,52 +141,6 @@ export interface DispatcherOptions {
   readonly logger?: Logger;
   /** Metrics sink (`dispatcher.requests`, `dispatcher.request.duration`, `dispatcher.cold_start`, …). */
   readonly metrics?: Metrics;
-}
-
-/** Options of `dispatcher.listen()`. */
-export interface ListenOptions {
-  /** Default 0 (any free port). */
-  readonly port?: number;
-  /** Default `'127.0.0.1'`. */
-  readonly host?: string;
-  /** Peers allowed to set `X-Forwarded-*` and the request id: addresses, CIDRs, `'loopback'`. Default none. */
-  readonly trustedProxies?: readonly string[];
-  /** Largest request head; more is a 431. Default 16 384. */
-  readonly maxHeaderBytes?: number;
-  /** Largest request body; more is a 413. Default: the dispatcher's `maxBodyBytes`. */
-  readonly maxBodyBytes?: number;
-  /** Time allowed to send the request head (slow clients get 408). Default 10 000 ms. */
-  readonly headersTimeoutMs?: number;
-  /** Time allowed to send the whole request. Default 30 000 ms. */
-  readonly requestTimeoutMs?: number;
-  /** Idle keep-alive connections are closed after this. Default 5 000 ms. */
-  readonly keepAliveTimeoutMs?: number;
-  /** Most open connections. Default 10 000. */
-  readonly maxConnections?: number;
-  /** Header carrying the request id. Default `'x-request-id'`. */
-  readonly requestIdHeader?: string;
-  /**
-   * The admin API, served under `path` (default `'/_x/admin'`) to holders of `token`. Off without a
-   * token. A client address that sends `maxFailures` wrong tokens (default 10) is answered 429
-   * `TOO_MANY_ATTEMPTS` with `Retry-After` until its budget refills (one failure per
-   * `failureWindowMs / maxFailures`; window default 60 000 ms). Right tokens cost nothing.
-   */
-  readonly admin?: {
-    readonly token: string;
-    readonly path?: string;
-    readonly maxFailures?: number;
-    readonly failureWindowMs?: number;
-  };
-  /** On close, wait this long for in-flight requests. Default 10 000 ms. */
-  readonly drainTimeoutMs?: number;
-}
-
-/** A listening front door. */
-export interface HttpFrontDoor extends AsyncDisposable {
-  readonly url: string;
-  readonly host: string;
-  readonly port: number;
-  close(): Promise<void>;
 }
 
 /** An `addAsyncRequest` in progress. */
@@ -262,8 +232,19 @@ export interface Dispatcher extends AsyncDisposable {
   /** Replaces the traffic splits. */
   setSplit(split: readonly TrafficSplit[]): void;
 
-  /** Serves real HTTP traffic. */
+  /** Serves real HTTP traffic on its own `node:http` server (a {@link mount} of its own). */
   listen(options?: ListenOptions): Promise<HttpFrontDoor>;
+  /**
+   * The front door as listeners for a server of yours: `handler(req, res, next?)`, `upgrade`,
+   * `matches(req)`. Closed with the dispatcher. Starts the dispatcher on the first request.
+   */
+  mount(options?: FrontDoorOptions): MountedFrontDoor;
+  /** `mount()`'s handler with default options (made on first use). */
+  readonly handler: MountedFrontDoor['handler'];
+  /** `mount()`'s upgrade listener with default options. */
+  readonly upgrade: MountedFrontDoor['upgrade'];
+  /** `mount()`'s `matches` with default options. */
+  matches(req: IncomingMessage): boolean;
   /** Subscribes to instance, scaling, rule, event and async-request events. */
   on(listener: (event: DispatcherEvent) => void): Disposer;
   stats(): DispatcherStats;
@@ -272,25 +253,6 @@ export interface Dispatcher extends AsyncDisposable {
 const DEFAULT_SOURCE_IP = '0.1.0.1';
 const BACKGROUND_SOURCE_IP = '0.1.0.3';
 const MIB = 1024 * 1024;
-
-/** A timer or interval option: `> 0` and at most 2^31−1 ms (`INVALID_CONFIG` naming the field). */
-function timer(value: unknown, field: string): number {
-  return durationOption(value, field, { exclusiveMin: true, allowInfinity: false });
-}
-
-function positive(name: string, value: unknown, fallback: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    !(value > 0) ||
-    (integer && !Number.isInteger(value)) ||
-    value > Number.MAX_SAFE_INTEGER
-  )
-    throw new InvalidConfigError(
-      `${name} must be a ${integer ? 'positive integer' : 'positive number'}, got ${String(value)}`,
-    );
-  return value;
-}
 
 /**
  * Creates a dispatcher. Validation happens here (typed `INVALID_CONFIG` / `INVALID_DISPATCH_RULE`
@@ -333,7 +295,11 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
   private readonly maxQueuedAsync: number;
   private asyncRunning = 0;
   private readonly asyncQueue: Array<() => void> = [];
-  private readonly frontDoors = new Set<FrontDoor>();
+  /** Mounted and listening front doors: closed with the dispatcher. */
+  private readonly frontDoors = new Set<{ close(): Promise<void> }>();
+  private defaultDoor: MountedFrontDoor | undefined;
+  /** True once start() finished. */
+  started = false;
   private listeningPort: number | undefined;
   private startPromise: Promise<void> | undefined;
   private closePromise: Promise<void> | undefined;
@@ -361,13 +327,18 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       'backgroundTimeoutMs',
       deadline,
     );
-    this.maxBodyBytes = positive('maxBodyBytes', options.maxBodyBytes, 32 * MIB, true);
-    this.maxResponseBytes = positive('maxResponseBytes', options.maxResponseBytes, 32 * MIB, true);
-    this.maxAsync = positive('maxAsyncRequests', options.maxAsyncRequests, 64, true);
+    this.maxBodyBytes = positiveOption('maxBodyBytes', options.maxBodyBytes, 32 * MIB, true);
+    this.maxResponseBytes = positiveOption(
+      'maxResponseBytes',
+      options.maxResponseBytes,
+      32 * MIB,
+      true,
+    );
+    this.maxAsync = positiveOption('maxAsyncRequests', options.maxAsyncRequests, 64, true);
     this.maxQueuedAsync =
       options.maxQueuedAsyncRequests === 0
         ? 0
-        : positive('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true);
+        : positiveOption('maxQueuedAsyncRequests', options.maxQueuedAsyncRequests, 1_000, true);
     const host = options.host ?? 'localhost';
     if (
       typeof host !== 'string' ||
@@ -382,10 +353,13 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       connections:
         up.connections === undefined
           ? undefined
-          : positive('upstream.connections', up.connections, 1, true),
-      keepAliveTimeoutMs: timer(up.keepAliveTimeoutMs ?? 4_000, 'upstream.keepAliveTimeoutMs'),
-      headersTimeoutMs: timer(up.headersTimeoutMs ?? 60_000, 'upstream.headersTimeoutMs'),
-      bodyTimeoutMs: timer(up.bodyTimeoutMs ?? 60_000, 'upstream.bodyTimeoutMs'),
+          : positiveOption('upstream.connections', up.connections, 1, true),
+      keepAliveTimeoutMs: timerOption(
+        up.keepAliveTimeoutMs ?? 4_000,
+        'upstream.keepAliveTimeoutMs',
+      ),
+      headersTimeoutMs: timerOption(up.headersTimeoutMs ?? 60_000, 'upstream.headersTimeoutMs'),
+      bodyTimeoutMs: timerOption(up.bodyTimeoutMs ?? 60_000, 'upstream.bodyTimeoutMs'),
     };
 
     const specs = options.modules;
@@ -453,7 +427,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       const { file, pollIntervalMs } = rulesOption as { file: string; pollIntervalMs?: number };
       if (typeof file !== 'string' || file === '')
         throw new InvalidConfigError('rules.file must be a path');
-      this.rulePollMs = timer(pollIntervalMs ?? 1_000, 'rules.pollIntervalMs');
+      this.rulePollMs = timerOption(pollIntervalMs ?? 1_000, 'rules.pollIntervalMs');
       this.ruleFile = new RuleFile(file, ruleOptions);
       rules = this.ruleFile.loadSync();
     }
@@ -481,9 +455,9 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
       now: this.now,
       store: this.store,
       handlers: this.handlers,
-      maxEvents: positive('maxEvents', options.maxEvents, 100_000, true),
-      maxConcurrent: positive('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
-      leaseMs: timer(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
+      maxEvents: positiveOption('maxEvents', options.maxEvents, 100_000, true),
+      maxConcurrent: positiveOption('maxConcurrentEvents', options.maxConcurrentEvents, 16, true),
+      leaseMs: timerOption(options.eventLeaseMs ?? 60_000, 'eventLeaseMs'),
       emit: event => this.emit(event),
       log: this.log,
     });
@@ -538,6 +512,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
           error => this.emit({ type: 'error', where: 'rule watcher', error }),
         );
       }
+      this.started = true;
     })();
     return this.startPromise;
   }
@@ -983,47 +958,56 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
 
   // ---- front door ------------------------------------------------------------------------
 
-  async listen(options: ListenOptions = {}): Promise<HttpFrontDoor> {
+  mount(options: FrontDoorOptions = {}): MountedFrontDoor {
     if (this.closed) throw new DispatcherClosedError();
-    const admin = options.admin;
-    if (admin !== undefined && (typeof admin.token !== 'string' || admin.token.length < 16))
-      throw new InvalidConfigError('admin.token must be a string of at least 16 characters');
-    const adminPath = admin ? (admin.path ?? '/_x/admin').replace(/\/+$/, '') : undefined;
-    if (adminPath !== undefined && !adminPath.startsWith('/'))
-      throw new InvalidConfigError('admin.path must start with /');
-    const requestIdHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
-    if (!/^[a-z0-9-]+$/.test(requestIdHeader))
-      throw new InvalidConfigError('requestIdHeader must be a header name');
-    const port = options.port ?? 0;
-    if (!Number.isInteger(port) || port < 0 || port > 65535)
-      throw new InvalidConfigError('port must be 0 to 65535');
-    const door = new FrontDoor(this, {
-      port,
-      host: options.host ?? '127.0.0.1',
-      trustedProxies: new TrustedProxies(options.trustedProxies ?? []),
-      maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, 16_384, true),
-      maxBodyBytes: positive('maxBodyBytes', options.maxBodyBytes, this.maxBodyBytes, true),
-      headersTimeoutMs: timer(options.headersTimeoutMs ?? 10_000, 'headersTimeoutMs'),
-      requestTimeoutMs: timer(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs'),
-      keepAliveTimeoutMs: timer(options.keepAliveTimeoutMs ?? 5_000, 'keepAliveTimeoutMs'),
-      maxConnections: positive('maxConnections', options.maxConnections, 10_000, true),
-      requestIdHeader,
-      adminPath,
-      adminToken: admin ? Buffer.from(admin.token) : undefined,
-      adminMaxFailures: positive('admin.maxFailures', admin?.maxFailures, 10, true),
-      adminFailureWindowMs: positive('admin.failureWindowMs', admin?.failureWindowMs, 60_000),
-      drainTimeoutMs: durationOption(options.drainTimeoutMs ?? 10_000, 'drainTimeoutMs', {
-        allowInfinity: false,
-      }),
-    });
-    await this.start();
-    const address = await door.listen();
+    const door = new FrontDoorHandler(
+      this,
+      frontDoorHandlerSettings(options, { maxBodyBytes: this.maxBodyBytes }),
+    );
     this.frontDoors.add(door);
-    this.listeningPort ??= address.port;
-    const hostForUrl = address.host.includes(':') ? `[${address.host}]` : address.host;
     const close = async () => {
       await door.close();
       this.frontDoors.delete(door);
+    };
+    return {
+      handler: door.handler,
+      upgrade: door.upgrade,
+      matches: req => door.matches(req),
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  }
+
+  /** The default mount behind `handler`, `upgrade` and `matches`. */
+  private get defaultMount(): MountedFrontDoor {
+    return (this.defaultDoor ??= this.mount());
+  }
+
+  readonly handler: MountedFrontDoor['handler'] = (req, res, next) =>
+    this.defaultMount.handler(req, res, next);
+
+  readonly upgrade: MountedFrontDoor['upgrade'] = (req, socket, head) =>
+    this.defaultMount.upgrade(req, socket, head);
+
+  matches(req: IncomingMessage): boolean {
+    return this.defaultMount.matches(req);
+  }
+
+  async listen(options: ListenOptions = {}): Promise<HttpFrontDoor> {
+    if (this.closed) throw new DispatcherClosedError();
+    const handler = new FrontDoorHandler(
+      this,
+      frontDoorHandlerSettings(options, { maxBodyBytes: this.maxBodyBytes }),
+    );
+    const server = new FrontDoorServer(handler, frontDoorServerSettings(options));
+    await this.start();
+    const address = await server.listen();
+    this.frontDoors.add(server);
+    this.listeningPort ??= address.port;
+    const hostForUrl = address.host.includes(':') ? `[${address.host}]` : address.host;
+    const close = async () => {
+      await server.close();
+      this.frontDoors.delete(server);
     };
     return {
       url: `http://${hostForUrl}:${address.port}`,

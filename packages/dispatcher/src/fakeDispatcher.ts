@@ -5,6 +5,7 @@ import type {
   Dispatcher,
   DispatcherStats,
   HttpFrontDoor,
+  MountedFrontDoor,
 } from './createDispatcher.js';
 import type { DispatcherEvent } from './dispatcherEvent.js';
 import {
@@ -217,6 +218,14 @@ export function createFakeDispatcher(options: FakeDispatcherOptions = {}): FakeD
     listen: async (): Promise<HttpFrontDoor> => {
       throw new InvalidConfigError('the fake dispatcher has no front door');
     },
+    mount: (): MountedFrontDoor => {
+      throw new InvalidConfigError('the fake dispatcher has no front door');
+    },
+    handler: () => {
+      throw new InvalidConfigError('the fake dispatcher has no front door');
+    },
+    upgrade: (_req, socket) => socket.destroy(),
+    matches: () => false,
     on: (listener): Disposer => events.on(listener),
     stats: (): DispatcherStats => ({
       versions: [],

@@ -7,6 +7,8 @@ export {
   type RulesOption,
   type ListenOptions,
   type HttpFrontDoor,
+  type FrontDoorOptions,
+  type MountedFrontDoor,
   type AsyncRequest,
   type BackgroundRequestOptions,
   type EventHandle,
@@ -126,4 +128,6 @@ export {
   type CapacityDimension,
 } from './errors.js';
 export { HOP_BY_HOP as HOP_BY_HOP_HEADERS } from './internal/headers.js';
-export { ADMIN_BODY_LIMIT, MAX_REQUEST_HEADERS, SERVED_BY_HEADER } from './internal/frontDoor.js';
+export { ADMIN_BODY_LIMIT } from './internal/adminGate.js';
+export { MAX_REQUEST_HEADERS } from './internal/forwardedRequest.js';
+export { SERVED_BY_HEADER } from './internal/servedByHeader.js';

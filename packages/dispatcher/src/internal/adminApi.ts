@@ -1,9 +1,24 @@
 import { InvalidConfigError, InvalidRequestError } from '../errors.js';
-import type { Dispatcher } from '../createDispatcher.js';
+import type { RouteDecision } from '../routeDecision.js';
+import type { DispatchRequest, InstanceInfo } from '../types.js';
+
+/** The dispatcher methods the admin API calls (a `Dispatcher` is one). */
+export interface AdminTarget {
+  getModuleNames(): string[];
+  getVersions(module: string): string[];
+  getDefaultVersion(module: string): string;
+  getNumInstances(module: string, version: string): number;
+  setNumInstances(module: string, version: string, instances: number): Promise<void>;
+  startVersion(module: string, version: string): Promise<void>;
+  stopVersion(module: string, version: string): Promise<void>;
+  getInstances(module: string, version: string): InstanceInfo[];
+  explain(request: DispatchRequest): RouteDecision;
+  stats(): unknown;
+}
 
 /** A minimal JSON admin API over the public dispatcher methods (the token is checked before). */
 export async function adminApi(
-  dispatcher: Dispatcher,
+  dispatcher: AdminTarget,
   method: string,
   path: string,
   query: URLSearchParams,
