@@ -117,6 +117,10 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     spec: Pick<Endpoint, 'path' | 'endpoint' | 'duringDrain'>,
     serve: () => void,
   ): void => {
+    if (spec.endpoint !== undefined) {
+      exchange.endpoint = spec.endpoint;
+      exchange.done = parts.telemetry.start(spec.endpoint);
+    }
     if (parts.isDraining() && !spec.duringDrain) {
       req.resume();
       sendJson(
@@ -131,8 +135,6 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       return;
     }
     if (spec.endpoint === undefined) return serve();
-    exchange.endpoint = spec.endpoint;
-    exchange.done = parts.telemetry.start(spec.endpoint);
     // one server span per API request when tracing is on (dashboard, metrics and probes are not traced)
     const span = serverSpan(req, res, spec.path, exchange.path);
     if (span === undefined) serve();
