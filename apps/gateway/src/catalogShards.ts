@@ -23,79 +23,36 @@ export interface CatalogShardsDeps {
   readonly events: EventLog;
 }
 
-const RETIRE_AFTER_MS = 3_000;
-
 /**
- * Keeps an `@x/rest-client` `Shards` client in step with the catalog instances the dispatcher
+ * Keeps one `@x/rest-client` `Shards` client in step with the catalog instances the dispatcher
  * runs. Instance `i` holds the keys of `shardsOf(i)`; its origin is its child process's
  * `http://127.0.0.1:<port>`.
  *
  * A killed instance stays in the client with its old origin until the dispatcher restarts it:
  * `multicast` re-covers its keys from the replicas, and passive health ejects it after
  * `ejectAfterFailures` failures (the dashboard shows it). A restarted instance listens on a new
- * port, so the client is rebuilt (the `Shards` host list is fixed at construction); the old one
- * is closed a few seconds later, once its calls are done. The retry budget is shared by every
- * generation of the client.
+ * port: `Shards.replace` moves the host to it, keeping its health state, counters and place (no
+ * new client); instances that appear or go away are `Shards.add`ed and `Shards.remove`d.
  */
 export class CatalogShards {
-  /** Shared by every client generation: the dashboard shows its balance. */
+  /** The client's retry budget: the dashboard shows its balance. */
   readonly budget: RetryBudget;
-  private client: Shards<number> | undefined;
+  private readonly client: Shards<number>;
   private hosts = new Map<string, CatalogHost>();
-  private readonly retiring = new Set<{ client: Shards<number>; timer: NodeJS.Timeout }>();
-  /** Tries of closed client generations, by instance id (a rebuild must not reset the counts). */
+  /** Tries of instances removed from the client, by instance id (a removal must not lose them). */
   private readonly carried = new Map<string, number>();
-  /** Instance id of each origin any generation used (a retired client's origin may be gone). */
-  private readonly instanceByOrigin = new Map<string, string>();
   private readonly unsubscribe: () => void;
   private closed = false;
 
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly config: ShardsConfig,
-    private readonly resilience: ResilienceConfig['search'],
+    resilience: ResilienceConfig['search'],
     private readonly deps: CatalogShardsDeps,
   ) {
     this.budget = new RetryBudget({ percentCanRetry: resilience.retryBudgetPercent / 100 });
-    this.unsubscribe = dispatcher.on(event => this.onDispatcherEvent(event));
-    this.refresh();
-  }
-
-  private onDispatcherEvent(event: DispatcherEvent): void {
-    if (!('module' in event) || event.module !== this.config.module) return;
-    if ('version' in event && event.version !== this.config.version) return;
-    this.refresh();
-  }
-
-  /** Re-reads the instances; rebuilds the client when an origin or the instance set changed. */
-  refresh(): void {
-    if (this.closed) return;
-    const next = new Map<string, CatalogHost>();
-    for (const info of this.dispatcher.getInstances(this.config.module, this.config.version)) {
-      if (info.state === 'stopped' || info.state === 'draining') continue;
-      const origin = info.state === 'ready' ? info.origin : this.hosts.get(info.id)?.origin;
-      if (origin === undefined) continue;
-      next.set(info.id, {
-        instance: info.id,
-        origin,
-        shards: shardsOf(Number(info.id), this.config.count, this.config.replicas),
-      });
-    }
-    const same =
-      next.size === this.hosts.size &&
-      [...next].every(([id, host]) => this.hosts.get(id)?.origin === host.origin);
-    if (same && this.client) return;
-    this.hosts = next;
-    for (const host of next.values()) this.instanceByOrigin.set(host.origin, host.instance);
-    const previous = this.client;
-    this.client = next.size > 0 ? this.build(next) : undefined;
-    if (previous) this.retire(previous);
-  }
-
-  private build(hosts: ReadonlyMap<string, CatalogHost>): Shards<number> {
-    const { resilience, deps } = this;
-    const client = new Shards<number>(
-      Object.fromEntries([...hosts.values()].map(h => [h.origin, h.shards])),
+    this.client = new Shards<number>(
+      {},
       {
         timeout: { total: resilience.timeoutMs, perTry: resilience.perTryTimeoutMs },
         retry: { maxRetries: 2, budget: this.budget },
@@ -109,7 +66,7 @@ export class CatalogShards {
         logger: deps.logger,
       },
     );
-    client.resources.onEvent(event => {
+    this.client.resources.onEvent(event => {
       const name = `catalog/${this.instanceOf(event.host) ?? event.host}`;
       if (event.type === 'eject')
         deps.events.add(
@@ -120,50 +77,85 @@ export class CatalogShards {
       else if (event.type === 'readmit')
         deps.events.add('search', 'good', `${name} readmitted (${event.via})`);
     });
-    return client;
+    this.unsubscribe = dispatcher.on(event => this.onDispatcherEvent(event));
+    this.refresh();
   }
 
-  private retire(client: Shards<number>): void {
-    const entry = {
-      client,
-      timer: setTimeout(() => {
-        this.retiring.delete(entry);
-        this.carry(client);
-        void client.close();
-      }, RETIRE_AFTER_MS),
-    };
-    entry.timer.unref();
-    this.retiring.add(entry);
-  }
-
-  /** Keeps the tries of a client generation that is being closed. */
-  private carry(client: Shards<number>): void {
-    for (const stats of client.resources.stats().values()) {
-      const instance = this.instanceByOrigin.get(stats.host);
-      if (instance !== undefined)
-        this.carried.set(instance, (this.carried.get(instance) ?? 0) + stats.requests);
-    }
+  private onDispatcherEvent(event: DispatcherEvent): void {
+    if (!('module' in event) || event.module !== this.config.module) return;
+    if ('version' in event && event.version !== this.config.version) return;
+    this.refresh();
   }
 
   /**
-   * Requests an instance served for the search client (`@x/rest-client` tries, by host), over
-   * every client generation: the traffic that reaches catalog instances without the front door.
+   * Re-reads the instances and changes the client's membership to match: a new instance is
+   * added, a moved one (new port) replaced, a stopped one removed.
    */
-  served(instance: string): number {
-    let total = this.carried.get(instance) ?? 0;
-    const clients = [
-      ...[...this.retiring].map(e => e.client),
-      ...(this.client ? [this.client] : []),
-    ];
-    for (const client of clients)
-      for (const stats of client.resources.stats().values())
-        if (this.instanceByOrigin.get(stats.host) === instance) total += stats.requests;
-    return total;
+  refresh(): void {
+    if (this.closed) return;
+    const next = new Map<string, CatalogHost>();
+    for (const info of this.dispatcher.getInstances(this.config.module, this.config.version)) {
+      if (info.state === 'stopped' || info.state === 'draining') continue;
+      const origin = info.state === 'ready' ? info.origin : this.hosts.get(info.id)?.origin;
+      if (origin === undefined) continue;
+      next.set(info.id, {
+        instance: info.id,
+        origin,
+        shards: shardsOf(Number(info.id), this.config.count, this.config.replicas),
+      });
+    }
+    const client = this.client;
+    for (const [id, host] of this.hosts) {
+      if (next.has(id)) continue;
+      const requests = client.resources.hostStats(host.origin)?.requests ?? 0;
+      this.carried.set(id, (this.carried.get(id) ?? 0) + requests);
+      this.settle(client.remove(host.origin), `remove catalog/${id}`);
+    }
+    // origins the client holds now: a move waits while its new origin is still another host's
+    // (instances that swapped ports), and a cycle of such moves is broken by remove + add
+    const held = new Set([...this.hosts].filter(([id]) => next.has(id)).map(([, h]) => h.origin));
+    let moves = [...next.values()].filter(
+      host =>
+        this.hosts.has(host.instance) && this.hosts.get(host.instance)!.origin !== host.origin,
+    );
+    while (moves.length > 0) {
+      const free = moves.filter(host => !held.has(host.origin));
+      for (const host of free.length > 0 ? free : [moves[0]!]) {
+        const from = this.hosts.get(host.instance)!.origin;
+        if (free.length > 0)
+          this.settle(client.replace(from, host.origin), `move catalog/${host.instance}`);
+        else {
+          this.settle(client.remove(from), `move catalog/${host.instance}`);
+          client.add(host.origin, host.shards);
+        }
+        held.delete(from);
+        held.add(host.origin);
+        moves = moves.filter(m => m !== host);
+      }
+    }
+    for (const [id, host] of next) if (!this.hosts.has(id)) client.add(host.origin, host.shards);
+    this.hosts = next;
   }
 
-  /** The current client, or undefined when no catalog instance has ever been ready. */
+  /** A membership change's promise (old connections closing): its failure is logged, not thrown. */
+  private settle(change: Promise<boolean>, what: string): void {
+    change.catch((error: unknown) => this.deps.logger.warn({ err: error }, `${what} failed`));
+  }
+
+  /**
+   * Requests an instance served for the search client (`@x/rest-client` tries, by host), kept
+   * across restarts and removals: the traffic that reaches catalog instances without the front door.
+   */
+  served(instance: string): number {
+    const host = this.hosts.get(instance);
+    const live =
+      host === undefined ? 0 : (this.client.resources.hostStats(host.origin)?.requests ?? 0);
+    return (this.carried.get(instance) ?? 0) + live;
+  }
+
+  /** The client, or undefined while no catalog instance has been ready yet. */
   current(): Shards<number> | undefined {
-    return this.client;
+    return this.hosts.size > 0 ? this.client : undefined;
   }
 
   /** Every shard key. */
@@ -179,25 +171,17 @@ export class CatalogShards {
 
   /** Hosts with their passive-health state, for the dashboard. */
   snapshot(): CatalogHostState[] {
-    const client = this.client;
+    const { resources } = this.client;
     return [...this.hosts.values()].map(host => ({
       ...host,
-      stats: client?.resources.has(host.origin)
-        ? client.resources.hostStats(host.origin)
-        : undefined,
+      stats: resources.has(host.origin) ? resources.hostStats(host.origin) : undefined,
     }));
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
-    const closing = [...this.retiring].map(entry => {
-      clearTimeout(entry.timer);
-      return entry.client.close();
-    });
-    this.retiring.clear();
-    if (this.client) closing.push(this.client.close());
-    this.client = undefined;
-    await Promise.allSettled(closing);
+    await this.client.close();
   }
 }

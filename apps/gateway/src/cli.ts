@@ -49,7 +49,7 @@ function banner(gateway: Gateway, config: GatewayConfig): string {
     `  gateway      ${gateway.url}`,
     `  dashboard    ${gateway.dashboardUrl}`,
     `  metrics      ${gateway.metricsUrl}`,
-    `  front door   ${gateway.frontDoorUrl} (the dispatcher, loopback only)`,
+    `  front door   ${gateway.frontDoorUrl} (the dispatcher's loopback listener, for the orders calls)`,
     `  admin token  ${gateway.adminToken}`,
     `  try          curl '${gateway.url}api/search?q=lamp'`,
     '',

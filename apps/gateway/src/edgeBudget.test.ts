@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DEADLINE_HEADER } from '@x/resilience';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from './config.js';
-import { acceptBudget, remainingBudgetHeader, withinBudget } from './edgeBudget.js';
+import { acceptBudget, withinBudget } from './edgeBudget.js';
 
 const backendsDir = mkdtempSync(join(tmpdir(), 'x-gateway-backends-'));
 for (const name of ['catalog', 'orders', 'reports'])
@@ -18,27 +18,22 @@ const file = '/etc/x/gateway.config.yaml';
 const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
 
 describe('the edge budget (x-request-timeout-ms)', () => {
-  it('is accepted up to the cap, rewritten for the routes, and shrinks for the proxy', async () => {
+  it('is accepted up to the cap and rewritten for the routes and the front door', () => {
     const capped = req({ [DEADLINE_HEADER]: '60000' });
     acceptBudget(capped, 1_500);
     expect(capped.headers[DEADLINE_HEADER]).toBe('1500');
     const small = req({ [DEADLINE_HEADER]: '300' });
     acceptBudget(small, 1_500);
     expect(small.headers[DEADLINE_HEADER]).toBe('300');
-    await new Promise(resolve => setTimeout(resolve, 50));
-    const left = Number(remainingBudgetHeader(small));
-    expect(left).toBeLessThanOrEqual(260);
-    expect(left).toBeGreaterThan(0);
   });
 
   it('a malformed budget is dropped; none means no deadline from the client', () => {
     const bad = req({ [DEADLINE_HEADER]: 'soon' });
     acceptBudget(bad, 1_500);
     expect(bad.headers[DEADLINE_HEADER]).toBeUndefined();
-    expect(remainingBudgetHeader(bad)).toBeUndefined();
     const none = req({});
     acceptBudget(none, 1_500);
-    expect(remainingBudgetHeader(none)).toBeUndefined();
+    expect(none.headers[DEADLINE_HEADER]).toBeUndefined();
   });
 
   it('withinBudget caps a route timeout by what is left', () => {

@@ -1,14 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import { DEADLINE_HEADER, deadlineHeaderValue, readDeadlineHeader } from '@x/resilience';
-
-/** Absolute deadlines (`performance.now()` ms) of the requests that came with a budget. */
-const deadlines = new WeakMap<IncomingMessage, number>();
+import { DEADLINE_HEADER, readDeadlineHeader } from '@x/resilience';
 
 /**
  * The edge's rule for a client's budget (`x-request-timeout-ms`, docs/CONTEXT.md): accepted up to
  * `maxMs` (`server.maxRequestBudgetMs`), a larger one is cut to it, a malformed one is dropped.
- * The header is rewritten to the accepted value, so every route's HTTP entrypoint reads the
- * capped budget; the deadline is remembered for the front-door proxy, which forwards what is left.
+ * The header is rewritten to the accepted value, so every route's HTTP entrypoint and the mounted
+ * front door (which sends the instance what is left of it) read the capped budget.
  */
 export function acceptBudget(req: IncomingMessage, maxMs: number): void {
   if (req.headers[DEADLINE_HEADER] === undefined) return;
@@ -18,13 +15,6 @@ export function acceptBudget(req: IncomingMessage, maxMs: number): void {
     return;
   }
   req.headers[DEADLINE_HEADER] = String(budgetMs);
-  deadlines.set(req, performance.now() + budgetMs);
-}
-
-/** The header value of what is left of the request's accepted budget, or undefined without one. */
-export function remainingBudgetHeader(req: IncomingMessage): string | undefined {
-  const at = deadlines.get(req);
-  return at === undefined ? undefined : deadlineHeaderValue(at - performance.now());
 }
 
 /** `total` capped by what is left for the route (`ctx.remainingMs`, `Infinity` without a budget). */

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { redisEventStore, type HttpFrontDoor } from '@x/dispatcher';
+import { redisEventStore, type HttpFrontDoor, type MountedFrontDoor } from '@x/dispatcher';
 import { Runner } from '@x/routes';
 import { redactUrl } from '@x/resilience';
 import { CatalogShards } from './catalogShards.js';
@@ -8,7 +8,6 @@ import { Dashboard } from './dashboard.js';
 import { DashboardState } from './dashboardState.js';
 import { createGatewayDispatcher } from './dispatcherSetup.js';
 import { EventLog } from './eventLog.js';
-import { frontDoorProxy, type FrontDoorProxy } from './frontDoorProxy.js';
 import { GatewayError } from './gatewayError.js';
 import { readiness } from './health.js';
 import { createGatewayServer } from './httpServer.js';
@@ -43,7 +42,10 @@ export interface Gateway {
   readonly url: string;
   readonly dashboardUrl: string;
   readonly metricsUrl: string;
-  /** The dispatcher's own front door (loopback; the gateway forwards to it). */
+  /**
+   * The dispatcher's own listener (loopback): the orders client's `Call.http` target. The
+   * gateway's own requests reach the front door mounted on its server, with no hop.
+   */
   readonly frontDoorUrl: string;
   readonly adminToken: string;
   readonly mode: 'memory' | 'redis';
@@ -125,14 +127,25 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     });
 
     await d.start();
+    const admin = {
+      token: options.adminToken,
+      maxFailures: config.admin.maxFailures,
+      failureWindowMs: config.admin.failureWindowMs,
+    };
+    // the front door on the gateway's own server: the gateway is the edge (no trusted proxy), and
+    // the request id it gave the request is used as is
+    const mounted: MountedFrontDoor = d.mount({
+      admin,
+      maxBodyBytes: config.server.maxBodyBytes,
+      drainTimeoutMs: config.server.drainTimeoutMs,
+      requestId: req => req.headers['x-request-id'] as string | undefined,
+    });
+    cleanups.push(() => mounted.close());
+    // and on loopback for HTTP clients of the dispatcher inside the gateway (the orders calls)
     const frontDoor: HttpFrontDoor = await d.listen({
       port: config.dispatcher.port,
       host: '127.0.0.1',
-      admin: {
-        token: options.adminToken,
-        maxFailures: config.admin.maxFailures,
-        failureWindowMs: config.admin.failureWindowMs,
-      },
+      admin,
       trustedProxies: ['loopback'],
       drainTimeoutMs: config.server.drainTimeoutMs,
       headersTimeoutMs: config.server.headersTimeoutMs,
@@ -179,10 +192,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     });
     await runner.start();
 
-    const proxy: FrontDoorProxy = frontDoorProxy(frontDoor.url, {
-      maxBodyBytes: config.server.maxBodyBytes,
-    });
-    cleanups.push(() => proxy.close());
     const host = options.host ?? config.server.host;
     const port = options.port ?? config.server.port;
     const isDraining = () => draining;
@@ -270,7 +279,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       },
       jobs,
       reports,
-      proxy,
+      frontDoor: mounted,
       readiness: () =>
         readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }),
       isDraining,

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Metrics } from '@x/resilience';
-import { ADMIN_BODY_LIMIT } from '@x/dispatcher';
-import { httpStatusForError, type HttpEntrypoint } from '@x/routes';
+import type { MountedFrontDoor } from '@x/dispatcher';
+import {
+  httpRouter,
+  httpStatusForError,
+  type HttpEntrypoint,
+  type HttpMatch,
+  type HttpMount,
+} from '@x/routes';
+import { dropClientAddressHeaders } from './clientAddressHeaders.js';
 import { GatewayError } from './gatewayError.js';
 import type { Dashboard } from './dashboard.js';
-import type { FrontDoorProxy } from './frontDoorProxy.js';
 import type { Check } from './health.js';
 import type { Pino } from './logger.js';
-import { rewriteOrderUrl } from './ordersRoute.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
 import { RequestGuard } from './requestGuard.js';
@@ -34,7 +39,8 @@ export interface ServerParts {
   };
   readonly jobs: ReportJobs;
   readonly reports: ReportsClient;
-  readonly proxy: FrontDoorProxy;
+  /** The dispatcher's front door mounted on this server (`dispatcher.mount()`): what no route takes. */
+  readonly frontDoor: Pick<MountedFrontDoor, 'handler' | 'upgrade'>;
   readonly readiness: () => { ready: boolean; checks: Record<string, Check> };
   readonly isDraining: () => boolean;
   /** Slow clients: head and whole-request deadlines (408, connection closed). */
@@ -55,45 +61,42 @@ export interface GatewayServer {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Which latency series a path belongs to (the dashboard's endpoint cards). */
-/** The route template of each traced endpoint (`http.route` of its server span). */
-const ROUTE_OF: Record<string, string> = {
-  search: '/api/search',
-  orders: '/api/orders/:id',
-  reports: '/api/reports',
-  jobs: '/api/report-jobs',
-  dispatcher: '/*',
-};
+/** One request while the gateway answers it: what the access log, metrics and telemetry need. */
+interface Exchange {
+  readonly id: string;
+  readonly path: string;
+  /** The telemetry endpoint (dashboard card, `endpoint` label), once the router matched one. */
+  endpoint: string | undefined;
+  done: ((status: number) => void) | undefined;
+  /** Marks an event stream: not counted in flight (the drain does not wait for it). */
+  stream(): void;
+}
 
-function endpointOf(path: string): string | undefined {
-  if (path === '/api/reports/stats') return undefined;
-  if (path === '/api/search') return 'search';
-  if (path.startsWith('/api/orders/')) return 'orders';
-  if (path === '/api/reports') return 'reports';
-  if (path.startsWith('/api/report-jobs')) return 'jobs';
-  if (
-    path.startsWith('/_x/') ||
-    path === '/metrics' ||
-    path === '/healthz' ||
-    path === '/readyz' ||
-    path === '/_x'
-  )
-    return undefined;
-  return 'dispatcher';
+/** How a matched path is served: its telemetry endpoint (traced when set), and whether it answers while draining. */
+interface Endpoint {
+  readonly path: string;
+  readonly methods: readonly string[];
+  /** The dashboard card and metrics label; these requests are also traced (`http.route` = `path`). */
+  readonly endpoint?: string;
+  /** Liveness and readiness answer while the gateway drains. */
+  readonly duringDrain?: boolean;
+  serve(req: IncomingMessage, res: ServerResponse, match: HttpMatch, exchange: Exchange): void;
 }
 
 /**
  * The gateway's one `node:http` server. Every request gets a request id (`X-Request-Id`, taken
  * from the client when well-formed) that is logged (pino child logger), returned, and forwarded.
+ * Its path is matched once, by one `@x/routes` `httpRouter()` (find-my-way); the match names the
+ * endpoint of the access log, metrics, dashboard card and server span.
  *
  * | path | handled by |
  * |---|---|
- * | `/api/search`, `/api/orders/:id`, `/api/reports`, `POST /api/report-jobs` | `@x/routes` HTTP entrypoints (`searchRoute.ts`, `ordersRoute.ts`, `reportsRoute.ts`, `reportJobs.ts`) |
+ * | `GET /api/search`, `GET /api/orders/:id`, `POST /api/reports`, `POST /api/report-jobs` | `@x/routes` HTTP entrypoints (`searchRoute.ts`, `ordersRoute.ts`, `reportsRoute.ts`, `reportJobs.ts`) |
  * | `GET /api/report-jobs/:id`, `GET /api/reports/stats` | job state, worker counters |
- * | `/_x/`, `/_x/state`, `/_x/events` | the dashboard (`dashboard.ts`) |
- * | `/_x/admin/…` | the dispatcher's admin API (token), through the front door |
+ * | `/_x`, `/_x/*` | the dashboard (`dashboard.ts`) |
+ * | `/_x/admin`, `/_x/admin/*` | the dispatcher's admin API (token), in its mounted front door |
  * | `/metrics`, `/healthz`, `/readyz` | Prometheus, liveness, readiness |
- * | anything else | the dispatcher's front door (`frontDoorProxy.ts`) |
+ * | anything else | the dispatcher's front door, mounted here (`dispatcher.mount()`) |
  */
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;
@@ -106,6 +109,56 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),
   };
   const guard = new RequestGuard();
+  const exchanges = new WeakMap<IncomingMessage, Exchange>();
+
+  /** Starts an endpoint's telemetry and span (when it has one) and serves the request in it. */
+  const enter = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: Exchange,
+    spec: Pick<Endpoint, 'path' | 'endpoint' | 'duringDrain'>,
+    serve: () => void,
+  ): void => {
+    if (spec.endpoint !== undefined) {
+      exchange.endpoint = spec.endpoint;
+      exchange.done = parts.telemetry.start(spec.endpoint);
+    }
+    if (parts.isDraining() && !spec.duringDrain) {
+      req.resume();
+      sendJson(
+        res,
+        503,
+        {
+          error: { code: 'DRAINING', message: 'the gateway is shutting down' },
+          requestId: exchange.id,
+        },
+        { connection: 'close' },
+      );
+      return;
+    }
+    if (spec.endpoint === undefined) return serve();
+    // one server span per API request when tracing is on (dashboard, metrics and probes are not traced)
+    const span = serverSpan(req, res, spec.path, exchange.path);
+    if (span === undefined) serve();
+    else span.run(serve);
+  };
+
+  const router = httpRouter();
+  for (const [name, spec] of Object.entries(endpoints(parts))) {
+    const mount: HttpMount = {
+      name,
+      path: spec.path,
+      methods: spec.methods,
+      serve: (req, res, match) => {
+        const exchange = exchanges.get(req)!;
+        enter(req, res, exchange, spec, () => spec.serve(req, res, match, exchange));
+      },
+    };
+    router.mount(mount);
+  }
+  /** What no route takes: the dispatcher's front door (dispatch rules, module hosts, default module). */
+  const fallback = { path: '/*', endpoint: 'dispatcher' };
+
   const server = createServer(options, (req, res) => {
     if (guard.ignore(req)) {
       req.resume();
@@ -118,18 +171,28 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     res.setHeader('x-replica', parts.replicaId);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    const endpoint = endpointOf(path);
+    let streaming = false;
+    const exchange: Exchange = {
+      id,
+      path: q === -1 ? url : url.slice(0, q),
+      endpoint: undefined,
+      done: undefined,
+      stream: () => {
+        if (streaming) return;
+        streaming = true;
+        inFlight--;
+      },
+    };
+    exchanges.set(req, exchange);
     const started = performance.now();
     const log = parts.log.child({ reqId: id });
-    const done = endpoint ? parts.telemetry.start(endpoint) : undefined;
-    const streaming = path === '/_x/events';
-    if (!streaming) inFlight++;
+    inFlight++;
     res.on('close', () => {
       if (!streaming) inFlight--;
       const status = res.writableFinished ? res.statusCode : 499;
       const ms = Math.round((performance.now() - started) * 100) / 100;
-      done?.(status === 499 ? 0 : status);
+      exchange.done?.(status === 499 ? 0 : status);
+      const endpoint = exchange.endpoint;
       if (endpoint) {
         parts.metrics.increment('gateway.requests', 1, { endpoint, status: String(status) });
         parts.metrics.histogram('gateway.request.duration', ms, { endpoint });
@@ -150,22 +213,13 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       );
       return;
     }
-    if (parts.isDraining() && !path.startsWith('/healthz') && !path.startsWith('/readyz')) {
-      req.resume();
-      sendJson(
-        res,
-        503,
-        { error: { code: 'DRAINING', message: 'the gateway is shutting down' }, requestId: id },
-        { connection: 'close' },
-      );
-      return;
-    }
-    // one server span per API request when tracing is on (dashboard, metrics and probes are not traced)
-    const span = endpoint ? serverSpan(req, res, ROUTE_OF[endpoint]!, path) : undefined;
     try {
       acceptBudget(req, maxBudgetMs);
-      if (span === undefined) route(parts, req, res, path, id);
-      else span.run(() => route(parts, req, res, path, id));
+      dropClientAddressHeaders(req);
+      if (router.handle(req, res)) return;
+      // find-my-way matches no path with a malformed escape: under /api/ that is the client's mistake
+      if (exchange.path.startsWith('/api/')) refuseMalformedPath(exchange.path);
+      enter(req, res, exchange, fallback, () => parts.frontDoor.handler(req, res));
     } catch (error) {
       // the shared status table of @x/routes: a typed client mistake is a 4xx, not a 500
       const status = httpStatusForError(error);
@@ -181,93 +235,144 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       }
     }
   });
+  // protocol upgrades (WebSocket) go to the dispatcher's instances; none while draining
+  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+    if (parts.isDraining()) socket.destroy();
+    else {
+      dropClientAddressHeaders(req);
+      parts.frontDoor.upgrade(req, socket, head);
+    }
+  });
   server.keepAliveTimeout = 5_000;
   return { server, inFlight: () => inFlight };
 }
 
-function route(
-  parts: ServerParts,
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-  id: string,
-): void {
-  const { entrypoints } = parts;
-  if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
-  if (path === '/readyz') {
-    const { ready, checks } = parts.readiness();
-    return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
-  }
-  if (path === '/metrics') {
-    parts.renderMetrics().then(
-      ({ body, contentType }) => {
-        res.writeHead(200, { 'content-type': contentType });
-        res.end(body);
-      },
-      error => sendJson(res, 500, { error: { code: 'METRICS', message: String(error) } }),
-    );
-    return;
-  }
-  // the dispatcher's admin API reads at most ADMIN_BODY_LIMIT: more is refused here (413), or its
-  // early answer would race the upload and surface as a write error (502 EPIPE)
-  if (path === '/_x/admin' || path.startsWith('/_x/admin/'))
-    return parts.proxy(req, res, id, { maxBodyBytes: ADMIN_BODY_LIMIT });
-  if (path === '/_x' || path.startsWith('/_x/')) {
-    if (parts.dashboard.handle(req, res, path)) return;
-    return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `nothing at ${path}` } });
-  }
-  if (path === '/api/search') return void entrypoints.search.handle(req, res);
-  if (path.startsWith('/api/orders/') && rewriteOrderUrl(req))
-    return void entrypoints.orders.handle(req, res);
-  if (path === '/api/reports') return void entrypoints.reports.handle(req, res);
-  if (path === '/api/reports/stats' && req.method === 'GET') {
-    parts.reports
-      .refreshStats()
-      .then(() =>
-        sendJson(res, 200, { totals: parts.reports.totals(), endpoints: parts.reports.snapshot() }),
-      );
-    return;
-  }
-  if (path === '/api/report-jobs') return void entrypoints.jobs.handle(req, res);
-  const job = /^\/api\/report-jobs\/([^/]+)$/.exec(path);
-  if (job && req.method === 'GET') {
-    parts.jobs.get(decodePathSegment(job[1]!, 'report job id')).then(
-      state =>
-        state
-          ? sendJson(res, 200, state)
-          : sendJson(res, 404, {
-              error: { code: 'NOT_FOUND', message: `no report job ${job[1]}` },
-            }),
-      (error: unknown) => {
-        const known = error instanceof GatewayError;
-        const retryAfterMs = known ? error.retryAfterMs : undefined;
-        sendJson(
-          res,
-          known ? error.status : 500,
-          {
-            error: known
-              ? { code: error.code, message: error.message }
-              : { code: 'INTERNAL', message: 'internal error' },
-            requestId: id,
+/** The gateway's own paths (find-my-way patterns), each with its endpoint and handler. */
+function endpoints(parts: ServerParts): Record<string, Endpoint> {
+  const { entrypoints, frontDoor } = parts;
+  /** An `@x/routes` HTTP entrypoint, mounted on the gateway's router under its own pattern. */
+  const route = (entrypoint: HttpEntrypoint<unknown>, endpoint: string): Endpoint => ({
+    path: entrypoint.path,
+    methods: entrypoint.methods,
+    endpoint,
+    serve: (req, res, match) => entrypoint.serve(req, res, match),
+  });
+  const admin: Endpoint = {
+    path: '/_x/admin',
+    methods: ['*'],
+    serve: (req, res) => frontDoor.handler(req, res),
+  };
+  const dashboard: Endpoint = {
+    path: '/_x',
+    methods: ['*'],
+    serve: (req, res, match, exchange) => {
+      // an event stream lasts as long as its client: the drain does not wait for it
+      if (match.path === '/_x/events') exchange.stream();
+      if (parts.dashboard.handle(req, res, match.path)) return;
+      sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `nothing at ${match.path}` } });
+    },
+  };
+  return {
+    search: route(entrypoints.search, 'search'),
+    orders: route(entrypoints.orders, 'orders'),
+    reports: route(entrypoints.reports, 'reports'),
+    jobs: route(entrypoints.jobs, 'jobs'),
+    jobState: {
+      path: '/api/report-jobs/:id',
+      methods: ['GET'],
+      endpoint: 'jobs',
+      serve: (_req, res, match, exchange) => {
+        // decoded by find-my-way (a malformed escape never matches: see refuseMalformedPath)
+        const id = match.params.id!;
+        // with Redis the state comes from the shared queue: the same answer on every replica
+        parts.jobs.get(id).then(
+          state =>
+            state
+              ? sendJson(res, 200, state)
+              : sendJson(res, 404, {
+                  error: { code: 'NOT_FOUND', message: `no report job ${id}` },
+                }),
+          (error: unknown) => {
+            const known = error instanceof GatewayError;
+            const retryAfterMs = known ? error.retryAfterMs : undefined;
+            sendJson(
+              res,
+              known ? error.status : 500,
+              {
+                error: known
+                  ? { code: error.code, message: error.message }
+                  : { code: 'INTERNAL', message: 'internal error' },
+                requestId: exchange.id,
+              },
+              retryAfterMs ? { 'retry-after': String(Math.ceil(retryAfterMs / 1_000)) } : {},
+            );
           },
-          retryAfterMs ? { 'retry-after': String(Math.ceil(retryAfterMs / 1_000)) } : {},
         );
       },
-    );
-    return;
-  }
-  parts.proxy(req, res, id);
+    },
+    reportStats: {
+      path: '/api/reports/stats',
+      methods: ['GET'],
+      serve: (_req, res) => {
+        parts.reports.refreshStats().then(() =>
+          sendJson(res, 200, {
+            totals: parts.reports.totals(),
+            endpoints: parts.reports.snapshot(),
+          }),
+        );
+      },
+    },
+    healthz: {
+      path: '/healthz',
+      methods: ['*'],
+      duringDrain: true,
+      serve: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    },
+    readyz: {
+      path: '/readyz',
+      methods: ['*'],
+      duringDrain: true,
+      serve: (_req, res) => {
+        const { ready, checks } = parts.readiness();
+        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+      },
+    },
+    metrics: {
+      path: '/metrics',
+      methods: ['*'],
+      serve: (_req, res) => {
+        parts.renderMetrics().then(
+          ({ body, contentType }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(body);
+          },
+          error => sendJson(res, 500, { error: { code: 'METRICS', message: String(error) } }),
+        );
+      },
+    },
+    admin,
+    adminPaths: { ...admin, path: '/_x/admin/*' },
+    dashboard,
+    dashboardPaths: { ...dashboard, path: '/_x/*' },
+  };
 }
 
-/** A percent-decoded path segment; a malformed escape (`%`, `%E0%A4%A`) is 400 `INVALID_REQUEST`. */
-function decodePathSegment(segment: string, field: string): string {
+/** The gateway's parameterised paths, named for a 400 about their parameter. */
+const PARAMETER_OF: ReadonlyArray<readonly [prefix: string, field: string]> = [
+  ['/api/report-jobs/', 'report job id'],
+  ['/api/orders/', 'order id'],
+];
+
+/** Throws 400 `INVALID_REQUEST` when the path has a malformed percent-escape (`%`, `%E0%A4%A`). */
+function refuseMalformedPath(path: string): void {
   try {
-    return decodeURIComponent(segment);
+    decodeURIComponent(path);
   } catch (error) {
+    const [prefix, field] = PARAMETER_OF.find(([p]) => path.startsWith(p)) ?? ['', 'path'];
     throw new GatewayError(
       'INVALID_REQUEST',
       400,
-      `${field}: expected a path segment with valid percent-encoding, got ${JSON.stringify(segment)}`,
+      `${field}: expected a path segment with valid percent-encoding, got ${JSON.stringify(path.slice(prefix.length))}`,
       { cause: error },
     );
   }

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import {
   httpEntrypoint,
   route,
@@ -10,21 +9,8 @@ import {
 import { GatewayError } from './gatewayError.js';
 import type { Order, OrdersClient } from './ordersClient.js';
 
-const ORDER_PATH = /^\/api\/orders\/([^/?#]+)(?:\?(.*))?$/;
-
-/**
- * `@x/routes`' HTTP entrypoint matches exact paths, so `/api/orders/:id` is mounted as
- * `/api/orders?id=:id`: this rewrites the request URL and returns true when it is an order URL.
- */
-export function rewriteOrderUrl(req: IncomingMessage): boolean {
-  const match = ORDER_PATH.exec(req.url ?? '');
-  if (!match) return false;
-  const rest = match[2] ? `&${match[2]}` : '';
-  req.url = `/api/orders?id=${match[1]}${rest}`;
-  return true;
-}
-
-const orderQuery = {
+/** The `:id` path parameter, checked. */
+const orderParams = {
   parse(value: unknown): { id: string } {
     const id = (value as Record<string, string | undefined>).id ?? '';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id))
@@ -34,7 +20,8 @@ const orderQuery = {
 };
 
 /**
- * `GET /api/orders/:id` as an `@x/routes` route: the target calls the fault-tolerant orders
+ * `GET /api/orders/:id` as an `@x/routes` route (the HTTP entrypoint matches the pattern; `id`
+ * reaches the translators as a path parameter): the target calls the fault-tolerant orders
  * client (see `ordersClient.ts`) with the route's signal (a client that disconnects cancels the
  * call), forwarding the request id and the split cookie. Answers the order with `source: 'live'`
  * or `'fallback'`, or 404.
@@ -47,15 +34,15 @@ export function ordersRoute(
   entrypoint: HttpEntrypoint<unknown>;
 } {
   const entrypoint = httpEntrypoint({
-    path: '/api/orders',
+    path: '/api/orders/:id',
     method: 'GET',
-    message: 'query',
+    message: 'params',
     exposeErrors: true,
     ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
   }) as HttpEntrypoint<unknown>;
   const lookup = route({
     entrypoint,
-    translators: [schema(orderQuery, 'orderId')],
+    translators: [schema(orderParams, 'orderId')],
     metricLabel: 'orders',
     target: async (
       { id }: { id: string },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
@@ -93,19 +94,7 @@ export class FrontDoorHandler {
   ) {
     this.adminPrefix = settings.adminPath;
     this.adminGate =
-      settings.adminToken === undefined
-        ? undefined
-        : new AdminGate(
-            {
-              token: settings.adminToken,
-              maxFailures: settings.adminMaxFailures,
-              failureWindowMs: settings.adminFailureWindowMs,
-              requestIdHeader: settings.requestIdHeader,
-              clock: host.clock,
-            },
-            (method, path, query, body) => host.admin(method, path, query, body),
-            () => host.ensureStarted(),
-          );
+      settings.adminToken === undefined ? undefined : sharedAdminGate(host, settings);
   }
 
   get requestIdHeader(): string {
@@ -448,4 +437,40 @@ async function* limitBody(req: IncomingMessage, limit: number): AsyncIterable<Ui
     if (size > limit) throw new PayloadTooLargeError(limit);
     yield chunk;
   }
+}
+
+/** Admin gates of each dispatcher, by token and lockout settings: see {@link sharedAdminGate}. */
+const adminGates = new WeakMap<FrontDoorHost, Map<string, AdminGate>>();
+
+/**
+ * The admin gate of a front door. The doors of one dispatcher (mounted and listening) with the
+ * same token and lockout settings share one gate, so a client address gets `adminMaxFailures`
+ * wrong tokens in all, not that many per door.
+ */
+function sharedAdminGate(host: FrontDoorHost, settings: FrontDoorHandlerSettings): AdminGate {
+  const token = settings.adminToken!;
+  let gates = adminGates.get(host);
+  if (gates === undefined) adminGates.set(host, (gates = new Map()));
+  const key = [
+    createHash('sha256').update(token).digest('hex'),
+    settings.adminMaxFailures,
+    settings.adminFailureWindowMs,
+    settings.requestIdHeader,
+  ].join(' ');
+  let gate = gates.get(key);
+  if (gate === undefined) {
+    gate = new AdminGate(
+      {
+        token,
+        maxFailures: settings.adminMaxFailures,
+        failureWindowMs: settings.adminFailureWindowMs,
+        requestIdHeader: settings.requestIdHeader,
+        clock: host.clock,
+      },
+      (method, path, query, body) => host.admin(method, path, query, body),
+      () => host.ensureStarted(),
+    );
+    gates.set(key, gate);
+  }
+  return gate;
 }
