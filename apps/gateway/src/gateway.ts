@@ -22,7 +22,8 @@ import { createReportJobs, REDIS_DEADLINE_MS } from './reportJobs.js';
 import { ReportsClient } from './reportsClient.js';
 import { reportsRoute } from './reportsRoute.js';
 import { searchRoute } from './searchRoute.js';
-import type { SharedStores } from './sharedStores.js';
+import { redisSharedStores, type SharedStores } from './sharedStores.js';
+import { EdgeRateLimit } from './edgeRateLimit.js';
 import { Telemetry } from './telemetry.js';
 
 /** Settings that override the file (command line and environment, see `cli.ts`). */
@@ -87,6 +88,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     if (options.redisUrl) await checkRedis(options.redisUrl);
     const redisProbe = options.redisUrl ? new RedisProbe(options.redisUrl) : undefined;
     if (redisProbe) cleanups.push(() => redisProbe.close());
+    // with Redis the replicas share their breakers and edge rate limits (docs/SCALING.md);
+    // an embedder may hand its own stores in `options.shared`
+    const ownShared = options.redisUrl
+      ? redisSharedStores(options.redisUrl, config.redis.prefix, error =>
+          log.debug({ err: error }, 'shared stores: redis error'),
+        )
+      : undefined;
+    if (ownShared) cleanups.push(() => ownShared.close());
+    const shared: SharedStores | undefined = options.shared ?? ownShared;
+    const rateLimit = new EdgeRateLimit(config.rateLimit, ownShared?.redis, config.redis.prefix);
     // with Redis, shared by the replicas: any of them reads a scheduled job, and a live one runs
     // the events of a dead one (`replicas.eventTakeoverMs`)
     const eventStore = options.redisUrl
@@ -156,7 +167,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       metrics: metrics.sink,
       logger: log.child({ component: 'orders' }),
       dispatcher: d,
-      ...(options.shared?.breakerStore ? { breakerStore: options.shared.breakerStore } : {}),
+      ...(shared?.breakerStore ? { breakerStore: shared.breakerStore } : {}),
     });
     cleanups.push(() => orders.close());
     orders.onEvent(event => {
@@ -280,6 +291,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       jobs,
       reports,
       frontDoor: mounted,
+      rateLimit: rateLimit.active ? rateLimit : undefined,
       readiness: () =>
         readiness({ config, dispatcher: d, catalog, reports, isDraining, redis: redisProbe }),
       isDraining,

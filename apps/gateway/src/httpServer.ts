@@ -20,6 +20,7 @@ import { RequestGuard } from './requestGuard.js';
 import { acceptBudget } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
 import { serverSpan } from './tracing.js';
+import type { EdgeRateLimit } from './edgeRateLimit.js';
 import type { Telemetry } from './telemetry.js';
 
 /** What the gateway's HTTP server dispatches to. */
@@ -41,6 +42,8 @@ export interface ServerParts {
   readonly reports: ReportsClient;
   /** The dispatcher's front door mounted on this server (`dispatcher.mount()`): what no route takes. */
   readonly frontDoor: Pick<MountedFrontDoor, 'handler' | 'upgrade'>;
+  /** Edge rate limits (`rateLimit:`); undefined when none is configured. */
+  readonly rateLimit?: EdgeRateLimit;
   readonly readiness: () => { ready: boolean; checks: Record<string, Check> };
   readonly isDraining: () => boolean;
   /** Slow clients: head and whole-request deadlines (408, connection closed). */
@@ -138,9 +141,44 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     }
     if (spec.endpoint === undefined) return serve();
     // one server span per API request when tracing is on (dashboard, metrics and probes are not traced)
-    const span = serverSpan(req, res, spec.path, exchange.path);
-    if (span === undefined) serve();
-    else span.run(serve);
+    const traced = (): void => {
+      const span = serverSpan(req, res, spec.path, exchange.path);
+      if (span === undefined) serve();
+      else span.run(serve);
+    };
+    const limit = parts.rateLimit;
+    if (limit === undefined) return traced();
+    // edge rate limits (per client, global; shared by the replicas with Redis): 429 beyond them
+    limit
+      .check(req)
+      .then(
+        refusal => {
+          if (refusal === undefined) return traced();
+          req.resume();
+          const seconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1_000));
+          sendJson(
+            res,
+            429,
+            {
+              error: {
+                code: 'RATE_LIMITED',
+                message: `over the ${refusal.scope === 'client' ? 'per-client' : 'global'} rate limit; retry after ${seconds} s`,
+              },
+              requestId: exchange.id,
+            },
+            { 'retry-after': String(seconds) },
+          );
+        },
+        () => traced(), // a limiter that fails never fails the request
+      )
+      .catch((error: unknown) => {
+        parts.log.error({ err: error, reqId: exchange.id }, 'handler threw');
+        if (!res.headersSent)
+          sendJson(res, 500, {
+            error: { code: 'INTERNAL', message: 'internal error' },
+            requestId: exchange.id,
+          });
+      });
   };
 
   const router = httpRouter();

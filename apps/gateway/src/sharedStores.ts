@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis';
 import type { BreakerStore } from '@x/resilience';
+import { redisBreakerStore } from '@x/resilience-redis';
 
 /**
  * State the replicas of a fleet can share, given to `startGateway` by code that embeds the
@@ -9,4 +11,39 @@ import type { BreakerStore } from '@x/resilience';
 export interface SharedStores {
   /** Breaker state of the orders circuits (keys `orders/<version>`). */
   readonly breakerStore?: BreakerStore;
+}
+
+/** The shared stores a gateway makes itself from `REDIS_URL`, and the connection they use. */
+export interface RedisSharedStores extends SharedStores {
+  /** The connection (also used by the edge rate limits). */
+  readonly redis: Redis;
+  close(): Promise<void>;
+}
+
+/**
+ * With `REDIS_URL`, the replicas share their breakers (`redisBreakerStore`: a circuit one replica
+ * opens is open on the others within milliseconds, through pub/sub) over one connection of their
+ * own, which never queues commands while Redis is down (every store is local-first).
+ */
+export function redisSharedStores(
+  url: string,
+  prefix: string,
+  onError: (error: Error) => void,
+): RedisSharedStores {
+  const redis = new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+  });
+  redis.on('error', onError);
+  const breakerStore = redisBreakerStore(redis, { prefix: `${prefix}:breakers`, onError });
+  return {
+    redis,
+    breakerStore,
+    close: async () => {
+      await breakerStore.close();
+      redis.disconnect();
+    },
+  };
 }
