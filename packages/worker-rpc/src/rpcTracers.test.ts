@@ -7,15 +7,17 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { constantBackoff, type TraceMessage } from '@x/resilience';
-import { waitFor } from '@x/testkit';
+import { freePort, waitFor } from '@x/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { createBroker } from './broker.js';
 import { WorkerRpcError } from './errors.js';
 import { httpTransport } from './httpTransport.js';
 import { startHttpWorker, startZmqWorker } from './test/helpers.js';
-import type { HandlerContext } from './worker.js';
+import { createWorker, type HandlerContext } from './worker.js';
 import { createWorkerConnection, type WorkerConnection } from './workerConnection.js';
 import type { WorkerConnectionOptions } from './workerConnectionOptions.js';
 import { zmqTransport } from './zmqTransport.js';
+import { zmqWorkerTransport } from './zmqWorkerTransport.js';
 
 const exporter = new InMemorySpanExporter();
 let provider: NodeTracerProvider;
@@ -264,6 +266,45 @@ describe('attempts', () => {
     expect(server.attributes['x.outcome']).toBe('DEADLINE_EXCEEDED');
     const client = named('slow').find(s => s.kind === SpanKind.CLIENT)!;
     expect(client.attributes['error.type']).toBe('TIMEOUT');
+  });
+});
+
+describe('through a broker', () => {
+  test('the broker forwards the metadata: the worker span is the child of the attempt', async () => {
+    const tcp = async () => `tcp://127.0.0.1:${await freePort()}`;
+    const broker = later(
+      await createBroker({ frontend: await tcp(), backend: await tcp() }).start(),
+    );
+    const worker = later(
+      createWorker({
+        handlers: echoHandlers([]),
+        transport: zmqWorkerTransport({
+          connect: broker.backendAddresses[0]!,
+          announceIntervalMs: 200,
+        }),
+      }),
+    );
+    await worker.start();
+    const conn = await connect(broker.frontendAddresses[0]!);
+    expect(await asCaller(() => conn.invoke('math.add', { a: 3, b: 4 }))).toBe(7);
+    await waitFor(() => named('math.add').length === 2);
+    const server = named('math.add').find(s => s.kind === SpanKind.SERVER)!;
+    expect(parentOf(server)).toBe(one('attempt').spanContext().spanId);
+  });
+});
+
+describe('refused requests', () => {
+  test("an unknown method is a server span in the caller's trace, ended with NOT_FOUND", async () => {
+    const worker = later(await startZmqWorker({ handlers: echoHandlers([]) }));
+    const conn = await connect(worker.address);
+    await expect(asCaller(() => conn.invoke('math.nope'))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await waitFor(() => named('math.nope').length === 2);
+    const server = named('math.nope').find(s => s.kind === SpanKind.SERVER)!;
+    expect(server.attributes['x.outcome']).toBe('NOT_FOUND');
+    expect(server.status.code).toBe(SpanStatusCode.ERROR);
+    expect(parentOf(server)).toBe(one('attempt').spanContext().spanId);
   });
 });
 
