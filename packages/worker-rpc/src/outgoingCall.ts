@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '@x/resilience';
+import type { Clock, TimerHandle, TraceSpan } from '@x/resilience';
 import type { EndpointHandle } from './endpointHandle.js';
 import type { WorkerRpcError } from './errors.js';
 import type { OutgoingRequest } from './transport.js';
@@ -15,6 +15,8 @@ export class Attempt {
   ended = false;
   /** The attempt timeout (`retry.attemptTimeoutMs`), when armed. */
   timer: TimerHandle | undefined;
+  /** The attempt's `client` span, when the call is traced. */
+  span: TraceSpan | undefined;
   constructor(
     readonly call: OutgoingCall,
     readonly endpoint: EndpointHandle,
@@ -45,6 +47,8 @@ export class OutgoingCall implements OutgoingRequest {
   onAbort: (() => void) | undefined;
   /** Aborts the retry/hedge policy running the call's attempts, once the call settled. */
   abortController: AbortController | undefined;
+  /** The call's `client` span, when traced (see `rpcTracers.ts`). */
+  span: TraceSpan | undefined;
 
   constructor(
     private readonly clock: Clock,

@@ -14,13 +14,14 @@ import type { Handlers, UntypedApi } from './api.js';
 import { isAsynchronous } from './asynchronous.js';
 import type { Codec } from './codec.js';
 import type { CompressionOption, Compressor } from './compression.js';
-import { WorkerRpcError, toWireError } from './errors.js';
+import { WorkerRpcError, isWorkerRpcError, toWireError } from './errors.js';
 import { DedupeWindow } from './internal/dedupeWindow.js';
 import { abortedBy, Execution, type ExecutionOutcome } from './internal/execution.js';
 import { HandlerContextImpl, type ExecutionControl } from './internal/handlerContext.js';
 import { WorkerCodecs, type DecodedRequest } from './internal/workerCodecs.js';
 import { idKey } from './protocol.js';
 import { missingSegment, resolveHandler, type ResolvedHandler } from './resolveHandler.js';
+import { handleTracer, rpcSystem } from './rpcTracers.js';
 import type { WorkerState, WorkerStatus } from './workerStatus.js';
 import type { IncomingRequest, WorkerSink, WorkerTransport } from './workerTransport.js';
 
@@ -321,7 +322,7 @@ export class Worker<Api = UntypedApi> {
   private accept(request: IncomingRequest): void {
     if (this.stateValue !== 'running') {
       this.rejectedCount++;
-      this.replyError(
+      this.refuse(
         request,
         new WorkerRpcError('UNAVAILABLE', `worker is ${this.stateValue}`, { retryable: true }),
       );
@@ -329,7 +330,7 @@ export class Worker<Api = UntypedApi> {
     }
     if (request.budgetMs === 0) {
       this.rejectedCount++;
-      this.replyError(
+      this.refuse(
         request,
         new WorkerRpcError('DEADLINE_EXCEEDED', 'budget already spent; not started'),
       );
@@ -337,7 +338,7 @@ export class Worker<Api = UntypedApi> {
     }
     if (request.body !== undefined && request.body.byteLength > this.maxBodyBytes) {
       this.badFrames++;
-      this.replyError(
+      this.refuse(
         request,
         new WorkerRpcError(
           'FRAME_TOO_LARGE',
@@ -352,14 +353,14 @@ export class Worker<Api = UntypedApi> {
         value => this.admit(request, value),
         (error: unknown) => {
           this.badFrames++;
-          this.replyError(request, error);
+          this.refuse(request, error);
         },
       );
       return;
     }
     if (decoded instanceof WorkerRpcError) {
       this.badFrames++;
-      this.replyError(request, decoded);
+      this.refuse(request, decoded);
       return;
     }
     this.admit(request, decoded);
@@ -367,7 +368,7 @@ export class Worker<Api = UntypedApi> {
 
   private admit(request: IncomingRequest, decoded: DecodedRequest): void {
     if (this.stateValue !== 'running') {
-      this.replyError(
+      this.refuse(
         request,
         new WorkerRpcError('UNAVAILABLE', `worker is ${this.stateValue}`, { retryable: true }),
       );
@@ -387,7 +388,7 @@ export class Worker<Api = UntypedApi> {
     }
     if (handler === undefined) {
       this.rejectedCount++;
-      this.replyError(
+      this.refuse(
         request,
         request.toto
           ? // toto's TotoWorker resolves the method with getattr() over the dotted name, so a
@@ -413,6 +414,7 @@ export class Worker<Api = UntypedApi> {
           if (!seen.finished) {
             seen.requests.push(request);
             this.byId.set(key, seen);
+            seen.span?.event('duplicate', { 'x.attempt': request.attempt });
             if (request.ack && (seen.acked || seen.started)) this.ack(request);
             return;
           }
@@ -434,6 +436,16 @@ export class Worker<Api = UntypedApi> {
       dedupeKey,
       now,
     );
+    if (handleTracer.enabled)
+      execution.span = handleTracer.start(method, {
+        kind: 'server',
+        parent: request.meta,
+        attributes: {
+          'rpc.system': rpcSystem(request.toto),
+          'rpc.method': method,
+          'x.attempt': request.attempt,
+        },
+      });
     if (this.slots.tryAcquire()) {
       this.register(key, execution);
       if (request.ack) this.ack(request);
@@ -444,7 +456,7 @@ export class Worker<Api = UntypedApi> {
       this.enqueue(execution);
     } else {
       this.rejectedCount++;
-      this.replyError(
+      this.refuse(
         request,
         new WorkerRpcError(
           'OVERLOADED',
@@ -533,7 +545,11 @@ export class Worker<Api = UntypedApi> {
     const ctx: HandlerContext = new HandlerContextImpl(this, this.control, execution, first);
     let result: unknown;
     try {
-      result = fn.call(self, execution.params, ctx);
+      const span = execution.span;
+      result =
+        span === undefined
+          ? fn.call(self, execution.params, ctx)
+          : span.run(() => fn.call(self, execution.params, ctx));
     } catch (error) {
       const failure = abortedBy(execution, error);
       this.complete(execution, {
@@ -624,6 +640,12 @@ export class Worker<Api = UntypedApi> {
           tags,
         );
     }
+    if (execution.span !== undefined) {
+      execution.span.setAttributes({
+        'x.outcome': outcome.ok ? 'ok' : (outcome.error?.code ?? 'INTERNAL'),
+      });
+      execution.span.end(outcome.ok ? undefined : (outcome.cause ?? outcome.error));
+    }
     if (!outcome.ok && outcome.error?.code === 'INTERNAL')
       this.logger.warn({ err: outcome.cause, method: execution.method }, 'handler failed');
     for (const request of execution.requests) {
@@ -677,6 +699,24 @@ export class Worker<Api = UntypedApi> {
         this.abortExecution(execution, error);
       }
     }
+  }
+
+  /** Answers a request that is not run (not admitted, bad frame, unknown method); traced as a `server` span. */
+  private refuse(request: IncomingRequest, error: unknown): void {
+    if (handleTracer.enabled) {
+      const span = handleTracer.start(request.method || 'unknown', {
+        kind: 'server',
+        parent: request.meta,
+        attributes: {
+          'rpc.system': rpcSystem(request.toto),
+          'rpc.method': request.method || undefined,
+          'x.attempt': request.attempt,
+          'x.outcome': isWorkerRpcError(error) ? error.code : 'INTERNAL',
+        },
+      });
+      span?.end(error);
+    }
+    this.replyError(request, error);
   }
 
   private replyError(request: IncomingRequest, error: unknown): void {

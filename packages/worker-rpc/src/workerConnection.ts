@@ -34,10 +34,17 @@ import { withEndpoint } from './internal/withEndpoint.js';
 import { leastOutstanding } from './leastOutstanding.js';
 import { optionsFromEnv } from './optionsFromEnv.js';
 import { Attempt, OutgoingCall, type AttemptSink } from './outgoingCall.js';
+import { callTracer, endpointAttributes, rpcSystem } from './rpcTracers.js';
 import { isHttpAddress, parseAddresses } from './parseAddresses.js';
 import { Kind } from './protocol.js';
 import { ReplyDecoder } from './replyDecoder.js';
-import type { ChannelEvents, ChannelState, ReplyFrame, Transport } from './transport.js';
+import type {
+  ChannelEvents,
+  ChannelState,
+  OutgoingRequest,
+  ReplyFrame,
+  Transport,
+} from './transport.js';
 import { WireDialect } from './wireDialect.js';
 import type {
   CallOptions,
@@ -452,6 +459,11 @@ export class WorkerConnection<Api = UntypedApi> {
       call.resolve = resolve;
       call.reject = reject;
     });
+    if (callTracer.enabled)
+      call.span = callTracer.start(method, {
+        kind: 'client',
+        attributes: { 'rpc.system': rpcSystem(this.dialect.toto), 'rpc.method': method },
+      });
     this.calls.set(seq, call);
     if (deadline !== Infinity) {
       call.timer = this.clock.setTimeout(() => {
@@ -511,7 +523,7 @@ export class WorkerConnection<Api = UntypedApi> {
         'abort',
         () => {
           if (attempt && !attempt.ended) {
-            this.endAttempt(attempt, false);
+            this.endAttempt(attempt, false, 'cancelled');
             if (!call.done) attempt.endpoint.channel.cancel(call.asAttempt(attempt.n));
           }
           reject(new WorkerRpcError('CANCELLED', 'hedged attempt lost'));
@@ -570,24 +582,47 @@ export class WorkerConnection<Api = UntypedApi> {
       attempt.timer = this.clock.setTimeout(() => {
         attempt.timer = undefined;
         if (attempt.ended || call.done) return;
-        this.endAttempt(attempt, false);
-        attempt.sink.fail(
-          call,
-          new WorkerRpcError(
-            'TIMEOUT',
-            `attempt ${attempt.n} of ${call.method} timed out after ${attemptTimeoutMs} ms`,
-            {
-              scope: 'attempt',
-              method: call.method,
-              endpoint: endpoint.address,
-              attempt: attempt.n,
-            },
-          ),
+        const timeout = new WorkerRpcError(
+          'TIMEOUT',
+          `attempt ${attempt.n} of ${call.method} timed out after ${attemptTimeoutMs} ms`,
+          {
+            scope: 'attempt',
+            method: call.method,
+            endpoint: endpoint.address,
+            attempt: attempt.n,
+          },
         );
+        this.endAttempt(attempt, false, timeout);
+        attempt.sink.fail(call, timeout);
       }, attemptTimeoutMs);
     }
-    const error = endpoint.channel.send(call);
+    let request: OutgoingRequest = call;
+    if (call.span !== undefined) request = this.traceAttempt(call, attempt);
+    const error = endpoint.channel.send(request);
     if (error) this.attemptFailed(attempt, error);
+  }
+
+  /**
+   * Starts the `attempt` span (a child of the call's span) and returns the request to send: the
+   * call with its `traceparent`/`tracestate` added to the metadata (wrpc/1's header meta, HTTP's
+   * `x-rpc-meta`; toto's ZeroMQ frames have no metadata).
+   */
+  private traceAttempt(call: OutgoingCall, attempt: Attempt): OutgoingRequest {
+    const span = (attempt.span = callTracer.start('attempt', {
+      kind: 'client',
+      parent: call.span,
+      attributes: {
+        'rpc.system': rpcSystem(this.dialect.toto),
+        'rpc.method': call.method,
+        ...endpointAttributes(attempt.endpoint),
+        'x.attempt': attempt.n,
+      },
+    }));
+    if (span === undefined) return call;
+    const meta: Record<string, string> = { ...call.meta };
+    span.inject(meta);
+    if (meta.traceparent === undefined) return call;
+    return Object.create(call, { meta: { value: meta } }) as OutgoingRequest;
   }
 
   /** Sends queued calls while endpoints have room. */
@@ -608,10 +643,26 @@ export class WorkerConnection<Api = UntypedApi> {
     }
   }
 
-  /** Stops counting an attempt in flight. */
-  private endAttempt(attempt: Attempt, ok: boolean): void {
+  /**
+   * Stops counting an attempt in flight; its span ends with `outcome` (the error it failed with,
+   * or `cancelled` for a hedge that lost or an attempt the call no longer waits for).
+   */
+  private endAttempt(
+    attempt: Attempt,
+    ok: boolean,
+    outcome: WorkerRpcError | 'cancelled' | undefined = ok ? undefined : 'cancelled',
+  ): void {
     if (attempt.ended) return;
     attempt.ended = true;
+    if (attempt.span !== undefined) {
+      if (outcome === 'cancelled') {
+        attempt.span.setAttributes({ 'x.outcome': 'cancelled' });
+        attempt.span.end();
+      } else {
+        attempt.span.setAttributes({ 'x.outcome': outcome === undefined ? 'ok' : outcome.code });
+        attempt.span.end(outcome);
+      }
+    }
     if (attempt.timer) {
       this.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
@@ -626,7 +677,7 @@ export class WorkerConnection<Api = UntypedApi> {
 
   private attemptFailed(attempt: Attempt, error: WorkerRpcError): void {
     if (attempt.ended && attempt.call.done) return;
-    this.endAttempt(attempt, false);
+    this.endAttempt(attempt, false, error);
     attempt.sink.fail(attempt.call, error);
     this.pump();
   }
@@ -660,9 +711,16 @@ export class WorkerConnection<Api = UntypedApi> {
       if (attempt.ended) continue;
       if (error === undefined && call.attempts.length > 1)
         attempt.endpoint.channel.cancel(call.asAttempt(attempt.n));
-      this.endAttempt(attempt, error === undefined);
+      this.endAttempt(attempt, error === undefined, error ?? 'cancelled');
     }
     if (call.abortController) call.abortController.abort();
+    if (call.span !== undefined) {
+      call.span.setAttributes({
+        'x.outcome': error === undefined ? 'ok' : error.code,
+        'x.attempts': call.attempts.length,
+      });
+      call.span.end(error);
+    }
     if (this.metrics) {
       const outcome = error ? error.code : 'OK';
       this.metrics.increment('worker_rpc.client.calls', 1, { outcome });

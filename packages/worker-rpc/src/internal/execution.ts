@@ -1,4 +1,4 @@
-import type { TimerHandle } from '@x/resilience';
+import type { TimerHandle, TraceSpan } from '@x/resilience';
 import { isWorkerRpcError, type WireError } from '../errors.js';
 import type { ResolvedHandler } from '../resolveHandler.js';
 import type { IncomingRequest } from '../workerTransport.js';
@@ -28,6 +28,8 @@ export class Execution {
   /** Takes the execution out of the bulkhead's queue (aborted when it finishes while queued). */
   wait: AbortController | undefined;
   startedAt = 0;
+  /** The `server` span of this handled call, when traced. */
+  span: TraceSpan | undefined;
 
   constructor(
     first: IncomingRequest,
