@@ -96,6 +96,7 @@ export function createOrdersClient(
   const { dispatcher } = deps;
   const retryBudget = new RetryBudget();
   const versions = new Map<string, VersionCall>();
+  const base = frontDoorUrl.replace(/\/+$/, '');
   const keys = new Map<VersionCall, string>();
   let names: readonly string[];
   try {
@@ -108,7 +109,7 @@ export function createOrdersClient(
     const key = version === '' ? module : `${module}/${version}`;
     const call: VersionCall = faultTolerant(
       async (c: Call, id: string, headers: Record<string, string>): Promise<OrderLookup> => {
-        const res = await c.http.request('GET', `/orders/${encodeURIComponent(id)}`, {
+        const res = await c.http.request('GET', `${base}/orders/${encodeURIComponent(id)}`, {
           headers: host === undefined ? headers : { ...headers, host },
         });
         if (res.status === 404) {
@@ -118,8 +119,10 @@ export function createOrdersClient(
         return { found: true, source: 'live', order: await res.json<Order>() };
       },
       {
+        // no load balancer: one front door, and the breaker is keyed by the version
+        // (`orders/v1`), a name every replica shares (with a shared store), not by this
+        // replica's loopback port
         dependencyId: key,
-        loadBalancer: [frontDoorUrl],
         timeout: config.timeoutMs,
         retryAttempts: config.retries,
         retryBudget,

@@ -23,19 +23,16 @@ export interface RedisSharedStores extends SharedStores {
 /**
  * With `REDIS_URL`, the replicas share their breakers (`redisBreakerStore`: a circuit one replica
  * opens is open on the others within milliseconds, through pub/sub) over one connection of their
- * own, which never queues commands while Redis is down (every store is local-first).
+ * own; every store is local-first, so a Redis outage never delays or fails a request.
  */
 export function redisSharedStores(
   url: string,
   prefix: string,
   onError: (error: Error) => void,
 ): RedisSharedStores {
-  const redis = new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-  });
+  // the offline queue stays on: the breaker store's subscriber (a duplicate of this connection)
+  // must be able to SUBSCRIBE before it is connected; the stores themselves never wait for Redis
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', onError);
   const breakerStore = redisBreakerStore(redis, { prefix: `${prefix}:breakers`, onError });
   return {
