@@ -97,7 +97,7 @@ export type {
   HeaderList,
   HeadersInput,
   BodyInput,
-  Target,
+  DispatchTarget,
   DispatchRequest,
   ResponseTuple,
   RequestKind,

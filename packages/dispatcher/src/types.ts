@@ -19,14 +19,14 @@ export type BodyInput =
   string | Uint8Array | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | null | undefined;
 
 /** Where a request should go; every field is optional (GAE `module_name`, `version`, `instance_id`). */
-export interface Target {
+export interface DispatchTarget {
   readonly module?: ModuleName;
   readonly version?: VersionId;
   readonly instance?: InstanceId;
 }
 
 /** A request handed to `addRequest`, `addAsyncRequest` or `explain`. */
-export interface DispatchRequest extends Target {
+export interface DispatchRequest extends DispatchTarget {
   /** HTTP method. Default `'GET'`. */
   readonly method?: string;
   /** Path and query (GAE `relative_url`), e.g. `/api/items?limit=2`. */

@@ -170,7 +170,7 @@ export class BrokerUnavailableError extends RoutesError {
  * `deadline`) passed before the route finished, or before it started (`started: false`): nobody
  * waits for the result any more. Terminal (never retried): HTTP 504, a queue dead-letters it.
  */
-export class DeadlineExceededError extends RoutesError {
+export class MessageDeadlineError extends RoutesError {
   readonly status = 504;
   constructor(
     /** Whether the target had started when the deadline passed. */

@@ -145,7 +145,7 @@ export {
 // Errors
 export {
   RoutesError,
-  DeadlineExceededError,
+  MessageDeadlineError,
   RouteConfigError,
   RouteStoppedError,
   TranslationError,

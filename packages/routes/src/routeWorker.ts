@@ -6,7 +6,7 @@ import {
   type TimeoutPolicy,
 } from '@x/resilience';
 import type { Dependency } from './dependency.js';
-import { DeadlineExceededError, DependencyError } from './errors.js';
+import { MessageDeadlineError, DependencyError } from './errors.js';
 import type { Meta } from './outcome.js';
 import type { RouteRuntime } from './routeRuntime.js';
 import { isThenable } from './translator.js';
@@ -166,7 +166,7 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
     const deadline = this.messageDeadline;
     // a message whose caller stopped waiting is not run
     if (deadline <= this.startedAt)
-      return Promise.resolve(this.settle(undefined, new DeadlineExceededError(false), true));
+      return Promise.resolve(this.settle(undefined, new MessageDeadlineError(false), true));
     let pending: unknown;
     try {
       let policy = this.timeoutPolicy;
@@ -210,7 +210,7 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
       this.messageDeadline !== Infinity &&
       this.messageDeadline <= this.route.clock.now()
     )
-      error = new DeadlineExceededError(true, undefined, { cause: error });
+      error = new MessageDeadlineError(true, undefined, { cause: error });
     if (failed) {
       this.error = error;
       this.failed = true;

@@ -9,7 +9,7 @@ import {
 import { parseHostHeader, type HostHeaderMatch } from '../hostHeader.js';
 import type { ModuleSource, RouteDecision, VersionSource } from '../routeDecision.js';
 import { bucketOf, type CompiledSplit } from '../trafficSplit.js';
-import type { HeaderList, Target } from '../types.js';
+import type { DispatchTarget, HeaderList } from '../types.js';
 import type { VersionPool } from './versionPool.js';
 
 /** A module as the router sees it. */
@@ -28,7 +28,7 @@ export interface RouteInput {
   readonly sourceIp: string;
   /** Headers, for `stickyBy` functions (read lazily). */
   readonly headers: () => HeaderList;
-  readonly target: Target | undefined;
+  readonly target: DispatchTarget | undefined;
 }
 
 /** Routing state that hot reload swaps as a whole. */
