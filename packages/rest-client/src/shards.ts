@@ -594,7 +594,8 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         `multicast mode must be 'all' or 'settled', got ${JSON.stringify(mode)}`,
       );
     const wanted = [...new Set(keys)];
-    if (!callTracer.enabled) return this.multicastRounds<T>(wanted, method, path, options, undefined);
+    if (!callTracer.enabled)
+      return this.multicastRounds<T>(wanted, method, path, options, undefined);
     // Traced: one span per multicast (its keys), each host's try a child span naming its keys.
     const span = callTracer.start(`multicast ${method}`, {
       attributes: { 'http.request.method': method, ...shardKeyAttributes(wanted) },

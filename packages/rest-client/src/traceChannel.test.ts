@@ -21,15 +21,13 @@ const echo = (req: RecordedRequest) => ({
 describe('rest-client traces without a tracer provider', () => {
   it('sends no traceparent and starts nothing', async () => {
     const s = track(await startTestServer(echo));
-    const r = track(new Resource(s.url, { health: false }));
+    const r = track(new Resource(s.url));
     expect(await r.get('/a')).toEqual({ traceparent: null, keys: [] });
   });
 
   it('publishes each try on the x:rest-client:request tracing channel', async () => {
     const s = track(await startTestServer([{ status: 503 }, { status: 200 }]));
-    const r = track(
-      new Resource(s.url, { health: false, retry: { maxRetries: 2, backoff: constantBackoff(1) } }),
-    );
+    const r = track(new Resource(s.url, { retry: { maxRetries: 2, backoff: constantBackoff(1) } }));
     const seen: TraceMessage[] = [];
     const calls: TraceMessage[] = [];
     const channel = tracingChannel<TraceMessage>('x:rest-client:request');

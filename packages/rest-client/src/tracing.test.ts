@@ -61,7 +61,6 @@ describe('rest-client traces with an OpenTelemetry SDK', () => {
     );
     const r = track(
       new Resource(s.url.replace('//', '//user:secret@'), {
-        health: false,
         retry: { maxRetries: 2, backoff: constantBackoff(1) },
       }),
     );
@@ -89,14 +88,12 @@ describe('rest-client traces with an OpenTelemetry SDK', () => {
     expect(String(first.attributes['url.full'])).not.toContain('secret');
     expect(second.attributes['http.request.resend_count']).toBe(1);
     // The server continues the trace of the try that reached it.
-    expect(body.tp).toBe(
-      `00-${second.spanContext().traceId}-${second.spanContext().spanId}-01`,
-    );
+    expect(body.tp).toBe(`00-${second.spanContext().traceId}-${second.spanContext().spanId}-01`);
   });
 
   it('marks a failed try with error.type', async () => {
     const s = track(await startTestServer({ reset: true }));
-    const r = track(new Resource(s.url, { health: false, retry: false }));
+    const r = track(new Resource(s.url, { retry: false }));
     await expect(r.get('/down')).rejects.toThrow();
     const [only] = exporter.getFinishedSpans();
     expect(only!.name).toBe('GET');
@@ -107,7 +104,12 @@ describe('rest-client traces with an OpenTelemetry SDK', () => {
   it('gives a broadcast over N hosts one parent span with N client spans', async () => {
     const servers = await startTestServers(3, echo);
     servers.forEach(track);
-    const r = track(new Resources(servers.map(s => s.url), { health: false }));
+    const r = track(
+      new Resources(
+        servers.map(s => s.url),
+        { health: false },
+      ),
+    );
     const result = await inSpan(() => r.broadcast('GET', '/all'));
     expect(result.responses.size).toBe(3);
     const spans = exporter.getFinishedSpans();
