@@ -5,7 +5,7 @@ import { route } from './route.js';
 
 describe('routes traces without a tracer provider', () => {
   it('publishes each execution on the x:routes:execute tracing channel', async () => {
-    const r = route({ metricLabel: 'chan', target: (n: number) => n * 2 });
+    const r = route({ metricLabel: 'chan', target: (n: unknown) => (n as number) * 2 });
     await r.start();
     const seen: TraceMessage[] = [];
     const channel = tracingChannel<TraceMessage>('x:routes:execute');

@@ -131,7 +131,7 @@ describe('routes traces with an OpenTelemetry SDK', () => {
   });
 
   it('an in-process call is an internal span, child of the caller span', async () => {
-    const r = track(route({ metricLabel: 'inproc', target: (n: number) => n + 1 }));
+    const r = track(route({ metricLabel: 'inproc', target: (n: unknown) => (n as number) + 1 }));
     await r.start();
     await trace.getTracer('test').startActiveSpan('caller', async caller => {
       const outcome = await r.startRoute('id', 1);
