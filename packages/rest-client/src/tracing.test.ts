@@ -101,6 +101,30 @@ describe('rest-client traces with an OpenTelemetry SDK', () => {
     expect(only!.status.code).toBe(2);
   });
 
+  it('traces a hedge: both tries under the call span, the hedge as its event, the loser cancelled', async () => {
+    const [slow, fast] = await startTestServers(2, { body: { from: 'fast' } });
+    track(slow!);
+    track(fast!);
+    slow!.setScript({ delayMs: 2_000, body: { from: 'slow' } });
+    const r = track(
+      new Resources([slow!.url, fast!.url], {
+        priority: host => (host === slow!.url ? 0 : 1),
+        hedge: { delay: 30, maxExtraLoad: 1 },
+      }),
+    );
+    await expect(inSpan(() => r.get('/read'))).resolves.toEqual({ from: 'fast' });
+    const spans = exporter.getFinishedSpans();
+    const call = spans.find(x => x.name === 'call GET')!;
+    expect(call.events.map(e => [e.name, e.attributes?.['server.address']])).toEqual([
+      ['hedge', fast!.url],
+    ]);
+    const tries = spans.filter(x => x.name === 'GET');
+    expect(tries).toHaveLength(2);
+    expect(tries.every(t => parentOf(t) === call.spanContext().spanId)).toBe(true);
+    const loser = tries.find(t => String(t.attributes['url.full']).startsWith(slow!.url))!;
+    expect(loser.attributes['error.type']).toBe('ABORTED');
+  });
+
   it('gives a broadcast over N hosts one parent span with N client spans', async () => {
     const servers = await startTestServers(3, echo);
     servers.forEach(track);
