@@ -178,13 +178,17 @@ describeRedis('BullMQ jobs traced with bullmq-otel', () => {
     expect(span.attributes['x.outcome']).toBe('ok');
     // bullmq-otel's producer (the add) and consumer (the process) spans are in the same trace,
     // the route's span inside the consumer's.
-    const bull = exporter
-      .getFinishedSpans()
-      .filter(
-        s =>
-          s.instrumentationScope.name === 'routes-test' &&
-          s.spanContext().traceId === producerTrace,
-      );
+    const bullSpans = () =>
+      exporter
+        .getFinishedSpans()
+        .filter(
+          s =>
+            s.instrumentationScope.name === 'routes-test' &&
+            s.spanContext().traceId === producerTrace,
+        );
+    // The consumer span ends once the processor returned: after the route's span.
+    await waitFor(() => bullSpans().some(s => s.kind === 4));
+    const bull = bullSpans();
     expect(bull.map(s => s.kind)).toEqual(expect.arrayContaining([3, 4]));
     const consumer = bull.find(s => s.kind === 4)!;
     expect(parentOf(span)).toBe(consumer.spanContext().spanId);
