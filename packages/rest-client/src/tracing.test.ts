@@ -6,7 +6,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { constantBackoff } from '@x/resilience';
-import { startTestServer, startTestServers, type RecordedRequest } from '@x/testkit';
+import { startTestServer, startTestServers, waitFor, type RecordedRequest } from '@x/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Resource } from './resource.js';
 import { Resources } from './resources.js';
@@ -89,6 +89,21 @@ describe('rest-client traces with an OpenTelemetry SDK', () => {
     expect(second.attributes['http.request.resend_count']).toBe(1);
     // The server continues the trace of the try that reached it.
     expect(body.tp).toBe(`00-${second.spanContext().traceId}-${second.spanContext().spanId}-01`);
+  });
+
+  it('traces a stream try until its body is read, and sends traceparent', async () => {
+    const s = track(await startTestServer(echo));
+    const r = track(new Resource(s.url));
+    const response = await r.stream('GET', '/file');
+    expect(exporter.getFinishedSpans()).toHaveLength(0); // open while the body is
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.body) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString()) as { traceparent: string };
+    await waitFor(() => exporter.getFinishedSpans().length === 1);
+    const [span] = exporter.getFinishedSpans() as [ReadableSpan];
+    expect(span.name).toBe('GET');
+    expect(span.attributes['http.response.status_code']).toBe(200);
+    expect(body.traceparent).toContain(span.spanContext().spanId);
   });
 
   it('marks a failed try with error.type', async () => {
