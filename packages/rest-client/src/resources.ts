@@ -1,4 +1,4 @@
-import { leastLoaded, systemClock, type Balancer } from '@x/resilience';
+import { leastLoaded, systemClock, type Balancer, type TraceSpan } from '@x/resilience';
 import { CachedClock } from './internal/cachedClock.js';
 import type { BroadcastMode, BroadcastResult } from './broadcastResult.js';
 import type { RestCallOptions } from './restCallOptions.js';
@@ -286,10 +286,26 @@ export class Resources extends EngineClient {
     path: string,
     options?: BroadcastOptions,
   ): Promise<BroadcastResult<T>> {
+    return this.broadcastTraced<T>(method, path, options, undefined, undefined);
+  }
+
+  /**
+   * {@link broadcast} under a caller's span (`Shards.multicast`), its tries' spans naming the
+   * shard keys asked. @internal
+   */
+  broadcastTraced<T = unknown>(
+    method: string,
+    path: string,
+    options: BroadcastOptions | undefined,
+    parent: TraceSpan | undefined,
+    shardKeys: readonly unknown[] | undefined,
+  ): Promise<BroadcastResult<T>> {
     let spec;
     let hosts: readonly HostPool[];
     try {
       spec = buildSpec(this.defaults, method, path, options);
+      if (parent !== undefined) spec.trace = parent;
+      if (shardKeys !== undefined) spec.shardKeys = shardKeys;
       hosts =
         options?.hosts === undefined ? this.engine.hosts.slice() : this.resolve(options.hosts);
     } catch (error) {

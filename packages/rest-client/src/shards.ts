@@ -1,4 +1,5 @@
-import { systemClock, type Clock } from '@x/resilience';
+import { systemClock, type Clock, type TraceSpan } from '@x/resilience';
+import { callTracer, shardKeyAttributes } from './internal/requestTracer.js';
 import type { BroadcastMode, BroadcastResult, MulticastResult } from './broadcastResult.js';
 import type { RestCallOptions } from './restCallOptions.js';
 import { InvalidCallError, NoHostError, type RestClientError } from './errors.js';
@@ -587,12 +588,37 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     path: string | PathFor<K>,
     options: MulticastOptions = {},
   ): Promise<MulticastResult<T, K>> {
-    const { mode = 'all', recover = true, timeout, ...callOptions } = options;
+    const { mode = 'all' } = options;
     if (mode !== 'all' && mode !== 'settled')
       throw new InvalidCallError(
         `multicast mode must be 'all' or 'settled', got ${JSON.stringify(mode)}`,
       );
     const wanted = [...new Set(keys)];
+    if (!callTracer.enabled)
+      return this.multicastRounds<T>(wanted, method, path, options, undefined);
+    // Traced: one span per multicast (its keys), each host's try a child span naming its keys.
+    const span = callTracer.start(`multicast ${method}`, {
+      attributes: { 'http.request.method': method, ...shardKeyAttributes(wanted) },
+    });
+    try {
+      const result = await this.multicastRounds<T>(wanted, method, path, options, span);
+      span?.setAttributes({ 'x.hosts': result.hosts.length });
+      span?.end();
+      return result;
+    } catch (error) {
+      span?.end(error);
+      throw error;
+    }
+  }
+
+  private async multicastRounds<T>(
+    wanted: K[],
+    method: string,
+    path: string | PathFor<K>,
+    options: MulticastOptions,
+    span: TraceSpan | undefined,
+  ): Promise<MulticastResult<T, K>> {
+    const { mode = 'all', recover = true, timeout, ...callOptions } = options;
     const responses = new Map<string, Response<T>>();
     const failures = new Map<string, RestClientError>();
     const assignment = new Map<K, string>();
@@ -638,6 +664,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       }
       const hosts = [...toAsk.keys()];
       asked.push(...hosts);
+      if (round > 0) span?.event('recover', { 'x.round': round, 'x.hosts': hosts.length });
       const remainingMs =
         deadline === Infinity ? undefined : Math.max(1, deadline - this.clock.now());
       const results = await Promise.all(
@@ -647,12 +674,18 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
           // the request: a membership change may renumber the hosts meanwhile.
           const origin = this.hostList[this.indexOfHost(host)!]!;
           return this.resources
-            .broadcast<T>(method, hostPath, {
-              ...callOptions,
-              ...roundTimeout(timeout, remainingMs),
-              hosts: [host],
-              mode: 'settled',
-            })
+            .broadcastTraced<T>(
+              method,
+              hostPath,
+              {
+                ...callOptions,
+                ...roundTimeout(timeout, remainingMs),
+                hosts: [host],
+                mode: 'settled',
+              },
+              span,
+              span === undefined ? undefined : toAsk.get(host),
+            )
             .then(r => ({
               host,
               response: r.responses.get(origin),

@@ -54,6 +54,14 @@ export interface BullmqEntrypointOptions {
    * never held offline), it rejects with `BROKER_UNAVAILABLE`. Default 5 000 ms.
    */
   readonly commandTimeoutMs?: number;
+  /**
+   * BullMQ's `telemetry` option, handed to this entrypoint's queue and worker: give
+   * `new BullMQOtel('my-service')` (the maintained `bullmq-otel` package) and, with an
+   * OpenTelemetry SDK started, `publish()` makes a producer span and carries its context in the
+   * job, and each job is processed in a consumer span of the same trace, the route's span inside
+   * it. Default none.
+   */
+  readonly telemetry?: BullMQ.Telemetry;
 }
 
 /** Options of {@link BullmqEntrypoint.publish}. */
@@ -157,6 +165,7 @@ const KEYS = [
   'keepCompleted',
   'keepFailed',
   'name',
+  'telemetry',
   'startTimeoutMs',
   'commandTimeoutMs',
 ];
@@ -315,6 +324,7 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
     const base = {
       connection: this.queueConnection as BullMQ.ConnectionOptions,
       prefix: this.options.prefix ?? 'bull',
+      ...(this.options.telemetry === undefined ? {} : { telemetry: this.options.telemetry }),
     };
     const onError = (error: Error) => {
       this.lastConnectionError = error;
@@ -416,6 +426,7 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
       maxStalledCount: o.maxStalledCount ?? 1,
       removeOnComplete: { count: o.keepCompleted ?? 1000 },
       removeOnFail: { count: o.keepFailed ?? 1000 },
+      ...(o.telemetry === undefined ? {} : { telemetry: o.telemetry }),
     });
     worker.on('error', err => {
       this.lastConnectionError = err;
@@ -465,7 +476,9 @@ export class BullmqEntrypoint<M = unknown> implements Entrypoint<M> {
         job,
         message,
         data.meta,
-        signal ? { entrypoint: this, signal, ...deadline } : { entrypoint: this, ...deadline },
+        signal
+          ? { entrypoint: this, spanKind: 'consumer', signal, ...deadline }
+          : { entrypoint: this, spanKind: 'consumer', ...deadline },
       );
     } catch (error) {
       outcome = { kind: 'cancelled', reason: error, started: false, attempts: 0, meta: data.meta };

@@ -1,4 +1,4 @@
-import type { Clock, Logger, Metrics, Tags } from '@x/resilience';
+import type { Clock, Logger, Metrics, Tags, TraceCarrier } from '@x/resilience';
 import type { Meta, Outcome } from './outcome.js';
 
 /** One delivery of a message to a route: what the overridable route steps receive. */
@@ -47,6 +47,13 @@ export interface StartRouteOptions {
    * deadline passed before it ran settles as a terminal `DEADLINE_EXCEEDED` failure, not run.
    */
   readonly deadline?: number;
+  /**
+   * The span kind of this execution when traced: `server` (HTTP), `consumer` (queues) or
+   * `internal` (default: in-process, timers).
+   */
+  readonly spanKind?: 'server' | 'consumer' | 'internal';
+  /** Incoming W3C trace context (`traceparent`, `tracestate` headers) the execution continues. */
+  readonly traceContext?: TraceCarrier;
 }
 
 /** What an entrypoint sees of the route it feeds. */

@@ -374,6 +374,8 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
       .startRoute(exchange, message, meta, {
         entrypoint: this,
         onAbort: a => (abort = a),
+        spanKind: 'server',
+        traceContext: req.headers,
         ...(deadline === undefined ? {} : { deadline }),
       })
       .then(

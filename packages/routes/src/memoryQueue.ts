@@ -248,7 +248,10 @@ export class MemoryQueue<M = unknown> implements Entrypoint<M> {
       this.active++;
       let pending: Promise<Outcome>;
       try {
-        pending = route.startRoute(record, record.message, record.meta, { entrypoint: this });
+        pending = route.startRoute(record, record.message, record.meta, {
+          entrypoint: this,
+          spanKind: 'consumer',
+        });
       } catch (error) {
         pending = Promise.reject(error);
       }

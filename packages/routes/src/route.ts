@@ -34,6 +34,7 @@ import type {
   SuccessOutcome,
 } from './outcome.js';
 import { RunnerContext } from './runnerContext.js';
+import { outcomeAttributes, routeTracer } from './routeTracer.js';
 import {
   compileTranslators,
   isThenable,
@@ -437,16 +438,29 @@ export class Route<
     task.settle = this.settler;
     task.route = this;
     let running: Promise<Outcome<R>>;
+    if (routeTracer.enabled) {
+      const span = routeTracer.start(`route ${this.label}`, {
+        kind: options?.spanKind ?? 'internal',
+        parent: options?.traceContext,
+        attributes: { 'x.route': this.label, 'x.entrypoint': options?.entrypoint?.name },
+      });
+      task.span = span;
+      // The target runs inside the span: the spans it starts (HTTP calls, jobs) are its children.
+      running = span ? span.run(() => this.execute(task, args)) : this.execute(task, args);
+    } else running = this.execute(task, args);
+    running.then(task.finish, task.fail);
+    return outcome as Promise<Outcome<R>>;
+  }
+
+  private execute(task: Task, args: In): Promise<Outcome<R>> {
     try {
       const made = this.getWorkerInstance(args, task.meta, task);
-      running = isThenable(made)
+      return isThenable(made)
         ? Promise.resolve(made).then(worker => this.runWorker(task, worker))
         : this.runWorker(task, made);
     } catch (error) {
-      running = Promise.reject(error);
+      return Promise.reject(error);
     }
-    running.then(task.finish, task.fail);
-    return outcome as Promise<Outcome<R>>;
   }
 
   /** Settles a task once (its outcome, or `cancelled` when killed first). */
@@ -455,6 +469,11 @@ export class Route<
     task.done = true;
     this.tasks.delete(task);
     task.dispose();
+    const span = task.span;
+    if (span !== undefined) {
+      span.setAttributes(outcomeAttributes(outcome));
+      span.end(outcome.kind === 'failure' ? outcome.error : undefined);
+    }
     if (this.events.active)
       this.events.emit({ type: 'outcome', entryId: task.entryId, at: this.clock.now(), outcome });
     task.resolve(outcome);
@@ -604,6 +623,11 @@ export class Route<
     mode: 'sync' | 'async',
   ): void {
     this.metrics.increment('route.retries', 1, this.metricTags);
+    task.span?.event('retry', {
+      'x.attempt': attempt,
+      'x.delay_ms': delayMs,
+      'x.retry_mode': mode,
+    });
     if (this.events.active)
       this.events.emit({
         type: 'retry',

@@ -12,6 +12,7 @@ import { CallLink, abortReason } from './callLink.js';
 import type { CallSpec } from './callSpec.js';
 import type { Exchange } from './exchange.js';
 import type { HostPool } from './hostPool.js';
+import { callTracer } from './requestTracer.js';
 
 /** What {@link broadcast} needs from the client (handed in: the engine). */
 export interface BroadcastTries {
@@ -38,6 +39,37 @@ function describeMode(mode: BroadcastMode): string {
  * one try plus the stale-connection replay; no retries.
  */
 export function broadcast(
+  tries: BroadcastTries,
+  spec: CallSpec,
+  hosts: readonly HostPool[],
+  mode: BroadcastMode,
+): Promise<BroadcastResult> {
+  // Traced: one parent span per broadcast over several hosts, one child span per host's try.
+  if (!callTracer.enabled || spec.trace !== undefined || hosts.length < 2)
+    return send(tries, spec, hosts, mode);
+  const span = callTracer.start(`broadcast ${spec.method}`, {
+    attributes: {
+      'http.request.method': spec.method,
+      'url.path': spec.path,
+      'x.hosts': hosts.length,
+      'x.mode': typeof mode === 'object' ? `quorum(${mode?.quorum})` : String(mode),
+    },
+  });
+  if (span === undefined) return send(tries, spec, hosts, mode);
+  spec.trace = span;
+  return send(tries, spec, hosts, mode).then(
+    result => {
+      span.end();
+      return result;
+    },
+    (error: unknown) => {
+      span.end(error);
+      throw error;
+    },
+  );
+}
+
+function send(
   tries: BroadcastTries,
   spec: CallSpec,
   hosts: readonly HostPool[],

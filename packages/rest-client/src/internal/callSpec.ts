@@ -1,3 +1,4 @@
+import type { TraceSpan } from '@x/resilience';
 import type { DecodeMode } from '../restCallOptions.js';
 
 /** Methods whose repetition cannot repeat a side effect (RFC 9110 §9.2.2). */
@@ -31,4 +32,8 @@ export interface CallSpec {
   deadline: number;
   readonly retry: boolean;
   readonly hedge: boolean;
+  /** The span of the logical call (retries, hedges, broadcast), parent of its tries' spans. */
+  trace?: TraceSpan;
+  /** Shard keys this call asks for (`Shards.multicast`), for its tries' spans. */
+  shardKeys?: readonly unknown[];
 }

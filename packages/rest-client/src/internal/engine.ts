@@ -10,6 +10,7 @@ import {
   type Clock,
   type RetryPolicy,
   type Tags,
+  type TraceSpan,
 } from '@x/resilience';
 import { setMaxListeners } from 'node:events';
 import type { Dispatcher, Pool } from 'undici';
@@ -41,6 +42,7 @@ import { HostPool } from './hostPool.js';
 import { HostChooser } from './hostChooser.js';
 import { hedgedTry } from './hedgedTry.js';
 import { broadcast } from './broadcast.js';
+import { callTracer, endTrySpan, requestTracer, startTrySpan } from './requestTracer.js';
 import { openStream, type StreamResponse } from './openStream.js';
 import type { EngineConfig } from './engineConfig.js';
 import type { Picker } from './picker.js';
@@ -255,8 +257,35 @@ export class Engine {
 
   // ---------------------------------------------------------------- calls
 
-  /** Runs a call: tries, replay, retries and hedging; resolves to the Response or its value. */
-  async perform(spec: CallSpec, pick: Picker, mode: Mode): Promise<unknown> {
+  /**
+   * Runs a call: tries, replay, retries and hedging; resolves to the Response or its value. When
+   * traced and the call may take several tries, a call span is the parent of their spans.
+   */
+  perform(spec: CallSpec, pick: Picker, mode: Mode): Promise<unknown> {
+    if (
+      !callTracer.enabled ||
+      spec.trace !== undefined ||
+      !((spec.retry && this.config.retry) || (spec.hedge && this.config.hedge))
+    )
+      return this.run(spec, pick, mode);
+    const span = callTracer.start(`call ${spec.method}`, {
+      attributes: { 'http.request.method': spec.method, 'url.path': spec.path },
+    });
+    if (span === undefined) return this.run(spec, pick, mode);
+    spec.trace = span;
+    return this.run(spec, pick, mode).then(
+      out => {
+        span.end();
+        return out;
+      },
+      (error: unknown) => {
+        span.end(error);
+        throw error;
+      },
+    );
+  }
+
+  private async run(spec: CallSpec, pick: Picker, mode: Mode): Promise<unknown> {
     if (this.closed) throw new ClosedError({ method: spec.method, path: spec.path });
     const startedAt = this.now();
     spec.startedAt = startedAt;
@@ -347,6 +376,12 @@ export class Engine {
         else next = pick(undefined);
         if (next === undefined) return this.giveUp(undefined, error, response, mode, attempts);
         host.retries++;
+        spec.trace?.event('retry', {
+          'x.attempt': attempts,
+          'server.address': next.origin,
+          'x.delay_ms': delay,
+          'error.type': error.code,
+        });
         this.emit({
           type: 'retry',
           host: host.origin,
@@ -473,7 +508,24 @@ export class Engine {
    * when this client stops waiting. A smaller budget set by the caller wins.
    * @internal
    */
-  wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined {
+  wireHeaders(
+    spec: CallSpec,
+    ex: Exchange,
+    span?: TraceSpan,
+  ): Readonly<Record<string, string>> | undefined {
+    if (span !== undefined) {
+      const headers = this.deadlineHeaders(spec, ex);
+      const out = { ...headers };
+      span.inject(out);
+      return out;
+    }
+    return this.deadlineHeaders(spec, ex);
+  }
+
+  private deadlineHeaders(
+    spec: CallSpec,
+    ex: Exchange,
+  ): Readonly<Record<string, string>> | undefined {
     if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
     let remainingMs = ex.at - this.now();
     const own = spec.headers?.[DEADLINE_HEADER];
@@ -579,11 +631,12 @@ export class Engine {
     let failure: RestClientError | undefined;
     let afterHeaders = false;
     let end = 0;
+    const span = requestTracer.enabled ? startTrySpan(spec, ex) : undefined;
     try {
       const data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
-        headers: this.wireHeaders(spec, ex),
+        headers: this.wireHeaders(spec, ex, span),
         body: spec.body,
         signal: ex,
       });
@@ -618,6 +671,7 @@ export class Engine {
       this.deadlines.remove(ex);
       limiter?.release();
       this.finish(host, start, status, failure, end);
+      if (span !== undefined) endTrySpan(span, status, failure);
     }
   }
 

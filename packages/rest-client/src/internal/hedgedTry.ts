@@ -40,6 +40,7 @@ export async function hedgedTry(
         if (context.attempt > 0) {
           host = pick(used) ?? first;
           tries.hedgeLaunched(host, context.attempt);
+          spec.trace?.event('hedge', { 'x.hedge': context.attempt, 'server.address': host.origin });
         }
         used.push(host);
         const ex = new Exchange(spec, host.origin, attempt);

@@ -1,9 +1,10 @@
-import type { TimerQueue } from '@x/resilience';
+import type { TimerQueue, TraceSpan } from '@x/resilience';
 import type { Readable } from 'node:stream';
 import { ClosedError, isRestClientError, type RestClientError } from '../errors.js';
 import type { ResponseHeaders } from '../restResponse.js';
 import { CallLink, abortReason } from './callLink.js';
 import type { CallSpec } from './callSpec.js';
+import { endTrySpan, requestTracer, startTrySpan } from './requestTracer.js';
 import { toRestClientError, type FailureContext } from './errorMapping.js';
 import { Exchange } from './exchange.js';
 import type { HostPool } from './hostPool.js';
@@ -25,7 +26,11 @@ export interface StreamTries {
   now(): number;
   readonly deadlines: TimerQueue;
   readonly failureContext: FailureContext;
-  wireHeaders(spec: CallSpec, ex: Exchange): Readonly<Record<string, string>> | undefined;
+  wireHeaders(
+    spec: CallSpec,
+    ex: Exchange,
+    span?: TraceSpan,
+  ): Readonly<Record<string, string>> | undefined;
   /** A try goes on the wire (load, probe bookkeeping). */
   started(host: HostPool): void;
   /** A try ended (load, health, metrics). */
@@ -67,12 +72,14 @@ export async function openStream(
     ex.at = at;
     tries.deadlines.insert(ex);
     tries.started(host);
+    // Traced: a client span per try, ended when the caller's body closes.
+    const span = requestTracer.enabled ? startTrySpan(spec, ex) : undefined;
     let data;
     try {
       data = await ex.request(host.pool, {
         method: spec.method,
         path: spec.path,
-        headers: tries.wireHeaders(spec, ex),
+        headers: tries.wireHeaders(spec, ex, span),
         body: spec.body,
         signal: ex,
       });
@@ -83,6 +90,7 @@ export async function openStream(
           ? ex.reason
           : toRestClientError(error, ex.info(), false, tries.failureContext);
       tries.finish(host, start, 0, failure);
+      if (span !== undefined) endTrySpan(span, 0, failure);
       if (
         attempt === 1 &&
         failure.code === 'SOCKET' &&
@@ -109,6 +117,7 @@ export async function openStream(
           : toRestClientError(body.errored, ex.info(), true, tries.failureContext)
         : undefined;
       tries.finish(host, start, status, failure);
+      if (span !== undefined) endTrySpan(span, status, failure);
     });
     return {
       host: host.origin,

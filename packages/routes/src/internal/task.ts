@@ -1,6 +1,7 @@
 import type { Entrypoint } from '../entrypoint.js';
 import type { Meta, Outcome } from '../outcome.js';
 import type { Delivery } from '../entrypoint.js';
+import type { TraceSpan } from '@x/resilience';
 
 /**
  * One delivery in flight inside a route: the {@link Delivery} the overridable steps see, plus the
@@ -20,6 +21,8 @@ export class Task implements Delivery {
   /** Latest metadata and attempt count (for the cancelled outcome). */
   meta: Meta;
   attempts = 0;
+  /** The execution's span, when traced. */
+  span: TraceSpan | undefined = undefined;
   /** Set by the route: settles this task once. */
   settle: (task: Task, outcome: Outcome) => void = () => {};
   resolve: (outcome: Outcome) => void = () => {};
