@@ -57,7 +57,9 @@ describe('the gateway and its instances export spans to OTEL_EXPORTER_OTLP_ENDPO
     });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    const [span] = await receiver.waitForSpans(s => s.traceId === parent.traceId);
+    const [span] = await receiver.waitForSpans(
+      s => s.traceId === parent.traceId && s.name === 'GET /api/search',
+    );
     expect(span).toMatchObject({
       service: 'gateway-under-test',
       name: 'GET /api/search',
@@ -71,6 +73,27 @@ describe('the gateway and its instances export spans to OTEL_EXPORTER_OTLP_ENDPO
       },
     });
     expect(receiver.requests.json).toBeGreaterThan(0);
+    // the fan-out: rest-client try spans in the gateway, each continued by a catalog instance
+    const catalogs = await receiver.waitForSpans(
+      s => s.traceId === parent.traceId && s.service === 'x-catalog',
+      2,
+    );
+    const inTrace = receiver.spans.filter(s => s.traceId === parent.traceId);
+    const byId = new Map(inTrace.map(s => [s.spanId, s]));
+    const tries = catalogs.map(c => byId.get(c.parentSpanId));
+    for (const t of tries) {
+      expect(t?.service).toBe('gateway-under-test');
+      expect(t?.kind).toBe(3); // CLIENT
+    }
+    // at least two instances (two ports) served the search, all in the caller's one trace
+    expect(new Set(tries.map(t => t!.attributes['server.port'])).size).toBeGreaterThanOrEqual(2);
+    // and every gateway span of the search descends from the edge span
+    const root = (s: (typeof inTrace)[number]): string => {
+      let cur = s;
+      while (byId.has(cur.parentSpanId)) cur = byId.get(cur.parentSpanId)!;
+      return cur.spanId;
+    };
+    for (const c of catalogs) expect(root(c)).toBe(span!.spanId);
   });
 
   it('carries the trace through the front door into the instance that served the request', async () => {
@@ -80,11 +103,38 @@ describe('the gateway and its instances export spans to OTEL_EXPORTER_OTLP_ENDPO
     });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    const spans = await receiver.waitForSpans(s => s.traceId === parent.traceId, 2);
-    const services = spans.map(s => s.service).sort();
-    expect(services).toEqual(['gateway-under-test', 'x-catalog']);
+    // the gateway's edge span → the front door's span → the catalog instance's span
+    const spans = await receiver.waitForSpans(s => s.traceId === parent.traceId, 3);
+    const edge = spans.find(s => s.service === 'gateway-under-test' && s.name === 'GET /*')!;
+    const door = spans.find(s => s.service === 'gateway-under-test' && s.name === 'GET catalog')!;
     const instance = spans.find(s => s.service === 'x-catalog')!;
+    expect(edge.parentSpanId).toBe(parent.spanId);
+    expect(door.parentSpanId).toBe(edge.spanId);
+    expect(door.attributes['x.module']).toBe('catalog');
+    expect(instance.parentSpanId).toBe(door.spanId);
     expect(instance.kind).toBe(2);
     expect(instance.attributes['url.path']).toBe('/catalog/info');
+  });
+
+  it('carries the trace into the report worker that ran /api/reports', async () => {
+    const parent = traceparent();
+    const res = await fetch(`${gateway.url}api/reports`, {
+      method: 'POST',
+      headers: { traceparent: parent.header, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'sales', rows: 3 }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const [worker] = await receiver.waitForSpans(
+      s => s.traceId === parent.traceId && s.service === 'x-reports',
+    );
+    const inTrace = receiver.spans.filter(s => s.traceId === parent.traceId);
+    const attempt = inTrace.find(s => s.spanId === worker!.parentSpanId);
+    expect(worker!.kind).toBe(2); // SERVER
+    expect(attempt?.service).toBe('gateway-under-test');
+    expect(attempt?.kind).toBe(3); // CLIENT: the worker-rpc attempt
+    expect(
+      inTrace.some(s => s.name === 'POST /api/reports' && s.parentSpanId === parent.spanId),
+    ).toBe(true);
   });
 });

@@ -25,7 +25,11 @@ export interface TraceStartOptions {
   /** OpenTelemetry span kind. Default `internal`. */
   readonly kind?: 'internal' | 'client' | 'server' | 'producer' | 'consumer';
   readonly attributes?: TraceAttributes;
-  /** Incoming headers to continue a remote trace from (W3C `traceparent`). Default: the active context. */
+  /**
+   * The parent: a span, or incoming headers to continue a remote trace from (W3C `traceparent`),
+   * used only when no span is active in this process (an active span is the closer parent).
+   * Default: the active context.
+   */
   readonly parent?: TraceCarrier | TraceSpan;
 }
 
@@ -78,6 +82,9 @@ function parentContext(o: typeof OtelApi, parent: TraceStartOptions['parent']): 
   const active = o.context.active();
   if (parent === undefined) return active;
   if (parent instanceof TraceSpan) return (parent.context as OtelApi.Context | undefined) ?? active;
+  // a span active in this process (the edge's, when a handler is mounted under it) is the closer
+  // parent: incoming headers continue a trace only where nothing in this process traces the request
+  if (o.trace.getSpan(active) !== undefined) return active;
   const extracted = o.propagation.extract(active, parent, {
     get: (carrier, key) => header(carrier, key),
     keys: carrier => Object.keys(carrier),

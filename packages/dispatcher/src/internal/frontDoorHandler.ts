@@ -1,3 +1,4 @@
+import { traceForward } from './frontDoorSpan.js';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -379,6 +380,7 @@ export class FrontDoorHandler {
     const leftMs = deadline.at - this.host.clock.now();
     if (leftMs > 0 && leftMs !== Infinity)
       headers.push(DEADLINE_HEADER, deadlineHeaderValue(leftMs));
+    traceForward(method, url.split('?')[0]!, headers, decision, instance.id, res);
     if (upstream === undefined) {
       void serveInProcess(instance, forward, {
         clock: this.host.clock,
