@@ -1,5 +1,5 @@
 import type { Dispatcher, DispatcherEvent } from '@x/dispatcher';
-import { RetryBudget, type Logger, type Metrics } from '@x/resilience';
+import { RetryBudget, type Logger, type Metrics, type RetryBudgetOptions } from '@x/resilience';
 import { Shards, type HostStats } from '@x/rest-client';
 import type { ResilienceConfig, ShardsConfig } from './config.js';
 import type { EventLog } from './eventLog.js';
@@ -21,6 +21,8 @@ export interface CatalogShardsDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly events: EventLog;
+  /** Makes the retry budget (a fleet-wide one with Redis). Default: this process's own. */
+  readonly retryBudget?: (name: string, options: RetryBudgetOptions) => RetryBudget;
 }
 
 /**
@@ -50,7 +52,8 @@ export class CatalogShards {
     resilience: ResilienceConfig['search'],
     private readonly deps: CatalogShardsDeps,
   ) {
-    this.budget = new RetryBudget({ percentCanRetry: resilience.retryBudgetPercent / 100 });
+    const budget = { percentCanRetry: resilience.retryBudgetPercent / 100 };
+    this.budget = deps.retryBudget?.('catalog', budget) ?? new RetryBudget(budget);
     this.client = new Shards<number>(
       {},
       {

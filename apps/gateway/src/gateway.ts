@@ -120,6 +120,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     const catalog = new CatalogShards(d, config.shards, config.resilience.search, {
       ...deps,
       logger: log.child({ component: 'search' }),
+      ...(shared?.retryBudget ? { retryBudget: shared.retryBudget } : {}),
     });
     cleanups.push(() => catalog.close());
     const reports = new ReportsClient(d, config.workers.reports, {
@@ -168,6 +169,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       logger: log.child({ component: 'orders' }),
       dispatcher: d,
       ...(shared?.breakerStore ? { breakerStore: shared.breakerStore } : {}),
+      ...(shared?.retryBudget ? { retryBudget: shared.retryBudget('orders', {}) } : {}),
     });
     cleanups.push(() => orders.close());
     orders.onEvent(event => {

@@ -76,6 +76,8 @@ export interface OrdersClientDeps {
    * fleet adopt each other's open circuits: the seam for `redisBreakerStore`.
    */
   readonly breakerStore?: BreakerStore;
+  /** The retry budget the versions share (a fleet-wide one with Redis). Default: this process's own. */
+  readonly retryBudget?: RetryBudget;
 }
 
 /**
@@ -94,7 +96,7 @@ export function createOrdersClient(
 ): OrdersClient {
   const module = deps.module ?? 'orders';
   const { dispatcher } = deps;
-  const retryBudget = new RetryBudget();
+  const retryBudget = deps.retryBudget ?? new RetryBudget();
   const versions = new Map<string, VersionCall>();
   const base = frontDoorUrl.replace(/\/+$/, '');
   const keys = new Map<VersionCall, string>();

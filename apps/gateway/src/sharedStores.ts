@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import type { BreakerStore } from '@x/resilience';
-import { redisBreakerStore } from '@x/resilience-redis';
+import type { BreakerStore, RetryBudget, RetryBudgetOptions } from '@x/resilience';
+import { redisBreakerStore, redisRetryBudget } from '@x/resilience-redis';
 
 /**
  * State the replicas of a fleet can share, given to `startGateway` by code that embeds the
@@ -11,6 +11,8 @@ import { redisBreakerStore } from '@x/resilience-redis';
 export interface SharedStores {
   /** Breaker state of the orders circuits (keys `orders/<version>`). */
   readonly breakerStore?: BreakerStore;
+  /** A retry budget shared by the fleet under `name` (`catalog`, `orders`). */
+  readonly retryBudget?: (name: string, options: RetryBudgetOptions) => RetryBudget;
 }
 
 /** The shared stores a gateway makes itself from `REDIS_URL`, and the connection they use. */
@@ -22,7 +24,8 @@ export interface RedisSharedStores extends SharedStores {
 
 /**
  * With `REDIS_URL`, the replicas share their breakers (`redisBreakerStore`: a circuit one replica
- * opens is open on the others within milliseconds, through pub/sub) over one connection of their
+ * opens is open on the others within milliseconds, through pub/sub) and their retry budgets
+ * (`redisRetryBudget`) over one connection of their
  * own; every store is local-first, so a Redis outage never delays or fails a request.
  */
 export function redisSharedStores(
@@ -35,10 +38,25 @@ export function redisSharedStores(
   const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   redis.on('error', onError);
   const breakerStore = redisBreakerStore(redis, { prefix: `${prefix}:breakers`, onError });
+  const budgets: Array<{ close(): unknown }> = [];
   return {
     redis,
     breakerStore,
+    // retries are a share of the fleet's calls, not of each replica's (synced every 100 ms;
+    // while Redis is away each replica's own budget decides)
+    retryBudget: (name, options) => {
+      const budget = redisRetryBudget({
+        ...options,
+        redis,
+        key: name,
+        keyPrefix: `${prefix}:rb`,
+        onError,
+      });
+      budgets.push(budget);
+      return budget;
+    },
     close: async () => {
+      for (const budget of budgets) await budget.close();
       await breakerStore.close();
       redis.disconnect();
     },
