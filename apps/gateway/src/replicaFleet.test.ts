@@ -65,7 +65,8 @@ describe.skipIf(!REDIS_URL && !process.env.CI)('on one Redis', () => {
         .view()
         .replicas.filter(r => r.alive)
         .map(r => r.id);
-    await waitFor(() => alive(a).length === 3, { timeoutMs: 5_000 });
+    // each replica reads the fleet on its own tick: wait until a and b both see all three
+    await waitFor(() => alive(a).length === 3 && alive(b).length === 3, { timeoutMs: 5_000 });
     expect(a.view()).toMatchObject({ servedBy: 'a', shared: true });
     expect(b.view().replicas.find(r => r.id === 'a')).toMatchObject({
       url: 'http://a/',
