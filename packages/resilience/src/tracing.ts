@@ -62,6 +62,12 @@ function otel(): typeof OtelApi | undefined {
   return api ?? undefined;
 }
 
+/** The `error.type` of a failure: its `code` when it has a string one, else its name. */
+export function errorType(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : ((error as Error | null)?.name ?? typeof error);
+}
+
 function withoutUndefined(attributes: TraceAttributes | undefined): OtelApi.Attributes | undefined {
   if (attributes === undefined) return undefined;
   const out: OtelApi.Attributes = {};
@@ -144,10 +150,7 @@ export class TraceSpan {
       message.error = error;
       channel?.error.publish(message);
       if (span) {
-        const code = (error as { code?: unknown } | null)?.code;
-        const type =
-          typeof code === 'string' ? code : ((error as Error | null)?.name ?? typeof error);
-        span.setAttribute('error.type', type);
+        span.setAttribute('error.type', errorType(error));
         if (error instanceof Error) span.recordException(error);
         span.setStatus({
           code: 2,

@@ -10,7 +10,7 @@ import type { RetryPolicy, RetrySchedule } from '../retry.js';
 import type { RetryBudget } from '../retryBudget.js';
 import { Scope } from './scope.js';
 import type { TimerEntry, TimerQueue } from '../timerQueue.js';
-import type { TraceSpan } from '../tracing.js';
+import { errorType, type TraceSpan } from '../tracing.js';
 import { faultTolerantAttemptTracer } from './faultTolerantAttemptTracer.js';
 
 /** The policies one `faultTolerant` function runs its calls through. */
@@ -46,11 +46,6 @@ const captured = {
 function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
   captured.resolve = resolve as (value: unknown) => void;
   captured.reject = reject;
-}
-
-function errorType(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : ((error as Error | null)?.name ?? typeof error);
 }
 
 /** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
