@@ -7,6 +7,7 @@ const dir = process.argv[2] ?? '.vitest-reports';
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+const failures = [];
 const files = existsSync(dir) ? readdirSync(dir).filter(f => f.endsWith('.json')) : [];
 for (const file of files) {
   const report = JSON.parse(readFileSync(join(dir, file), 'utf8'));
@@ -14,6 +15,16 @@ for (const file of files) {
   const brokenFiles = (report.testResults ?? []).filter(
     file => file.status === 'failed' && !(file.assertionResults ?? []).some(t => t.status === 'failed'),
   ).length;
+  for (const result of report.testResults ?? []) {
+    const where = String(result.name ?? '').replace(/^.*?\/(packages|apps)\//, '$1/');
+    const failedTests = (result.assertionResults ?? []).filter(t => t.status === 'failed');
+    for (const t of failedTests) {
+      failures.push(`FAILED ${where} > ${t.fullName ?? t.title}: ${String(t.failureMessages?.[0] ?? '').split('\n')[0]}`);
+    }
+    if (result.status === 'failed' && failedTests.length === 0) {
+      failures.push(`FAILED ${where}: ${String(result.message ?? '').split('\n')[0]}`);
+    }
+  }
   passed += report.numPassedTests ?? 0;
   failed += (report.numFailedTests ?? 0) + brokenFiles;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
@@ -21,6 +32,7 @@ for (const file of files) {
     `${file.replace(/\.json$/, '')}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
   );
 }
+for (const line of failures) console.log(line.slice(0, 400));
 if (skipped) console.log(`(${skipped} skipped)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

@@ -136,7 +136,7 @@ describe('faultTolerant over HTTP', () => {
     const elapsed = performance.now() - started;
     expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'operation', timeoutMs: 300 });
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(300 + 250);
+    expect(elapsed).toBeLessThan(300 + 1_500);
     expect(s.requestCount).toBe(1);
     await waitFor(() => s.inFlight === 0, { message: 'the server saw the connection closed' });
     expect(fn.stats()).toMatchObject({ calls: 1, failures: 1, timeouts: 1, inFlight: 0 });
@@ -389,7 +389,7 @@ describe.concurrent('faultTolerant over HTTP (long waits)', () => {
     expect(s.requestCount).toBe(2);
     const gap = s.requests[1]!.receivedAt - s.requests[0]!.receivedAt;
     expect(gap).toBeGreaterThanOrEqual(990);
-    expect(gap).toBeLessThan(1000 + 500);
+    expect(gap).toBeLessThan(1000 + 1_500);
     expect(fn.stats().retries).toBe(1);
   });
 
@@ -454,9 +454,11 @@ describe.concurrent('faultTolerant over HTTP (long waits)', () => {
     await Promise.all(Array.from({ length: 5 }, worker));
     const seconds = (performance.now() - started) / 1000;
     expect(s.requestCount).toBeGreaterThan(1000); // some retries did happen
-    // the budget's rule: 10 % of the calls, plus a reserve of 10 retries per second, counted over
-    // its 10 s window (1.2x the calls on a quick run; a busy machine's slow run earns more reserve)
-    expect(s.requestCount).toBeLessThanOrEqual(1000 + 0.1 * 1000 + 10 * Math.max(10, seconds));
+    // the budget's rule: 10 % of the calls plus a reserve of 10 retries per second, both counted
+    // over its 10 s window (1.2x the calls on a quick run). Withdrawals expire with the window too,
+    // so a busy machine's slow run earns up to that much again per further window (sliced by 1 s).
+    const windows = Math.max(1, Math.ceil(seconds / 9));
+    expect(s.requestCount).toBeLessThanOrEqual(1000 + (0.1 * 1000 + 10 * 10) * windows);
     expect(codes.get('OK')).toBeUndefined();
     expect(codes.get('RETRY_BUDGET_EXHAUSTED')).toBeGreaterThan(700);
     expect(lastCodes.every(c => c === 'RETRY_BUDGET_EXHAUSTED')).toBe(true);
