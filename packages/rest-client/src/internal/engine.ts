@@ -40,6 +40,7 @@ import { Exchange } from './exchange.js';
 import { HostHealth } from './hostHealth.js';
 import { HostPool } from './hostPool.js';
 import { HostChooser } from './hostChooser.js';
+import { HostLoad } from './hostLoad.js';
 import { hedgedTry } from './hedgedTry.js';
 import { broadcast } from './broadcast.js';
 import { callTracer, endTrySpan, requestTracer, startTrySpan } from './requestTracer.js';
@@ -91,11 +92,12 @@ export class Engine {
   readonly events = new Emitter<RestClientEvent>();
   readonly deadlines: TimerQueue;
   closed = false;
-  private pendingTotal = 0;
   /** Passive health (ejection, probes), when enabled. */
   readonly health: HostHealth | undefined;
   /** Host choice: eligibility, priority tiers, balancer. */
   readonly chooser: HostChooser;
+  /** Per-host load: the balancer's tracker (or the client's, beside a custom balancer). */
+  readonly load: HostLoad;
   private readonly limiter: Bulkhead | undefined;
   private readonly closer = new AbortController();
   private closing: Promise<void> | undefined;
@@ -109,6 +111,7 @@ export class Engine {
     this.clock = config.clock;
     this.cachedClock = config.cachedClock ?? new CachedClock(config.clock);
     this.deadlines = new TimerQueue(config.clock);
+    this.load = new HostLoad(config.balancer, this.cachedClock);
     // Every call sleeping in a retry backoff listens to it: not a leak, however many there are.
     setMaxListeners(0, this.closer.signal);
     this.failureContext = {
@@ -127,7 +130,7 @@ export class Engine {
             ejected: host =>
               config.metrics?.increment('rest_client.ejections', 1, this.tagsOf(host).host),
             logger: config.logger,
-            balancer: config.balancer,
+            load: this.load,
             sendProbe: (host, probe) => this.probeOnce(host, probe),
           });
     this.chooser = new HostChooser(config.balancer, this.health, () => this.now());
@@ -151,7 +154,7 @@ export class Engine {
     if (this.closed) throw new ClosedError({ host: origin });
     const existing = this.byOrigin.get(origin);
     if (existing) return existing;
-    const host = new HostPool(origin, this.config.pool);
+    const host = new HostPool(origin, this.config.pool, this.load.tracker);
     this.hosts.push(host);
     this.byOrigin.set(origin, host);
     return host;
@@ -164,7 +167,7 @@ export class Engine {
     this.hosts.splice(this.hosts.indexOf(host), 1);
     host.removed = true;
     this.health?.forget(host);
-    this.config.balancer.forget(host);
+    this.load.forget(host);
     await this.retire(host.pool);
     return true;
   }
@@ -190,9 +193,11 @@ export class Engine {
     // The failure streak (and the ejection it caused) was the old address's: the streak restarts,
     // in the balancer's load too, and the new address is probed at once (the probe readmits it,
     // or ejects it again for the next, longer ejection time). Totals and history stay.
-    host.consecutiveFailures = 0;
-    const load = this.config.balancer.load(host);
-    if (!Object.isFrozen(load)) load.consecutiveFailures = 0; // a custom balancer may share a frozen zero
+    host.load.consecutiveFailures = 0;
+    const balancerLoad = this.config.balancer.load(host);
+    // a custom balancer's own copy (it may share a frozen zero)
+    if (balancerLoad !== host.load && !Object.isFrozen(balancerLoad))
+      balancerLoad.consecutiveFailures = 0;
     this.health?.moved(host);
     return this.retire(old);
   }
@@ -208,7 +213,7 @@ export class Engine {
   }
 
   stats(host: HostPool): HostStats {
-    return host.snapshot(this.config.balancer.load(host).ewmaMs);
+    return host.snapshot();
   }
 
   // ---------------------------------------------------------------- events
@@ -495,11 +500,26 @@ export class Engine {
     }
     if (at <= start) throw ex.timeoutError();
     if (this.closed || host.removed) throw new ClosedError(infoOf(ex));
-    if (host.inFlight >= host.connections && this.pendingTotal >= this.config.maxPending) {
+    if (
+      host.load.inFlight >= host.connections &&
+      this.config.maxPending !== Infinity &&
+      this.pendingTotal() >= this.config.maxPending
+    ) {
       throw new PoolQueueFullError(this.config.maxPending, infoOf(ex));
     }
     ex.at = at;
     this.deadlines.insert(ex);
+  }
+
+  /**
+   * Requests waiting for a connection, over all hosts: read from the hosts' loads (one source),
+   * only when a host is saturated. O(hosts).
+   */
+  private pendingTotal(): number {
+    let total = 0;
+    const hosts = this.hosts;
+    for (let i = 0; i < hosts.length; i++) total += hosts[i]!.pending;
+    return total;
   }
 
   /**
@@ -535,9 +555,8 @@ export class Engine {
 
   /** A try goes on the wire: load and probe bookkeeping. @internal */
   started(host: HostPool): void {
-    if (host.inFlight++ >= host.connections) this.pendingTotal++;
     if (host.state === 'probing') host.probeInFlight = true;
-    this.config.balancer.start(host);
+    this.load.start(host);
   }
 
   /**
@@ -683,7 +702,6 @@ export class Engine {
     failure: RestClientError | undefined,
     end = 0,
   ): void {
-    if (host.inFlight-- > host.connections) this.pendingTotal--;
     const now = end === 0 ? this.now() : end;
     const durationMs = now - start;
     const health = this.config.health;
@@ -699,15 +717,8 @@ export class Engine {
       ok = neutral;
       host.lastError = failure;
     }
-    host.requests++;
-    this.config.balancer.end(host, { ok, durationMs: durationMs >= 0 ? durationMs : 0 });
+    this.load.end(host, { ok, neutral, durationMs: durationMs >= 0 ? durationMs : 0 });
     if (!neutral) {
-      if (ok) {
-        host.consecutiveFailures = 0;
-      } else {
-        host.failures++;
-        host.consecutiveFailures++;
-      }
       this.health?.record(host, ok, failure, now);
     } else {
       this.health?.neutral(host); // a request probe that said nothing: let the next one probe
