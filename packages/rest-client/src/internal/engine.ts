@@ -13,7 +13,7 @@ import {
   type TraceSpan,
 } from '@x/resilience';
 import { setMaxListeners } from 'node:events';
-import type { Dispatcher, Pool } from 'undici';
+import type { Pool } from 'undici';
 import {
   ClosedError,
   InvalidCallError,
@@ -560,39 +560,22 @@ export class Engine {
   }
 
   /**
-   * Checks the announced size (destroying an oversized body at once) and tells whether the body
-   * takes the plain path: read as text, decoded by content type.
+   * The value of a body read whole by `Exchange.read`: text decoded by content type, or raw
+   * bytes, or a compressed body decompressed under the size limit first.
    */
-  private plainBody(data: Dispatcher.ResponseData, spec: CallSpec, ex: Exchange): boolean {
-    const max = this.config.pool.maxResponseSize;
-    const headers = data.headers;
-    if (max !== Infinity) {
-      const length = headers['content-length'];
-      if (length !== undefined && Number(length) > max) {
-        data.body.destroy();
-        throw new ResponseTooLargeError(max, infoOf(ex));
-      }
-    }
-    const encoding = headers['content-encoding'];
-    return spec.decode !== 'bytes' && (encoding === undefined || encoding === 'identity');
-  }
-
-  /** The other bodies: raw bytes, or compressed ones (decompressed under the size limit). */
-  private async readBody(
-    data: Dispatcher.ResponseData,
-    spec: CallSpec,
-    ex: Exchange,
-  ): Promise<unknown> {
-    const headers = data.headers;
+  private bodyValue(spec: CallSpec, ex: Exchange, status: number): unknown {
+    const headers = ex.headers;
     const encoding = headers['content-encoding'];
     const contentType = contentTypeOf(headers['content-type']);
-    let bytes: Uint8Array = await data.body.bytes();
+    if (spec.decode !== 'bytes' && (encoding === undefined || encoding === 'identity'))
+      return decodeText(ex.text(), contentType, spec.decode, status, ex);
+    let bytes = ex.bytes();
     if (encoding !== undefined && encoding !== 'identity') {
       bytes = decompress(
         bytes,
         String(encoding),
         this.config.pool.maxResponseSize,
-        data.statusCode,
+        status,
         contentType,
         infoOf(ex),
       );
@@ -602,10 +585,14 @@ export class Engine {
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
       contentType,
       spec.decode,
-      data.statusCode,
+      status,
       ex,
     );
   }
+
+  /** The error of a body announced larger than `maxResponseSize` (`Exchange.read` throws it). */
+  private readonly tooLarge = (ex: Exchange): Error =>
+    new ResponseTooLargeError(this.config.pool.maxResponseSize, infoOf(ex));
 
   /** The typed error of a failed try (the abort reason when we aborted it). */
   private tryFailure(error: unknown, ex: Exchange, afterHeaders: boolean): RestClientError {
@@ -648,28 +635,22 @@ export class Engine {
     this.started(host);
     let status = 0;
     let failure: RestClientError | undefined;
-    let afterHeaders = false;
     let end = 0;
     const span = requestTracer.enabled ? startTrySpan(spec, ex) : undefined;
     try {
-      const data = await ex.request(host.pool, {
-        method: spec.method,
-        path: spec.path,
-        headers: this.wireHeaders(spec, ex, span),
-        body: spec.body,
-        signal: ex,
-      });
-      afterHeaders = true;
-      status = data.statusCode;
-      const value = this.plainBody(data, spec, ex)
-        ? decodeText(
-            await data.body.text(),
-            contentTypeOf(data.headers['content-type']),
-            spec.decode,
-            status,
-            ex,
-          )
-        : await this.readBody(data, spec, ex);
+      await ex.read(
+        host.pool,
+        {
+          method: spec.method,
+          path: spec.path,
+          headers: this.wireHeaders(spec, ex, span),
+          body: spec.body,
+        },
+        this.config.pool.maxResponseSize,
+        this.tooLarge,
+      );
+      status = ex.statusCode;
+      const value = this.bodyValue(spec, ex, status);
       end = this.now();
       if (mode === Mode.Value && status >= 200 && status < 300) return value;
       return new Response(
@@ -677,15 +658,17 @@ export class Engine {
         spec.method,
         spec.path,
         status,
-        data.statusText,
-        data.headers,
+        ex.statusText,
+        ex.headers,
         value,
         ex.attempt,
         end - spec.startedAt,
         spec.idempotent,
       );
     } catch (error) {
-      throw (failure = this.tryFailure(error, ex, afterHeaders));
+      status = ex.statusCode;
+      // a failure once the headers arrived is not a stale connection's
+      throw (failure = this.tryFailure(error, ex, status !== 0));
     } finally {
       this.deadlines.remove(ex);
       limiter?.release();
