@@ -611,7 +611,10 @@ describe('Resource: the eager body read (the try is the undici dispatch handler)
       if (req.url === '/hints') res.writeEarlyHints({ link: '</style.css>; rel=preload' });
       res.writeHead(200, { 'content-type': 'application/json', 'x-kind': 'chunked' });
       const text = JSON.stringify(big);
-      if (req.method === 'HEAD') return res.end();
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
       // several writes, some after a pause: several chunks on the client
       res.write(text.slice(0, 10));
       setTimeout(() => {

@@ -532,10 +532,12 @@ export class Engine {
     spec: CallSpec,
     ex: Exchange,
     span?: TraceSpan,
-  ): Readonly<Record<string, string>> | undefined {
+  ): Readonly<Record<string, string>> | string[] | undefined {
     if (span !== undefined) {
       const headers = this.deadlineHeaders(spec, ex);
-      const out = { ...headers };
+      const out: Record<string, string> = Array.isArray(headers)
+        ? { [headers[0]!]: headers[1]! }
+        : { ...headers };
       span.inject(out);
       return out;
     }
@@ -545,10 +547,12 @@ export class Engine {
   private deadlineHeaders(
     spec: CallSpec,
     ex: Exchange,
-  ): Readonly<Record<string, string>> | undefined {
+  ): Readonly<Record<string, string>> | string[] | undefined {
     if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
     let remainingMs = ex.at - this.now();
-    const own = spec.headers?.[DEADLINE_HEADER];
+    // Without headers of its own, a try sends undici's flat array form (cheaper than an object).
+    if (spec.headers === undefined) return [DEADLINE_HEADER, deadlineHeaderValue(remainingMs)];
+    const own = spec.headers[DEADLINE_HEADER];
     if (own !== undefined && /^\d+$/.test(own)) remainingMs = Math.min(remainingMs, Number(own));
     return { ...spec.headers, [DEADLINE_HEADER]: deadlineHeaderValue(remainingMs) };
   }

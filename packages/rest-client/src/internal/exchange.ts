@@ -7,6 +7,7 @@ type Listener = () => void;
 type Settle = (value: unknown) => void;
 
 const EMPTY = new Uint8Array(0);
+const NO_HEADERS: Dispatcher.ResponseData['headers'] = Object.freeze({});
 
 /**
  * One try of a request: its cancellation token, its deadline entry and, for the eager calls, its
@@ -37,8 +38,10 @@ export class Exchange implements TimerEntry, Dispatcher.DispatchHandler {
   statusCode = 0;
   statusText = '';
   /** Response headers, parsed as undici's `request` does. */
-  headers: Dispatcher.ResponseData['headers'] = {};
-  private chunks: Buffer[] = [];
+  headers: Dispatcher.ResponseData['headers'] = NO_HEADERS;
+  // The body: its first chunk, and an array only when more come (usually there is one).
+  private chunk: Buffer | undefined = undefined;
+  private chunks: Buffer[] | undefined = undefined;
   private length = 0;
 
   constructor(
@@ -167,9 +170,15 @@ export class Exchange implements TimerEntry, Dispatcher.DispatchHandler {
 
   /** undici: a chunk of the body. @internal */
   onData(chunk: Buffer): boolean {
-    this.chunks.push(chunk);
+    if (this.chunk === undefined) this.chunk = chunk;
+    else (this.chunks ??= [this.chunk]).push(chunk);
     this.length += chunk.length;
     return true;
+  }
+
+  /** The body as one buffer (non-empty). */
+  private body(): Buffer {
+    return this.chunks === undefined ? this.chunk! : Buffer.concat(this.chunks, this.length);
   }
 
   /** undici: the response ended. @internal */
@@ -185,8 +194,7 @@ export class Exchange implements TimerEntry, Dispatcher.DispatchHandler {
   /** The body read by {@link read} as UTF-8 text, a leading BOM skipped (as undici's `text()`). */
   text(): string {
     if (this.length === 0) return '';
-    const buffer =
-      this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    const buffer = this.body();
     const start =
       buffer.length > 2 && buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf ? 3 : 0;
     return buffer.toString('utf8', start);
@@ -195,7 +203,7 @@ export class Exchange implements TimerEntry, Dispatcher.DispatchHandler {
   /** The body read by {@link read} as bytes. */
   bytes(): Uint8Array {
     if (this.length === 0) return EMPTY;
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    return this.body();
   }
 
   /** The deadline passed: abort with a `TIMEOUT`. */
