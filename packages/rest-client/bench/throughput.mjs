@@ -206,6 +206,15 @@ if (res && raw)
     '>= 0.90x',
     res.rps / raw.rps >= 0.9,
   ]);
+const uni = metric('unicast');
+const bp = metric('balancedPool');
+if (uni && bp)
+  targets.push([
+    'Resources.unicast req/s vs undici BalancedPool',
+    uni.rps / bp.rps,
+    '>= 1.00x',
+    uni.rps / bp.rps >= 1,
+  ]);
 for (const peer of ['axios', 'got']) {
   const p = metric(peer);
   if (res && p)
