@@ -93,6 +93,7 @@ export { toEndpoint, type Endpoint } from './endpoint.js';
 export {
   LoadTracker,
   createBalancer,
+  emptyLoad,
   type Balancer,
   type EndpointLoad,
   type EndpointOutcome,

@@ -3,14 +3,19 @@
 //
 //   pnpm build && flock /tmp/bench.lock node bench/throughput.mjs [--duration 3000] [--rounds 6]
 //        [--concurrency 32] [--connections 32] [--only raw,resource,...]
+//        [--before path/to/another/build/index.js]
 //
 // Each case runs `rounds` slices of `duration / rounds` ms, interleaved with the other cases so
 // that drift and noise from other processes hit every case alike. Reported: the median over the
 // slices of requests/s and of client CPU per request, p50 and p99 latency over all requests, and
-// the ratios DESIGN.md §5 sets targets for.
+// the ratios DESIGN.md §5 sets targets for. `--before` adds `Resource.get` and `Resources.unicast`
+// rows of another build of this package (e.g. a worktree of the previous commit, whose
+// `packages/rest-client/dist/index.js` resolves its own undici), interleaved with the others: an
+// A/B in one run.
 import { spawn } from 'node:child_process';
 import { Agent as HttpAgent } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, Pool } from 'undici';
 import axios from 'axios';
@@ -26,6 +31,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     'broadcast-delay': { type: 'string', default: '2' },
     only: { type: 'string' },
+    before: { type: 'string' },
   },
 });
 const DURATION = Number(args.duration);
@@ -71,6 +77,9 @@ const pool = new Pool(origin, { connections: CONNECTIONS });
 const balanced = new BalancedPool(fast.origins, { connections: CONNECTIONS });
 const resource = new Resource(origin, { connections: CONNECTIONS });
 const resources = new Resources(fast.origins, { connections: CONNECTIONS });
+const Before = args.before ? await import(pathToFileURL(resolve(args.before)).href) : undefined;
+const resourceBefore = Before && new Before.Resource(origin, { connections: CONNECTIONS });
+const resourcesBefore = Before && new Before.Resources(fast.origins, { connections: CONNECTIONS });
 const axiosClient = axios.create({ baseURL: origin, httpAgent: new HttpAgent(agentOptions) });
 const gotClient = got.extend({
   prefixUrl: origin,
@@ -94,6 +103,18 @@ const cases = {
     CONCURRENCY,
     async () => (await resources.unicast('GET', '/item')).body,
   ],
+  ...(Before && {
+    resourceBefore: [
+      'Resource.get, before (--before build)',
+      CONCURRENCY,
+      () => resourceBefore.get('/item'),
+    ],
+    unicastBefore: [
+      'Resources.unicast, 3 hosts, before (--before build)',
+      CONCURRENCY,
+      async () => (await resourcesBefore.unicast('GET', '/item')).body,
+    ],
+  }),
   balancedPool: [
     'undici BalancedPool, 3 hosts',
     CONCURRENCY,
@@ -206,6 +227,15 @@ if (res && raw)
     '>= 0.90x',
     res.rps / raw.rps >= 0.9,
   ]);
+const uni = metric('unicast');
+const bp = metric('balancedPool');
+if (uni && bp)
+  targets.push([
+    'Resources.unicast req/s vs undici BalancedPool',
+    uni.rps / bp.rps,
+    '>= 1.00x',
+    uni.rps / bp.rps >= 1,
+  ]);
 for (const peer of ['axios', 'got']) {
   const p = metric(peer);
   if (res && p)
@@ -235,6 +265,8 @@ await Promise.all([
   broadcast1.close(),
   broadcast8.close(),
   sequentialPool.close(),
+  resourceBefore?.close(),
+  resourcesBefore?.close(),
 ]);
 fast.child.stdin.end();
 slow.child.stdin.end();

@@ -598,6 +598,49 @@ describe('Resource: regressions', () => {
   });
 });
 
+describe('Resource: the eager body read (the try is the undici dispatch handler)', () => {
+  it('joins a body sent in several chunks, skips a UTF-8 BOM, ignores 103 Early Hints, reads HEAD', async () => {
+    const { createServer } = await import('node:http');
+    const big = { items: Array.from({ length: 2_000 }, (_, i) => ({ i, name: `héllo ${i}` })) };
+    const http = createServer((req, res) => {
+      if (req.url === '/bom') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"bom":true}')]));
+        return;
+      }
+      if (req.url === '/hints') res.writeEarlyHints({ link: '</style.css>; rel=preload' });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-kind': 'chunked' });
+      const text = JSON.stringify(big);
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      // several writes, some after a pause: several chunks on the client
+      res.write(text.slice(0, 10));
+      setTimeout(() => {
+        res.write(text.slice(10, 20_000));
+        res.end(text.slice(20_000));
+      }, 5);
+    });
+    await new Promise<void>(resolve => http.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>(resolve => http.close(() => resolve())) });
+    const { port } = http.address() as { port: number };
+    const r = track(new Resource(`http://127.0.0.1:${port}`, { retry: false }));
+    await expect(r.get('/big')).resolves.toEqual(big);
+    await expect(r.get('/bom')).resolves.toEqual({ bom: true });
+    const hinted = await r.call('GET', '/hints');
+    expect(hinted.status).toBe(200);
+    expect(hinted.headers['x-kind']).toBe('chunked');
+    expect(hinted.body).toEqual(big);
+    const head = await r.call('HEAD', '/big');
+    expect(head.status).toBe(200);
+    expect(head.body).toBeUndefined();
+    const bytes = await r.get<Uint8Array>('/big', undefined, { decode: 'bytes' });
+    expect(JSON.parse(Buffer.from(bytes).toString('utf8'))).toEqual(big);
+    expect(r.stats()).toMatchObject({ requests: 5, failures: 0, inFlight: 0 });
+  });
+});
+
 describe('lupyne migration: Resource(host, port), request/getresponse, limit=0', () => {
   it("takes lupyne's Resource(host, port) form; a bad port is refused naming it", async () => {
     const s = await server({ body: { ok: 1 } });

@@ -5,13 +5,14 @@ import {
   type startTestServer,
   type TestServer,
 } from '@x/testkit';
-import { ManualClock, memoryMetrics, roundRobin } from '@x/resilience';
+import { ManualClock, memoryMetrics, roundRobin, type Balancer } from '@x/resilience';
 import { afterEach, describe, expect, it } from 'vitest';
 import { balancers } from './balancers.js';
 import { quorum } from './broadcastResult.js';
 import type { BroadcastError } from './broadcastError.js';
 import type { RetryBudgetDeniedError } from './errors.js';
 import type { RestClientEvent } from './events.js';
+import type { Upstream } from './hostStats.js';
 import { Resources } from './resources.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
@@ -588,6 +589,87 @@ describe('Resources: limits, low-level API, membership, stats and hedging', () =
     const snapshot = metrics.snapshot();
     expect(JSON.stringify(snapshot)).toContain('rest_client.requests');
     expect(JSON.stringify(snapshot)).toContain('rest_client.request.duration');
+  });
+
+  it("one source of per-host load: stats() are the balancer's LoadTracker entries; an abort leaves the failure streak", async () => {
+    const [good, bad] = await servers(2, { body: { ok: 1 } });
+    bad!.setScript([{ status: 500 }, { delayMs: 2_000 }]);
+    const inner = balancers.roundRobin();
+    const seen = new Set<Upstream>();
+    const balancer: Balancer<Upstream> = {
+      ...inner,
+      pick: (candidates, exclude) => {
+        for (const c of candidates) seen.add(c);
+        return inner.pick(candidates, exclude);
+      },
+    };
+    expect(balancer.tracker).toBe(inner.tracker);
+    const r = track(new Resources([good!.url, bad!.url], { balancer, retry: false }));
+    await r.get('/x'); // good
+    await expect(r.get('/x')).rejects.toMatchObject({ code: 'HTTP_ERROR' }); // bad: 500
+    await r.get('/x'); // good (round robin)
+    const controller = new AbortController();
+    const aborted = r.get('/x', undefined, { signal: controller.signal }); // bad, slow
+    await waitFor(() => bad!.inFlight === 1);
+    expect(r.stats().get(bad!.url)!.inFlight).toBe(1);
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' });
+    const stats = r.stats();
+    expect(stats.get(bad!.url)).toMatchObject({
+      inFlight: 0,
+      requests: 2,
+      failures: 1,
+      consecutiveFailures: 1, // the abort said nothing about the host: the streak stays
+    });
+    expect(stats.get(good!.url)).toMatchObject({ requests: 2, failures: 0 });
+    expect(seen.size).toBe(2);
+    for (const host of seen) {
+      const load = inner.load(host);
+      const s = stats.get(host.origin)!;
+      expect(load).toMatchObject({
+        inFlight: s.inFlight,
+        requests: s.requests,
+        failures: s.failures,
+        consecutiveFailures: s.consecutiveFailures,
+        ewmaMs: s.ewmaMs,
+      });
+    }
+  });
+
+  it('a custom balancer without a LoadTracker still gets stats (and every start and end)', async () => {
+    const list = await servers(2, { body: { ok: 1 } });
+    const ends: boolean[] = [];
+    let started = 0;
+    const balancer: Balancer<Upstream> = {
+      name: 'first',
+      pick: candidates => candidates[0],
+      start: () => {
+        started++;
+      },
+      end: (_, outcome) => {
+        ends.push(outcome.ok);
+      },
+      load: () => ({
+        inFlight: 0,
+        requests: 0,
+        failures: 0,
+        consecutiveFailures: 0,
+        ewmaMs: 0,
+        lastUpdate: 0,
+      }),
+      forget: () => {},
+    };
+    const r = track(
+      new Resources(
+        list.map(s => s.url),
+        { balancer },
+      ),
+    );
+    for (let i = 0; i < 3; i++) await r.get('/x');
+    expect(started).toBe(3);
+    expect(ends).toEqual([true, true, true]);
+    expect(r.stats().get(list[0]!.url)).toMatchObject({ requests: 3, inFlight: 0, failures: 0 });
+    expect(r.stats().get(list[0]!.url)!.ewmaMs).toBeGreaterThan(0);
   });
 
   it('accepts any @x/resilience balancer', async () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../manualClock.js';
 import type { Balancer } from './balancer.js';
-import { LoadTracker, createBalancer } from './balancer.js';
+import { LoadTracker, createBalancer, emptyLoad } from './balancer.js';
 import { leastLoaded } from './leastLoaded.js';
 import { peakEwma } from './peakEwma.js';
 import { priority } from './priority.js';
@@ -50,6 +50,37 @@ describe('LoadTracker', () => {
       failures: 2,
       consecutiveFailures: 0,
     });
+  });
+
+  it('a neutral end counts the request and its latency but not for health', async () => {
+    const clock = new ManualClock(0);
+    const tracker = new LoadTracker<string>({ clock });
+    tracker.start('a');
+    tracker.end('a', { ok: false, durationMs: 5 });
+    tracker.start('a');
+    await clock.advance(40);
+    // ok: true would reset the streak; neutral leaves it (an aborted try says nothing)
+    tracker.end('a', { ok: true, neutral: true, durationMs: 40 });
+    expect(tracker.load('a')).toMatchObject({
+      inFlight: 0,
+      requests: 2,
+      failures: 1,
+      consecutiveFailures: 1,
+      ewmaMs: 40,
+    });
+    tracker.start('a');
+    tracker.end('a', { ok: false, neutral: true, durationMs: 1 });
+    expect(tracker.load('a')).toMatchObject({ requests: 3, failures: 1, consecutiveFailures: 1 });
+    tracker.start('a');
+    tracker.end('a', { ok: true, durationMs: 1 });
+    expect(tracker.load('a').consecutiveFailures).toBe(0);
+  });
+
+  it('emptyLoad returns a new zeroed load each time', () => {
+    const a = emptyLoad();
+    expect(a).toEqual(new LoadTracker<string>().peek('x'));
+    expect(emptyLoad()).not.toBe(a);
+    expect(Object.isFrozen(a)).toBe(false);
   });
 
   it('keeps a peak EWMA of the latency', async () => {
@@ -123,6 +154,7 @@ describe('LoadTracker', () => {
     const tracker = new LoadTracker<string>({ clock: new ManualClock() });
     const balancer = createBalancer<string>('first', tracker, candidates => candidates[0]);
     expect(balancer.name).toBe('first');
+    expect(balancer.tracker).toBe(tracker);
     expect(balancer.pick(['x', 'y'])).toBe('x');
     balancer.start('x');
     expect(tracker.load('x').inFlight).toBe(1);

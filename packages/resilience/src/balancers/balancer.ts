@@ -21,6 +21,13 @@ export interface EndpointLoad {
 export interface EndpointOutcome {
   ok: boolean;
   durationMs: number;
+  /**
+   * The request ended without saying anything about the endpoint's health (aborted by its
+   * caller, the client shut down, a body too large to keep): {@link LoadTracker} counts it in
+   * `requests` and its duration in the EWMA but leaves `failures` and `consecutiveFailures` as
+   * they are, whatever `ok` says. Pass `ok: true` with it, for balancers that do not read it.
+   */
+  neutral?: boolean;
 }
 
 /** Chooses an endpoint per request and tracks the load of each (endpoints are compared by identity). */
@@ -36,6 +43,12 @@ export interface Balancer<E> {
   load(endpoint: E): EndpointLoad;
   /** Drop the stats of an endpoint removed from the pool. */
   forget(endpoint: E): void;
+  /**
+   * The tracker `start`, `end`, `load` and `forget` delegate to, when there is one (every
+   * balancer built by {@link createBalancer}): a client may read its per-endpoint counters from
+   * it instead of keeping a second copy. A custom balancer without one leaves it undefined.
+   */
+  readonly tracker?: LoadTracker<E>;
 }
 
 /** Options of {@link LoadTracker} (and of every balancer factory). */
@@ -46,14 +59,19 @@ export interface LoadTrackerOptions {
   clock?: Clock;
 }
 
-const ZERO_LOAD: Readonly<EndpointLoad> = Object.freeze({
-  inFlight: 0,
-  requests: 0,
-  failures: 0,
-  consecutiveFailures: 0,
-  ewmaMs: 0,
-  lastUpdate: 0,
-});
+/** A new, zeroed {@link EndpointLoad} (what {@link LoadTracker} starts an endpoint with). */
+export function emptyLoad(): EndpointLoad {
+  return {
+    inFlight: 0,
+    requests: 0,
+    failures: 0,
+    consecutiveFailures: 0,
+    ewmaMs: 0,
+    lastUpdate: 0,
+  };
+}
+
+const ZERO_LOAD: Readonly<EndpointLoad> = Object.freeze(emptyLoad());
 
 /**
  * Map-backed per-endpoint load stats shared (by composition) by every balancer. All operations
@@ -93,14 +111,7 @@ export class LoadTracker<E> {
   load(endpoint: E): EndpointLoad {
     let load = this.loads.get(endpoint);
     if (load === undefined) {
-      load = {
-        inFlight: 0,
-        requests: 0,
-        failures: 0,
-        consecutiveFailures: 0,
-        ewmaMs: 0,
-        lastUpdate: 0,
-      };
+      load = emptyLoad();
       this.loads.set(endpoint, load);
     }
     return load;
@@ -127,8 +138,8 @@ export class LoadTracker<E> {
   }
 
   /**
-   * A request to `endpoint` ended: `inFlight--` (not below 0), counters, peak-EWMA update.
-   * Ignored for an endpoint without stats (never started, or forgotten while in flight), so
+   * A request to `endpoint` ended: `inFlight--` (not below 0), counters (a `neutral` outcome
+   * leaves `failures` and `consecutiveFailures` alone), peak-EWMA update. Ignored for an endpoint without stats (never started, or forgotten while in flight), so
    * late completions do not resurrect removed endpoints. Throws `RangeError` on a negative or
    * non-finite duration.
    */
@@ -142,11 +153,13 @@ export class LoadTracker<E> {
     const now = this.clock.now();
     if (load.inFlight > 0) load.inFlight--;
     load.requests++;
-    if (outcome.ok) {
-      load.consecutiveFailures = 0;
-    } else {
-      load.failures++;
-      load.consecutiveFailures++;
+    if (outcome.neutral !== true) {
+      if (outcome.ok) {
+        load.consecutiveFailures = 0;
+      } else {
+        load.failures++;
+        load.consecutiveFailures++;
+      }
     }
     if (d > load.ewmaMs) {
       load.ewmaMs = d;
@@ -176,6 +189,7 @@ export function createBalancer<E>(
   return {
     name,
     pick,
+    tracker,
     start: endpoint => tracker.start(endpoint),
     end: (endpoint, outcome) => tracker.end(endpoint, outcome),
     load: endpoint => tracker.load(endpoint),

@@ -13,7 +13,7 @@ import {
   type TraceSpan,
 } from '@x/resilience';
 import { setMaxListeners } from 'node:events';
-import type { Dispatcher, Pool } from 'undici';
+import type { Pool } from 'undici';
 import {
   ClosedError,
   InvalidCallError,
@@ -40,6 +40,7 @@ import { Exchange } from './exchange.js';
 import { HostHealth } from './hostHealth.js';
 import { HostPool } from './hostPool.js';
 import { HostChooser } from './hostChooser.js';
+import { HostLoad } from './hostLoad.js';
 import { hedgedTry } from './hedgedTry.js';
 import { broadcast } from './broadcast.js';
 import { callTracer, endTrySpan, requestTracer, startTrySpan } from './requestTracer.js';
@@ -91,11 +92,12 @@ export class Engine {
   readonly events = new Emitter<RestClientEvent>();
   readonly deadlines: TimerQueue;
   closed = false;
-  private pendingTotal = 0;
   /** Passive health (ejection, probes), when enabled. */
   readonly health: HostHealth | undefined;
   /** Host choice: eligibility, priority tiers, balancer. */
   readonly chooser: HostChooser;
+  /** Per-host load: the balancer's tracker (or the client's, beside a custom balancer). */
+  readonly load: HostLoad;
   private readonly limiter: Bulkhead | undefined;
   private readonly closer = new AbortController();
   private closing: Promise<void> | undefined;
@@ -109,6 +111,7 @@ export class Engine {
     this.clock = config.clock;
     this.cachedClock = config.cachedClock ?? new CachedClock(config.clock);
     this.deadlines = new TimerQueue(config.clock);
+    this.load = new HostLoad(config.balancer, this.cachedClock);
     // Every call sleeping in a retry backoff listens to it: not a leak, however many there are.
     setMaxListeners(0, this.closer.signal);
     this.failureContext = {
@@ -127,7 +130,7 @@ export class Engine {
             ejected: host =>
               config.metrics?.increment('rest_client.ejections', 1, this.tagsOf(host).host),
             logger: config.logger,
-            balancer: config.balancer,
+            load: this.load,
             sendProbe: (host, probe) => this.probeOnce(host, probe),
           });
     this.chooser = new HostChooser(config.balancer, this.health, () => this.now());
@@ -151,7 +154,7 @@ export class Engine {
     if (this.closed) throw new ClosedError({ host: origin });
     const existing = this.byOrigin.get(origin);
     if (existing) return existing;
-    const host = new HostPool(origin, this.config.pool);
+    const host = new HostPool(origin, this.config.pool, this.load.tracker);
     this.hosts.push(host);
     this.byOrigin.set(origin, host);
     return host;
@@ -164,7 +167,7 @@ export class Engine {
     this.hosts.splice(this.hosts.indexOf(host), 1);
     host.removed = true;
     this.health?.forget(host);
-    this.config.balancer.forget(host);
+    this.load.forget(host);
     await this.retire(host.pool);
     return true;
   }
@@ -190,9 +193,11 @@ export class Engine {
     // The failure streak (and the ejection it caused) was the old address's: the streak restarts,
     // in the balancer's load too, and the new address is probed at once (the probe readmits it,
     // or ejects it again for the next, longer ejection time). Totals and history stay.
-    host.consecutiveFailures = 0;
-    const load = this.config.balancer.load(host);
-    if (!Object.isFrozen(load)) load.consecutiveFailures = 0; // a custom balancer may share a frozen zero
+    host.load.consecutiveFailures = 0;
+    const balancerLoad = this.config.balancer.load(host);
+    // a custom balancer's own copy (it may share a frozen zero)
+    if (balancerLoad !== host.load && !Object.isFrozen(balancerLoad))
+      balancerLoad.consecutiveFailures = 0;
     this.health?.moved(host);
     return this.retire(old);
   }
@@ -208,7 +213,7 @@ export class Engine {
   }
 
   stats(host: HostPool): HostStats {
-    return host.snapshot(this.config.balancer.load(host).ewmaMs);
+    return host.snapshot();
   }
 
   // ---------------------------------------------------------------- events
@@ -495,11 +500,26 @@ export class Engine {
     }
     if (at <= start) throw ex.timeoutError();
     if (this.closed || host.removed) throw new ClosedError(infoOf(ex));
-    if (host.inFlight >= host.connections && this.pendingTotal >= this.config.maxPending) {
+    if (
+      host.load.inFlight >= host.connections &&
+      this.config.maxPending !== Infinity &&
+      this.pendingTotal() >= this.config.maxPending
+    ) {
       throw new PoolQueueFullError(this.config.maxPending, infoOf(ex));
     }
     ex.at = at;
     this.deadlines.insert(ex);
+  }
+
+  /**
+   * Requests waiting for a connection, over all hosts: read from the hosts' loads (one source),
+   * only when a host is saturated. O(hosts).
+   */
+  private pendingTotal(): number {
+    let total = 0;
+    const hosts = this.hosts;
+    for (let i = 0; i < hosts.length; i++) total += hosts[i]!.pending;
+    return total;
   }
 
   /**
@@ -512,10 +532,12 @@ export class Engine {
     spec: CallSpec,
     ex: Exchange,
     span?: TraceSpan,
-  ): Readonly<Record<string, string>> | undefined {
+  ): Readonly<Record<string, string>> | string[] | undefined {
     if (span !== undefined) {
       const headers = this.deadlineHeaders(spec, ex);
-      const out = { ...headers };
+      const out: Record<string, string> = Array.isArray(headers)
+        ? { [headers[0]!]: headers[1]! }
+        : { ...headers };
       span.inject(out);
       return out;
     }
@@ -525,55 +547,39 @@ export class Engine {
   private deadlineHeaders(
     spec: CallSpec,
     ex: Exchange,
-  ): Readonly<Record<string, string>> | undefined {
+  ): Readonly<Record<string, string>> | string[] | undefined {
     if (!this.config.sendDeadline || ex.at === Infinity) return spec.headers;
     let remainingMs = ex.at - this.now();
-    const own = spec.headers?.[DEADLINE_HEADER];
+    // Without headers of its own, a try sends undici's flat array form (cheaper than an object).
+    if (spec.headers === undefined) return [DEADLINE_HEADER, deadlineHeaderValue(remainingMs)];
+    const own = spec.headers[DEADLINE_HEADER];
     if (own !== undefined && /^\d+$/.test(own)) remainingMs = Math.min(remainingMs, Number(own));
     return { ...spec.headers, [DEADLINE_HEADER]: deadlineHeaderValue(remainingMs) };
   }
 
   /** A try goes on the wire: load and probe bookkeeping. @internal */
   started(host: HostPool): void {
-    if (host.inFlight++ >= host.connections) this.pendingTotal++;
     if (host.state === 'probing') host.probeInFlight = true;
-    this.config.balancer.start(host);
+    this.load.start(host);
   }
 
   /**
-   * Checks the announced size (destroying an oversized body at once) and tells whether the body
-   * takes the plain path: read as text, decoded by content type.
+   * The value of a body read whole by `Exchange.read`: text decoded by content type, or raw
+   * bytes, or a compressed body decompressed under the size limit first.
    */
-  private plainBody(data: Dispatcher.ResponseData, spec: CallSpec, ex: Exchange): boolean {
-    const max = this.config.pool.maxResponseSize;
-    const headers = data.headers;
-    if (max !== Infinity) {
-      const length = headers['content-length'];
-      if (length !== undefined && Number(length) > max) {
-        data.body.destroy();
-        throw new ResponseTooLargeError(max, infoOf(ex));
-      }
-    }
-    const encoding = headers['content-encoding'];
-    return spec.decode !== 'bytes' && (encoding === undefined || encoding === 'identity');
-  }
-
-  /** The other bodies: raw bytes, or compressed ones (decompressed under the size limit). */
-  private async readBody(
-    data: Dispatcher.ResponseData,
-    spec: CallSpec,
-    ex: Exchange,
-  ): Promise<unknown> {
-    const headers = data.headers;
+  private bodyValue(spec: CallSpec, ex: Exchange, status: number): unknown {
+    const headers = ex.headers;
     const encoding = headers['content-encoding'];
     const contentType = contentTypeOf(headers['content-type']);
-    let bytes: Uint8Array = await data.body.bytes();
+    if (spec.decode !== 'bytes' && (encoding === undefined || encoding === 'identity'))
+      return decodeText(ex.text(), contentType, spec.decode, status, ex);
+    let bytes = ex.bytes();
     if (encoding !== undefined && encoding !== 'identity') {
       bytes = decompress(
         bytes,
         String(encoding),
         this.config.pool.maxResponseSize,
-        data.statusCode,
+        status,
         contentType,
         infoOf(ex),
       );
@@ -583,10 +589,14 @@ export class Engine {
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
       contentType,
       spec.decode,
-      data.statusCode,
+      status,
       ex,
     );
   }
+
+  /** The error of a body announced larger than `maxResponseSize` (`Exchange.read` throws it). */
+  private readonly tooLarge = (ex: Exchange): Error =>
+    new ResponseTooLargeError(this.config.pool.maxResponseSize, infoOf(ex));
 
   /** The typed error of a failed try (the abort reason when we aborted it). */
   private tryFailure(error: unknown, ex: Exchange, afterHeaders: boolean): RestClientError {
@@ -629,28 +639,22 @@ export class Engine {
     this.started(host);
     let status = 0;
     let failure: RestClientError | undefined;
-    let afterHeaders = false;
     let end = 0;
     const span = requestTracer.enabled ? startTrySpan(spec, ex) : undefined;
     try {
-      const data = await ex.request(host.pool, {
-        method: spec.method,
-        path: spec.path,
-        headers: this.wireHeaders(spec, ex, span),
-        body: spec.body,
-        signal: ex,
-      });
-      afterHeaders = true;
-      status = data.statusCode;
-      const value = this.plainBody(data, spec, ex)
-        ? decodeText(
-            await data.body.text(),
-            contentTypeOf(data.headers['content-type']),
-            spec.decode,
-            status,
-            ex,
-          )
-        : await this.readBody(data, spec, ex);
+      await ex.read(
+        host.pool,
+        {
+          method: spec.method,
+          path: spec.path,
+          headers: this.wireHeaders(spec, ex, span),
+          body: spec.body,
+        },
+        this.config.pool.maxResponseSize,
+        this.tooLarge,
+      );
+      status = ex.statusCode;
+      const value = this.bodyValue(spec, ex, status);
       end = this.now();
       if (mode === Mode.Value && status >= 200 && status < 300) return value;
       return new Response(
@@ -658,15 +662,17 @@ export class Engine {
         spec.method,
         spec.path,
         status,
-        data.statusText,
-        data.headers,
+        ex.statusText,
+        ex.headers,
         value,
         ex.attempt,
         end - spec.startedAt,
         spec.idempotent,
       );
     } catch (error) {
-      throw (failure = this.tryFailure(error, ex, afterHeaders));
+      status = ex.statusCode;
+      // a failure once the headers arrived is not a stale connection's
+      throw (failure = this.tryFailure(error, ex, status !== 0));
     } finally {
       this.deadlines.remove(ex);
       limiter?.release();
@@ -683,7 +689,6 @@ export class Engine {
     failure: RestClientError | undefined,
     end = 0,
   ): void {
-    if (host.inFlight-- > host.connections) this.pendingTotal--;
     const now = end === 0 ? this.now() : end;
     const durationMs = now - start;
     const health = this.config.health;
@@ -699,15 +704,8 @@ export class Engine {
       ok = neutral;
       host.lastError = failure;
     }
-    host.requests++;
-    this.config.balancer.end(host, { ok, durationMs: durationMs >= 0 ? durationMs : 0 });
+    this.load.end(host, { ok, neutral, durationMs: durationMs >= 0 ? durationMs : 0 });
     if (!neutral) {
-      if (ok) {
-        host.consecutiveFailures = 0;
-      } else {
-        host.failures++;
-        host.consecutiveFailures++;
-      }
       this.health?.record(host, ok, failure, now);
     } else {
       this.health?.neutral(host); // a request probe that said nothing: let the next one probe

@@ -1,4 +1,4 @@
-import { loadCost, type Balancer, type EndpointLoad } from '@x/resilience';
+import { loadCost, type Balancer } from '@x/resilience';
 import type { HostHealth } from './hostHealth.js';
 import type { HostPool } from './hostPool.js';
 
@@ -12,15 +12,6 @@ const PRIORITY_COST = { errorPenalty: 5 } as const;
 export class HostChooser {
   /** Custom `priority(host)` (a subclass override or option), or undefined for the default. */
   priorityFn: ((host: string) => number | null | undefined) | undefined = undefined;
-  /** Scratch load read by `loadCost` in {@link defaultPriority} (no allocation per call). */
-  private readonly priorityLoad: EndpointLoad = {
-    inFlight: 0,
-    requests: 0,
-    failures: 0,
-    consecutiveFailures: 0,
-    ewmaMs: 0,
-    lastUpdate: 0,
-  };
 
   constructor(
     private readonly balancer: Balancer<HostPool>,
@@ -91,10 +82,7 @@ export class HostChooser {
       (host.state === 'ejected' ? this.now() < host.ejectedUntil : host.probeInFlight)
     )
       return null;
-    const load = this.priorityLoad;
-    load.inFlight = host.inFlight;
-    load.consecutiveFailures = host.consecutiveFailures;
-    return loadCost(load, PRIORITY_COST);
+    return loadCost(host.load, PRIORITY_COST);
   }
 
   /** True when a host may take a request now, health-wise (see `HostHealth.eligible`). */

@@ -1,7 +1,8 @@
-import { outlierDetection, type Balancer, type Clock, type Logger } from '@x/resilience';
+import { outlierDetection, type Clock, type Logger } from '@x/resilience';
 import type { RestClientError } from '../errors.js';
 import type { RestClientEvent } from '../events.js';
 import type { ResolvedHealth } from '../passiveHealth.js';
+import type { HostLoad } from './hostLoad.js';
 import type { HostPool } from './hostPool.js';
 
 /** What {@link HostHealth} needs from the client it watches (handed in, not imported). */
@@ -17,7 +18,8 @@ export interface HostHealthDeps {
   /** Counts an ejection in the metrics. */
   ejected(host: HostPool): void;
   readonly logger: Logger;
-  readonly balancer: Balancer<HostPool>;
+  /** The client's per-host load (probes count in it). */
+  readonly load: HostLoad;
   /** Sends an active probe to `host` (no load or health bookkeeping); resolves with its status. */
   sendProbe(host: HostPool, probe: Exclude<ResolvedHealth['probe'], 'request'>): Promise<number>;
 }
@@ -161,14 +163,14 @@ export class HostHealth {
     let error: RestClientError | undefined;
     let passed = false;
     const start = deps.now();
-    // The balancer sees the probe (so a readmitted host is not shunned for its old failures).
-    deps.balancer.start(host);
+    // The load counts the probe (so a readmitted host is not shunned for its old failures).
+    deps.load.start(host);
     try {
       passed = probe.expect(await deps.sendProbe(host, probe));
     } catch (failure) {
       error = failure as RestClientError;
     }
-    deps.balancer.end(host, { ok: passed, durationMs: Math.max(0, deps.now() - start) });
+    deps.load.end(host, { ok: passed, durationMs: Math.max(0, deps.now() - start) });
     if (deps.closed() || host.removed || host.state !== 'probing') return;
     const now = deps.now();
     if (passed) {

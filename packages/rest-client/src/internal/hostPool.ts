@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import type { TimerHandle } from '@x/resilience';
+import type { EndpointLoad, LoadTracker, TimerHandle } from '@x/resilience';
 import type { RestClientError } from '../errors.js';
 import type { HostState, HostStats, Upstream } from '../hostStats.js';
 
@@ -17,7 +17,8 @@ export interface PoolSettings {
 
 /**
  * One host: its undici `Pool` (one per host, as the design asks) and O(1) counters. It is the
- * endpoint object balancers see (`Upstream`).
+ * endpoint object balancers see (`Upstream`). Its load counters (in flight, requests, failures,
+ * failure streak, EWMA) are its entry in the client's `LoadTracker` (see `HostLoad`), not a copy.
  */
 export class HostPool implements Upstream {
   /** The host's address; changed only by {@link rebind} (a host moved to a new address). */
@@ -25,11 +26,9 @@ export class HostPool implements Upstream {
   /** The undici pool of the current address; {@link rebind} swaps it. */
   pool: Pool;
   readonly connections: number;
-  inFlight = 0;
+  /** The host's live entry in the client's load tracker. */
+  readonly load: EndpointLoad;
   connected = 0;
-  requests = 0;
-  failures = 0;
-  consecutiveFailures = 0;
   status5xx = 0;
   replays = 0;
   retries = 0;
@@ -48,10 +47,36 @@ export class HostPool implements Upstream {
   constructor(
     origin: string,
     private readonly settings: PoolSettings,
+    loads: LoadTracker<HostPool>,
   ) {
     this.origin = origin;
     this.connections = settings.connections;
+    this.load = loads.load(this);
     this.pool = this.open(origin);
+  }
+
+  /** Requests on the wire and not finished (body included). */
+  get inFlight(): number {
+    return this.load.inFlight;
+  }
+
+  /** Tries completed (active health probes included). */
+  get requests(): number {
+    return this.load.requests;
+  }
+
+  /** Tries that failed for health purposes. */
+  get failures(): number {
+    return this.load.failures;
+  }
+
+  /** Failures since the last success (outlier detection resets it on readmission). */
+  get consecutiveFailures(): number {
+    return this.load.consecutiveFailures;
+  }
+
+  set consecutiveFailures(count: number) {
+    this.load.consecutiveFailures = count;
   }
 
   /**
@@ -105,21 +130,22 @@ export class HostPool implements Upstream {
     return pending > 0 ? pending : 0;
   }
 
-  /** A snapshot of the counters; `ewmaMs` comes from the balancer's tracker. */
-  snapshot(ewmaMs: number): HostStats {
+  /** A snapshot of the counters. */
+  snapshot(): HostStats {
+    const load = this.load;
     return {
       host: this.origin,
-      inFlight: this.inFlight,
+      inFlight: load.inFlight,
       pending: this.pending,
       connected: this.connected,
       idle: this.idle,
-      requests: this.requests,
-      failures: this.failures,
-      consecutiveFailures: this.consecutiveFailures,
+      requests: load.requests,
+      failures: load.failures,
+      consecutiveFailures: load.consecutiveFailures,
       status5xx: this.status5xx,
       replays: this.replays,
       retries: this.retries,
-      ewmaMs,
+      ewmaMs: load.ewmaMs,
       state: this.state,
       ejected: this.state !== 'healthy',
       ejectedUntil: this.state === 'healthy' ? undefined : this.ejectedUntil,

@@ -30,7 +30,7 @@ export interface StreamTries {
     spec: CallSpec,
     ex: Exchange,
     span?: TraceSpan,
-  ): Readonly<Record<string, string>> | undefined;
+  ): Readonly<Record<string, string>> | string[] | undefined;
   /** A try goes on the wire (load, probe bookkeeping). */
   started(host: HostPool): void;
   /** A try ended (load, health, metrics). */
