@@ -10,8 +10,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
 import os, { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
 const args = Object.fromEntries(
@@ -42,13 +42,20 @@ async function roleBackend() {
   server.listen(0, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
 }
 
-async function roleDispatcher(target) {
-  const { createDispatcher, remote } = await import('../dist/index.js');
+/** The front door; `dist` picks another build (an A/B run); `inProcess` serves the payload itself. */
+async function roleDispatcher(target, dist, inProcess) {
+  const { createDispatcher, remote, inProcess: local } = await import(
+    dist ? pathToFileURL(join(resolve(dist), 'index.js')).href : '../dist/index.js'
+  );
+  const payload = JSON.stringify({ id: 42, name: 'widget', tags: ['a', 'b', 'c'], price: 9.99, stock: true });
+  const backend = inProcess
+    ? local(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: payload }))
+    : remote([target]);
   const dispatcher = createDispatcher({
     modules: {
       default: {
         versions: {
-          v1: { backend: remote([target]), maxConcurrentRequests: 1024, maxQueuedRequests: 10_000 },
+          v1: { backend, maxConcurrentRequests: 1024, maxQueuedRequests: 10_000 },
         },
       },
     },
@@ -336,6 +343,27 @@ async function main() {
       start: async () => wrap(await startRole('dispatcher', [`--target=${target}`])),
     },
     {
+      name: 'inprocess',
+      label: '@x/dispatcher, in-process handler (no second hop)',
+      start: async () => wrap(await startRole('dispatcher', ['--inprocess=true'])),
+    },
+    ...(args.base
+      ? [
+          {
+            name: 'base',
+            label: `@x/dispatcher front door, build in ${args.base} (A/B)`,
+            start: async () =>
+              wrap(await startRole('dispatcher', [`--target=${target}`, `--dist=${args.base}`])),
+          },
+          {
+            name: 'base-inprocess',
+            label: `@x/dispatcher in-process, build in ${args.base} (A/B)`,
+            start: async () =>
+              wrap(await startRole('dispatcher', ['--inprocess=true', `--dist=${args.base}`])),
+          },
+        ]
+      : []),
+    {
       name: 'bare',
       label: 'bare node:http + undici Pool (Node floor, no features)',
       start: async () => wrap(await startRole('bare', [`--target=${target}`])),
@@ -465,7 +493,7 @@ switch (args.role) {
     await roleBackend();
     break;
   case 'dispatcher':
-    await roleDispatcher(args.target);
+    await roleDispatcher(args.target, args.dist, args.inprocess === 'true');
     break;
   case 'fastify':
     await roleFastify(args.target);

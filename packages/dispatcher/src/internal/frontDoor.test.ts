@@ -849,4 +849,77 @@ describe('HTTP front door: the request deadline', () => {
       await dispatcher.close({ drainTimeoutMs: 100 });
     }
   });
+
+  it("an in-process handler's signal reports the deadline even when first read after it passed", async () => {
+    const requestTimeoutMs = 200;
+    let seen: unknown;
+    const dispatcher = createDispatcher({
+      requestTimeoutMs,
+      modules: {
+        default: {
+          versions: {
+            v1: {
+              backend: inProcess(async request => {
+                // the signal is read only after the deadline passed (created lazily)
+                await new Promise(r => setTimeout(r, requestTimeoutMs + 200));
+                seen = request.signal.aborted ? request.signal.reason : 'not aborted';
+                return { body: 'late' };
+              }),
+            },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({});
+    try {
+      const res = await fetch(`${door.url}/late`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(504);
+      await new Promise(r => setTimeout(r, 400));
+      expect(seen).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+    }
+  });
+
+  it('request deadlines share one clock timer instead of arming one per request', async () => {
+    let armed = 0;
+    const clock = {
+      now: () => performance.now(),
+      setTimeout: (callback: () => void, ms: number) => {
+        armed++;
+        return setTimeout(callback, ms);
+      },
+      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    const upstream = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const port = (upstream.address() as AddressInfo).port;
+    const dispatcher = createDispatcher({
+      clock,
+      modules: {
+        default: { versions: { v1: { backend: remote([`http://127.0.0.1:${port}`]) } } },
+        local: { versions: { v1: { backend: inProcess(() => ({ body: 'ok' })) } } },
+      },
+      rules: [{ url: '*/local/*', module: 'local' }],
+    });
+    const door = await dispatcher.listen({});
+    try {
+      for (const path of ['/remote', '/local/x']) {
+        await (await fetch(`${door.url}${path}`)).text(); // warm: instances up
+        const before = armed;
+        for (let i = 0; i < 20; i++) {
+          const res = await fetch(`${door.url}${path}`);
+          expect(res.status).toBe(200);
+          expect(await res.text()).toBe('ok');
+        }
+        // one timer per request would arm 20; the shared queue arms at most one more
+        expect(armed - before).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+      upstream.close();
+    }
+  });
 });

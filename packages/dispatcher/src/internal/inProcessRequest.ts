@@ -9,6 +9,11 @@ const EMPTY_ITERABLE: AsyncIterable<Uint8Array> = {
   [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }),
 };
 
+/** Something that gives the request's abort signal when asked (created lazily). */
+export interface SignalSource {
+  readonly signal: AbortSignal;
+}
+
 /** The request object handed to in-process handlers. */
 export class InProcessRequest implements InstanceRequest {
   readonly path: string;
@@ -23,12 +28,17 @@ export class InProcessRequest implements InstanceRequest {
     readonly sourceIp: string,
     readonly kind: RequestKind,
     readonly instance: InstanceContext,
-    readonly signal: AbortSignal,
+    private readonly signalSource: AbortSignal | SignalSource,
     private readonly maxBodyBytes: number,
   ) {
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
     this.source = body;
+  }
+
+  get signal(): AbortSignal {
+    const source = this.signalSource;
+    return source instanceof AbortSignal ? source : source.signal;
   }
 
   header(name: string): string | undefined {
@@ -91,8 +101,19 @@ export interface NormalizedResponse {
 
 const encoder = new TextEncoder();
 
-/** Checks what a handler returned; anything malformed becomes a BACKEND_ERROR. */
-export function normalizeResponse(response: InstanceResponse | undefined): NormalizedResponse {
+/**
+ * Checks what a handler returned; anything malformed becomes a BACKEND_ERROR. With
+ * `keepStrings`, a string body stays a string (the front door writes it with the head).
+ */
+export function normalizeResponse(
+  response: InstanceResponse | undefined,
+  keepStrings: true,
+): Omit<NormalizedResponse, 'body'> & { body: NormalizedResponse['body'] | string };
+export function normalizeResponse(response: InstanceResponse | undefined): NormalizedResponse;
+export function normalizeResponse(
+  response: InstanceResponse | undefined,
+  keepStrings = false,
+): Omit<NormalizedResponse, 'body'> & { body: NormalizedResponse['body'] | string } {
   if (typeof response !== 'object' || response === null)
     throw new BackendError('the in-process handler returned no response object');
   const status = response.status ?? 200;
@@ -105,12 +126,12 @@ export function normalizeResponse(response: InstanceResponse | undefined): Norma
     throw new BackendError('the in-process handler returned invalid headers', { cause: error });
   }
   const reason = response.reason ?? STATUS_CODES[status] ?? '';
-  if (typeof reason !== 'string' || /[\r\n]/.test(reason))
+  if (typeof reason !== 'string' || (response.reason !== undefined && /[\r\n]/.test(reason)))
     throw new BackendError('the in-process handler returned an invalid reason');
   const body = response.body;
-  let out: NormalizedResponse['body'];
+  let out: NormalizedResponse['body'] | string;
   if (body === undefined || body === null) out = null;
-  else if (typeof body === 'string') out = encoder.encode(body);
+  else if (typeof body === 'string') out = keepStrings ? body : encoder.encode(body);
   else if (body instanceof Uint8Array) out = body;
   else if (typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function')
     out = body;
