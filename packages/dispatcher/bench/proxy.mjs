@@ -43,7 +43,7 @@ async function roleBackend() {
 }
 
 /** The front door; `dist` picks another build (an A/B run); `inProcess` serves the payload itself. */
-async function roleDispatcher(target, dist, inProcess) {
+async function roleDispatcher(target, dist, inProcess, pipelining) {
   const { createDispatcher, remote, inProcess: local } = await import(
     dist ? pathToFileURL(join(resolve(dist), 'index.js')).href : '../dist/index.js'
   );
@@ -52,6 +52,7 @@ async function roleDispatcher(target, dist, inProcess) {
     ? local(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: payload }))
     : remote([target]);
   const dispatcher = createDispatcher({
+    ...(pipelining > 1 ? { upstream: { pipelining } } : {}),
     modules: {
       default: {
         versions: {
@@ -65,9 +66,9 @@ async function roleDispatcher(target, dist, inProcess) {
 }
 
 /** The Node floor: node:http in, one undici Pool out, nothing else (no routing, no protections). */
-async function roleBare(target) {
+async function roleBare(target, pipelining = 1) {
   const { Pool } = await import('undici');
-  const pool = new Pool(target, { connections: 1024, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pool = new Pool(target, { connections: 1024, pipelining, keepAliveTimeout: 60_000 });
   const server = createServer((req, res) => {
     pool.dispatch(
       {
@@ -75,6 +76,7 @@ async function roleBare(target) {
         method: req.method,
         headers: req.rawHeaders,
         body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+        blocking: pipelining > 1 ? false : undefined,
       },
       {
         onRequestStart() {},
@@ -343,6 +345,12 @@ async function main() {
       start: async () => wrap(await startRole('dispatcher', [`--target=${target}`])),
     },
     {
+      name: 'dispatcher-pipelined',
+      label: '@x/dispatcher front door, upstream.pipelining 10',
+      start: async () =>
+        wrap(await startRole('dispatcher', [`--target=${target}`, '--pipelining=10'])),
+    },
+    {
       name: 'inprocess',
       label: '@x/dispatcher, in-process handler (no second hop)',
       start: async () => wrap(await startRole('dispatcher', ['--inprocess=true'])),
@@ -367,6 +375,11 @@ async function main() {
       name: 'bare',
       label: 'bare node:http + undici Pool (Node floor, no features)',
       start: async () => wrap(await startRole('bare', [`--target=${target}`])),
+    },
+    {
+      name: 'bare-pipelined',
+      label: 'bare node:http + undici Pool, upstream pipelining 10',
+      start: async () => wrap(await startRole('bare', [`--target=${target}`, '--pipelining=10'])),
     },
     {
       name: 'fastify',
@@ -493,13 +506,18 @@ switch (args.role) {
     await roleBackend();
     break;
   case 'dispatcher':
-    await roleDispatcher(args.target, args.dist, args.inprocess === 'true');
+    await roleDispatcher(
+      args.target,
+      args.dist,
+      args.inprocess === 'true',
+      Number(args.pipelining ?? 1),
+    );
     break;
   case 'fastify':
     await roleFastify(args.target);
     break;
   case 'bare':
-    await roleBare(args.target);
+    await roleBare(args.target, Number(args.pipelining ?? 1));
     break;
   case 'http-proxy-3':
     await roleHttpProxy3(args.target);

@@ -923,3 +923,55 @@ describe('HTTP front door: the request deadline', () => {
     }
   });
 });
+
+describe('HTTP front door: upstream pipelining', () => {
+  it('upstream.pipelining sends concurrent GETs over fewer connections; default one per request', async () => {
+    const sockets = new Set<unknown>();
+    const upstream = createServer((req, res) => {
+      sockets.add(req.socket);
+      setTimeout(() => res.end(req.url), 30);
+    });
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const connectionsFor = async (pipelining: number | undefined) => {
+      sockets.clear();
+      const dispatcher = createDispatcher({
+        ...(pipelining === undefined ? {} : { upstream: { pipelining } }),
+        modules: { default: { versions: { v1: { backend: remote([origin]) } } } },
+      });
+      const door = await dispatcher.listen({});
+      try {
+        await (await fetch(`${door.url}/warm`)).text(); // the instance up, one idle connection
+        sockets.clear();
+        const bodies = await Promise.all(
+          Array.from({ length: 8 }, async (_, i) => {
+            const res = await fetch(`${door.url}/r${i}`);
+            expect(res.status).toBe(200);
+            return res.text();
+          }),
+        );
+        expect(bodies).toEqual(Array.from({ length: 8 }, (_, i) => `/r${i}`));
+        return sockets.size;
+      } finally {
+        await door.close();
+        await dispatcher.close({ drainTimeoutMs: 100 });
+      }
+    };
+    try {
+      // one request per connection: about one each (a request may reuse one freed meanwhile)
+      expect(await connectionsFor(undefined)).toBeGreaterThanOrEqual(4);
+      expect(await connectionsFor(8)).toBeLessThanOrEqual(2);
+    } finally {
+      upstream.close();
+    }
+  });
+
+  it('refuses a bad upstream.pipelining, naming it', () => {
+    expect(() =>
+      createDispatcher({
+        upstream: { pipelining: 0 },
+        modules: { default: { versions: { v1: { backend: remote(['http://127.0.0.1:1']) } } } },
+      }),
+    ).toThrow(/upstream\.pipelining must be a positive integer, got 0/);
+  });
+});

@@ -23,8 +23,8 @@ import type { RouteDecision } from '../routeDecision.js';
 import type { HeaderList } from '../types.js';
 import { AdminGate, type AdminCall } from './adminGate.js';
 import { sendError } from './errorResponse.js';
+import { pairs } from './headers.js';
 import {
-  pairs,
   readForwardedRequest,
   type Forward,
   type ForwardSettings,
@@ -422,6 +422,9 @@ export class FrontDoorHandler {
           // once the head is here: at most the request timeout between two body chunks (a
           // long stream, e.g. server-sent events, may last longer than the deadline)
           bodyTimeout: deadline.timeoutMs,
+          // with upstream.pipelining > 1, bodiless requests may follow this one on its
+          // connection before its head is back (undici keeps non-idempotent ones apart)
+          blocking: body !== null,
         },
         handler,
       );

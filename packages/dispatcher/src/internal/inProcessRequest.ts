@@ -3,7 +3,7 @@ import type { InstanceContext, InstanceRequest, InstanceResponse } from '../back
 import { BackendError, InvalidRequestError } from '../errors.js';
 import type { HeaderList, RequestKind } from '../types.js';
 import { readAll } from './body.js';
-import { toHeaderList } from './headers.js';
+import { pairs, toHeaderList } from './headers.js';
 
 const EMPTY_ITERABLE: AsyncIterable<Uint8Array> = {
   [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }),
@@ -17,13 +17,16 @@ export interface SignalSource {
 /** The request object handed to in-process handlers. */
 export class InProcessRequest implements InstanceRequest {
   readonly path: string;
+  private list: HeaderList | undefined;
+  private readonly flat: readonly string[] | undefined;
   private consumed = false;
   private readonly source: Uint8Array | AsyncIterable<Uint8Array> | null;
 
   constructor(
     readonly method: string,
     readonly url: string,
-    readonly headers: HeaderList,
+    /** `[name, value]` pairs (lowercase names), or a flat `name, value, …` list (any case). */
+    headers: HeaderList | readonly string[],
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     readonly sourceIp: string,
     readonly kind: RequestKind,
@@ -34,6 +37,13 @@ export class InProcessRequest implements InstanceRequest {
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
     this.source = body;
+    if (headers.length > 0 && typeof headers[0] === 'string') this.flat = headers as string[];
+    else this.list = headers as HeaderList;
+  }
+
+  /** Lowercase names, duplicates kept (built on first use from a flat list). */
+  get headers(): HeaderList {
+    return (this.list ??= pairs(this.flat!));
   }
 
   get signal(): AbortSignal {

@@ -9,7 +9,7 @@ import {
 import type { InstanceResponse } from '../backend.js';
 import { BackendError, DeadlineExceededError, DispatcherError } from '../errors.js';
 import { sendError } from './errorResponse.js';
-import { pairs, type Forward } from './forwardedRequest.js';
+import type { Forward } from './forwardedRequest.js';
 import { HOP_BY_HOP } from './headers.js';
 import { InProcessRequest, normalizeResponse } from './inProcessRequest.js';
 import type { Instance } from './instance.js';
@@ -74,7 +74,7 @@ class InProcessExchange implements TimerEntry {
     const request = new InProcessRequest(
       method,
       url,
-      pairs(headers),
+      headers,
       body as AsyncIterable<Uint8Array> | null,
       sourceIp,
       'normal',
