@@ -4,7 +4,8 @@
 // Pool in a separate process. Run it as: flock /tmp/bench.lock node bench/proxy.mjs [--quick]
 //
 // Options: --quick (short runs), --duration=S, --warmup=S, --concurrency=N, --rounds=N, --only=a,b,
-// --loader=undici (ignore wrk). The machine is shared: parties run interleaved, round after round,
+// --loader=undici (ignore wrk), --base=DIR (an older build's dist/ as extra A/B parties: copy dist/
+// aside before changing the code, e.g. to bench/.base/dist). The machine is shared: parties run interleaved, round after round,
 // and ratios are medians of per-round ratios; CPU µs per request is reported as a steadier figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -319,7 +320,8 @@ const median = values => {
 async function main() {
   const quick = args.quick === 'true';
   const durationS = Number(args.duration ?? (quick ? 2 : 4));
-  const warmupS = Number(args.warmup ?? (quick ? 1 : 2));
+  // a loaded machine takes seconds to get a fresh process's JIT warm: shorter warm-ups measure it
+  const warmupS = Number(args.warmup ?? 2);
   const concurrency = Number(args.concurrency ?? 50);
   const rounds = Number(args.rounds ?? (quick ? 1 : 7));
   const wrk = args.loader === 'undici' ? undefined : which('wrk');
@@ -486,6 +488,12 @@ async function main() {
   }
   const targets = [
     ['proxied req/s >= 0.6x direct', ratio('dispatcher', 'direct'), 0.6],
+    ['proxied req/s >= 0.5x direct (issue 13)', ratio('dispatcher', 'direct'), 0.5],
+    ['proxied req/s >= 0.8x nginx (issue 13)', ratio('dispatcher', 'nginx'), 0.8],
+    ['proxied req/s >= 1.0x the bare Node proxy', ratio('dispatcher', 'bare'), 1.0],
+    ['in-process req/s >= 0.9x nginx (issue 13)', ratio('inprocess', 'nginx'), 0.9],
+    ['in-process req/s vs the previous build (A/B)', ratio('inprocess', 'base-inprocess'), 1.0],
+    ['proxied req/s vs the previous build (A/B)', ratio('dispatcher', 'base'), 1.0],
     ['>= 1.3x @fastify/http-proxy', ratio('dispatcher', 'fastify'), 1.3],
     ['>= 1.3x http-proxy-3', ratio('dispatcher', 'http-proxy-3'), 1.3],
   ];

@@ -14,6 +14,9 @@ import type { Instance } from './instance.js';
 import { SERVED_BY_HEADER } from './servedByHeader.js';
 import type { VersionPool } from './versionPool.js';
 
+/** Largest body sent with its head as one string (copying it is cheaper than a second buffer). */
+const SMALL_BODY = 16_384;
+
 /** What a {@link ProxyHandler} labels its answers with and logs to. */
 export interface ProxyResponder {
   readonly requestIdHeader: string;
@@ -138,9 +141,13 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler, TimerEntr
     if (this.settled) return;
     this.received += chunk.length;
     if (this.received === this.expected) {
-      // the whole body is here: head, body and end leave in one write
+      // the whole body is here: head, body and end leave in one write. A small body goes as a
+      // latin1 string (bytes unchanged), which Node appends to the head: one plain write instead
+      // of a writev of two buffers
       this.ended = true;
-      this.res.end(chunk);
+      if (chunk.length <= SMALL_BODY && this.received === chunk.length)
+        this.res.end(chunk.toString('latin1'), 'latin1');
+      else this.res.end(chunk);
       return;
     }
     if (!this.res.write(chunk)) {
