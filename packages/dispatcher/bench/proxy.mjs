@@ -3,10 +3,11 @@
 // Every party runs in its own process; the load comes from wrk when installed, else from an undici
 // Pool in a separate process. Run it as: flock /tmp/bench.lock node bench/proxy.mjs [--quick]
 //
-// Options: --quick (short runs), --duration=S, --warmup=S, --concurrency=N, --rounds=N, --only=a,b,
-// --loader=undici (ignore wrk), --base=DIR (an older build's dist/ as extra A/B parties: copy dist/
-// aside before changing the code, e.g. to bench/.base/dist). The machine is shared: parties run interleaved, round after round,
-// and ratios are medians of per-round ratios; CPU µs per request is reported as a steadier figure.
+// Options: --quick (short runs), --duration=S, --warmup=S (default 2), --concurrency=N, --rounds=N,
+// --only=a,b, --loader=undici (ignore wrk), --base=DIR (an older build's dist/ as extra A/B parties:
+// `cp -r dist .bench-base` before changing the code, then --base=.bench-base). The machine is
+// shared: parties run interleaved, round after round, and ratios are medians of per-round ratios;
+// CPU µs per request is reported as a steadier figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
@@ -45,10 +46,18 @@ async function roleBackend() {
 
 /** The front door; `dist` picks another build (an A/B run); `inProcess` serves the payload itself. */
 async function roleDispatcher(target, dist, inProcess, pipelining) {
-  const { createDispatcher, remote, inProcess: local } = await import(
-    dist ? pathToFileURL(join(resolve(dist), 'index.js')).href : '../dist/index.js'
-  );
-  const payload = JSON.stringify({ id: 42, name: 'widget', tags: ['a', 'b', 'c'], price: 9.99, stock: true });
+  const {
+    createDispatcher,
+    remote,
+    inProcess: local,
+  } = await import(dist ? pathToFileURL(join(resolve(dist), 'index.js')).href : '../dist/index.js');
+  const payload = JSON.stringify({
+    id: 42,
+    name: 'widget',
+    tags: ['a', 'b', 'c'],
+    price: 9.99,
+    stock: true,
+  });
   const backend = inProcess
     ? local(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: payload }))
     : remote([target]);

@@ -150,8 +150,7 @@ class InProcessExchange implements TimerEntry {
       flat.push(ctx.requestIdHeader, requestId, SERVED_BY_HEADER, this.instance.servedBy);
       if (decision.setCookie) flat.push('set-cookie', decision.setCookie);
       if (typeof body === 'string') flat.push('content-length', String(Buffer.byteLength(body)));
-      else if (body instanceof Uint8Array)
-        flat.push('content-length', String(body.byteLength));
+      else if (body instanceof Uint8Array) flat.push('content-length', String(body.byteLength));
       else if (body === null) flat.push('content-length', '0');
       if (this.queued) ctx.timers.remove(this); // the head is out: a stream may outlast the deadline
       res.writeHead(status, response.reason, flat);
