@@ -966,6 +966,49 @@ describe('HTTP front door: upstream pipelining', () => {
     }
   });
 
+  it('health probes do not wait behind requests pipelined on a connection', async () => {
+    const probes: number[] = [];
+    const upstream = createServer((req, res) => {
+      if (req.url === '/_ah/health') {
+        probes.push(performance.now());
+        res.end('ok');
+      } else if (req.url === '/slow') setTimeout(() => res.end('slow'), 1_000);
+      else res.end('fast');
+    });
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const dispatcher = createDispatcher({
+      upstream: { pipelining: 8 },
+      modules: {
+        default: {
+          versions: {
+            v1: {
+              backend: remote([origin]),
+              healthCheck: { intervalMs: 100, timeoutMs: 5_000 },
+            },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({});
+    try {
+      await (await fetch(`${door.url}/fast`)).text();
+      const started = performance.now();
+      const slow = Promise.all(
+        Array.from({ length: 4 }, async () => (await fetch(`${door.url}/slow`)).text()),
+      );
+      expect(await slow).toEqual(['slow', 'slow', 'slow', 'slow']);
+      const finished = performance.now();
+      // pipelined behind the slow requests, a probe would reach the instance only after them
+      const during = probes.filter(t => t > started + 100 && t < finished - 200);
+      expect(during.length).toBeGreaterThan(0);
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+      upstream.close();
+    }
+  });
+
   it('refuses a bad upstream.pipelining, naming it', () => {
     expect(() =>
       createDispatcher({
