@@ -3,15 +3,17 @@
 // Every party runs in its own process; the load comes from wrk when installed, else from an undici
 // Pool in a separate process. Run it as: flock /tmp/bench.lock node bench/proxy.mjs [--quick]
 //
-// Options: --quick (short runs), --duration=S, --warmup=S, --concurrency=N, --rounds=N, --only=a,b,
-// --loader=undici (ignore wrk). The machine is shared: parties run interleaved, round after round,
-// and ratios are medians of per-round ratios; CPU µs per request is reported as a steadier figure.
+// Options: --quick (short runs), --duration=S, --warmup=S (default 2), --concurrency=N, --rounds=N,
+// --only=a,b, --loader=undici (ignore wrk), --base=DIR (an older build's dist/ as extra A/B parties:
+// `cp -r dist .bench-base` before changing the code, then --base=.bench-base). The machine is
+// shared: parties run interleaved, round after round, and ratios are medians of per-round ratios;
+// CPU µs per request is reported as a steadier figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
 import os, { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
 const args = Object.fromEntries(
@@ -42,13 +44,29 @@ async function roleBackend() {
   server.listen(0, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
 }
 
-async function roleDispatcher(target) {
-  const { createDispatcher, remote } = await import('../dist/index.js');
+/** The front door; `dist` picks another build (an A/B run); `inProcess` serves the payload itself. */
+async function roleDispatcher(target, dist, inProcess, pipelining) {
+  const {
+    createDispatcher,
+    remote,
+    inProcess: local,
+  } = await import(dist ? pathToFileURL(join(resolve(dist), 'index.js')).href : '../dist/index.js');
+  const payload = JSON.stringify({
+    id: 42,
+    name: 'widget',
+    tags: ['a', 'b', 'c'],
+    price: 9.99,
+    stock: true,
+  });
+  const backend = inProcess
+    ? local(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: payload }))
+    : remote([target]);
   const dispatcher = createDispatcher({
+    ...(pipelining > 1 ? { upstream: { pipelining } } : {}),
     modules: {
       default: {
         versions: {
-          v1: { backend: remote([target]), maxConcurrentRequests: 1024, maxQueuedRequests: 10_000 },
+          v1: { backend, maxConcurrentRequests: 1024, maxQueuedRequests: 10_000 },
         },
       },
     },
@@ -58,9 +76,9 @@ async function roleDispatcher(target) {
 }
 
 /** The Node floor: node:http in, one undici Pool out, nothing else (no routing, no protections). */
-async function roleBare(target) {
+async function roleBare(target, pipelining = 1) {
   const { Pool } = await import('undici');
-  const pool = new Pool(target, { connections: 1024, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pool = new Pool(target, { connections: 1024, pipelining, keepAliveTimeout: 60_000 });
   const server = createServer((req, res) => {
     pool.dispatch(
       {
@@ -68,6 +86,7 @@ async function roleBare(target) {
         method: req.method,
         headers: req.rawHeaders,
         body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+        blocking: pipelining > 1 ? false : undefined,
       },
       {
         onRequestStart() {},
@@ -310,7 +329,8 @@ const median = values => {
 async function main() {
   const quick = args.quick === 'true';
   const durationS = Number(args.duration ?? (quick ? 2 : 4));
-  const warmupS = Number(args.warmup ?? (quick ? 1 : 2));
+  // a loaded machine takes seconds to get a fresh process's JIT warm: shorter warm-ups measure it
+  const warmupS = Number(args.warmup ?? 2);
   const concurrency = Number(args.concurrency ?? 50);
   const rounds = Number(args.rounds ?? (quick ? 1 : 7));
   const wrk = args.loader === 'undici' ? undefined : which('wrk');
@@ -336,9 +356,41 @@ async function main() {
       start: async () => wrap(await startRole('dispatcher', [`--target=${target}`])),
     },
     {
+      name: 'dispatcher-pipelined',
+      label: '@x/dispatcher front door, upstream.pipelining 10',
+      start: async () =>
+        wrap(await startRole('dispatcher', [`--target=${target}`, '--pipelining=10'])),
+    },
+    {
+      name: 'inprocess',
+      label: '@x/dispatcher, in-process handler (no second hop)',
+      start: async () => wrap(await startRole('dispatcher', ['--inprocess=true'])),
+    },
+    ...(args.base
+      ? [
+          {
+            name: 'base',
+            label: `@x/dispatcher front door, build in ${args.base} (A/B)`,
+            start: async () =>
+              wrap(await startRole('dispatcher', [`--target=${target}`, `--dist=${args.base}`])),
+          },
+          {
+            name: 'base-inprocess',
+            label: `@x/dispatcher in-process, build in ${args.base} (A/B)`,
+            start: async () =>
+              wrap(await startRole('dispatcher', ['--inprocess=true', `--dist=${args.base}`])),
+          },
+        ]
+      : []),
+    {
       name: 'bare',
       label: 'bare node:http + undici Pool (Node floor, no features)',
       start: async () => wrap(await startRole('bare', [`--target=${target}`])),
+    },
+    {
+      name: 'bare-pipelined',
+      label: 'bare node:http + undici Pool, upstream pipelining 10',
+      start: async () => wrap(await startRole('bare', [`--target=${target}`, '--pipelining=10'])),
     },
     {
       name: 'fastify',
@@ -445,6 +497,12 @@ async function main() {
   }
   const targets = [
     ['proxied req/s >= 0.6x direct', ratio('dispatcher', 'direct'), 0.6],
+    ['proxied req/s >= 0.5x direct (issue 13)', ratio('dispatcher', 'direct'), 0.5],
+    ['proxied req/s >= 0.8x nginx (issue 13)', ratio('dispatcher', 'nginx'), 0.8],
+    ['proxied req/s >= 1.0x the bare Node proxy', ratio('dispatcher', 'bare'), 1.0],
+    ['in-process req/s >= 0.9x nginx (issue 13)', ratio('inprocess', 'nginx'), 0.9],
+    ['in-process req/s vs the previous build (A/B)', ratio('inprocess', 'base-inprocess'), 1.0],
+    ['proxied req/s vs the previous build (A/B)', ratio('dispatcher', 'base'), 1.0],
     ['>= 1.3x @fastify/http-proxy', ratio('dispatcher', 'fastify'), 1.3],
     ['>= 1.3x http-proxy-3', ratio('dispatcher', 'http-proxy-3'), 1.3],
   ];
@@ -465,13 +523,18 @@ switch (args.role) {
     await roleBackend();
     break;
   case 'dispatcher':
-    await roleDispatcher(args.target);
+    await roleDispatcher(
+      args.target,
+      args.dist,
+      args.inprocess === 'true',
+      Number(args.pipelining ?? 1),
+    );
     break;
   case 'fastify':
     await roleFastify(args.target);
     break;
   case 'bare':
-    await roleBare(args.target);
+    await roleBare(args.target, Number(args.pipelining ?? 1));
     break;
   case 'http-proxy-3':
     await roleHttpProxy3(args.target);

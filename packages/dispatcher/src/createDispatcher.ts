@@ -177,6 +177,7 @@ class DispatcherImpl implements Dispatcher, FrontDoorHost {
         up.connections === undefined
           ? undefined
           : positiveOption('upstream.connections', up.connections, 1, true),
+      pipelining: positiveOption('upstream.pipelining', up.pipelining, 1, true),
       keepAliveTimeoutMs: timerOption(
         up.keepAliveTimeoutMs ?? 4_000,
         'upstream.keepAliveTimeoutMs',

@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEADLINE_HEADER } from '@x/resilience';
 import { InvalidRequestError, PayloadTooLargeError, TooManyHeadersError } from '../errors.js';
 import type { RouteDecision } from '../routeDecision.js';
-import type { HeaderList } from '../types.js';
 import { HOP_BY_HOP, connectionTokens } from './headers.js';
 import { nextRequestId } from './requestId.js';
 import { unmap, type TrustedProxies } from './trustedProxies.js';
@@ -176,12 +175,5 @@ function stripConnectionTokens(flat: string[], connection: string): string[] {
     if (tokens.includes(flat[i]!.toLowerCase())) continue;
     out.push(flat[i]!, flat[i + 1]!);
   }
-  return out;
-}
-
-/** A flat name/value list as `[lowercase name, value]` pairs. */
-export function pairs(flat: readonly string[]): HeaderList {
-  const out: HeaderList = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
   return out;
 }

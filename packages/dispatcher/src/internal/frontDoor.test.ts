@@ -849,4 +849,172 @@ describe('HTTP front door: the request deadline', () => {
       await dispatcher.close({ drainTimeoutMs: 100 });
     }
   });
+
+  it("an in-process handler's signal reports the deadline even when first read after it passed", async () => {
+    const requestTimeoutMs = 200;
+    let seen: unknown;
+    const dispatcher = createDispatcher({
+      requestTimeoutMs,
+      modules: {
+        default: {
+          versions: {
+            v1: {
+              backend: inProcess(async request => {
+                // the signal is read only after the deadline passed (created lazily)
+                await new Promise(r => setTimeout(r, requestTimeoutMs + 200));
+                seen = request.signal.aborted ? request.signal.reason : 'not aborted';
+                return { body: 'late' };
+              }),
+            },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({});
+    try {
+      const res = await fetch(`${door.url}/late`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(504);
+      await new Promise(r => setTimeout(r, 400));
+      expect(seen).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+    }
+  });
+
+  it('request deadlines share one clock timer instead of arming one per request', async () => {
+    let armed = 0;
+    const clock = {
+      now: () => performance.now(),
+      setTimeout: (callback: () => void, ms: number) => {
+        armed++;
+        return setTimeout(callback, ms);
+      },
+      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    const upstream = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const port = (upstream.address() as AddressInfo).port;
+    const dispatcher = createDispatcher({
+      clock,
+      modules: {
+        default: { versions: { v1: { backend: remote([`http://127.0.0.1:${port}`]) } } },
+        local: { versions: { v1: { backend: inProcess(() => ({ body: 'ok' })) } } },
+      },
+      rules: [{ url: '*/local/*', module: 'local' }],
+    });
+    const door = await dispatcher.listen({});
+    try {
+      for (const path of ['/remote', '/local/x']) {
+        await (await fetch(`${door.url}${path}`)).text(); // warm: instances up
+        const before = armed;
+        for (let i = 0; i < 20; i++) {
+          const res = await fetch(`${door.url}${path}`);
+          expect(res.status).toBe(200);
+          expect(await res.text()).toBe('ok');
+        }
+        // one timer per request would arm 20; the shared queue arms at most one more
+        expect(armed - before).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+      upstream.close();
+    }
+  });
+});
+
+describe('HTTP front door: upstream pipelining', () => {
+  it('upstream.pipelining sends concurrent GETs over fewer connections; default one per request', async () => {
+    const sockets = new Set<unknown>();
+    const upstream = createServer((req, res) => {
+      sockets.add(req.socket);
+      setTimeout(() => res.end(req.url), 30);
+    });
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const connectionsFor = async (pipelining: number | undefined) => {
+      sockets.clear();
+      const dispatcher = createDispatcher({
+        ...(pipelining === undefined ? {} : { upstream: { pipelining } }),
+        modules: { default: { versions: { v1: { backend: remote([origin]) } } } },
+      });
+      const door = await dispatcher.listen({});
+      try {
+        await (await fetch(`${door.url}/warm`)).text(); // the instance up, one idle connection
+        sockets.clear();
+        const bodies = await Promise.all(
+          Array.from({ length: 8 }, async (_, i) => {
+            const res = await fetch(`${door.url}/r${i}`);
+            expect(res.status).toBe(200);
+            return res.text();
+          }),
+        );
+        expect(bodies).toEqual(Array.from({ length: 8 }, (_, i) => `/r${i}`));
+        return sockets.size;
+      } finally {
+        await door.close();
+        await dispatcher.close({ drainTimeoutMs: 100 });
+      }
+    };
+    try {
+      // one request per connection: about one each (a request may reuse one freed meanwhile)
+      expect(await connectionsFor(undefined)).toBeGreaterThanOrEqual(4);
+      expect(await connectionsFor(8)).toBeLessThanOrEqual(2);
+    } finally {
+      upstream.close();
+    }
+  });
+
+  it('health probes do not wait behind requests pipelined on a connection', async () => {
+    const probes: number[] = [];
+    const upstream = createServer((req, res) => {
+      if (req.url === '/_ah/health') {
+        probes.push(performance.now());
+        res.end('ok');
+      } else if (req.url === '/slow') setTimeout(() => res.end('slow'), 1_000);
+      else res.end('fast');
+    });
+    await new Promise<void>(r => upstream.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const dispatcher = createDispatcher({
+      upstream: { pipelining: 8 },
+      modules: {
+        default: {
+          versions: {
+            v1: {
+              backend: remote([origin]),
+              healthCheck: { intervalMs: 100, timeoutMs: 5_000 },
+            },
+          },
+        },
+      },
+    });
+    const door = await dispatcher.listen({});
+    try {
+      await (await fetch(`${door.url}/fast`)).text();
+      const started = performance.now();
+      const slow = Promise.all(
+        Array.from({ length: 4 }, async () => (await fetch(`${door.url}/slow`)).text()),
+      );
+      expect(await slow).toEqual(['slow', 'slow', 'slow', 'slow']);
+      const finished = performance.now();
+      // pipelined behind the slow requests, a probe would reach the instance only after them
+      const during = probes.filter(t => t > started + 100 && t < finished - 200);
+      expect(during.length).toBeGreaterThan(0);
+    } finally {
+      await door.close();
+      await dispatcher.close({ drainTimeoutMs: 100 });
+      upstream.close();
+    }
+  });
+
+  it('refuses a bad upstream.pipelining, naming it', () => {
+    expect(() =>
+      createDispatcher({
+        upstream: { pipelining: 0 },
+        modules: { default: { versions: { v1: { backend: remote(['http://127.0.0.1:1']) } } } },
+      }),
+    ).toThrow(/upstream\.pipelining must be a positive integer, got 0/);
+  });
 });

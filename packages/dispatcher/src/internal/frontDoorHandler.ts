@@ -8,8 +8,10 @@ import {
   DEADLINE_HEADER,
   deadlineHeaderValue,
   readDeadlineHeader,
+  timerQueue,
   type Clock,
   type Logger,
+  type TimerQueue,
 } from '@x/resilience';
 import {
   DeadlineExceededError,
@@ -21,8 +23,8 @@ import type { RouteDecision } from '../routeDecision.js';
 import type { HeaderList } from '../types.js';
 import { AdminGate, type AdminCall } from './adminGate.js';
 import { sendError } from './errorResponse.js';
+import { pairs } from './headers.js';
 import {
-  pairs,
   readForwardedRequest,
   type Forward,
   type ForwardSettings,
@@ -88,12 +90,15 @@ export class FrontDoorHandler {
   private draining: Promise<void> | undefined;
   private readonly adminPrefix: string | undefined;
   private readonly adminGate: AdminGate | undefined;
+  /** Request deadlines: entries of the clock's shared queue (one timer for every request). */
+  readonly timers: TimerQueue;
 
   constructor(
     private readonly host: FrontDoorHost,
     readonly settings: FrontDoorHandlerSettings,
   ) {
     this.adminPrefix = settings.adminPath;
+    this.timers = timerQueue(host.clock);
     this.adminGate =
       settings.adminToken === undefined ? undefined : sharedAdminGate(host, settings);
   }
@@ -104,6 +109,14 @@ export class FrontDoorHandler {
 
   get log(): Logger {
     return this.host.log;
+  }
+
+  get clock(): Clock {
+    return this.host.clock;
+  }
+
+  get maxBodyBytes(): number {
+    return this.settings.maxBodyBytes;
   }
 
   /**
@@ -380,14 +393,9 @@ export class FrontDoorHandler {
     const leftMs = deadline.at - this.host.clock.now();
     if (leftMs > 0 && leftMs !== Infinity)
       headers.push(DEADLINE_HEADER, deadlineHeaderValue(leftMs));
-    traceForward(method, url.split('?')[0]!, headers, decision, instance.id, res);
+    traceForward(method, url, headers, decision, instance.id, res);
     if (upstream === undefined) {
-      void serveInProcess(instance, forward, {
-        clock: this.host.clock,
-        log: this.host.log,
-        requestIdHeader: this.requestIdHeader,
-        maxBodyBytes: this.settings.maxBodyBytes,
-      });
+      serveInProcess(instance, forward, this);
       return;
     }
     const handler = new ProxyHandler(
@@ -403,7 +411,7 @@ export class FrontDoorHandler {
       handler.onResponseError(undefined, new DeadlineExceededError(deadline.timeoutMs));
       return;
     }
-    handler.armDeadline(leftMs, deadline.timeoutMs);
+    handler.armDeadline(deadline.at, deadline.timeoutMs);
     try {
       upstream.dispatch(
         {
@@ -414,6 +422,9 @@ export class FrontDoorHandler {
           // once the head is here: at most the request timeout between two body chunks (a
           // long stream, e.g. server-sent events, may last longer than the deadline)
           bodyTimeout: deadline.timeoutMs,
+          // with upstream.pipelining > 1, bodiless requests may follow this one on its
+          // connection before its head is back (undici keeps non-idempotent ones apart)
+          blocking: body !== null,
         },
         handler,
       );

@@ -18,13 +18,15 @@ const isTraceHeader = (name: string): boolean => {
  */
 export function traceForward(
   method: string,
-  path: string,
+  url: string,
   headers: string[],
   decision: RouteDecision,
   instanceId: string,
   res: ServerResponse,
 ): void {
   if (!frontDoorTracer.enabled) return;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
   const carrier: Record<string, string> = {};
   for (let i = 0; i < headers.length; i += 2)
     if (isTraceHeader(headers[i]!)) carrier[headers[i]!.toLowerCase()] = headers[i + 1]!;

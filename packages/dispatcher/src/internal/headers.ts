@@ -106,3 +106,10 @@ export function objectToHeaderList(
   }
   return out;
 }
+
+/** A flat name/value list as `[lowercase name, value]` pairs. */
+export function pairs(flat: readonly string[]): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
+  return out;
+}

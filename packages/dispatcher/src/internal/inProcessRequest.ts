@@ -3,32 +3,52 @@ import type { InstanceContext, InstanceRequest, InstanceResponse } from '../back
 import { BackendError, InvalidRequestError } from '../errors.js';
 import type { HeaderList, RequestKind } from '../types.js';
 import { readAll } from './body.js';
-import { toHeaderList } from './headers.js';
+import { pairs, toHeaderList } from './headers.js';
 
 const EMPTY_ITERABLE: AsyncIterable<Uint8Array> = {
   [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }),
 };
 
+/** Something that gives the request's abort signal when asked (created lazily). */
+export interface SignalSource {
+  readonly signal: AbortSignal;
+}
+
 /** The request object handed to in-process handlers. */
 export class InProcessRequest implements InstanceRequest {
   readonly path: string;
+  private list: HeaderList | undefined;
+  private readonly flat: readonly string[] | undefined;
   private consumed = false;
   private readonly source: Uint8Array | AsyncIterable<Uint8Array> | null;
 
   constructor(
     readonly method: string,
     readonly url: string,
-    readonly headers: HeaderList,
+    /** `[name, value]` pairs (lowercase names), or a flat `name, value, …` list (any case). */
+    headers: HeaderList | readonly string[],
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     readonly sourceIp: string,
     readonly kind: RequestKind,
     readonly instance: InstanceContext,
-    readonly signal: AbortSignal,
+    private readonly signalSource: AbortSignal | SignalSource,
     private readonly maxBodyBytes: number,
   ) {
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
     this.source = body;
+    if (headers.length > 0 && typeof headers[0] === 'string') this.flat = headers as string[];
+    else this.list = headers as HeaderList;
+  }
+
+  /** Lowercase names, duplicates kept (built on first use from a flat list). */
+  get headers(): HeaderList {
+    return (this.list ??= pairs(this.flat!));
+  }
+
+  get signal(): AbortSignal {
+    const source = this.signalSource;
+    return source instanceof AbortSignal ? source : source.signal;
   }
 
   header(name: string): string | undefined {
@@ -91,8 +111,19 @@ export interface NormalizedResponse {
 
 const encoder = new TextEncoder();
 
-/** Checks what a handler returned; anything malformed becomes a BACKEND_ERROR. */
-export function normalizeResponse(response: InstanceResponse | undefined): NormalizedResponse {
+/**
+ * Checks what a handler returned; anything malformed becomes a BACKEND_ERROR. With
+ * `keepStrings`, a string body stays a string (the front door writes it with the head).
+ */
+export function normalizeResponse(
+  response: InstanceResponse | undefined,
+  keepStrings: true,
+): Omit<NormalizedResponse, 'body'> & { body: NormalizedResponse['body'] | string };
+export function normalizeResponse(response: InstanceResponse | undefined): NormalizedResponse;
+export function normalizeResponse(
+  response: InstanceResponse | undefined,
+  keepStrings = false,
+): Omit<NormalizedResponse, 'body'> & { body: NormalizedResponse['body'] | string } {
   if (typeof response !== 'object' || response === null)
     throw new BackendError('the in-process handler returned no response object');
   const status = response.status ?? 200;
@@ -105,12 +136,12 @@ export function normalizeResponse(response: InstanceResponse | undefined): Norma
     throw new BackendError('the in-process handler returned invalid headers', { cause: error });
   }
   const reason = response.reason ?? STATUS_CODES[status] ?? '';
-  if (typeof reason !== 'string' || /[\r\n]/.test(reason))
+  if (typeof reason !== 'string' || (response.reason !== undefined && /[\r\n]/.test(reason)))
     throw new BackendError('the in-process handler returned an invalid reason');
   const body = response.body;
-  let out: NormalizedResponse['body'];
+  let out: NormalizedResponse['body'] | string;
   if (body === undefined || body === null) out = null;
-  else if (typeof body === 'string') out = encoder.encode(body);
+  else if (typeof body === 'string') out = keepStrings ? body : encoder.encode(body);
   else if (body instanceof Uint8Array) out = body;
   else if (typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function')
     out = body;

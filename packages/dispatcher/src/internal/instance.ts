@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import {
   Bulkhead,
   type BackoffContext,
@@ -18,6 +18,8 @@ import type { NormalizedVersionSpec } from '../versionSpec.js';
 export interface UpstreamOptions {
   /** Connections per instance origin. Default: the instance's `maxConcurrentRequests`. */
   readonly connections?: number;
+  /** Requests in flight per upstream connection (undici pipelining). Default 1. */
+  readonly pipelining?: number;
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -53,6 +55,11 @@ export class Instance {
   runtime: RuntimeProxy | undefined;
   /** undici pool to the instance origin (out-of-process instances). */
   pool: Pool | undefined;
+  /**
+   * With upstream pipelining: a connection of its own for lifecycle requests and health probes,
+   * which must never wait behind proxied requests pipelined on the pool's connections.
+   */
+  private control: Client | undefined;
   background = 0;
   healthy = true;
   restarts = 0;
@@ -205,11 +212,18 @@ export class Instance {
           connections:
             owner.upstream.connections ??
             spec.maxConcurrentRequests + spec.maxBackgroundThreads + 1,
-          pipelining: 1,
+          pipelining: owner.upstream.pipelining ?? 1,
           keepAliveTimeout: owner.upstream.keepAliveTimeoutMs,
           headersTimeout: owner.upstream.headersTimeoutMs,
           bodyTimeout: owner.upstream.bodyTimeoutMs,
         });
+        if ((owner.upstream.pipelining ?? 1) > 1)
+          this.control = new Client(runtime.origin, {
+            pipelining: 1,
+            keepAliveTimeout: owner.upstream.keepAliveTimeoutMs,
+            headersTimeout: owner.upstream.headersTimeoutMs,
+            bodyTimeout: owner.upstream.bodyTimeoutMs,
+          });
       }
       if (ready !== 'none') await this.readyRequest(ready);
       if (generation !== this.generation || this.state !== 'starting')
@@ -272,8 +286,8 @@ export class Instance {
 
   /** GET `path` on the instance; resolves with the status. */
   async lifecycleRequest(path: string, timeoutMs: number, reason: () => unknown): Promise<number> {
-    const pool = this.pool;
-    if (!pool) return 200;
+    const pool = this.control ?? this.pool;
+    if (!this.pool || !pool) return 200;
     const { signal, clear } = timeoutSignal(this.owner.clock, timeoutMs, reason);
     try {
       const response = await pool.request({
@@ -391,8 +405,10 @@ export class Instance {
     this.stopHealthChecks();
     const runtime = this.runtime;
     const pool = this.pool;
-    this.pool = undefined;
+    const control = this.control;
+    this.pool = this.control = undefined;
     if (pool) await pool.destroy().catch(() => {});
+    if (control) await control.destroy().catch(() => {});
     if (runtime) {
       try {
         await runtime.stop(force);
@@ -416,8 +432,10 @@ export class Instance {
       signal: exit.signal,
     });
     const pool = this.pool;
-    this.pool = undefined;
+    const control = this.control;
+    this.pool = this.control = undefined;
     pool?.destroy().catch(() => {});
+    control?.destroy().catch(() => {});
     this.owner.instanceLeft(this);
     this.owner.instanceDied(this, exit);
   }

@@ -1,6 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
-import { AbortedError, isXError, type Clock, type Logger } from '@x/resilience';
+import {
+  AbortedError,
+  isXError,
+  type Logger,
+  type TimerEntry,
+  type TimerQueue,
+} from '@x/resilience';
 import { BackendError, DeadlineExceededError, DispatcherError } from '../errors.js';
 import { sendError } from './errorResponse.js';
 import { HOP_BY_HOP, connectionTokens } from './headers.js';
@@ -8,14 +14,23 @@ import type { Instance } from './instance.js';
 import { SERVED_BY_HEADER } from './servedByHeader.js';
 import type { VersionPool } from './versionPool.js';
 
+/** Largest body sent with its head as one string (copying it is cheaper than a second buffer). */
+const SMALL_BODY = 16_384;
+
 /** What a {@link ProxyHandler} labels its answers with and logs to. */
 export interface ProxyResponder {
   readonly requestIdHeader: string;
   readonly log: Logger;
+  /** The shared timer queue of the dispatcher's clock: request deadlines. */
+  readonly timers: TimerQueue;
 }
 
-/** Streams an undici response into a Node `ServerResponse`. */
-export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
+/**
+ * Streams an undici response into a Node `ServerResponse`. It is its own entry in the shared
+ * {@link TimerQueue} (the deadline for the response head): no timer, closure or abort controller
+ * per request.
+ */
+export class ProxyHandler implements UndiciDispatcher.DispatchHandler, TimerEntry {
   private controller: UndiciDispatcher.DispatchController | undefined;
   private settled = false;
   /** Body bytes announced by `content-length` (-1: unknown), and received so far. */
@@ -24,7 +39,13 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   private ended = false;
   private readonly onClose: () => void;
   private onDrain: (() => void) | undefined;
-  private deadlineTimer: ReturnType<Clock['setTimeout']> | undefined;
+  /** The request deadline's length, for the 504's message. */
+  private timeoutMs = 0;
+  // TimerEntry (the deadline for the response head)
+  at = Infinity;
+  prev: TimerEntry | undefined = undefined;
+  next: TimerEntry | undefined = undefined;
+  queued = false;
 
   constructor(
     private readonly door: ProxyResponder,
@@ -46,20 +67,22 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
    * (504 `DEADLINE_EXCEEDED`, the upstream request aborted): a hung instance never holds a request
    * past its deadline.
    */
-  armDeadline(ms: number, timeoutMs: number): void {
-    const clock = this.pool.clock;
-    this.deadlineTimer = clock.setTimeout(() => {
-      this.deadlineTimer = undefined;
-      if (this.settled) return;
-      const error = new DeadlineExceededError(
-        timeoutMs,
-        `instance ${this.instance.servedBy} did not answer within the request deadline (${timeoutMs} ms)`,
-      );
-      this.instance.requestTimedOut();
-      this.onResponseError(undefined, error);
-      this.controller?.abort(error);
-    }, ms);
-    this.deadlineTimer.unref?.();
+  armDeadline(at: number, timeoutMs: number): void {
+    this.at = at;
+    this.timeoutMs = timeoutMs;
+    this.door.timers.insert(this);
+  }
+
+  /** The deadline passed before the response head came. */
+  fire(): void {
+    if (this.settled) return;
+    const error = new DeadlineExceededError(
+      this.timeoutMs,
+      `instance ${this.instance.servedBy} did not answer within the request deadline (${this.timeoutMs} ms)`,
+    );
+    this.instance.requestTimedOut();
+    this.onResponseError(undefined, error);
+    this.controller?.abort(error);
   }
 
   onRequestStart(controller: UndiciDispatcher.DispatchController): void {
@@ -74,10 +97,7 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200 || this.settled) return;
-    if (this.deadlineTimer !== undefined) {
-      this.pool.clock.clearTimeout(this.deadlineTimer);
-      this.deadlineTimer = undefined;
-    }
+    if (this.queued) this.door.timers.remove(this);
     this.instance.answered();
     const connection = headers.connection;
     const extra =
@@ -121,9 +141,13 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
     if (this.settled) return;
     this.received += chunk.length;
     if (this.received === this.expected) {
-      // the whole body is here: head, body and end leave in one write
+      // the whole body is here: head, body and end leave in one write. A small body goes as a
+      // latin1 string (bytes unchanged), which Node appends to the head: one plain write instead
+      // of a writev of two buffers
       this.ended = true;
-      this.res.end(chunk);
+      if (chunk.length <= SMALL_BODY && this.received === chunk.length)
+        this.res.end(chunk.toString('latin1'), 'latin1');
+      else this.res.end(chunk);
       return;
     }
     if (!this.res.write(chunk)) {
@@ -170,7 +194,7 @@ export class ProxyHandler implements UndiciDispatcher.DispatchHandler {
   private finish(ok: boolean): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.deadlineTimer !== undefined) this.pool.clock.clearTimeout(this.deadlineTimer);
+    if (this.queued) this.door.timers.remove(this);
     this.res.off('close', this.onClose);
     this.pool.release(this.instance, ok, this.pool.clock.now() - this.startedAt);
   }

@@ -1,8 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import { AbortedError, untilAborted, type Clock, type Logger } from '@x/resilience';
+import {
+  AbortedError,
+  type Clock,
+  type Logger,
+  type TimerEntry,
+  type TimerQueue,
+} from '@x/resilience';
+import type { InstanceResponse } from '../backend.js';
 import { BackendError, DeadlineExceededError, DispatcherError } from '../errors.js';
 import { sendError } from './errorResponse.js';
-import { pairs, type Forward } from './forwardedRequest.js';
+import type { Forward } from './forwardedRequest.js';
 import { HOP_BY_HOP } from './headers.js';
 import { InProcessRequest, normalizeResponse } from './inProcessRequest.js';
 import type { Instance } from './instance.js';
@@ -14,6 +21,8 @@ export interface InProcessServing {
   readonly log: Logger;
   readonly requestIdHeader: string;
   readonly maxBodyBytes: number;
+  /** The shared timer queue of `clock`: request deadlines. */
+  readonly timers: TimerQueue;
 }
 
 /**
@@ -21,90 +30,187 @@ export interface InProcessServing {
  * fires when the client goes away or the deadline passes (504 `DEADLINE_EXCEEDED` named in
  * `X-Served-By`), its response is streamed with backpressure, and the slot is released after.
  */
-export async function serveInProcess(
-  instance: Instance,
-  forward: Forward,
-  ctx: InProcessServing,
-): Promise<void> {
-  const { pool, res, method, url, headers, body, requestId, decision, sourceIp, startedAt } =
-    forward;
-  const { deadline } = forward;
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(new AbortedError());
-  };
-  res.once('close', onClose);
-  const clock = ctx.clock;
-  const timer = clock.setTimeout(
-    () => {
-      abort.abort(
-        new DeadlineExceededError(
-          deadline.timeoutMs,
-          `instance ${instance.servedBy} did not answer within the request deadline (${deadline.timeoutMs} ms)`,
-        ),
-      );
-    },
-    Math.max(0, deadline.at - clock.now()),
-  );
-  timer.unref?.();
-  let ok = false;
-  try {
-    const handle = instance.runtime?.handle;
-    if (!handle) throw new BackendError(`instance ${instance.id} is not running`);
+export function serveInProcess(instance: Instance, forward: Forward, ctx: InProcessServing): void {
+  new InProcessExchange(instance, forward, ctx).run();
+}
+
+/**
+ * One in-process exchange. It is its own deadline entry in the shared {@link TimerQueue}, and
+ * creates the handler's abort signal only when the handler reads it: a handler that answers at
+ * once costs no timer, abort controller or promise race.
+ */
+class InProcessExchange implements TimerEntry {
+  private settled = false;
+  private controller: AbortController | undefined;
+  /** Why the exchange was aborted (client gone, deadline), once it was. */
+  private reason: unknown = undefined;
+  private readonly onClose: () => void;
+  // TimerEntry (the deadline for the response head)
+  at: number;
+  prev: TimerEntry | undefined = undefined;
+  next: TimerEntry | undefined = undefined;
+  queued = false;
+
+  constructor(
+    private readonly instance: Instance,
+    private readonly forward: Forward,
+    private readonly ctx: InProcessServing,
+  ) {
+    this.at = forward.deadline.at;
+    this.onClose = () => {
+      if (!forward.res.writableFinished) this.abort(new AbortedError());
+    };
+  }
+
+  run(): void {
+    const { res, method, url, headers, body, sourceIp } = this.forward;
+    res.once('close', this.onClose);
+    this.ctx.timers.insert(this);
+    const handle = this.instance.runtime?.handle;
+    if (!handle) {
+      this.fail(new BackendError(`instance ${this.instance.id} is not running`));
+      return;
+    }
     const request = new InProcessRequest(
       method,
       url,
-      pairs(headers),
+      headers,
       body as AsyncIterable<Uint8Array> | null,
       sourceIp,
       'normal',
-      instance.context,
-      abort.signal,
-      ctx.maxBodyBytes,
+      this.instance.context,
+      this,
+      this.ctx.maxBodyBytes,
     );
-    let result;
+    let result: InstanceResponse | Promise<InstanceResponse>;
     try {
-      result = await untilAborted(Promise.resolve(handle(request)), abort.signal);
+      result = handle(request);
     } catch (error) {
-      if (error instanceof DispatcherError) throw error;
-      instance.context.log.error({ err: error }, 'in-process handler failed');
-      throw new BackendError('the in-process handler failed', { cause: error });
+      this.fail(this.handlerFailure(error));
+      return;
     }
-    const response = normalizeResponse(result);
+    if (isThenable(result))
+      result.then(
+        response => this.respond(response),
+        (error: unknown) => this.fail(this.handlerFailure(error)),
+      );
+    else this.respond(result);
+  }
+
+  /** The handler's signal, created on first use (already aborted when the exchange is). */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** The deadline passed before the response head went out. */
+  fire(): void {
+    const { timeoutMs } = this.forward.deadline;
+    this.abort(
+      new DeadlineExceededError(
+        timeoutMs,
+        `instance ${this.instance.servedBy} did not answer within the request deadline (${timeoutMs} ms)`,
+      ),
+    );
+  }
+
+  private abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    // before the head: answered now (504, or the response destroyed for a client gone); while a
+    // body streams, the stream loop stops at its next chunk
+    if (!this.forward.res.headersSent) this.fail(reason);
+  }
+
+  private handlerFailure(error: unknown): unknown {
+    if (error instanceof DispatcherError) return error;
+    this.instance.context.log.error({ err: error }, 'in-process handler failed');
+    return new BackendError('the in-process handler failed', { cause: error });
+  }
+
+  private respond(result: InstanceResponse): void {
+    if (this.settled) return; // answered already (deadline, client gone)
+    const { res, requestId, decision } = this.forward;
+    const ctx = this.ctx;
+    let status: number;
+    let body: string | Uint8Array | AsyncIterable<Uint8Array> | null;
     const flat: string[] = [];
-    for (const [name, value] of response.headers) {
-      if (HOP_BY_HOP.has(name)) continue;
-      flat.push(name, value);
+    try {
+      const response = normalizeResponse(result, true);
+      status = response.status;
+      body = response.body;
+      for (const [name, value] of response.headers) {
+        if (HOP_BY_HOP.has(name)) continue;
+        flat.push(name, value);
+      }
+      flat.push(ctx.requestIdHeader, requestId, SERVED_BY_HEADER, this.instance.servedBy);
+      if (decision.setCookie) flat.push('set-cookie', decision.setCookie);
+      if (typeof body === 'string') flat.push('content-length', String(Buffer.byteLength(body)));
+      else if (body instanceof Uint8Array) flat.push('content-length', String(body.byteLength));
+      else if (body === null) flat.push('content-length', '0');
+      if (this.queued) ctx.timers.remove(this); // the head is out: a stream may outlast the deadline
+      res.writeHead(status, response.reason, flat);
+    } catch (error) {
+      this.fail(error);
+      return;
     }
-    flat.push(ctx.requestIdHeader, requestId, SERVED_BY_HEADER, instance.servedBy);
-    if (decision.setCookie) flat.push('set-cookie', decision.setCookie);
-    const out = response.body;
-    if (out instanceof Uint8Array) flat.push('content-length', String(out.byteLength));
-    else if (out === null) flat.push('content-length', '0');
-    clock.clearTimeout(timer); // the head is out: a stream may outlast the deadline
-    res.writeHead(response.status, response.reason, flat);
-    if (out === null) res.end();
-    else if (out instanceof Uint8Array) res.end(out);
+    if (body === null) res.end();
+    // a string body leaves with the head in one write
+    else if (typeof body === 'string' || body instanceof Uint8Array) res.end(body);
     else {
-      for await (const chunk of out) {
-        if (res.destroyed) break;
+      void this.stream(body, status);
+      return;
+    }
+    this.finish(status < 500);
+  }
+
+  private async stream(body: AsyncIterable<Uint8Array>, status: number): Promise<void> {
+    const { res } = this.forward;
+    try {
+      for await (const chunk of body) {
+        if (res.destroyed || this.reason !== undefined) break;
         if (!res.write(chunk)) await drained(res);
       }
       res.end();
+    } catch (error) {
+      this.fail(this.reason ?? error);
+      return;
     }
-    ok = response.status < 500;
-  } catch (error) {
-    sendError(res, abort.signal.aborted ? abort.signal.reason : error, {
-      requestIdHeader: ctx.requestIdHeader,
-      requestId,
-      servedBy: instance.servedBy,
-      log: ctx.log,
-    });
-  } finally {
-    clock.clearTimeout(timer);
-    res.off('close', onClose);
-    pool.release(instance, ok, clock.now() - startedAt);
+    this.finish(status < 500);
   }
+
+  /** Answers `error` (or cuts the response once its head is out) and releases the slot. */
+  private fail(error: unknown): void {
+    if (this.settled) return;
+    sendError(this.forward.res, this.reason ?? error, {
+      requestIdHeader: this.ctx.requestIdHeader,
+      requestId: this.forward.requestId,
+      servedBy: this.instance.servedBy,
+      log: this.ctx.log,
+    });
+    this.finish(false);
+  }
+
+  private finish(ok: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { pool, res, startedAt } = this.forward;
+    if (this.queued) this.ctx.timers.remove(this);
+    res.off('close', this.onClose);
+    pool.release(this.instance, ok, this.ctx.clock.now() - startedAt);
+  }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** Resolves once `res` drains or closes. */
