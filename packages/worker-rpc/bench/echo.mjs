@@ -277,7 +277,9 @@ lines.push(
   `Node ${process.version}, ${DURATION} ms per case (after ${WARMUP} ms warm-up), payload ${JSON.stringify(PARAMS).length} B JSON, server in a child process, ${ROUNDS} round(s); CPU = client + server process CPU time per request`,
 );
 lines.push('');
-lines.push('| transport | in flight | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |');
+lines.push(
+  '| transport | in flight | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |',
+);
 lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
 const row = (name, r, col, raw, ours) => {
   const vsRaw = raw ? `${(r.rps / raw.rps).toFixed(2)}x` : '—';
@@ -297,7 +299,9 @@ if (PAYLOADS.length > 0) {
   lines.push('');
   lines.push(`Larger payloads (JSON objects of about that size), ${PAYLOAD_WINDOW} in flight:`);
   lines.push('');
-  lines.push('| transport | payload | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |');
+  lines.push(
+    '| transport | payload | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |',
+  );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
   for (const bytes of PAYLOADS) {
     const raw = pickPayload('raw', bytes);

@@ -318,7 +318,8 @@ export class WorkerConnection<Api = UntypedApi> {
         ),
       );
     }
-    const methodOptions = this.methodOptions.size === 0 ? undefined : this.methodOptions.get(method);
+    const methodOptions =
+      this.methodOptions.size === 0 ? undefined : this.methodOptions.get(method);
     let timeoutMs: number = this.timeoutMs;
     try {
       // the connection's own timeout was validated when it was created

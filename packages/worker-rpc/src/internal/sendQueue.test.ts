@@ -75,18 +75,18 @@ describe('SendQueue', () => {
     expect(plain).toHaveLength(6);
     expect(plain![3]).toBe(big1);
     expect(plain![5]).toBe(big2);
-    expect(splitPairs(plain!.slice(2))!.map(([h, body]) => [h.toString(), body?.byteLength])).toEqual(
-      [
-        ['h3', LARGE_BODY_BYTES],
-        ['h4', LARGE_BODY_BYTES + 1],
-      ],
-    );
-    expect(splitPairs(last!.slice(2))!.map(([h, body]) => [h.toString(), body?.toString()])).toEqual(
-      [
-        ['h5', undefined],
-        ['h6', 'small-6'],
-      ],
-    );
+    expect(
+      splitPairs(plain!.slice(2))!.map(([h, body]) => [h.toString(), body?.byteLength]),
+    ).toEqual([
+      ['h3', LARGE_BODY_BYTES],
+      ['h4', LARGE_BODY_BYTES + 1],
+    ]);
+    expect(
+      splitPairs(last!.slice(2))!.map(([h, body]) => [h.toString(), body?.toString()]),
+    ).toEqual([
+      ['h5', undefined],
+      ['h6', 'small-6'],
+    ]);
   });
 
   test('bounded: push fails when full or closed; failures report the tags of the message', async () => {

@@ -201,11 +201,7 @@ export class SendQueue<Tag = undefined> {
     const frames: (Uint8Array | string)[] =
       routing.length === 0 ? [EMPTY, header, body] : [...routing, EMPTY, header, body];
     let bytes = body.byteLength;
-    while (
-      this.head < this.headers.length &&
-      tags.length < MAX_BATCH &&
-      bytes < MAX_BATCH_BYTES
-    ) {
+    while (this.head < this.headers.length && tags.length < MAX_BATCH && bytes < MAX_BATCH_BYTES) {
       const j = this.head;
       const next = this.bodies[j];
       if (
