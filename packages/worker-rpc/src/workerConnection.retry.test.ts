@@ -185,8 +185,9 @@ describe('retry schedule', () => {
       ['a', 0],
       ['b', 1],
     ]);
-    // the attempt timers were cleared; the call deadlines share one timer (a TimerQueue) that
-    // fires empty once and is not re-armed: nothing of the call is left on the clock
+    // the attempt timers were cleared: only the timer the call deadlines share (a TimerQueue) is
+    // left, and it fires empty once and is not re-armed: nothing of the call is left on the clock
+    expect(clock.pending).toBe(1);
     await clock.advance(10_000);
     expect(clock.pending).toBe(0);
     await conn.close();
@@ -216,7 +217,8 @@ describe('retry schedule', () => {
     expect(await call).toBe('a');
     expect(cancels).toEqual([{ endpoint: 'b', attempt: 1 }]);
     expect(conn.inFlight).toBe(0);
-    await clock.advance(10_000); // the shared deadline timer fires empty, nothing is re-armed
+    expect(clock.pending).toBe(1); // the attempt timers were cleared; the shared deadline timer is left
+    await clock.advance(10_000); // it fires empty, nothing is re-armed
     expect(clock.pending).toBe(0);
     await conn.close();
   });
