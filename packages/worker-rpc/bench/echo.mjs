@@ -1,12 +1,18 @@
-// Echo benchmark: req/s, p50 and p99 at 1, 16 and 64 calls in flight for
-//   raw zeromq DEALER/ROUTER (the floor), our ZeroMQ transport, our HTTP transport, and Moleculer
-//   with its TCP transporter; the servers run in a separate child process (bench/server.mjs).
-// Usage: node bench/echo.mjs [--duration 3000] [--warmup 700] [--inflight 1,16,64] [--cases raw,zmq,http,moleculer]
+// Echo benchmark: req/s, p50, p99 and CPU per request (client process + server process) at 1, 16,
+//   64 and 1 024 calls in flight for raw zeromq DEALER/ROUTER (the floor), our ZeroMQ transport,
+//   our HTTP transport, and Moleculer with its TCP transporter, then 1 KB and 64 KB payloads at 64
+//   in flight; the servers run in a separate child process (bench/server.mjs).
+// Usage: node bench/echo.mjs [--duration 3000] [--warmup 700] [--inflight 1,16,64,1024]
+//   [--cases raw,zmq,http,moleculer] [--rounds 1] [--payloads 1024,65536] [--payload-inflight 64]
+//   [--baseline <dist folder of another build>]
+// --baseline adds the case `base`: that build's client and worker (A/B in the same run, e.g. a copy
+// of dist/ made before a change). Rounds are interleaved; figures are medians over rounds.
 // The machine is shared: run it as `flock /tmp/bench.lock node bench/echo.mjs`.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import zmq from 'zeromq';
 import { ServiceBroker } from 'moleculer';
@@ -16,17 +22,26 @@ const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '700' },
-    inflight: { type: 'string', default: '1,16,64' },
+    inflight: { type: 'string', default: '1,16,64,1024' },
     cases: { type: 'string', default: 'raw,zmq,http,moleculer' },
     rounds: { type: 'string', default: '1' },
+    payloads: { type: 'string', default: '1024,65536' },
+    'payload-inflight': { type: 'string', default: '64' },
+    baseline: { type: 'string' },
   },
 });
 const DURATION = Number(values.duration);
 const WARMUP = Number(values.warmup);
 const WINDOWS = values.inflight.split(',').map(Number);
-const CASES = values.cases.split(',');
+const BASELINE = values.baseline ? resolvePath(values.baseline) : undefined;
+const CASES = values.cases.split(',').concat(BASELINE ? ['base'] : []);
 const ROUNDS = Number(values.rounds);
 const PARAMS = { a: 1, b: 'hello world', c: [1, 2, 3, 4, 5] };
+const PAYLOADS = values.payloads ? values.payloads.split(',').map(Number) : [];
+const PAYLOAD_WINDOW = Number(values['payload-inflight']);
+/** A JSON object of about `bytes` bytes. */
+const paramsOf = bytes => ({ a: 1, data: 'x'.repeat(Math.max(0, bytes - 18)) });
+const base = BASELINE ? await import(pathToFileURL(join(BASELINE, 'index.js')).href) : undefined;
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -50,6 +65,7 @@ async function startServer(moleculerServer, moleculerClient) {
       String(moleculerServer),
       '--moleculer-client',
       String(moleculerClient),
+      ...(BASELINE ? ['--baseline', BASELINE] : []),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -65,11 +81,26 @@ async function startServer(moleculerServer, moleculerClient) {
   return { child, info };
 }
 
-/** Keeps `window` calls in flight for `ms`; returns latencies (ms) of calls completed in the window. */
-async function drive(call, window, ms) {
+/** CPU time (ms) the server process used so far, from /proc (Linux); NaN elsewhere. */
+function serverCpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Keeps `window` calls in flight for `ms`; returns latencies (ms) of calls completed in the window
+ * and the CPU time both processes spent (client: process.cpuUsage, server: /proc).
+ */
+async function drive(call, window, ms, serverPid) {
   const latencies = [];
   let stop = false;
   let completed = 0;
+  const cpu0 = process.cpuUsage();
+  const server0 = serverCpuMs(serverPid);
   const started = performance.now();
   const end = started + ms;
   async function lane() {
@@ -87,20 +118,28 @@ async function drive(call, window, ms) {
   }
   await Promise.all(Array.from({ length: window }, lane));
   const elapsed = Math.min(performance.now(), end) - started;
-  return { completed, elapsed, latencies };
+  const cpu = process.cpuUsage(cpu0);
+  const clientUs = cpu.user + cpu.system;
+  const serverUs = (serverCpuMs(serverPid) - server0) * 1000;
+  return { completed, elapsed, latencies, clientUs, serverUs };
 }
 
-function summarize({ completed, elapsed, latencies }) {
+function summarize({ completed, elapsed, latencies, clientUs, serverUs }) {
   const sorted = Float64Array.from(latencies).sort();
   const q = p =>
     sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : NaN;
-  return { rps: (completed / elapsed) * 1000, p50: q(0.5), p99: q(0.99) };
+  return {
+    rps: (completed / elapsed) * 1000,
+    p50: q(0.5),
+    p99: q(0.99),
+    cpu: completed ? (clientUs + serverUs) / completed : NaN,
+  };
 }
 
 // ---- clients ---------------------------------------------------------------------------------
 
 /** Raw floor: one DEALER, toto-style ['', id, json] frames, a correlation map, one send loop. */
-function rawClient(address) {
+function rawClient(address, params) {
   const sock = new zmq.Dealer({
     linger: 0,
     sendHighWaterMark: 100_000,
@@ -131,24 +170,24 @@ function rawClient(address) {
       new Promise(resolve => {
         const id = String(++seq);
         pending.set(id, resolve);
-        queue.push(['', id, JSON.stringify({ method: 'bench.echo', params: PARAMS })]);
+        queue.push(['', id, JSON.stringify({ method: 'bench.echo', params })]);
         if (!sending) void pump();
       }),
     close: async () => sock.close(),
   };
 }
 
-function ourClient(address, transport) {
-  const conn = createWorkerConnection({
+function ourClient(address, transport, params, create = createWorkerConnection) {
+  const conn = create({
     addresses: address,
     transport,
     timeoutMs: 10_000,
     maxInFlight: 100_000,
   });
-  return { call: () => conn.invoke('bench.echo', PARAMS), close: () => conn.close() };
+  return { call: () => conn.invoke('bench.echo', params), close: () => conn.close() };
 }
 
-async function moleculerClient(urls, port) {
+async function moleculerClient(urls, port, params) {
   const broker = new ServiceBroker({
     nodeID: 'bench-client',
     logger: false,
@@ -156,7 +195,7 @@ async function moleculerClient(urls, port) {
   });
   await broker.start();
   await broker.waitForServices(['bench'], 10_000);
-  return { call: () => broker.call('bench.echo', PARAMS), close: () => broker.stop() };
+  return { call: () => broker.call('bench.echo', params), close: () => broker.stop() };
 }
 
 // ---- run --------------------------------------------------------------------------------------
@@ -164,35 +203,53 @@ async function moleculerClient(urls, port) {
 const moleculerServerPort = await freePort();
 const moleculerClientPort = await freePort();
 const { child, info } = await startServer(moleculerServerPort, moleculerClientPort);
-const results = {}; // results[case][window] = [{rps,p50,p99}, ...]
+const results = {}; // results[case][window] = [{rps,p50,p99,cpu}, ...]
+const payloadResults = {}; // payloadResults[case][bytes] = [...]
 const labels = {
   raw: 'raw zeromq DEALER/ROUTER (floor)',
   zmq: '@x/worker-rpc ZeroMQ',
   http: '@x/worker-rpc HTTP',
   moleculer: 'Moleculer 0.14 TCP transporter',
+  base: '@x/worker-rpc ZeroMQ, baseline build',
 };
+function clientFor(name, params) {
+  if (name === 'raw') return rawClient(info.raw, params);
+  if (name === 'zmq') return ourClient(info.zmq, zmqTransport(), params);
+  if (name === 'http') return ourClient(info.http, httpTransport(), params);
+  if (name === 'base')
+    return ourClient(info.base, base.zmqTransport(), params, base.createWorkerConnection);
+  return moleculerClient(info.moleculerUrls, moleculerClientPort, params);
+}
+async function measure(name, params, window, into, key) {
+  const client = await clientFor(name, params);
+  try {
+    await drive(client.call, window, WARMUP, child.pid);
+    const r = summarize(await drive(client.call, window, DURATION, child.pid));
+    ((into[name] ??= {})[key] ??= []).push(r);
+    return r;
+  } finally {
+    await client.close();
+  }
+}
+const cpuText = r => (Number.isNaN(r.cpu) ? '—' : r.cpu.toFixed(1));
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    for (const name of CASES) {
-      const client =
-        name === 'raw'
-          ? rawClient(info.raw)
-          : name === 'zmq'
-            ? ourClient(info.zmq, zmqTransport())
-            : name === 'http'
-              ? ourClient(info.http, httpTransport())
-              : await moleculerClient(info.moleculerUrls, moleculerClientPort);
-      try {
-        for (const window of WINDOWS) {
-          await drive(client.call, window, WARMUP);
-          const r = summarize(await drive(client.call, window, DURATION));
-          ((results[name] ??= {})[window] ??= []).push(r);
-          process.stderr.write(
-            `${labels[name]} W=${window}: ${Math.round(r.rps)} req/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms\n`,
-          );
-        }
-      } finally {
-        await client.close();
+    // interleaved: the order of the cases turns every round
+    const order = CASES.map((_, i) => CASES[(i + round) % CASES.length]);
+    for (const name of order) {
+      for (const window of WINDOWS) {
+        const r = await measure(name, PARAMS, window, results, window);
+        process.stderr.write(
+          `${labels[name]} W=${window}: ${Math.round(r.rps)} req/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms CPU ${cpuText(r)} us/req\n`,
+        );
+      }
+    }
+    for (const bytes of PAYLOADS) {
+      for (const name of order) {
+        const r = await measure(name, paramsOf(bytes), PAYLOAD_WINDOW, payloadResults, bytes);
+        process.stderr.write(
+          `${labels[name]} ${bytes} B W=${PAYLOAD_WINDOW}: ${Math.round(r.rps)} req/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms CPU ${cpuText(r)} us/req\n`,
+        );
       }
     }
   }
@@ -201,12 +258,14 @@ try {
 }
 
 // median over rounds
-const pick = (name, w) => {
-  const rs = results[name]?.[w];
-  if (!rs) return undefined;
+const median = rs => {
+  if (!rs?.length) return undefined;
   const sorted = [...rs].sort((a, b) => a.rps - b.rps);
-  return sorted[Math.floor(sorted.length / 2)];
+  const cpus = rs.map(r => r.cpu).sort((a, b) => a - b);
+  return { ...sorted[Math.floor(sorted.length / 2)], cpu: cpus[Math.floor(cpus.length / 2)] };
 };
+const pick = (name, w) => median(results[name]?.[w]);
+const pickPayload = (name, bytes) => median(payloadResults[name]?.[bytes]);
 const fmt = n =>
   n === undefined || Number.isNaN(n)
     ? '—'
@@ -215,23 +274,43 @@ const fmt = n =>
       : n.toFixed(2);
 const lines = [];
 lines.push(
-  `Node ${process.version}, ${DURATION} ms per case (after ${WARMUP} ms warm-up), payload ${JSON.stringify(PARAMS).length} B JSON, server in a child process, ${ROUNDS} round(s)`,
+  `Node ${process.version}, ${DURATION} ms per case (after ${WARMUP} ms warm-up), payload ${JSON.stringify(PARAMS).length} B JSON, server in a child process, ${ROUNDS} round(s); CPU = client + server process CPU time per request`,
 );
 lines.push('');
-lines.push('| transport | in flight | req/s | p50 (ms) | p99 (ms) | vs raw | ZMQ is |');
-lines.push('|---|---:|---:|---:|---:|---:|---|');
+lines.push(
+  '| transport | in flight | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |',
+);
+lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
+const row = (name, r, col, raw, ours) => {
+  const vsRaw = raw ? `${(r.rps / raw.rps).toFixed(2)}x` : '—';
+  const zmqIs =
+    ours && name !== 'zmq' && name !== 'raw' ? `${(ours.rps / r.rps).toFixed(2)}x faster` : '';
+  return `| ${labels[name]} | ${col} | ${fmt(r.rps)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${cpuText(r)} | ${vsRaw} | ${zmqIs} |`;
+};
 for (const w of WINDOWS) {
   const raw = pick('raw', w);
   const ours = pick('zmq', w);
   for (const name of CASES) {
     const r = pick(name, w);
-    if (!r) continue;
-    const vsRaw = raw ? `${(r.rps / raw.rps).toFixed(2)}x` : '—';
-    const zmqIs =
-      ours && name !== 'zmq' && name !== 'raw' ? `${(ours.rps / r.rps).toFixed(2)}x faster` : '';
-    lines.push(
-      `| ${labels[name]} | ${w} | ${fmt(r.rps)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${vsRaw} | ${zmqIs} |`,
-    );
+    if (r) lines.push(row(name, r, w, raw, ours));
+  }
+}
+if (PAYLOADS.length > 0) {
+  lines.push('');
+  lines.push(`Larger payloads (JSON objects of about that size), ${PAYLOAD_WINDOW} in flight:`);
+  lines.push('');
+  lines.push(
+    '| transport | payload | req/s | p50 (ms) | p99 (ms) | CPU (µs/req) | vs raw | ZMQ is |',
+  );
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
+  for (const bytes of PAYLOADS) {
+    const raw = pickPayload('raw', bytes);
+    const ours = pickPayload('zmq', bytes);
+    const size = bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`;
+    for (const name of CASES) {
+      const r = pickPayload(name, bytes);
+      if (r) lines.push(row(name, r, size, raw, ours));
+    }
   }
 }
 const at = 64;
@@ -249,6 +328,10 @@ if (zmq64) {
   check('ZMQ transport vs raw zeromq', raw64 && zmq64.rps / raw64.rps, 0.8);
   check('ZMQ transport vs our HTTP transport', http64 && zmq64.rps / http64.rps, 3);
   check('ZMQ transport vs Moleculer TCP', mol64 && zmq64.rps / mol64.rps, 2);
+  if (mol64 && !Number.isNaN(zmq64.cpu) && !Number.isNaN(mol64.cpu))
+    lines.push(
+      `- (information) CPU per request, client + server: ZMQ ${zmq64.cpu.toFixed(1)} µs, Moleculer ${mol64.cpu.toFixed(1)} µs (${(mol64.cpu / zmq64.cpu).toFixed(2)}x less for ZMQ)`,
+    );
 }
 console.log(lines.join('\n'));
 process.exit(0);

@@ -1,12 +1,18 @@
 // Echo servers for bench/echo.mjs, in their own process: raw zeromq ROUTER, our ZeroMQ worker, our
 // HTTP worker, and a Moleculer node with the TCP transporter. Prints "READY <json>" when all listen.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import zmq from 'zeromq';
 import { ServiceBroker } from 'moleculer';
 import { createWorker, httpWorkerTransport, zmqWorkerTransport } from '../dist/index.js';
 
 const { values } = parseArgs({
-  options: { 'moleculer-server': { type: 'string' }, 'moleculer-client': { type: 'string' } },
+  options: {
+    'moleculer-server': { type: 'string' },
+    'moleculer-client': { type: 'string' },
+    baseline: { type: 'string' },
+  },
 });
 
 // 1. raw floor: a ROUTER that echoes every message as it came (one receive loop, one pending send)
@@ -35,6 +41,18 @@ const httpWorker = createWorker({
 });
 await httpWorker.start();
 
+// 3b. with --baseline <dist folder>: the same ZeroMQ worker from another build (A/B in one run)
+let baseWorker;
+if (values.baseline) {
+  const base = await import(pathToFileURL(join(values.baseline, 'index.js')).href);
+  baseWorker = base.createWorker({
+    transport: base.zmqWorkerTransport({ bind: 'tcp://127.0.0.1:0' }),
+    handlers,
+    concurrency: 256,
+  });
+  await baseWorker.start();
+}
+
 // 4. Moleculer with its TCP transporter, static addresses, no UDP discovery
 const urls = [
   `127.0.0.1:${values['moleculer-server']}/bench-server`,
@@ -52,10 +70,15 @@ broker.createService({ name: 'bench', actions: { echo: ctx => ctx.params } });
 await broker.start();
 
 process.stdout.write(
-  `READY ${JSON.stringify({ raw: router.lastEndpoint, zmq: zmqWorker.addresses[0], http: httpWorker.addresses[0], moleculerUrls: urls })}\n`,
+  `READY ${JSON.stringify({ raw: router.lastEndpoint, zmq: zmqWorker.addresses[0], http: httpWorker.addresses[0], base: baseWorker?.addresses[0], moleculerUrls: urls })}\n`,
 );
 const stop = async () => {
-  await Promise.allSettled([zmqWorker.close(), httpWorker.close(), broker.stop()]);
+  await Promise.allSettled([
+    zmqWorker.close(),
+    httpWorker.close(),
+    baseWorker?.close(),
+    broker.stop(),
+  ]);
   router.close();
   process.exit(0);
 };

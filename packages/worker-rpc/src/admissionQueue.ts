@@ -17,7 +17,7 @@ export class AdmissionQueue {
 
   /** Queues `call`; `sink` receives the outcome of the attempt once it is sent. */
   add(call: OutgoingCall, sink: AttemptSink): void {
-    call.queued = true;
+    call.waiting = true;
     call.pendingSink = sink;
     this.fifo.push(call);
     this.count++;
@@ -26,7 +26,7 @@ export class AdmissionQueue {
   /** The oldest call still waiting, left in the queue. */
   peek(): OutgoingCall | undefined {
     for (let call = this.fifo.peek(); call !== undefined; call = this.fifo.peek()) {
-      if (call.queued && !call.done) return call;
+      if (call.waiting && !call.done) return call;
       this.fifo.shift();
     }
     return undefined;
@@ -34,10 +34,10 @@ export class AdmissionQueue {
 
   /** Takes `call` out (the head after {@link peek}, or anywhere); returns its sink, undefined when it was not waiting. */
   remove(call: OutgoingCall): AttemptSink | undefined {
-    if (!call.queued) return undefined;
+    if (!call.waiting) return undefined;
     if (this.fifo.peek() === call) this.fifo.shift();
     const sink = call.pendingSink;
-    call.queued = false;
+    call.waiting = false;
     call.pendingSink = undefined;
     if (--this.count === 0 && this.fifo.length > 0) this.fifo.drain();
     return sink;
@@ -47,7 +47,7 @@ export class AdmissionQueue {
   removeAll(): [OutgoingCall, AttemptSink][] {
     const out: [OutgoingCall, AttemptSink][] = [];
     for (const call of this.fifo.drain()) {
-      if (!call.queued || call.done) continue;
+      if (!call.waiting || call.done) continue;
       const sink = this.remove(call);
       if (sink) out.push([call, sink]);
     }

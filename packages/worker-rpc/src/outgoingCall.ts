@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle, TraceSpan } from '@x/resilience';
+import type { Clock, TimerEntry, TimerHandle, TraceSpan } from '@x/resilience';
 import type { EndpointHandle } from './endpointHandle.js';
 import type { WorkerRpcError } from './errors.js';
 import type { OutgoingRequest } from './transport.js';
@@ -29,17 +29,23 @@ export class Attempt {
 /**
  * The client-side state of one call: what the transports send (it is the {@link OutgoingRequest}
  * of every attempt), its deadline and signals, its attempts, and whether it waits in the admission
- * queue. Settled once by the connection.
+ * queue. Settled once by the connection. It is also its own deadline entry in the connection's
+ * `TimerQueue` (one clock timer for every call, no timer or closure per call).
  */
-export class OutgoingCall implements OutgoingRequest {
+export class OutgoingCall implements OutgoingRequest, TimerEntry {
   done = false;
+  /** Deadline entry (TimerEntry): expiry, list links and whether it is queued. */
+  at: number;
+  prev: TimerEntry | undefined = undefined;
+  next: TimerEntry | undefined = undefined;
+  queued = false;
+  /** Called when the deadline passes while the call is pending (shared by all calls of a connection). */
+  expire: ((call: OutgoingCall) => void) | undefined = undefined;
   /** Attempt number of the next (or queued) send: 0 first, then retries and hedges. */
   attempt = 0;
   attempts: Attempt[] = [];
-  /** The call's deadline timer. */
-  timer: TimerHandle | undefined;
   /** Waiting in the admission queue for an endpoint with credit. */
-  queued = false;
+  waiting = false;
   /** Where the queued attempt's outcome goes once it is sent. */
   pendingSink: AttemptSink | undefined;
   resolve!: (value: unknown) => void;
@@ -68,7 +74,16 @@ export class OutgoingCall implements OutgoingRequest {
     readonly startedAt: number,
     readonly maxAttempts: number,
     readonly signals: readonly AbortSignal[],
-  ) {}
+    /** The timeout the deadline came from (for the TIMEOUT message). */
+    readonly timeoutMs: number,
+  ) {
+    this.at = deadline;
+  }
+
+  /** TimerEntry: the deadline passed. */
+  fire(): void {
+    this.expire?.(this);
+  }
 
   /** Milliseconds left (the wrpc/1 budget sent with each attempt); -1 when there is no deadline. */
   budgetMs(): number {

@@ -185,7 +185,11 @@ describe('retry schedule', () => {
       ['a', 0],
       ['b', 1],
     ]);
-    expect(clock.pending).toBe(0); // the deadline and attempt timers were cleared
+    // the attempt timers were cleared: only the timer the call deadlines share (a TimerQueue) is
+    // left, and it fires empty once and is not re-armed: nothing of the call is left on the clock
+    expect(clock.pending).toBe(1);
+    await clock.advance(10_000);
+    expect(clock.pending).toBe(0);
     await conn.close();
   });
 
@@ -213,6 +217,8 @@ describe('retry schedule', () => {
     expect(await call).toBe('a');
     expect(cancels).toEqual([{ endpoint: 'b', attempt: 1 }]);
     expect(conn.inFlight).toBe(0);
+    expect(clock.pending).toBe(1); // the attempt timers were cleared; the shared deadline timer is left
+    await clock.advance(10_000); // it fires empty, nothing is re-armed
     expect(clock.pending).toBe(0);
     await conn.close();
   });
@@ -267,6 +273,7 @@ describe('retry schedule', () => {
     await clock.advance(1); // the only pending call times out: the drain ends now, not at 10 s
     await closing;
     expect(((await short) as WorkerRpcError).code).toBe('TIMEOUT');
+    await clock.advance(10_000); // the shared deadline timer fires empty, nothing is re-armed
     expect(clock.pending).toBe(0);
 
     const stuck = scriptedTransport({ a: 'silent' });

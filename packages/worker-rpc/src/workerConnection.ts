@@ -5,6 +5,8 @@ import {
   silentLogger,
   systemClock,
   describeValue,
+  timerQueue,
+  type TimerQueue,
   type Balancer,
   type Clock,
   type Listen,
@@ -114,6 +116,11 @@ export class WorkerConnection<Api = UntypedApi> {
   private readonly calls = new Map<number, OutgoingCall>();
   private readonly endpointsByAddress: EndpointRegistry;
   private readonly queue = new AdmissionQueue();
+  /** Call deadlines: one clock timer for all calls (the calls are their own entries). */
+  private readonly deadlines: TimerQueue;
+  /** Fires a call's deadline (shared by every call, see {@link OutgoingCall.fire}). */
+  private readonly expireCall = (call: OutgoingCall): void =>
+    this.finish(call, this.timeoutError(call.method, call.timeoutMs), undefined);
   /** The outcome of a call's only attempt goes straight to the call. */
   private readonly directSink: AttemptSink = {
     ok: (call, value) => this.finish(call, undefined, value),
@@ -134,6 +141,7 @@ export class WorkerConnection<Api = UntypedApi> {
   constructor(options: WorkerConnectionOptions = {}) {
     const addresses = parseAddresses(options.addresses);
     this.clock = options.clock ?? systemClock;
+    this.deadlines = timerQueue(this.clock);
     this.timeoutMs = validateTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
     const transport =
       options.transport ??
@@ -310,13 +318,13 @@ export class WorkerConnection<Api = UntypedApi> {
         ),
       );
     }
-    const methodOptions = this.methodOptions.get(method);
-    let timeoutMs: number;
+    const methodOptions =
+      this.methodOptions.size === 0 ? undefined : this.methodOptions.get(method);
+    let timeoutMs: number = this.timeoutMs;
     try {
-      timeoutMs = validateTimeout(
-        options.timeoutMs ?? methodOptions?.timeoutMs ?? this.timeoutMs,
-        'timeoutMs',
-      );
+      // the connection's own timeout was validated when it was created
+      const given = options.timeoutMs ?? methodOptions?.timeoutMs;
+      if (given !== undefined) timeoutMs = validateTimeout(given, 'timeoutMs');
     } catch (error) {
       return Promise.reject(
         new WorkerRpcError('INVALID_ARGUMENT', (error as Error).message, { method }),
@@ -454,6 +462,7 @@ export class WorkerConnection<Api = UntypedApi> {
       startedAt,
       plan.maxAttempts,
       signals,
+      plan.timeoutMs,
     );
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
@@ -466,10 +475,8 @@ export class WorkerConnection<Api = UntypedApi> {
       });
     this.calls.set(seq, call);
     if (deadline !== Infinity) {
-      call.timer = this.clock.setTimeout(() => {
-        call.timer = undefined;
-        this.finish(call, this.timeoutError(method, plan.timeoutMs), undefined);
-      }, deadline - startedAt);
+      call.expire = this.expireCall;
+      this.deadlines.insert(call);
     }
     if (signals.length > 0) {
       call.onAbort = () => {
@@ -536,7 +543,7 @@ export class WorkerConnection<Api = UntypedApi> {
   /** Picks an endpoint and sends the next attempt, or queues the call. */
   private dispatch(call: OutgoingCall, sink: AttemptSink, attemptNumber?: number): void {
     if (call.done) return;
-    if (call.queued) {
+    if (call.waiting) {
       // a hedge while the call still waits for an endpoint: nothing to hedge to
       sink.fail(
         call,
@@ -698,10 +705,7 @@ export class WorkerConnection<Api = UntypedApi> {
     if (call.done) return;
     call.done = true;
     this.calls.delete(call.seq);
-    if (call.timer) {
-      this.clock.clearTimeout(call.timer);
-      call.timer = undefined;
-    }
+    if (call.queued) this.deadlines.remove(call);
     if (call.onAbort) {
       for (const s of call.signals) s.removeEventListener('abort', call.onAbort);
       call.onAbort = undefined;

@@ -80,6 +80,11 @@ export class RequestHeaderEncoder {
  */
 export class ReplyHeaderEncoder {
   private readonly templates = new Map<string, Buffer>();
+  /** The last template used, by its kind, codec and encoding (replies mostly repeat them). */
+  private lastKind = -1;
+  private lastCodec = '';
+  private lastEncoding = '';
+  private lastTemplate: Buffer | undefined;
 
   encode(
     kind: KindValue,
@@ -90,11 +95,20 @@ export class ReplyHeaderEncoder {
     compressed: boolean,
     credit: number,
   ): Buffer {
-    const cacheKey = `${kind}\u0000${codec}\u0000${encoding}`;
-    let template = this.templates.get(cacheKey);
-    if (template === undefined) {
-      template = encodeHeader({ kind, id: ZERO_ID, codec, encoding });
-      if (this.templates.size < MAX_TEMPLATES) this.templates.set(cacheKey, template);
+    let template: Buffer | undefined;
+    if (kind === this.lastKind && codec === this.lastCodec && encoding === this.lastEncoding) {
+      template = this.lastTemplate!;
+    } else {
+      const cacheKey = `${kind}\u0000${codec}\u0000${encoding}`;
+      template = this.templates.get(cacheKey);
+      if (template === undefined) {
+        template = encodeHeader({ kind, id: ZERO_ID, codec, encoding });
+        if (this.templates.size < MAX_TEMPLATES) this.templates.set(cacheKey, template);
+      }
+      this.lastKind = kind;
+      this.lastCodec = codec;
+      this.lastEncoding = encoding;
+      this.lastTemplate = template;
     }
     const header = Buffer.allocUnsafe(template.byteLength);
     template.copy(header);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { SendQueue, packBatch, splitPairs } from './sendQueue.js';
+import { LARGE_BODY_BYTES, SendQueue, packBatch, splitPairs } from './sendQueue.js';
 
 /** A socket stand-in that, like zeromq.js, refuses a second send while one is pending. */
 function socket(delayMs = 1) {
@@ -52,6 +52,41 @@ describe('SendQueue', () => {
     q.pushPair([], b('h7'), b('b7'));
     await q.whenIdle();
     expect(s.sent.at(-1)!.map(x => x.toString())).toEqual(['', 'h7', 'b7']);
+  });
+
+  test('large bodies are not copied into a batch: they leave as plain pairs, the same Buffers', async () => {
+    const s = socket();
+    const q = new SendQueue<number>(s, 100, () => expect.unreachable());
+    const big1 = Buffer.alloc(LARGE_BODY_BYTES, 1);
+    const big2 = Buffer.alloc(LARGE_BODY_BYTES + 1, 2);
+    const r = [b('client')];
+    q.pushPair(r, b('h1'), b('small-1'), 1);
+    q.pushPair(r, b('h2'), b('small-2'), 2);
+    q.pushPair(r, b('h3'), big1, 3); // ends the batch before it
+    q.pushPair(r, b('h4'), big2, 4);
+    q.pushPair(r, b('h5'), undefined, 5); // ends the plain pairs
+    q.pushPair(r, b('h6'), b('small-6'), 6);
+    await q.whenIdle();
+    expect(s.sent).toHaveLength(3);
+    const [batch, plain, last] = s.sent as Buffer[][];
+    expect(batch).toHaveLength(4); // routing, '', packed headers, packed bodies
+    expect(splitPairs(batch!.slice(2))!.map(([h]) => h.toString())).toEqual(['h1', 'h2']);
+    // routing, '', h3, big1, h4, big2: the body Buffers themselves, no copy
+    expect(plain).toHaveLength(6);
+    expect(plain![3]).toBe(big1);
+    expect(plain![5]).toBe(big2);
+    expect(
+      splitPairs(plain!.slice(2))!.map(([h, body]) => [h.toString(), body?.byteLength]),
+    ).toEqual([
+      ['h3', LARGE_BODY_BYTES],
+      ['h4', LARGE_BODY_BYTES + 1],
+    ]);
+    expect(
+      splitPairs(last!.slice(2))!.map(([h, body]) => [h.toString(), body?.toString()]),
+    ).toEqual([
+      ['h5', undefined],
+      ['h6', 'small-6'],
+    ]);
   });
 
   test('bounded: push fails when full or closed; failures report the tags of the message', async () => {

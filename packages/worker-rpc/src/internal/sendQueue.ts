@@ -7,6 +7,13 @@ const EMPTY = Buffer.alloc(0);
 
 /** Most header/body pairs coalesced into one ZeroMQ message. */
 export const MAX_BATCH = 128;
+/**
+ * Bodies of at least this many bytes are never copied into a batch: consecutive ones leave as
+ * plain pairs `[...routing, '', header, body, header, body, ...]`, the body Buffers passed to
+ * zeromq.js as they are (zero-copy). Copying large bodies into a fresh batch buffer costs more
+ * (allocation, page faults, the copy) than the extra frames.
+ */
+export const LARGE_BODY_BYTES = 16 * 1024;
 /** Coalescing stops once a message holds this many body bytes... */
 const MAX_BATCH_BYTES = 512 * 1024;
 /** ...or this many header bytes. */
@@ -127,6 +134,8 @@ export class SendQueue<Tag = undefined> {
     const body = this.bodies[i];
     this.release(i);
     if (raw !== undefined) return { frames: raw, tags };
+    if (this.batching && body !== undefined && body.byteLength >= LARGE_BODY_BYTES)
+      return this.takeLarge(routing, header, body, tags);
     let headers: Uint8Array[] | undefined;
     let bodies: (Uint8Array | undefined)[] | undefined;
     let bytes = body?.byteLength ?? 0;
@@ -139,12 +148,17 @@ export class SendQueue<Tag = undefined> {
       headerBytes < MAX_BATCH_HEADER_BYTES
     ) {
       const j = this.head;
-      if (this.raws[j] !== undefined || !sameRouting(this.routings[j]!, routing)) break;
+      const nextBody = this.bodies[j];
+      if (
+        this.raws[j] !== undefined ||
+        (nextBody !== undefined && nextBody.byteLength >= LARGE_BODY_BYTES) ||
+        !sameRouting(this.routings[j]!, routing)
+      )
+        break;
       if (headers === undefined) {
         headers = [header];
         bodies = [body];
       }
-      const nextBody = this.bodies[j];
       headers.push(this.headers[j]!);
       bodies!.push(nextBody);
       bytes += nextBody?.byteLength ?? 0;
@@ -171,6 +185,38 @@ export class SendQueue<Tag = undefined> {
         : body === undefined
           ? [...routing, EMPTY, header]
           : [...routing, EMPTY, header, body];
+    return { frames, tags };
+  }
+
+  /**
+   * A message of plain pairs: the large body at the head and the large bodies queued right after
+   * it for the same peer (see {@link LARGE_BODY_BYTES}); every wrpc/1 peer reads this layout.
+   */
+  private takeLarge(
+    routing: readonly Uint8Array[],
+    header: Uint8Array,
+    body: Uint8Array,
+    tags: (Tag | undefined)[],
+  ): { frames: (Uint8Array | string)[]; tags: (Tag | undefined)[] } {
+    const frames: (Uint8Array | string)[] =
+      routing.length === 0 ? [EMPTY, header, body] : [...routing, EMPTY, header, body];
+    let bytes = body.byteLength;
+    while (this.head < this.headers.length && tags.length < MAX_BATCH && bytes < MAX_BATCH_BYTES) {
+      const j = this.head;
+      const next = this.bodies[j];
+      if (
+        this.raws[j] !== undefined ||
+        next === undefined ||
+        next.byteLength < LARGE_BODY_BYTES ||
+        !sameRouting(this.routings[j]!, routing)
+      )
+        break;
+      frames.push(this.headers[j]!, next);
+      bytes += next.byteLength;
+      tags.push(this.tags[j]);
+      this.release(j);
+      this.head++;
+    }
     return { frames, tags };
   }
 
