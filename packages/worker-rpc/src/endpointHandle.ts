@@ -1,4 +1,4 @@
-import { LatencyHistogram, type Clock, type EndpointLoad } from '@x/resilience';
+import { LatencyHistogram, emptyLoad, type Clock, type EndpointLoad } from '@x/resilience';
 import type { Channel } from './transport.js';
 
 /** State of an endpoint. */
@@ -34,14 +34,7 @@ export class EndpointHandle {
   readonly latency: LatencyHistogram;
   channel!: Channel;
   /** The balancer's live stats of this endpoint (set by the connection when it registers it). */
-  load: EndpointLoad = {
-    inFlight: 0,
-    requests: 0,
-    failures: 0,
-    consecutiveFailures: 0,
-    ewmaMs: 0,
-    lastUpdate: 0,
-  };
+  load: EndpointLoad = emptyLoad();
   /** Called when the last call in flight on this endpoint ended (drains wait on it). */
   drainWaiters: (() => void)[] = [];
 
