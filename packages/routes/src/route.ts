@@ -56,7 +56,8 @@ import { stopDependencies, type DrainReport, type StopOptions } from './drainRep
  *
  * Its parts hold their own state, handed the route's {@link RouteEnv}: {@link WorkerSlots} (the
  * worker budget), {@link RouteRetries} (the backoff), {@link RouteCallbacks}, {@link workerOutcome}
- * (the explicit outcome) and the {@link TaskSet} of deliveries in flight (the drain).
+ * (the explicit outcome), the {@link TaskSet} of deliveries in flight (settle, drain) and the
+ * {@link RouteEntrypoints}. They call the overridable steps back through interfaces.
  */
 export class Route<
   In = unknown,
