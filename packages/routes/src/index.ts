@@ -1,6 +1,8 @@
 // Routes, workers, outcomes
-export { Route, route, type InferredRouteOptions, type RouteInput } from './route.js';
+export { Route, route } from './route.js';
 export type {
+  InferredRouteOptions,
+  RouteInput,
   RouteOptions,
   Target,
   TargetFn,

@@ -2,10 +2,10 @@ import type { Clock, Logger, Metrics } from '@x/resilience';
 import type { BackoffPolicy } from './backoffPolicy.js';
 import type { CallbackWorkerClass } from './callbackWorker.js';
 import type { DependencyMap, DepsOf } from './dependency.js';
-import type { Entrypoint } from './entrypoint.js';
+import type { Entrypoint, MessageOf } from './entrypoint.js';
 import type { FailureEvent, SettledEvent, SuccessEvent } from './routeEvent.js';
 import type { RouteWorkerClass } from './routeWorker.js';
-import type { TranslatorLike } from './translator.js';
+import type { ChainOutput, TranslatorLike, ValidChain } from './translator.js';
 import type { WorkerContext } from './workerContext.js';
 
 /** A target written as a function: gets the translated message and the worker context. */
@@ -75,3 +75,17 @@ export interface RouteOptions<In, Out, R, D extends DependencyMap = DependencyMa
   readonly metrics?: Metrics;
   readonly logger?: Logger;
 }
+
+/** The message type of a route built from entrypoints `E` (`unknown` without entrypoints). */
+export type RouteInput<E> = [MessageOf<E>] extends [never] ? unknown : MessageOf<E>;
+
+/** Options of {@link route}: {@link RouteOptions} with the types inferred from the entrypoints and the chain. */
+export type InferredRouteOptions<E, T, R, D extends DependencyMap> = Omit<
+  RouteOptions<RouteInput<E>, ChainOutput<T, RouteInput<E>>, R, D>,
+  'entrypoint' | 'translators' | 'target' | 'callbacks'
+> & {
+  readonly entrypoint?: E;
+  readonly translators?: T & ValidChain<T, RouteInput<E>>;
+  readonly target: Target<ChainOutput<T, RouteInput<E>>, R, DepsOf<D>>;
+  readonly callbacks?: Callbacks<ChainOutput<T, RouteInput<E>>, R, D>;
+};

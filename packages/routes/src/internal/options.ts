@@ -36,3 +36,12 @@ export function checkMs(value: unknown, min: number, name: string, allowInfinity
     error: message => new RouteConfigError(message),
   });
 }
+
+/** An option given as one value or an array of them, as a new array (empty when undefined). */
+export function listOption<T>(value: T | readonly T[] | undefined): T[] {
+  return value === undefined
+    ? []
+    : Array.isArray(value)
+      ? [...(value as readonly T[])]
+      : [value as T];
+}
