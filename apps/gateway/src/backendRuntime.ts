@@ -1,3 +1,5 @@
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sendJson } from './sendJson.js';
 import { serverSpan, startTracing, type Tracing } from './tracing.js';
@@ -92,13 +94,36 @@ export function serveHttp(
 let started: Tracing | undefined | null = null;
 
 /**
- * The instance's OpenTelemetry SDK, started once from the variables it inherits from the gateway
- * (`OTEL_EXPORTER_OTLP_ENDPOINT`…), as service `x-<module>` (the gateway's `OTEL_SERVICE_NAME`
- * names the gateway only); undefined when tracing is off.
+ * The instance's OpenTelemetry SDK, started once, as service `x-<module>` with
+ * `service.instance.id` `<module>.<version>.<instance>` (the gateway's `OTEL_SERVICE_NAME` names
+ * the gateway only). Its spans go to the gateway's trace store when the gateway gave it
+ * `X_TRACES_URL` (OTLP http/json with the admin token of `X_ADMIN_TOKEN`, flushed every 200 ms so
+ * the dashboard's waterfall fills in quickly), and to the user's collector when it inherited
+ * `OTEL_EXPORTER_OTLP_ENDPOINT`; undefined when neither is set.
  */
 export function backendTracing(env: InstanceEnv): Tracing | undefined {
-  if (started === null)
-    started = startTracing({ ...process.env, OTEL_SERVICE_NAME: undefined }, `x-${env.module}`);
+  if (started !== null) return started;
+  const url = process.env.X_TRACES_URL;
+  const toGateway = url
+    ? [
+        new BatchSpanProcessor(
+          new OTLPTraceExporter({
+            url,
+            headers: { authorization: `Bearer ${process.env.X_ADMIN_TOKEN ?? ''}` },
+          }),
+          { scheduledDelayMillis: 200, maxExportBatchSize: 512, maxQueueSize: 4096 },
+        ),
+      ]
+    : [];
+  started = startTracing(
+    { ...process.env, OTEL_SERVICE_NAME: undefined },
+    `x-${env.module}`,
+    undefined,
+    {
+      spanProcessors: toGateway,
+      resource: { 'service.instance.id': `${env.module}.${env.version}.${env.instance}` },
+    },
+  );
   return started;
 }
 
