@@ -10,16 +10,22 @@ function epochMs([seconds, nanos]: HrTime): number {
 
 /**
  * Hands every span the gateway's own SDK ends to the {@link TraceStore} (no export, no copy
- * beyond the bounded attributes). A server span without a local parent is the request's entry
- * span: its end lists the trace under its name (`GET /api/search`).
+ * beyond the bounded attributes). A server span without a parent in this process is the request's
+ * entry span: its end lists the trace under its name (`GET /api/search`).
  */
 export class TraceStoreProcessor implements SpanProcessor {
+  /** Spans of this process not ended yet: a server span under one of them is not an entry. */
+  private readonly open = new Set<string>();
+
   constructor(private readonly store: TraceStore) {}
 
-  onStart(_span: Span): void {}
+  onStart(span: Span): void {
+    this.open.add(span.spanContext().spanId);
+  }
 
   onEnd(span: ReadableSpan): void {
     const context = span.spanContext();
+    this.open.delete(context.spanId);
     const parent = span.parentSpanContext;
     const resource = span.resource.attributes;
     this.store.add(
@@ -45,7 +51,10 @@ export class TraceStoreProcessor implements SpanProcessor {
           attributes: boundedAttributes(Object.entries(e.attributes ?? {})),
         })),
       },
-      span.kind === SpanKind.SERVER && (parent === undefined || parent.isRemote === true),
+      // the dispatcher's loopback front door continues the orders client's span over HTTP: its
+      // server span has a remote parent that is still open here, so it is not the entry
+      span.kind === SpanKind.SERVER &&
+        (parent === undefined || (parent.isRemote === true && !this.open.has(parent.spanId))),
     );
   }
 
