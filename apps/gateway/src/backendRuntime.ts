@@ -49,8 +49,11 @@ export function onShutdown(env: InstanceEnv, stop: () => Promise<void>): void {
   process.on('SIGINT', env.managed ? () => {} : run);
   if (env.managed) {
     const parent = process.ppid;
+    // a gateway that died while this process was still loading (a busy machine) made it an
+    // orphan before `parent` was read: its pid (`X_GATEWAY_PID`) is gone too
+    const gateway = Number(process.env.X_GATEWAY_PID) || undefined;
     const watch = setInterval(() => {
-      if (process.ppid !== parent) run();
+      if (process.ppid !== parent || (gateway !== undefined && !alive(gateway))) run();
     }, 500);
     watch.unref();
   }
@@ -125,6 +128,16 @@ export function backendTracing(env: InstanceEnv): Tracing | undefined {
     },
   );
   return started;
+}
+
+/** True while a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Waits `ms`. */

@@ -62,8 +62,9 @@ function healthCheckOf(spec: VersionConfig): Pick<VersionSpec, 'healthCheck'> {
 }
 
 /**
- * Environment a version's processes get: the gateway's `childEnv`, its own `env` and the admin
- * token, plus the shard layout for the shards version.
+ * Environment a version's processes get: the gateway's `childEnv`, its own `env`, the admin
+ * token and the gateway's pid (`X_GATEWAY_PID`: an instance whose parent is gone exits), plus the
+ * shard layout for the shards version.
  */
 function envOf(
   config: GatewayConfig,
@@ -73,7 +74,12 @@ function envOf(
   adminToken: string,
   childEnv: Readonly<Record<string, string>>,
 ) {
-  const env = { ...childEnv, ...spec.env, X_ADMIN_TOKEN: adminToken };
+  const env = {
+    ...childEnv,
+    ...spec.env,
+    X_ADMIN_TOKEN: adminToken,
+    X_GATEWAY_PID: String(process.pid),
+  };
   const { shards } = config;
   if (shards.module !== module || shards.version !== version) return env;
   return { ...env, SHARD_COUNT: String(shards.count), SHARD_REPLICAS: String(shards.replicas) };
