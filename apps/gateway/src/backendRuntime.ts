@@ -1,3 +1,5 @@
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { sendJson } from './sendJson.js';
 import { serverSpan, startTracing, type Tracing } from './tracing.js';
@@ -47,8 +49,11 @@ export function onShutdown(env: InstanceEnv, stop: () => Promise<void>): void {
   process.on('SIGINT', env.managed ? () => {} : run);
   if (env.managed) {
     const parent = process.ppid;
+    // a gateway that died while this process was still loading (a busy machine) made it an
+    // orphan before `parent` was read: its pid (`X_GATEWAY_PID`) is gone too
+    const gateway = Number(process.env.X_GATEWAY_PID) || undefined;
     const watch = setInterval(() => {
-      if (process.ppid !== parent) run();
+      if (process.ppid !== parent || (gateway !== undefined && !alive(gateway))) run();
     }, 500);
     watch.unref();
   }
@@ -92,14 +97,47 @@ export function serveHttp(
 let started: Tracing | undefined | null = null;
 
 /**
- * The instance's OpenTelemetry SDK, started once from the variables it inherits from the gateway
- * (`OTEL_EXPORTER_OTLP_ENDPOINT`…), as service `x-<module>` (the gateway's `OTEL_SERVICE_NAME`
- * names the gateway only); undefined when tracing is off.
+ * The instance's OpenTelemetry SDK, started once, as service `x-<module>` with
+ * `service.instance.id` `<module>.<version>.<instance>` (the gateway's `OTEL_SERVICE_NAME` names
+ * the gateway only). Its spans go to the gateway's trace store when the gateway gave it
+ * `X_TRACES_URL` (OTLP http/json with the admin token of `X_ADMIN_TOKEN`, flushed every 200 ms so
+ * the dashboard's waterfall fills in quickly), and to the user's collector when it inherited
+ * `OTEL_EXPORTER_OTLP_ENDPOINT`; undefined when neither is set.
  */
 export function backendTracing(env: InstanceEnv): Tracing | undefined {
-  if (started === null)
-    started = startTracing({ ...process.env, OTEL_SERVICE_NAME: undefined }, `x-${env.module}`);
+  if (started !== null) return started;
+  const url = process.env.X_TRACES_URL;
+  const toGateway = url
+    ? [
+        new BatchSpanProcessor(
+          new OTLPTraceExporter({
+            url,
+            headers: { authorization: `Bearer ${process.env.X_ADMIN_TOKEN ?? ''}` },
+          }),
+          { scheduledDelayMillis: 200, maxExportBatchSize: 512, maxQueueSize: 4096 },
+        ),
+      ]
+    : [];
+  started = startTracing(
+    { ...process.env, OTEL_SERVICE_NAME: undefined },
+    `x-${env.module}`,
+    undefined,
+    {
+      spanProcessors: toGateway,
+      resource: { 'service.instance.id': `${env.module}.${env.version}.${env.instance}` },
+    },
+  );
   return started;
+}
+
+/** True while a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Waits `ms`. */

@@ -11,6 +11,9 @@ import { listenSettings, parseCli, USAGE, type CliArgs } from './args.js';
 import { loadConfig, type GatewayConfig, type LogLevel } from './config.js';
 import { ConfigError } from './configError.js';
 import { startGateway, type Gateway } from './gateway.js';
+import { defaultReplicaId } from './replicaFleet.js';
+import { TraceStore } from './traceStore.js';
+import { TraceStoreProcessor } from './traceStoreProcessor.js';
 import { startTracing, type Tracing } from './tracing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -95,8 +98,21 @@ async function main(): Promise<void> {
     config = { ...config, replicas: { ...config.replicas, id: replicaId } };
   }
 
-  // OTEL_EXPORTER_OTLP_ENDPOINT set: spans go to it (see docs/CONTEXT.md); unset: nothing is exported
-  const tracing: Tracing | undefined = startTracing(process.env, 'x-gateway');
+  // OTEL_EXPORTER_OTLP_ENDPOINT set: spans go to it (see docs/CONTEXT.md); unset: nothing is
+  // exported. tracing.dashboardTraces > 0 (the default): the last traces also go to the dashboard.
+  const store = config.tracing.dashboardTraces > 0 ? new TraceStore(config.tracing) : undefined;
+  const tracing: Tracing | undefined = startTracing(
+    process.env,
+    'x-gateway',
+    undefined,
+    store
+      ? {
+          spanProcessors: [new TraceStoreProcessor(store)],
+          sampleRatio: config.tracing.sampleRatio,
+          resource: { 'service.instance.id': config.replicas.id ?? defaultReplicaId() },
+        }
+      : {},
+  );
   let gateway: Gateway | undefined;
   let signalled: NodeJS.Signals | undefined;
   const stop = (signal: NodeJS.Signals) => {
@@ -123,6 +139,7 @@ async function main(): Promise<void> {
     gateway = await startGateway(config, {
       ...settings(config, process.env),
       ...listen,
+      ...(store && tracing ? { traceStore: store } : {}),
     });
   } catch (error) {
     fail(`could not start: ${(error as Error)?.message ?? String(error)}`, 1);

@@ -217,6 +217,28 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('reads the dashboard tracing (on by default, 0 turns it off), naming bad values', () => {
+    const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
+    expect(shipped.tracing).toEqual({
+      dashboardTraces: 20,
+      sampleRatio: 1,
+      maxSpansPerTrace: 500,
+      maxSpans: 20_000,
+    });
+    const config = base();
+    config.tracing = { dashboardTraces: 0 };
+    expect(parseConfig(stringify(config), { file, backendsDir }).tracing.dashboardTraces).toBe(0);
+    config.tracing = { dashboardTraces: -1, sampleRatio: 2 };
+    expect(issues(config)).toEqual([
+      'tracing.dashboardTraces: expected an integer from 0 to 1000, got -1',
+      'tracing.sampleRatio: expected a number from 0 to 1, got 2',
+    ]);
+    config.tracing = { maxSpansPerTrace: 1_000, maxSpans: 100 };
+    expect(issues(config)).toEqual([
+      'tracing.maxSpansPerTrace: must be <= tracing.maxSpans (100), got 1000',
+    ]);
+  });
+
   it('refuses an alias bomb with a ConfigError, not a ReferenceError (regression)', () => {
     const bomb = [
       'a: &a [x,x,x,x,x,x,x,x,x]',

@@ -169,6 +169,15 @@ export interface GatewayConfig {
     /** `/_x/`, `/_x/state` and `/_x/events` need the admin token. */
     readonly requireToken: boolean;
   };
+  /** Traces for the dashboard's waterfall (`traceStore.ts`); off when `dashboardTraces` is 0. */
+  readonly tracing: {
+    /** Traces kept per endpoint; 0: off. */
+    readonly dashboardTraces: number;
+    /** Share of requests traced (0–1). */
+    readonly sampleRatio: number;
+    readonly maxSpansPerTrace: number;
+    readonly maxSpans: number;
+  };
   readonly logging: { readonly level: LogLevel };
   readonly dispatcher: {
     readonly host: string;
@@ -256,6 +265,23 @@ export function parseConfig(text: string, options: ParseOptions): GatewayConfig 
   return config;
 }
 
+function readTracing(
+  check: ConfigCheck,
+  t: NonNullable<GatewayConfigFile['tracing']>,
+): GatewayConfig['tracing'] {
+  if (t.maxSpansPerTrace! > t.maxSpans!)
+    check.fail(
+      'tracing.maxSpansPerTrace',
+      `must be <= tracing.maxSpans (${t.maxSpans}), got ${t.maxSpansPerTrace}`,
+    );
+  return {
+    dashboardTraces: t.dashboardTraces!,
+    sampleRatio: t.sampleRatio!,
+    maxSpansPerTrace: t.maxSpansPerTrace!,
+    maxSpans: t.maxSpans!,
+  };
+}
+
 function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): GatewayConfig {
   const server = f.server!;
   const admin = f.admin!;
@@ -297,6 +323,7 @@ function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): 
       stallTimeoutMs: dash.stallTimeoutMs!,
       requireToken: dash.requireToken!,
     },
+    tracing: readTracing(check, f.tracing!),
     logging: { level: f.logging!.level! },
     dispatcher: {
       host: disp.host!,

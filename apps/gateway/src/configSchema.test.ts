@@ -71,7 +71,7 @@ describe('gateway.config.yaml JSON Schema', () => {
     [
       'a misspelt section',
       c => (c.sever = { port: 1 }),
-      'sever: unknown field (did you mean "server"?); expected one of server, admin, dashboard, logging, dispatcher, modules, dispatch, splits, shards, workers, resilience, redis, replicas, rateLimit',
+      'sever: unknown field (did you mean "server"?); expected one of server, admin, dashboard, tracing, logging, dispatcher, modules, dispatch, splits, shards, workers, resilience, redis, replicas, rateLimit',
     ],
     [
       'an unknown key in a rule',

@@ -120,6 +120,29 @@ const DashboardSchema = section(
   'The live dashboard (/_x/).',
 );
 
+const TracingSchema = section(
+  {
+    dashboardTraces: int(
+      0,
+      1_000,
+      "Traces kept per endpoint for the dashboard's waterfall (spans of the gateway and of its instances). 0: off, nothing traced for the dashboard.",
+      20,
+    ),
+    sampleRatio: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        default: 1,
+        description:
+          'Share of requests traced when dashboardTraces > 0 (a caller traceparent that is sampled is always followed; OTEL_TRACES_SAMPLER overrides).',
+      }),
+    ),
+    maxSpansPerTrace: int(1, 100_000, 'Spans kept per trace; more are counted as dropped.', 500),
+    maxSpans: int(1, 10_000_000, 'Spans kept in all; the oldest traces go first.', 20_000),
+  },
+  "Traces for the dashboard's waterfall (/_x/traces).",
+);
+
 const LEVELS = [L('fatal'), L('error'), L('warn'), L('info'), L('debug'), L('trace'), L('silent')];
 
 const LoggingSchema = section(
@@ -436,6 +459,7 @@ export const GatewayConfigFileSchema = Type.Object(
     server: Type.Optional(ServerSchema),
     admin: Type.Optional(AdminSchema),
     dashboard: Type.Optional(DashboardSchema),
+    tracing: Type.Optional(TracingSchema),
     logging: Type.Optional(LoggingSchema),
     dispatcher: Type.Optional(DispatcherSchema),
     modules: labelRecord(ModuleSchema, 'module', 'Modules, their versions and instances.'),

@@ -12,6 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Dashboard, type DashboardOptions } from './dashboard.js';
 import type { DashboardState } from './dashboardState.js';
 import { EventLog } from './eventLog.js';
+import { TracesApi } from './tracesApi.js';
+import { TraceStore } from './traceStore.js';
 
 /** A snapshot of `bytes` bytes that counts how often it is serialised. */
 function bigState(bytes: number): { state: DashboardState; serialised: () => number } {
@@ -166,7 +168,7 @@ describe('Dashboard event streams', () => {
     const token = 'dashboard-token-0123456789';
     const { state } = bigState(100);
     const { request } = await serve(state, { token });
-    for (const path of ['/_x/', '/_x/state', '/_x/events']) {
+    for (const path of ['/_x/', '/_x/state', '/_x/events', '/_x/traces']) {
       const refused = await request(path);
       expect(refused.status, path).toBe(401);
       expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
@@ -183,5 +185,25 @@ describe('Dashboard event streams', () => {
     expect(String(login.headers['set-cookie'])).toMatch(/HttpOnly; SameSite=Strict/);
     expect((await request('/_x/events', { cookie })).status).toBe(200);
     expect((await request('/_x/state', { cookie: `a=b; ${cookie}` })).status).toBe(200);
+  });
+
+  it('serves the trace API with the dashboard, and /_x/traces says when tracing is off', async () => {
+    const { state } = bigState(100);
+    const store = new TraceStore({ dashboardTraces: 2, maxSpansPerTrace: 10, maxSpans: 100 });
+    const { request } = await serve(state, { traces: new TracesApi(store, undefined) });
+    const list = await request('/_x/traces');
+    expect(list.status).toBe(200);
+    expect(JSON.parse(list.body)).toMatchObject({
+      enabled: true,
+      endpoints: [],
+      stored: { spans: 0 },
+    });
+    expect((await request('/_x/traces/abc')).status).toBe(400);
+    expect((await request(`/_x/traces/${'a'.repeat(32)}`)).status).toBe(404);
+    const off = await serve(state);
+    expect(JSON.parse((await off.request('/_x/traces')).body)).toEqual({
+      enabled: false,
+      endpoints: [],
+    });
   });
 });

@@ -4,6 +4,8 @@ import { dashboardPage } from './dashboardPage.js';
 import type { DashboardState } from './dashboardState.js';
 import type { EventLog } from './eventLog.js';
 import { sendJson } from './sendJson.js';
+import type { TraceIngest } from './traceIngest.js';
+import { TracesApi } from './tracesApi.js';
 
 /** Limits of the dashboard's event streams (`dashboard` in `gateway.config.yaml`). */
 export interface DashboardOptions {
@@ -15,6 +17,10 @@ export interface DashboardOptions {
   readonly stallTimeoutMs?: number;
   /** When set, `/_x/`, `/_x/state` and `/_x/events` need this token (see {@link DashboardAccess}). */
   readonly token?: string;
+  /** The trace API (`/_x/traces`, see {@link TracesApi}); without it the API answers `enabled: false`. */
+  readonly traces?: TracesApi;
+  /** The OTLP receiver at `/_x/traces/v1/traces` (needs the admin token; see {@link TraceIngest}). */
+  readonly ingest?: TraceIngest;
 }
 
 /** One open `/_x/events` stream. */
@@ -47,6 +53,8 @@ export class Dashboard {
   private readonly maxBufferedBytes: number;
   private readonly stallTimeoutMs: number;
   private readonly access: DashboardAccess;
+  private readonly traces: TracesApi;
+  private readonly ingest: TraceIngest | undefined;
   /** The `events` frame a new stream starts with (rebuilt after a new event line). */
   private eventsFrame: Buffer | undefined;
   /** The last `state` frame and when it was built (a new stream reuses it within a second). */
@@ -66,6 +74,8 @@ export class Dashboard {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.access = new DashboardAccess(options.token);
+    this.traces = options.traces ?? new TracesApi(undefined, undefined);
+    this.ingest = options.ingest;
     this.unsubscribe = events.subscribe(event => {
       this.eventsFrame = undefined;
       if (this.streams.size === 0) return;
@@ -77,10 +87,18 @@ export class Dashboard {
     });
   }
 
-  /** Serves `/_x/`, `/_x/state`, `/_x/fleet` (the replicas) and `/_x/events`; false for any other path. */
+  /**
+   * Serves `/_x/`, `/_x/state`, `/_x/fleet` (the replicas), `/_x/events` and the trace API
+   * (`/_x/traces…`, with the OTLP receiver at `/_x/traces/v1/traces`); false for any other path.
+   */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (path === '/_x/traces/v1/traces' && this.ingest !== undefined) {
+      this.ingest.handle(req, res);
+      return true;
+    }
     const page = path === '/_x' || path === '/_x/' || path === '/_x/index.html';
-    if (!page && path !== '/_x/state' && path !== '/_x/events' && path !== '/_x/fleet')
+    const traces = path === '/_x/traces' || path.startsWith('/_x/traces/');
+    if (!page && !traces && path !== '/_x/state' && path !== '/_x/events' && path !== '/_x/fleet')
       return false;
     if (path === '/_x') {
       res.writeHead(308, { location: '/_x/' });
@@ -124,6 +142,19 @@ export class Dashboard {
       });
       res.end(html);
       return true;
+    }
+    if (traces) {
+      req.resume();
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(
+          res,
+          405,
+          { error: { code: 'METHOD_NOT_ALLOWED', message: 'GET only' } },
+          { allow: 'GET' },
+        );
+        return true;
+      }
+      return this.traces.handle(res, path);
     }
     if (path === '/_x/fleet') {
       const body = JSON.stringify(this.state.snapshot().fleet);

@@ -24,6 +24,8 @@ export interface DispatcherDeps {
   readonly eventHandlers: Readonly<Record<string, EventHandler>>;
   /** The gateway's admin token, given to every backend as `X_ADMIN_TOKEN` (their own admin methods). */
   readonly adminToken: string;
+  /** More environment for every backend process (`X_TRACES_URL`: where to report spans). */
+  readonly childEnv?: Readonly<Record<string, string>>;
 }
 
 /** A configured backend as an `@x/dispatcher` backend. */
@@ -60,8 +62,9 @@ function healthCheckOf(spec: VersionConfig): Pick<VersionSpec, 'healthCheck'> {
 }
 
 /**
- * Environment a version's processes get: its own `env` and the admin token, plus the shard layout
- * for the shards version.
+ * Environment a version's processes get: the gateway's `childEnv`, its own `env`, the admin
+ * token and the gateway's pid (`X_GATEWAY_PID`: an instance whose parent is gone exits), plus the
+ * shard layout for the shards version.
  */
 function envOf(
   config: GatewayConfig,
@@ -69,8 +72,14 @@ function envOf(
   version: string,
   spec: VersionConfig,
   adminToken: string,
+  childEnv: Readonly<Record<string, string>>,
 ) {
-  const env = { ...spec.env, X_ADMIN_TOKEN: adminToken };
+  const env = {
+    ...childEnv,
+    ...spec.env,
+    X_ADMIN_TOKEN: adminToken,
+    X_GATEWAY_PID: String(process.pid),
+  };
   const { shards } = config;
   if (shards.module !== module || shards.version !== version) return env;
   return { ...env, SHARD_COUNT: String(shards.count), SHARD_REPLICAS: String(shards.replicas) };
@@ -87,7 +96,10 @@ export function createGatewayDispatcher(config: GatewayConfig, deps: DispatcherD
     const versions: Record<string, ModuleSpec['versions'][string]> = {};
     for (const [version, spec] of Object.entries(mod.versions)) {
       versions[version] = {
-        backend: backendOf(spec.backend, envOf(config, name, version, spec, deps.adminToken)),
+        backend: backendOf(
+          spec.backend,
+          envOf(config, name, version, spec, deps.adminToken, deps.childEnv ?? {}),
+        ),
         scaling: { kind: 'manual', instances: spec.instances },
         maxConcurrentRequests: spec.maxConcurrentRequests,
         restart: {

@@ -25,6 +25,9 @@ import { searchRoute } from './searchRoute.js';
 import { redisSharedStores, type SharedStores } from './sharedStores.js';
 import { EdgeRateLimit } from './edgeRateLimit.js';
 import { Telemetry } from './telemetry.js';
+import { TraceIngest } from './traceIngest.js';
+import { TracesApi } from './tracesApi.js';
+import type { TraceStore } from './traceStore.js';
 
 /** Settings that override the file (command line and environment, see `cli.ts`). */
 export interface StartOptions {
@@ -36,6 +39,11 @@ export interface StartOptions {
   readonly logLevel?: LogLevel;
   /** State shared with the other replicas (default: per process). */
   readonly shared?: SharedStores;
+  /**
+   * The dashboard's trace store, fed by the SDK the caller started (`TraceStoreProcessor`); the
+   * instances then report their spans to the gateway too. Undefined: no dashboard traces.
+   */
+  readonly traceStore?: TraceStore;
 }
 
 /** A running gateway. */
@@ -107,12 +115,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           commandTimeoutMs: REDIS_DEADLINE_MS,
         })
       : undefined;
+    // the instances report their spans to a loopback receiver that exists before they start
+    const ingest = options.traceStore
+      ? new TraceIngest(options.traceStore, options.adminToken)
+      : undefined;
+    const ingestListener = ingest ? await ingest.listen() : undefined;
+    if (ingestListener) cleanups.push(() => ingestListener.close());
     const d = createGatewayDispatcher(config, {
       logger: log.child({ component: 'dispatcher' }),
       metrics: metrics.sink,
       eventStore,
       eventHandlers: {},
       adminToken: options.adminToken,
+      childEnv: ingestListener ? { X_TRACES_URL: ingestListener.url } : {},
     });
     cleanups.push(() => d.close({ drainTimeoutMs: config.server.drainTimeoutMs }));
 
@@ -268,6 +283,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     const dashboard = new Dashboard(state, events, {
       ...config.dashboard,
       token: config.dashboard.requireToken ? options.adminToken : undefined,
+      traces: new TracesApi(options.traceStore, ingest),
+      ...(ingest ? { ingest } : {}),
     });
     cleanups.push(() => dashboard.close());
     d.on(event => {

@@ -128,6 +128,8 @@ describe('the gateway and its instances export spans to OTEL_EXPORTER_OTLP_ENDPO
     const [worker] = await receiver.waitForSpans(
       s => s.traceId === parent.traceId && s.service === 'x-reports',
     );
+    // the gateway and the worker export in their own batches: wait for the attempt too
+    await receiver.waitForSpans(s => s.spanId === worker!.parentSpanId);
     const inTrace = receiver.spans.filter(s => s.traceId === parent.traceId);
     const attempt = inTrace.find(s => s.spanId === worker!.parentSpanId);
     expect(worker!.kind).toBe(2); // SERVER

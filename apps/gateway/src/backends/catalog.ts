@@ -5,6 +5,10 @@
  * - `GET /search?q=&shards=0,1` → `{ instance, shards, results: [{ id, name, category, price, shard }] }`
  * - `GET /catalog/info` → which keys and how many items this instance holds
  * - `GET /catalog/items` → this instance's items
+ *
+ * `CATALOG_LATENCY_MS` (default 2) is each search's base latency; `CATALOG_SLOW_INSTANCE` names
+ * one instance whose searches take `CATALOG_SLOW_MS` (default 300) more: a slow shard, for the
+ * dashboard's waterfall and the tests.
  */
 import { instanceEnv, serveHttp, sleep } from '../backendRuntime.js';
 import { sendJson } from '../sendJson.js';
@@ -15,6 +19,10 @@ const env = instanceEnv(8101);
 const count = Number(process.env.SHARD_COUNT ?? 3);
 const replicas = Number(process.env.SHARD_REPLICAS ?? 2);
 const latencyMs = Number(process.env.CATALOG_LATENCY_MS ?? 2);
+const slowMs =
+  process.env.CATALOG_SLOW_INSTANCE === env.instance
+    ? Number(process.env.CATALOG_SLOW_MS ?? 300)
+    : 0;
 const held = shardsOf(Number(env.instance) || 0, count, replicas);
 const items = catalogItems()
   .map(item => ({ ...item, shard: shardOfItem(item.id, count) }))
@@ -28,6 +36,7 @@ serveHttp(env, async (req, res, url) => {
     const asked = (url.searchParams.get('shards') ?? '').split(',').filter(Boolean).map(Number);
     const keys = asked.length ? asked.filter(k => held.includes(k)) : held;
     if (latencyMs > 0) await sleep(latencyMs * (0.5 + Math.random()));
+    if (slowMs > 0) await sleep(slowMs);
     const results = items.filter(item => keys.includes(item.shard) && matches(item, q));
     return sendJson(res, 200, { instance: env.instance, pid: process.pid, shards: keys, results });
   }
