@@ -188,7 +188,9 @@ export function createReportJobs(options: ReportJobsOptions): ReportJobs {
           ...(job.rows ? { rows: job.rows } : {}),
           ...(job.delayMs !== undefined ? { delayMs: job.delayMs } : {}),
         },
-        { timeoutMs: config.jobDeadlineMs, signal: ctx.signal },
+        // a queued job waits for a reports worker (starting, restarting) up to its deadline
+        // instead of spending its retries on NO_ENDPOINTS
+        { timeoutMs: config.jobDeadlineMs, signal: ctx.signal, waitForReady: true },
       );
     },
     callbacks: {

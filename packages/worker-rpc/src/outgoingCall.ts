@@ -46,6 +46,8 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
   attempts: Attempt[] = [];
   /** Waiting in the admission queue for an endpoint with credit. */
   waiting = false;
+  /** Waits for an endpoint while none is up or connecting (`waitForReady`) instead of failing. */
+  waitForReady = false;
   /** Where the queued attempt's outcome goes once it is sent. */
   pendingSink: AttemptSink | undefined;
   resolve!: (value: unknown) => void;

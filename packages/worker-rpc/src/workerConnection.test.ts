@@ -533,6 +533,43 @@ describe('ZeroMQ connection', () => {
     expect(() => createWorkerConnection({ timeoutMs: 0 })).toThrow(WorkerRpcError);
   });
 
+  test('waitForReady: a call waits for a worker that is not there yet, until its deadline', async () => {
+    // no endpoint configured yet (workers still starting): the call waits instead of NO_ENDPOINTS
+    const conn = later(createWorkerConnection({ waitForReady: true, timeoutMs: 10_000 }));
+    const started = performance.now();
+    const answer = conn.invoke('math.add', { a: 2, b: 3 });
+    await delay(200);
+    const worker = later(
+      await startZmqWorker({
+        handlers: { math: { add: ({ a, b }: { a: number; b: number }) => a + b } },
+      }),
+    );
+    conn.addConnection(worker.address);
+    expect(await answer).toBe(5);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+
+    // every endpoint removed: it waits again, and settles by its deadline when none comes
+    await conn.removeConnection(worker.address, { drainMs: 0 });
+    const waited = performance.now();
+    const error = await rejection(conn.invoke('math.add', { a: 1, b: 1 }, { timeoutMs: 300 }));
+    expect(error.code).toBe('TIMEOUT');
+    expect(performance.now() - waited).toBeGreaterThanOrEqual(290);
+
+    // a call can opt out (fail fast), and the default connection fails fast
+    expect(
+      (await rejection(conn.invoke('math.add', { a: 1, b: 1 }, { waitForReady: false }))).code,
+    ).toBe('NO_ENDPOINTS');
+    const fast = later(createWorkerConnection({}));
+    expect((await rejection(fast.invoke('x'))).code).toBe('NO_ENDPOINTS');
+    const waits = later(createWorkerConnection({ timeoutMs: 10_000 }));
+    const pending = waits.invoke(
+      'math.add',
+      { a: 4, b: 4 },
+      { waitForReady: true, timeoutMs: 200 },
+    );
+    expect((await rejection(pending)).code).toBe('TIMEOUT');
+  });
+
   test('negative or infinite timeouts never expire and arm no timer; legacy mode resolves timeouts as values', async () => {
     const worker = later(
       await startZmqWorker({ handlers: { slow: () => delay(150).then(() => 'done') } }),

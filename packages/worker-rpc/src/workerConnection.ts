@@ -71,6 +71,7 @@ interface CallPlan {
   readonly maxAttempts: number;
   readonly signals: readonly AbortSignal[];
   readonly timeoutMs: number;
+  readonly waitForReady: boolean;
 }
 
 /**
@@ -108,6 +109,8 @@ export class WorkerConnection<Api = UntypedApi> {
   private readonly maxBodyBytes: number;
   private readonly initialCredit: number;
   private readonly dialect: WireDialect;
+  /** `waitForReady` of calls that do not set their own. */
+  private readonly waitForReady: boolean;
   private readonly decoder: ReplyDecoder;
   private readonly logger: Logger;
   private readonly metrics: Metrics | undefined;
@@ -152,6 +155,7 @@ export class WorkerConnection<Api = UntypedApi> {
       throw new TypeError('transport must be "zmq", "http" or a Transport');
     const toto = this.transport.protocol === 'toto';
     this.dialect = new WireDialect(toto, options.legacyErrorsAsValues ?? false);
+    this.waitForReady = options.waitForReady === true;
     this.codec = resolveCodec(options.codec);
     this.contentType =
       options.serializationMime === undefined
@@ -394,6 +398,7 @@ export class WorkerConnection<Api = UntypedApi> {
       maxAttempts: idempotent ? maxAttempts : 1,
       signals,
       timeoutMs,
+      waitForReady: options.waitForReady ?? this.waitForReady,
     };
     const compressor = this.compressor;
     if (compressor && body.byteLength >= this.thresholdBytes && body.byteLength > 0) {
@@ -439,7 +444,7 @@ export class WorkerConnection<Api = UntypedApi> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.endpointsByAddress.size === 0)
+    if (this.endpointsByAddress.size === 0 && !plan.waitForReady)
       return Promise.reject(
         new WorkerRpcError('NO_ENDPOINTS', 'no active connections', { method }),
       );
@@ -464,6 +469,7 @@ export class WorkerConnection<Api = UntypedApi> {
       signals,
       plan.timeoutMs,
     );
+    call.waitForReady = plan.waitForReady;
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
@@ -554,7 +560,11 @@ export class WorkerConnection<Api = UntypedApi> {
     if (attemptNumber !== undefined) call.attempt = attemptNumber;
     const endpoint = this.sent < this.maxInFlight ? this.endpointsByAddress.pick(call) : undefined;
     if (endpoint !== undefined) return this.send(call, endpoint, sink);
-    if (this.endpointsByAddress.upCount === 0 && !this.endpointsByAddress.hasConnecting()) {
+    if (
+      this.endpointsByAddress.upCount === 0 &&
+      !this.endpointsByAddress.hasConnecting() &&
+      !call.waitForReady
+    ) {
       const none = this.endpointsByAddress.size === 0;
       sink.fail(
         call,
@@ -800,11 +810,16 @@ export class WorkerConnection<Api = UntypedApi> {
   private failStranded(): void {
     const registry = this.endpointsByAddress;
     if (this.queue.size === 0 || registry.upCount > 0 || registry.hasConnecting()) return;
-    for (const [call, sink] of this.queue.removeAll())
+    for (const [call, sink] of this.queue.removeAll()) {
+      if (call.waitForReady) {
+        this.queue.add(call, sink); // waits for an endpoint until its deadline
+        continue;
+      }
       sink.fail(
         call,
         new WorkerRpcError('UNAVAILABLE', 'no endpoint is up', { method: call.method }),
       );
+    }
   }
 
   private onReply(endpoint: EndpointHandle, id: Uint8Array, frame: ReplyFrame): void {

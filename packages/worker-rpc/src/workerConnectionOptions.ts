@@ -95,6 +95,13 @@ export interface WorkerConnectionOptions {
   readonly initialCredit?: number;
   /** toto compatibility: resolve `{ error: ... }` values (timeouts, remote errors) instead of rejecting. Default false. */
   readonly legacyErrorsAsValues?: boolean;
+  /**
+   * gRPC's `waitForReady` for every call (a call can override it): while no endpoint is up or
+   * connecting (none configured yet, all down), a call waits in the queue until its deadline
+   * instead of failing at once with NO_ENDPOINTS / UNAVAILABLE. For endpoints that follow a
+   * process manager (workers still starting, restarting). Default false (fail fast).
+   */
+  readonly waitForReady?: boolean;
   readonly clock?: Clock;
   /** Random source in [0, 1) for the default backoff jitter. Default `Math.random`. */
   readonly random?: () => number;
@@ -123,6 +130,8 @@ export interface CallOptions {
    * the earlier deadline and is cancelled with it, so budgets shrink across nested calls.
    */
   readonly parent?: { readonly deadline: number; readonly signal?: AbortSignal };
+  /** Waits (until the deadline) for an endpoint when none is up or connecting; see the connection's option. */
+  readonly waitForReady?: boolean;
 }
 
 /** Options of `close()` and `removeConnection()`. */
