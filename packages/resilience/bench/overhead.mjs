@@ -1,6 +1,9 @@
 // Per-call overhead of the default faultTolerant stack against a bare call, cockatiel
-// wrap(retry, circuitBreaker) with and without its timeout and opossum fire(), plus fast-fail
-// throughput with an open circuit. Each case runs in its own child process (no JIT cross-talk);
+// wrap(retry, circuitBreaker) with and without its timeout and opossum fire(); the same call
+// traced (an OpenTelemetry BasicTracerProvider with an always-on sampler and a no-op exporter, or
+// a diagnostics_channel subscriber) against untraced; fast-fail throughput with an open circuit
+// against its floor (an async function rejecting with a new Error, caught). Each case runs in its
+// own child process (no JIT cross-talk);
 // rounds interleave the cases, and the table shows the median and the min–max over rounds.
 // Usage: pnpm bench   (builds first)
 //   node bench/overhead.mjs [--rounds 7] [--calls 300000] [--cases bare,faultTolerant,...] [--clock cpu|wall]
@@ -25,6 +28,31 @@ const cases = {
     return { run: fn };
   },
   async faultTolerant() {
+    const { faultTolerant } = await import('../dist/index.js');
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    return { run: ft, close: () => ft.close() };
+  },
+  async 'faultTolerant traced: OpenTelemetry'() {
+    const { trace } = await import('@opentelemetry/api');
+    const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
+      await import('@opentelemetry/sdk-trace-base');
+    const exporter = { export: (spans, done) => done({ code: 0 }), shutdown: async () => {} };
+    const provider = new BasicTracerProvider({
+      sampler: new AlwaysOnSampler(),
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    trace.setGlobalTracerProvider(provider);
+    const { faultTolerant } = await import('../dist/index.js');
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    return { run: ft, close: () => Promise.all([ft.close(), provider.shutdown()]) };
+  },
+  async 'faultTolerant traced: diagnostics_channel'() {
+    const { tracingChannel } = await import('node:diagnostics_channel');
+    let messages = 0;
+    const count = () => void messages++;
+    const handlers = { start: count, end: count, asyncStart: count, asyncEnd: count, error: count };
+    tracingChannel('x:resilience:faultTolerant').subscribe(handlers);
+    tracingChannel('x:resilience:attempt').subscribe(handlers);
     const { faultTolerant } = await import('../dist/index.js');
     const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
     return { run: ft, close: () => ft.close() };
@@ -65,6 +93,21 @@ const cases = {
     await ft();
     ft.breakers.peek('bench').isolate();
     return { run: () => ft().catch(() => 0), close: () => ft.close() };
+  },
+  async 'open circuit floor'() {
+    // what any fast failure costs at least: an async function rejecting with a new Error, caught
+    const fn = async () => {
+      throw new Error('circuit open');
+    };
+    return { run: () => fn().catch(() => 0) };
+  },
+  async 'open circuit floor, cached error'() {
+    // the promise machinery alone: the same with one error made up front (no stack per call)
+    const error = new Error('circuit open');
+    const fn = async () => {
+      throw error;
+    };
+    return { run: () => fn().catch(() => 0) };
   },
   async 'cockatiel open circuit'() {
     const c = await import('cockatiel');
@@ -156,12 +199,35 @@ const faster = peer =>
   has(peer) && has('faultTolerant open circuit')
     ? `faultTolerant is ${fmt(ns[peer] / ns['faultTolerant open circuit'], 1)}x faster`
     : '';
+const traced = name =>
+  has(name) && has('faultTolerant')
+    ? `${fmt(ns[name] / ns.faultTolerant, 2)}x untraced faultTolerant`
+    : '';
+const floor = name =>
+  [
+    has('open circuit floor') ? `${fmt(ns[name] / ns['open circuit floor'], 2)}x the floor` : '',
+    has('open circuit floor, cached error')
+      ? `${fmt(ns[name] / ns['open circuit floor, cached error'], 2)}x the cached-error floor`
+      : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
 row('bare');
-row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc');
+row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc; no tracer');
+row('faultTolerant traced: OpenTelemetry', traced('faultTolerant traced: OpenTelemetry'));
+row(
+  'faultTolerant traced: diagnostics_channel',
+  traced('faultTolerant traced: diagnostics_channel'),
+);
 row('cockatiel', less('cockatiel'));
 row('cockatiel without timeout', less('cockatiel without timeout'));
 row('opossum', less('opossum'));
-row('faultTolerant open circuit');
+row('open circuit floor', 'async function rejecting with a new Error, caught');
+row('open circuit floor, cached error', 'the same, rejecting with one error made up front');
+row(
+  'faultTolerant open circuit',
+  has('faultTolerant open circuit') ? floor('faultTolerant open circuit') : '',
+);
 row('cockatiel open circuit', faster('cockatiel open circuit'));
 row('opossum open circuit', faster('opossum open circuit'));
 const verdict = ok => (ok ? 'met' : 'MISSED');
@@ -178,5 +244,7 @@ if (has('faultTolerant')) {
 if (has('faultTolerant open circuit')) {
   const rate = 1e9 / ns['faultTolerant open circuit'];
   targets.push(`open circuit >= 5M calls/s: ${verdict(rate >= 5e6)} (${fmt(rate / 1e6, 2)}M)`);
+  for (const name of ['open circuit floor', 'open circuit floor, cached error'])
+    if (has(name)) targets.push(`${name}: ${fmt(1e9 / ns[name] / 1e6, 2)}M calls/s`);
 }
 console.log(`\ntargets (DESIGN.md §5): ${targets.join('; ')}`);
