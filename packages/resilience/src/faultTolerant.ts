@@ -312,7 +312,7 @@ export function faultTolerant<A extends unknown[], R>(
     metrics.increment('resilience.timeouts', 1, tags);
     if (events.active) events.emit({ type: 'timeout', timeoutMs: timeout });
   };
-  policy.onEvent(event => {
+  const onLayerEvent = (event: PolicyEvent) => {
     switch (event.type) {
       case 'retry':
         counts.retries++;
@@ -358,7 +358,10 @@ export function faultTolerant<A extends unknown[], R>(
         break;
     }
     events.emit(event);
-  });
+  };
+  // Straight from each layer, not through the pipeline's own forwarding (one hop less per event);
+  // the pipeline subscribes to its layers only once somebody listens to `policy.onEvent`.
+  for (const layer of layers) layer.onEvent(onLayerEvent);
 
   const fallbackFn = options.fallback;
   const measure = metrics !== noopMetrics;
