@@ -476,19 +476,6 @@ export function faultTolerant<A extends unknown[], R>(
   const directKey = loadBalancePolicy || hedgedLayers ? undefined : dependencyId;
 
   let notRetried: unknown; // the last rejection error retryOn refused (one per open period)
-  // Fast failures of one open period share one rejected promise: it is already handled (no
-  // unhandled-rejection bookkeeping per call) and costs no allocation, where a promise rejected on
-  // the next microtask costs ~90 ns. Its error is the breaker's CircuitOpenError for that period.
-  let rejectedError: unknown;
-  let rejected: Promise<never> | undefined;
-  const rejectedWith = (error: unknown): Promise<never> => {
-    if (rejected === undefined || error !== rejectedError) {
-      rejectedError = error;
-      rejected = Promise.reject(error);
-      rejected.catch(() => {});
-    }
-    return rejected;
-  };
 
   function failFast(
     breaker: CircuitBreaker,
@@ -524,7 +511,7 @@ export function faultTolerant<A extends unknown[], R>(
         return rejectLater(failure);
       }
     }
-    return rejectedWith(error);
+    return rejectLater(error);
   }
 
   function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
