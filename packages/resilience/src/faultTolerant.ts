@@ -476,6 +476,21 @@ export function faultTolerant<A extends unknown[], R>(
   const directKey = loadBalancePolicy || hedgedLayers ? undefined : dependencyId;
 
   let notRetried: unknown; // the last rejection error retryOn refused (one per open period)
+  // A fast failure's promise derives from one rejected promise per open period (its error is the
+  // breaker's CircuitOpenError for that period, handled once here): `then()` with no handlers
+  // rejects the new promise on the next microtask, after the caller attached its handlers, and a
+  // caller that attaches none still gets Node's unhandled rejection. Cheaper than a promise and
+  // two closures per call (rejectLater).
+  let rejectedError: unknown;
+  let rejected: Promise<never> | undefined;
+  const rejectWith = <T>(error: unknown): Promise<T> => {
+    if (rejected === undefined || error !== rejectedError) {
+      rejectedError = error;
+      rejected = Promise.reject(error);
+      rejected.catch(() => {});
+    }
+    return rejected.then() as Promise<T>;
+  };
 
   function failFast(
     breaker: CircuitBreaker,
@@ -511,7 +526,7 @@ export function faultTolerant<A extends unknown[], R>(
         return rejectLater(failure);
       }
     }
-    return rejectLater(error);
+    return rejectWith(error);
   }
 
   function execute(signal: AbortSignal | undefined, args: A, budgetMs?: number): Promise<R> {
