@@ -1,11 +1,16 @@
 // Per-call overhead of the default faultTolerant stack against a bare call, cockatiel
-// wrap(retry, circuitBreaker) with and without its timeout and opossum fire(), plus fast-fail
-// throughput with an open circuit. Each case runs in its own child process (no JIT cross-talk);
+// wrap(retry, circuitBreaker) with and without its timeout and opossum fire(); the same call
+// traced (an OpenTelemetry BasicTracerProvider with an always-on sampler and a no-op exporter, or
+// a diagnostics_channel subscriber) against untraced; fast-fail throughput with an open circuit
+// against its floor (an async function rejecting with a new Error, caught). Each case runs in its
+// own child process (no JIT cross-talk);
 // rounds interleave the cases, and the table shows the median and the min–max over rounds.
 // Usage: pnpm bench   (builds first)
 //   node bench/overhead.mjs [--rounds 7] [--calls 300000] [--cases bare,faultTolerant,...] [--clock cpu|wall]
+//     [--baseline path/to/other/dist/index.js]   (adds that build's faultTolerant rows, A/B)
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -18,6 +23,9 @@ const ONLY = option('cases', undefined)?.split(',');
 // 'cpu': CPU time of the benchmark process per call (robust on a shared machine: time spent
 // descheduled does not count); 'wall': elapsed time.
 const CLOCK = option('clock', 'cpu');
+// --baseline <dist/index.js of another build>: adds its faultTolerant rows (A/B in the same run)
+const BASELINE = option('baseline', undefined);
+const dist = () => import(process.env.BENCH_DIST ?? '../dist/index.js');
 
 const cases = {
   async bare() {
@@ -25,7 +33,32 @@ const cases = {
     return { run: fn };
   },
   async faultTolerant() {
-    const { faultTolerant } = await import('../dist/index.js');
+    const { faultTolerant } = await dist();
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    return { run: ft, close: () => ft.close() };
+  },
+  async 'faultTolerant traced: OpenTelemetry'() {
+    const { trace } = await import('@opentelemetry/api');
+    const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
+      await import('@opentelemetry/sdk-trace-base');
+    const exporter = { export: (spans, done) => done({ code: 0 }), shutdown: async () => {} };
+    const provider = new BasicTracerProvider({
+      sampler: new AlwaysOnSampler(),
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    trace.setGlobalTracerProvider(provider);
+    const { faultTolerant } = await dist();
+    const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
+    return { run: ft, close: () => Promise.all([ft.close(), provider.shutdown()]) };
+  },
+  async 'faultTolerant traced: diagnostics_channel'() {
+    const { tracingChannel } = await import('node:diagnostics_channel');
+    let messages = 0;
+    const count = () => void messages++;
+    const handlers = { start: count, end: count, asyncStart: count, asyncEnd: count, error: count };
+    tracingChannel('x:resilience:faultTolerant').subscribe(handlers);
+    tracingChannel('x:resilience:attempt').subscribe(handlers);
+    const { faultTolerant } = await dist();
     const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
     return { run: ft, close: () => ft.close() };
   },
@@ -60,11 +93,32 @@ const cases = {
     return { run: () => breaker.fire(), close: () => breaker.shutdown() };
   },
   async 'faultTolerant open circuit'() {
-    const { faultTolerant } = await import('../dist/index.js');
+    const { faultTolerant } = await dist();
     const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
     await ft();
     ft.breakers.peek('bench').isolate();
     return { run: () => ft().catch(() => 0), close: () => ft.close() };
+  },
+  async 'open circuit floor'() {
+    // what any fast failure costs at least: an async function rejecting with a new Error, caught
+    const fn = async () => {
+      throw new Error('circuit open');
+    };
+    return { run: () => fn().catch(() => 0) };
+  },
+  async 'open circuit floor (cached error)'() {
+    // the promise machinery alone: the same with one error made up front (no stack per call)
+    const error = new Error('circuit open');
+    const fn = async () => {
+      throw error;
+    };
+    return { run: () => fn().catch(() => 0) };
+  },
+  async 'open circuit floor (then of a rejected promise)'() {
+    // the technique faultTolerant uses: a fresh promise derived from one rejected, handled promise
+    const rejected = Promise.reject(new Error('circuit open'));
+    rejected.catch(() => {});
+    return { run: () => rejected.then().catch(() => 0) };
   },
   async 'cockatiel open circuit'() {
     const c = await import('cockatiel');
@@ -83,6 +137,11 @@ const cases = {
     return { run: () => breaker.fire().catch(() => 0), close: () => breaker.shutdown() };
   },
 };
+
+if (BASELINE || process.env.BENCH_DIST) {
+  cases['faultTolerant (baseline)'] = cases.faultTolerant;
+  cases['faultTolerant open circuit (baseline)'] = cases['faultTolerant open circuit'];
+}
 
 async function measure(name) {
   const { run, close } = await cases[name]();
@@ -123,6 +182,10 @@ for (let round = 0; round < ROUNDS; round++) {
       [self, '--case', name, '--calls', String(CALLS), '--clock', CLOCK],
       {
         encoding: 'utf8',
+        env:
+          BASELINE && name.endsWith('(baseline)')
+            ? { ...process.env, BENCH_DIST: pathToFileURL(resolve(BASELINE)).href }
+            : process.env,
       },
     );
     if (out.status !== 0) throw new Error(`${name} failed: ${out.stderr}`);
@@ -156,12 +219,51 @@ const faster = peer =>
   has(peer) && has('faultTolerant open circuit')
     ? `faultTolerant is ${fmt(ns[peer] / ns['faultTolerant open circuit'], 1)}x faster`
     : '';
+const traced = name =>
+  has(name) && has('faultTolerant')
+    ? `${fmt(ns[name] / ns.faultTolerant, 2)}x untraced faultTolerant`
+    : '';
+const FLOORS = [
+  'open circuit floor',
+  'open circuit floor (cached error)',
+  'open circuit floor (then of a rejected promise)',
+];
+const floor = name =>
+  FLOORS.filter(has)
+    .map(f => `${fmt(ns[name] / ns[f], 2)}x ${f.replace('open circuit ', '')}`)
+    .join(', ');
 row('bare');
-row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc');
+row('faultTolerant', 'defaults: timeout 5 s, 3 retries, breaker and limit per netloc; no tracer');
+row('faultTolerant traced: OpenTelemetry', traced('faultTolerant traced: OpenTelemetry'));
+row(
+  'faultTolerant traced: diagnostics_channel',
+  traced('faultTolerant traced: diagnostics_channel'),
+);
+row(
+  'faultTolerant (baseline)',
+  has('faultTolerant (baseline)') && has('faultTolerant')
+    ? `--baseline build: its overhead / this build's = ${fmt((ns['faultTolerant (baseline)'] - ns.bare) / ours, 2)}`
+    : '',
+);
 row('cockatiel', less('cockatiel'));
 row('cockatiel without timeout', less('cockatiel without timeout'));
 row('opossum', less('opossum'));
-row('faultTolerant open circuit');
+row('open circuit floor', 'async function rejecting with a new Error, caught');
+row('open circuit floor (cached error)', 'the same, rejecting with one error made up front');
+row(
+  'open circuit floor (then of a rejected promise)',
+  'then() of one rejected, handled promise, caught',
+);
+row(
+  'faultTolerant open circuit',
+  has('faultTolerant open circuit') ? floor('faultTolerant open circuit') : '',
+);
+row(
+  'faultTolerant open circuit (baseline)',
+  has('faultTolerant open circuit (baseline)') && has('faultTolerant open circuit')
+    ? `--baseline build: its ns / this build's = ${fmt(ns['faultTolerant open circuit (baseline)'] / ns['faultTolerant open circuit'], 2)}`
+    : '',
+);
 row('cockatiel open circuit', faster('cockatiel open circuit'));
 row('opossum open circuit', faster('opossum open circuit'));
 const verdict = ok => (ok ? 'met' : 'MISSED');
@@ -178,5 +280,7 @@ if (has('faultTolerant')) {
 if (has('faultTolerant open circuit')) {
   const rate = 1e9 / ns['faultTolerant open circuit'];
   targets.push(`open circuit >= 5M calls/s: ${verdict(rate >= 5e6)} (${fmt(rate / 1e6, 2)}M)`);
+  for (const name of FLOORS)
+    if (has(name)) targets.push(`${name}: ${fmt(1e9 / ns[name] / 1e6, 2)}M calls/s`);
 }
 console.log(`\ntargets (DESIGN.md §5): ${targets.join('; ')}`);

@@ -9,17 +9,23 @@ import type { Logger } from './logger.js';
  * Everything is lazy: an attempt that never reads `signal` or `http` creates neither.
  */
 export class Call {
-  private client: Http | undefined;
+  // Declared and assigned in the constructor (one Call per attempt: no field defined twice).
+  /** The id used in stats and logs. */
+  declare readonly dependencyId: string;
+  /** The undici dispatcher (connection pool) shared by every call of this dependency. */
+  declare readonly agent: Dispatcher;
+  /** Logger bound to this dependency. */
+  declare readonly log: Logger;
+  declare private readonly scope: Scope;
+  declare private client: Http | undefined;
 
-  constructor(
-    private readonly scope: Scope,
-    /** The id used in stats and logs. */
-    readonly dependencyId: string,
-    /** The undici dispatcher (connection pool) shared by every call of this dependency. */
-    readonly agent: Dispatcher,
-    /** Logger bound to this dependency. */
-    readonly log: Logger,
-  ) {}
+  constructor(scope: Scope, dependencyId: string, agent: Dispatcher, log: Logger) {
+    this.dependencyId = dependencyId;
+    this.agent = agent;
+    this.log = log;
+    this.scope = scope;
+    this.client = undefined;
+  }
 
   /** Aborted when the call's deadline passes, the caller aborts, or a hedge lost. */
   get signal(): AbortSignal {

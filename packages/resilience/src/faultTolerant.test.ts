@@ -877,4 +877,18 @@ describe('faultTolerant open-circuit fast path', () => {
     expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', isolated: true });
     expect(fn.stats()).toMatchObject({ calls: 2, failures: 1, rejections: { circuit: 1 } });
   });
+
+  it('gives each fast-failed call a promise of its own, rejected with the open period’s error', async () => {
+    const fn = ft(() => 1, { dependencyId: 'own' });
+    await fn();
+    fn.breakers.peek('own')!.isolate();
+    const a = fn();
+    const b = fn();
+    expect(a).not.toBe(b);
+    const [ea, eb] = await Promise.all([a.catch((e: unknown) => e), b.catch((e: unknown) => e)]);
+    expect(ea).toBe(eb); // one error per open period
+    expect(ea).toMatchObject({ code: 'CIRCUIT_OPEN', isolated: true });
+    expect(String((ea as Error).message)).toContain('own');
+    expect(fn.stats()).toMatchObject({ calls: 3, failures: 2, rejections: { circuit: 2 } });
+  });
 });

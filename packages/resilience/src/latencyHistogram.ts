@@ -81,8 +81,11 @@ export class LatencyHistogram {
   private readonly sliceMax: Float64Array;
   /** Scratch: row offsets of the non-empty slices, for `percentile`. */
   private readonly active: Int32Array;
-  private epoch: number;
-  private current: number;
+  private epoch = 0;
+  private current = 0;
+  /** Clock time the current slice started and ends (see {@link setEpoch}). */
+  private epochStart = 0;
+  private nextEpochAt = 0;
 
   constructor(options: LatencyHistogramOptions = {}) {
     const { windowMs = 60_000, clock = systemClock } = options;
@@ -106,8 +109,7 @@ export class LatencyHistogram {
     this.sliceMin = new Float64Array(slices).fill(Infinity);
     this.sliceMax = new Float64Array(slices);
     this.active = new Int32Array(slices);
-    this.epoch = this.epochAt(clock.now());
-    this.current = this.sliceOf(this.epoch);
+    this.setEpoch(this.epochAt(clock.now()));
   }
 
   /**
@@ -211,8 +213,7 @@ export class LatencyHistogram {
   /** Drops every value. */
   reset(): void {
     for (let s = 0; s < this.slices; s++) this.clearSlice(s);
-    this.epoch = this.epochAt(this.clock.now());
-    this.current = this.sliceOf(this.epoch);
+    this.setEpoch(this.epochAt(this.clock.now()));
   }
 
   private epochAt(now: number): number {
@@ -225,12 +226,21 @@ export class LatencyHistogram {
 
   /** Moves to the slice of `clock.now()`, clearing the slices it passes (at most all of them). */
   private rotate(now = this.clock.now()): void {
+    if (now < this.nextEpochAt && now >= this.epochStart) return; // still in the current slice
     const epoch = this.epochAt(now);
     if (!(epoch > this.epoch)) return; // same slice (or a clock that went backwards)
     const steps = Math.min(epoch - this.epoch, this.slices);
     for (let k = 1; k <= steps; k++) this.clearSlice((this.current + k) % this.slices);
+    this.setEpoch(epoch);
+  }
+
+  /** Makes `epoch` the current slice; `rotate` skips its arithmetic until the slice's end. */
+  private setEpoch(epoch: number): void {
     this.epoch = epoch;
     this.current = this.sliceOf(epoch);
+    const infinite = this.sliceMs === Infinity;
+    this.epochStart = infinite ? -Infinity : epoch * this.sliceMs;
+    this.nextEpochAt = infinite ? Infinity : (epoch + 1) * this.sliceMs;
   }
 
   private clearSlice(s: number): void {

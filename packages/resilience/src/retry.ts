@@ -97,6 +97,7 @@ export class RetryPolicy extends PolicyBase {
   readonly options: ResolvedRetryOptions;
   readonly retryOn: (error: unknown, attempt: number) => boolean;
   declare readonly events: PolicyBase['events'];
+  private firstGiveUp: Extract<PolicyEvent, { type: 'giveUp' }> | undefined;
 
   constructor(options: RetryOptions = {}) {
     super(options.clock);
@@ -123,8 +124,12 @@ export class RetryPolicy extends PolicyBase {
    * emits the `giveUp` event a {@link RetrySchedule} would (no schedule is allocated).
    */
   giveUpFirst(error: unknown): void {
-    if (this.events.active)
-      this.events.emit({ type: 'giveUp', attempt: 0, error, reason: 'notRetryable' });
+    if (!this.events.active) return;
+    // fast failures repeat one error (an open circuit's, one per open period): one event for it
+    let event = this.firstGiveUp;
+    if (event === undefined || event.error !== error)
+      event = this.firstGiveUp = { type: 'giveUp', attempt: 0, error, reason: 'notRetryable' };
+    this.events.emit(event);
   }
 
   /** A schedule for one execution, for composite executors (which deposit into the budget themselves). */

@@ -70,6 +70,7 @@ export class RetryBudget {
   }
 
   private rotate(now = this.clock.now()): void {
+    if (now - this.sliceStart < this.sliceMs) return; // the usual case: still in the current slice
     let elapsed = Math.floor((now - this.sliceStart) / this.sliceMs);
     if (elapsed <= 0) return;
     this.sliceStart += elapsed * this.sliceMs;

@@ -8,6 +8,7 @@ import type { KeyedPolicy } from '../keyed.js';
 import type { LoadBalancePolicy } from '../loadBalance.js';
 import type { RetryPolicy, RetrySchedule } from '../retry.js';
 import type { RetryBudget } from '../retryBudget.js';
+import { rejectSoon } from './rejectLater.js';
 import { Scope } from './scope.js';
 import type { TimerEntry, TimerQueue } from '../timerQueue.js';
 import { errorType, type TraceSpan } from '../tracing.js';
@@ -48,8 +49,8 @@ function capture(resolve: (value: never) => void, reject: (error: unknown) => vo
   captured.reject = reject;
 }
 
-/** Already resolved: its `then` schedules a microtask more cheaply than `queueMicrotask`. */
-const RESOLVED = Promise.resolve();
+/** Placeholder of the promise functions until {@link FaultTolerantCall.start} sets them. */
+function unset(): void {}
 
 /**
  * One call of a `faultTolerant` function: deadline → retry → load balancing → breaker per netloc
@@ -59,39 +60,69 @@ const RESOLVED = Promise.resolve();
  * under a microsecond and makes fast-fail cheap (no rethrow per layer, one late rejection).
  */
 export class FaultTolerantCall<R> extends Scope implements TimerEntry {
+  // Every field is assigned once in the constructor, in a fixed order (see Scope).
+  declare private readonly layers: FaultTolerantLayers;
+  declare private readonly args: readonly unknown[];
+  declare private readonly callerSignal: AbortSignal | undefined;
+  /** An incoming budget (ms left upstream): the deadline is the smaller of it and `timeoutMs`. */
+  declare private readonly budgetMs: number | undefined;
+  /** The call's span when tracing is on: attempts become its children, retries its events. */
+  declare private readonly trace: TraceSpan | undefined;
   // The call is its own deadline entry in the shared timer queue (no entry object, no closure).
-  at = Infinity;
-  prev: TimerEntry | undefined = undefined;
-  next: TimerEntry | undefined = undefined;
-  queued = false;
-  private resolve!: (value: R | PromiseLike<R>) => void;
-  private reject!: (error: unknown) => void;
-  private settled = false;
-  private starting = true;
-  private retryTimer: TimerHandle | undefined;
-  private schedule: RetrySchedule | undefined;
+  declare at: number;
+  declare prev: TimerEntry | undefined;
+  declare next: TimerEntry | undefined;
+  declare queued: boolean;
+  declare private resolve: (value: R | PromiseLike<R>) => void;
+  declare private reject: (error: unknown) => void;
+  declare private settled: boolean;
+  declare private starting: boolean;
+  declare private retryTimer: TimerHandle | undefined;
+  declare private schedule: RetrySchedule | undefined;
   // the attempt in progress (attempts run one after another)
-  private scope!: Scope;
-  private breaker!: CircuitBreaker;
-  private permit = -1;
-  private limit: Bulkhead | undefined;
-  private chosen: Endpoint | undefined;
-  private balancer: Balancer<Endpoint> | undefined;
-  private attemptStart = 0;
-  private attemptSpan: TraceSpan | undefined;
-  private abortListener: (() => void) | undefined;
+  declare private scope: Scope;
+  declare private breaker: CircuitBreaker;
+  declare private permit: number;
+  declare private limit: Bulkhead | undefined;
+  declare private chosen: Endpoint | undefined;
+  declare private balancer: Balancer<Endpoint> | undefined;
+  declare private attemptStart: number;
+  declare private attemptSpan: TraceSpan | undefined;
+  declare private abortListener: (() => void) | undefined;
 
   constructor(
-    private readonly layers: FaultTolerantLayers,
-    private readonly args: readonly unknown[],
-    private readonly callerSignal: AbortSignal | undefined,
-    /** An incoming budget (ms left upstream): the deadline is the smaller of it and `timeoutMs`. */
-    private readonly budgetMs?: number,
-    /** The call's span when tracing is on: attempts become its children, retries its events. */
-    private readonly trace?: TraceSpan,
+    layers: FaultTolerantLayers,
+    args: readonly unknown[],
+    callerSignal: AbortSignal | undefined,
+    budgetMs?: number,
+    trace?: TraceSpan,
   ) {
     // The call is also the root scope of its attempts (one object less per call).
     super(layers.clock, undefined, callerSignal);
+    this.layers = layers;
+    this.args = args;
+    this.callerSignal = callerSignal;
+    this.budgetMs = budgetMs;
+    this.trace = trace;
+    this.at = Infinity;
+    this.prev = undefined;
+    this.next = undefined;
+    this.queued = false;
+    this.resolve = unset;
+    this.reject = unset;
+    this.settled = false;
+    this.starting = true;
+    this.retryTimer = undefined;
+    this.schedule = undefined;
+    this.scope = this;
+    this.breaker = undefined as unknown as CircuitBreaker;
+    this.permit = -1;
+    this.limit = undefined;
+    this.chosen = undefined;
+    this.balancer = undefined;
+    this.attemptStart = 0;
+    this.attemptSpan = undefined;
+    this.abortListener = undefined;
   }
 
   /** The call's deadline in ms: its own timeout, or the incoming budget when smaller. */
@@ -315,7 +346,7 @@ export class FaultTolerantCall<R> extends Scope implements TimerEntry {
    * costs Node's unhandled-rejection bookkeeping (~0.8 µs), more than the whole call.
    */
   private rejectAfterHandlers(error: unknown): void {
-    if (this.starting) RESOLVED.then(() => this.reject(error));
+    if (this.starting) rejectSoon(this.reject, error);
     else this.reject(error);
   }
 }

@@ -8,22 +8,30 @@ import type { PolicyContext } from '../policy.js';
  * aborts every scope forked from it.
  */
 export class Scope implements PolicyContext {
-  attempt = 0;
-  deadline = Infinity;
-  endpoint: Endpoint | undefined = undefined;
+  // Fields are declared, not initialised (`declare`): the constructor assigns each one once, in a
+  // fixed order. Class field initialisers would define every field and then assign some of them
+  // again, which costs on the per-call hot path (`faultTolerant` makes one scope per call).
+  declare attempt: number;
+  declare deadline: number;
+  declare endpoint: Endpoint | undefined;
   /** Endpoints already used by earlier attempts or hedges of this execution (shared by forks). */
-  tried: Endpoint[] | undefined = undefined;
+  declare tried: Endpoint[] | undefined;
   /** Clock time the execution (or, for a retry, the attempt) started: cheap "now" for bookkeeping. */
-  startedAt: number;
-  private controller: AbortController | undefined;
-  private reason: unknown = undefined;
-  private unlink: (() => void) | undefined;
+  declare startedAt: number;
+  declare readonly clock: Clock;
+  declare private readonly parent: Scope | undefined;
+  declare private readonly external: AbortSignal | undefined;
+  declare private controller: AbortController | undefined;
+  declare private reason: unknown;
+  declare private unlink: (() => void) | undefined;
 
-  constructor(
-    readonly clock: Clock,
-    private readonly parent?: Scope,
-    private readonly external?: AbortSignal,
-  ) {
+  constructor(clock: Clock, parent?: Scope, external?: AbortSignal) {
+    this.clock = clock;
+    this.parent = parent;
+    this.external = external;
+    this.controller = undefined;
+    this.reason = undefined;
+    this.unlink = undefined;
     if (parent) {
       this.attempt = parent.attempt;
       this.deadline = parent.deadline;
@@ -31,6 +39,10 @@ export class Scope implements PolicyContext {
       this.tried = parent.tried;
       this.startedAt = parent.startedAt;
     } else {
+      this.attempt = 0;
+      this.deadline = Infinity;
+      this.endpoint = undefined;
+      this.tried = undefined;
       this.startedAt = clock.now();
     }
   }
