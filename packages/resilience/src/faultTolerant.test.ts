@@ -229,25 +229,25 @@ describe('faultTolerant over HTTP', () => {
   it('retryOnTimeout: false does not retry an attempt timeout; true does', async () => {
     const s = await server({ hang: true });
     // attempts long enough that a busy machine still gets each request to the server in time
-    const options = { timeout: 5000, retryAttempts: 3, retryBackoff: constantBackoff(10) };
+    const options = { timeout: 10_000, retryAttempts: 3, retryBackoff: constantBackoff(10) };
     const once = ft(
-      async call => (await call.http.request('GET', s.url, { timeout: 300 })).text(),
+      async call => (await call.http.request('GET', s.url, { timeout: 1_000 })).text(),
       options,
     );
     const error = await once().catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'attempt', timeoutMs: 300 });
+    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'attempt', timeoutMs: 1_000 });
     expect(s.requestCount).toBe(1);
 
     s.resetStats();
     const retried = ft(
-      async call => (await call.http.request('GET', s.url, { timeout: 300 })).text(),
+      async call => (await call.http.request('GET', s.url, { timeout: 1_000 })).text(),
       { ...options, retryOnTimeout: true },
     );
     const error2 = await retried().catch((e: unknown) => e);
     expect(error2).toMatchObject({ code: 'TIMEOUT', scope: 'attempt' });
     expect(s.requestCount).toBe(4);
     expect(retried.stats().retries).toBe(3);
-  });
+  }, 30_000);
 
   it('hedges a slow endpoint to another one', async () => {
     const slow = await server({ delayMs: 2000, body: { from: 'slow' } });
@@ -265,7 +265,7 @@ describe('faultTolerant over HTTP', () => {
     const started = performance.now();
     const res = await fn();
     await expect(res.json()).resolves.toEqual({ from: 'fast' });
-    expect(performance.now() - started).toBeLessThan(1000);
+    expect(performance.now() - started).toBeLessThan(1900); // the slow one answers at 2 000 ms
     expect(slow.requestCount).toBe(1);
     expect(fast.requestCount).toBe(1);
     expect(fn.stats().hedges).toBe(1);
