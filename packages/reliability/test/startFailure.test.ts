@@ -53,10 +53,11 @@ describe('a version whose process cannot start', () => {
   it('answers 503 INSTANCE_START_FAILED at once with the stderr tail; the dashboard shows the crash loop', async () => {
     const instance = await waitFor(
       async () => {
+        // between two tries of the crash loop (a restart in progress shows 'starting')
         const now = await broken();
-        return (now?.startFailures ?? 0) >= 2 ? now : undefined;
+        return (now?.startFailures ?? 0) >= 2 && now?.state === 'down' ? now : undefined;
       },
-      { timeoutMs: 20_000, intervalMs: 100 },
+      { timeoutMs: 30_000, intervalMs: 50 },
     );
     expect(instance.state).toBe('down');
     expect(instance.lastError).toMatch(/Cannot find module/);
