@@ -52,7 +52,9 @@ function banner(gateway: Gateway, config: GatewayConfig): string {
     `  gateway      ${gateway.url}`,
     `  dashboard    ${gateway.dashboardUrl}`,
     `  metrics      ${gateway.metricsUrl}`,
-    `  front door   ${gateway.frontDoorUrl} (the dispatcher's loopback listener, for the orders calls)`,
+    ...(gateway.frontDoorUrl
+      ? [`  front door   ${gateway.frontDoorUrl} (the dispatcher's own loopback listener)`]
+      : []),
     `  admin token  ${gateway.adminToken}`,
     `  try          curl '${gateway.url}api/search?q=lamp'`,
     '',

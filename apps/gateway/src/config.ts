@@ -181,6 +181,8 @@ export interface GatewayConfig {
   readonly logging: { readonly level: LogLevel };
   readonly dispatcher: {
     readonly host: string;
+    /** Also serve the front door on its own loopback port (`port`). */
+    readonly listen: boolean;
     readonly port: number;
     readonly defaultModule: string | undefined;
     readonly requestTimeoutMs: number;
@@ -327,6 +329,7 @@ function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): 
     logging: { level: f.logging!.level! },
     dispatcher: {
       host: disp.host!,
+      listen: disp.listen!,
       port: disp.port!,
       defaultModule,
       requestTimeoutMs: disp.requestTimeoutMs!,

@@ -161,14 +161,21 @@ const DispatcherSchema = section(
         description: 'Modules answer at [instance.][version.]module.<host>.',
       }),
     ),
-    port: int(0, 65535, 'Front door port (0: any free port).', 0),
+    listen: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Also serve the front door on its own loopback port, for local tools and processes (the gateway itself reaches the instances in process).',
+      }),
+    ),
+    port: int(0, 65535, 'Loopback port of that listener (0: any free port).', 0),
     defaultModule: nullable(
       Type.String({ minLength: 1 }),
       'The module of requests no dispatch rule claims.',
     ),
     requestTimeoutMs: ms('The gateway’s request deadline.', 10_000),
   },
-  '@x/dispatcher: its front door listens on loopback behind the gateway.',
+  '@x/dispatcher: modules, versions and instances behind the gateway.',
 );
 
 const HealthCheckSchema = Type.Object(

@@ -52,10 +52,11 @@ export interface Gateway {
   readonly dashboardUrl: string;
   readonly metricsUrl: string;
   /**
-   * The dispatcher's own listener (loopback): the orders client's `Call.http` target. The
-   * gateway's own requests reach the front door mounted on its server, with no hop.
+   * The dispatcher's own loopback listener, with `dispatcher.listen` (for local tools and
+   * processes). The gateway's requests reach the front door mounted on its server, and the
+   * orders calls reach the instances in process: neither takes an HTTP hop.
    */
-  readonly frontDoorUrl: string;
+  readonly frontDoorUrl: string | undefined;
   readonly adminToken: string;
   readonly mode: 'memory' | 'redis';
   readonly redis: string | undefined;
@@ -168,18 +169,21 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       requestId: req => req.headers['x-request-id'] as string | undefined,
     });
     cleanups.push(() => mounted.close());
-    // and on loopback for HTTP clients of the dispatcher inside the gateway (the orders calls)
-    const frontDoor: HttpFrontDoor = await d.listen({
-      port: config.dispatcher.port,
-      host: '127.0.0.1',
-      admin,
-      trustedProxies: ['loopback'],
-      drainTimeoutMs: config.server.drainTimeoutMs,
-      headersTimeoutMs: config.server.headersTimeoutMs,
-      requestTimeoutMs: config.server.requestTimeoutMs,
-    });
+    // with `dispatcher.listen`, also on its own loopback port for local tools and processes (the
+    // gateway itself reaches the instances in process: the orders calls use `addRequest`)
+    const frontDoor: HttpFrontDoor | undefined = config.dispatcher.listen
+      ? await d.listen({
+          port: config.dispatcher.port,
+          host: '127.0.0.1',
+          admin,
+          trustedProxies: ['loopback'],
+          drainTimeoutMs: config.server.drainTimeoutMs,
+          headersTimeoutMs: config.server.headersTimeoutMs,
+          requestTimeoutMs: config.server.requestTimeoutMs,
+        })
+      : undefined;
     catalog.refresh();
-    const orders: OrdersClient = createOrdersClient(frontDoor.url, config.resilience.orders, {
+    const orders: OrdersClient = createOrdersClient(config.resilience.orders, {
       metrics: metrics.sink,
       logger: log.child({ component: 'orders' }),
       dispatcher: d,
@@ -344,7 +348,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       gateway: `${base}/`,
       dashboard: `${base}/_x/`,
       metrics: `${base}/metrics`,
-      frontDoor: frontDoor.url,
+      ...(frontDoor ? { frontDoor: frontDoor.url } : {}),
     });
 
     let tick = 0;
@@ -365,7 +369,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     ticker.unref();
     cleanups.push(() => clearInterval(ticker));
     events.add('gateway', 'good', `gateway ${replica} listening on ${base} (${mode} mode)`);
-    log.info({ url: base, frontDoor: frontDoor.url, mode, replica }, 'gateway started');
+    log.info({ url: base, frontDoor: frontDoor?.url, mode, replica }, 'gateway started');
     void fleet.tick(); // on the fleet view at once, not after the first interval
 
     let stopping: Promise<{ durationMs: number }> | undefined;
@@ -373,7 +377,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       url: `${base}/`,
       dashboardUrl: `${base}/_x/`,
       metricsUrl: `${base}/metrics`,
-      frontDoorUrl: frontDoor.url,
+      frontDoorUrl: frontDoor?.url,
       adminToken: options.adminToken,
       mode,
       redis: options.redisUrl ? redactUrl(options.redisUrl) : undefined,

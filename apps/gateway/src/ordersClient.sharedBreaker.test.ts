@@ -3,6 +3,7 @@
 // (both clients in this process); across processes it is a Redis store (docs/SCALING.md).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createDispatcher, remote, type Dispatcher } from '@x/dispatcher';
 import { memoryBreakerStore, noopMetrics, silentLogger } from '@x/resilience';
 import { waitFor } from '@x/testkit';
 import { afterAll, expect, it } from 'vitest';
@@ -14,8 +15,10 @@ const server: Server = createServer((_req, res) => {
   res.end(JSON.stringify({ id: '1', status: 'shipped' }));
 });
 const clients: OrdersClient[] = [];
+let dispatcher: Dispatcher | undefined;
 afterAll(async () => {
   await Promise.all(clients.map(c => c.close()));
+  await dispatcher?.close();
   await new Promise(resolve => server.close(resolve));
 });
 
@@ -27,22 +30,21 @@ const config = {
   maxOpenPerHost: 8,
   expectedMs: 1_000,
 };
-const dispatcher = {
-  explain: () => ({ version: 'v1' }),
-  getVersions: () => ['v1'],
-  getHostname: () => 'v1.orders.localhost',
-} as unknown as Parameters<typeof createOrdersClient>[2]['dispatcher'];
-
 const circuit = (client: OrdersClient) => client.stats().circuits[0]?.state;
 
 it('replicas sharing a BreakerStore adopt an open circuit', async () => {
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // a real dispatcher whose orders/v1 is the server above: the clients reach it in process
+  dispatcher = createDispatcher({
+    modules: { orders: { versions: { v1: { backend: remote([url]) } } } },
+  });
+  await dispatcher.start();
   const store = memoryBreakerStore();
   const deps = { metrics: noopMetrics, logger: silentLogger, dispatcher, breakerStore: store };
-  const a = createOrdersClient(url, config, deps);
-  const b = createOrdersClient(url, config, deps);
-  const alone = createOrdersClient(url, config, { ...deps, breakerStore: undefined });
+  const a = createOrdersClient(config, deps);
+  const b = createOrdersClient(config, deps);
+  const alone = createOrdersClient(config, { ...deps, breakerStore: undefined });
   clients.push(a, b, alone);
   for (const client of [a, b, alone])
     expect(await client.run({}, '1', {})).toMatchObject({ source: 'live' });

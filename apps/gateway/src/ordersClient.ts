@@ -1,8 +1,11 @@
-import type { Dispatcher } from '@x/dispatcher';
+import type { Dispatcher, ResponseTuple } from '@x/dispatcher';
 import {
   ConsecutiveBreaker,
   type BreakerStore,
+  HttpError,
+  RETRYABLE_STATUSES,
   RetryBudget,
+  Tracer,
   errorCode,
   faultTolerant,
   type Call,
@@ -67,7 +70,7 @@ export interface OrdersClientDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Decides the version (its traffic split) and names the host that pins a request to it. */
-  readonly dispatcher: Pick<Dispatcher, 'explain' | 'getVersions' | 'getHostname'>;
+  readonly dispatcher: Pick<Dispatcher, 'explain' | 'getVersions' | 'addRequest'>;
   /** Default `'orders'`. */
   readonly module?: string;
   /**
@@ -90,7 +93,6 @@ export interface OrdersClientDeps {
  * A 404 is an answer, not a failure: it never trips the breaker nor triggers the fallback.
  */
 export function createOrdersClient(
-  frontDoorUrl: string,
   config: ResilienceConfig['orders'],
   deps: OrdersClientDeps,
 ): OrdersClient {
@@ -98,7 +100,6 @@ export function createOrdersClient(
   const { dispatcher } = deps;
   const retryBudget = deps.retryBudget ?? new RetryBudget();
   const versions = new Map<string, VersionCall>();
-  const base = frontDoorUrl.replace(/\/+$/, '');
   const keys = new Map<VersionCall, string>();
   let names: readonly string[];
   try {
@@ -107,23 +108,23 @@ export function createOrdersClient(
     names = []; // no such module: one call, routed by the front door like any request
   }
   for (const version of names.length > 0 ? names : ['']) {
-    const host = version === '' ? undefined : dispatcher.getHostname(module, version);
     const key = version === '' ? module : `${module}/${version}`;
+    const target = version === '' ? {} : { module, version };
     const call: VersionCall = faultTolerant(
       async (c: Call, id: string, headers: Record<string, string>): Promise<OrderLookup> => {
-        const res = await c.http.request('GET', `${base}/orders/${encodeURIComponent(id)}`, {
-          headers: host === undefined ? headers : { ...headers, host },
-        });
-        if (res.status === 404) {
-          await res.text();
-          return { found: false };
-        }
-        return { found: true, source: 'live', order: await res.json<Order>() };
+        const url = `/orders/${encodeURIComponent(id)}`;
+        const res = await sendToInstance(dispatcher, c, url, target, headers);
+        if (res.status === 404) return { found: false };
+        if (res.status >= 500 || RETRYABLE_STATUSES.has(res.status)) throw statusError(res, url);
+        return {
+          found: true,
+          source: 'live',
+          order: JSON.parse(decoder.decode(res.body)) as Order,
+        };
       },
       {
-        // no load balancer: one front door, and the breaker is keyed by the version
-        // (`orders/v1`), a name every replica shares (with a shared store), not by this
-        // replica's loopback port
+        // the breaker is keyed by the version (`orders/v1`), a name every replica shares (with a
+        // shared store)
         dependencyId: key,
         timeout: config.timeoutMs,
         retryAttempts: config.retries,
@@ -214,4 +215,64 @@ export function createOrdersClient(
       await Promise.all([...versions.values()].map(call => call.close()));
     },
   };
+}
+
+const decoder = new TextDecoder();
+/** The orders calls' client spans (the instance continues the trace from their `traceparent`). */
+const ordersTracer = new Tracer('@x/gateway', 'x:gateway:orders');
+
+/**
+ * One attempt: the request goes to an instance of the version in process, through the
+ * dispatcher's `addRequest` (its instance slots, queue and deadline; the remaining budget goes to
+ * the instance in `x-request-timeout-ms`), with no HTTP hop to the front door.
+ */
+async function sendToInstance(
+  dispatcher: Pick<Dispatcher, 'addRequest'>,
+  c: Call,
+  url: string,
+  target: { readonly module?: string; readonly version?: string },
+  headers: Record<string, string>,
+): Promise<ResponseTuple> {
+  const span = ordersTracer.start('GET', {
+    kind: 'client',
+    attributes: {
+      'http.request.method': 'GET',
+      'url.path': url,
+      ...(target.version === undefined ? {} : { 'x.version': target.version }),
+    },
+  });
+  let sent = headers;
+  if (span !== undefined) span.inject((sent = { ...headers }));
+  const remaining = c.remainingMs;
+  try {
+    const res = await dispatcher.addRequest({
+      url,
+      ...target,
+      headers: sent,
+      signal: c.signal,
+      ...(Number.isFinite(remaining) ? { timeoutMs: Math.max(1, Math.ceil(remaining)) } : {}),
+    });
+    span?.setAttributes({ 'http.response.status_code': res.status });
+    span?.end(res.status >= 500 ? statusError(res, url) : undefined);
+    return res;
+  } catch (error) {
+    span?.end(error);
+    throw error;
+  }
+}
+
+/** The `HttpError` `Call.http` would raise for this answer (the breaker and retries read it). */
+function statusError(res: ResponseTuple, url: string): HttpError {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of res.headers) headers[name.toLowerCase()] = value;
+  const retryAfter = Number(headers['retry-after']);
+  return new HttpError(
+    res.status,
+    'GET',
+    url,
+    headers,
+    decoder.decode(res.body.subarray(0, 4096)),
+    Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined,
+    true,
+  );
 }

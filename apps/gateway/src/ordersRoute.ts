@@ -53,7 +53,7 @@ export function ordersRoute(
       const requestId = http?.headers['x-request-id'];
       if (typeof requestId === 'string') headers['x-request-id'] = requestId;
       if (typeof http?.headers.cookie === 'string') headers.cookie = http.headers.cookie;
-      // the client's budget caps the call's deadline; Call.http sends what is left to the front door
+      // the client's budget caps the call's deadline; addRequest sends what is left to the instance
       const budget = ctx.remainingMs === Infinity ? {} : { timeoutMs: ctx.remainingMs };
       const result = await orders.run({ signal: ctx.signal, ...budget }, id, headers);
       if (!result.found) throw new GatewayError('NOT_FOUND', 404, `no order ${id}`);

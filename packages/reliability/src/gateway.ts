@@ -74,12 +74,16 @@ interface DashboardModule {
   }>;
 }
 
-/** The default `gateway.config.yaml` as a plain object. */
+/**
+ * The default `gateway.config.yaml` as a plain object, with `dispatcher.listen: true`: the attack
+ * tests also aim at the dispatcher's own loopback listener (`frontDoorUrl`).
+ */
 export function defaultGatewayConfig(): Record<string, unknown> {
-  return parse(readFileSync(join(GATEWAY_DIR, 'gateway.config.yaml'), 'utf8')) as Record<
+  const config = parse(readFileSync(join(GATEWAY_DIR, 'gateway.config.yaml'), 'utf8')) as Record<
     string,
     unknown
   >;
+  return deepMerge(config, { dispatcher: { listen: true } });
 }
 
 /** `overrides` merged over `base` (objects key by key; anything else replaces). */

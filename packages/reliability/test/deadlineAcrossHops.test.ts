@@ -87,7 +87,7 @@ describe('a budget through gateway → front door → slow orders instance', () 
     });
   });
 
-  it('the orders route: faultTolerant gets the budget, Call.http forwards the rest, answered by then', async () => {
+  it('the orders route: faultTolerant gets the budget, addRequest forwards the rest to the instance, answered by then', async () => {
     const answer = await get(`${gateway.url}api/orders/7`, {
       [DEADLINE_HEADER]: String(BUDGET_MS),
     });
