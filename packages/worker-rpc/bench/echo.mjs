@@ -23,7 +23,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '700' },
     inflight: { type: 'string', default: '1,16,64,1024' },
-    cases: { type: 'string', default: 'raw,zmq,http,moleculer' },
+    cases: { type: 'string', default: 'raw,zmq,zmqTraced,http,moleculer' },
     rounds: { type: 'string', default: '1' },
     payloads: { type: 'string', default: '1024,65536' },
     'payload-inflight': { type: 'string', default: '64' },
@@ -211,16 +211,34 @@ const labels = {
   http: '@x/worker-rpc HTTP',
   moleculer: 'Moleculer 0.14 TCP transporter',
   base: '@x/worker-rpc ZeroMQ, baseline build',
+  zmqTraced: '@x/worker-rpc ZeroMQ, traced (OpenTelemetry client spans, no-op exporter)',
 };
+/** The traced case runs at this many in flight only (it measures the cost of the spans). */
+const TRACED_WINDOW = 64;
+// The traced case: an OpenTelemetry BasicTracerProvider (always-on sampler, no-op exporter) in
+// this (client) process, registered only while that case runs.
+const { trace } = await import('@opentelemetry/api');
+const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
+  await import('@opentelemetry/sdk-trace-base');
+const tracerProvider = new BasicTracerProvider({
+  sampler: new AlwaysOnSampler(),
+  spanProcessors: [
+    new SimpleSpanProcessor({
+      export: (spans, done) => done({ code: 0 }),
+      shutdown: async () => {},
+    }),
+  ],
+});
 function clientFor(name, params) {
   if (name === 'raw') return rawClient(info.raw, params);
-  if (name === 'zmq') return ourClient(info.zmq, zmqTransport(), params);
+  if (name === 'zmq' || name === 'zmqTraced') return ourClient(info.zmq, zmqTransport(), params);
   if (name === 'http') return ourClient(info.http, httpTransport(), params);
   if (name === 'base')
     return ourClient(info.base, base.zmqTransport(), params, base.createWorkerConnection);
   return moleculerClient(info.moleculerUrls, moleculerClientPort, params);
 }
 async function measure(name, params, window, into, key) {
+  if (name === 'zmqTraced') trace.setGlobalTracerProvider(tracerProvider);
   const client = await clientFor(name, params);
   try {
     await drive(client.call, window, WARMUP, child.pid);
@@ -229,6 +247,7 @@ async function measure(name, params, window, into, key) {
     return r;
   } finally {
     await client.close();
+    if (name === 'zmqTraced') trace.disable();
   }
 }
 const cpuText = r => (Number.isNaN(r.cpu) ? '—' : r.cpu.toFixed(1));
@@ -238,6 +257,7 @@ try {
     const order = CASES.map((_, i) => CASES[(i + round) % CASES.length]);
     for (const name of order) {
       for (const window of WINDOWS) {
+        if (name === 'zmqTraced' && window !== TRACED_WINDOW) continue;
         const r = await measure(name, PARAMS, window, results, window);
         process.stderr.write(
           `${labels[name]} W=${window}: ${Math.round(r.rps)} req/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms CPU ${cpuText(r)} us/req\n`,
@@ -246,6 +266,7 @@ try {
     }
     for (const bytes of PAYLOADS) {
       for (const name of order) {
+        if (name === 'zmqTraced') continue;
         const r = await measure(name, paramsOf(bytes), PAYLOAD_WINDOW, payloadResults, bytes);
         process.stderr.write(
           `${labels[name]} ${bytes} B W=${PAYLOAD_WINDOW}: ${Math.round(r.rps)} req/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms CPU ${cpuText(r)} us/req\n`,
@@ -284,7 +305,9 @@ lines.push('|---|---:|---:|---:|---:|---:|---:|---|');
 const row = (name, r, col, raw, ours) => {
   const vsRaw = raw ? `${(r.rps / raw.rps).toFixed(2)}x` : '—';
   const zmqIs =
-    ours && name !== 'zmq' && name !== 'raw' ? `${(ours.rps / r.rps).toFixed(2)}x faster` : '';
+    ours && name !== 'zmq' && name !== 'raw' && name !== 'zmqTraced'
+      ? `${(ours.rps / r.rps).toFixed(2)}x faster`
+      : '';
   return `| ${labels[name]} | ${col} | ${fmt(r.rps)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${cpuText(r)} | ${vsRaw} | ${zmqIs} |`;
 };
 for (const w of WINDOWS) {
@@ -333,5 +356,10 @@ if (zmq64) {
       `- (information) CPU per request, client + server: ZMQ ${zmq64.cpu.toFixed(1)} µs, Moleculer ${mol64.cpu.toFixed(1)} µs (${(mol64.cpu / zmq64.cpu).toFixed(2)}x less for ZMQ)`,
     );
 }
+const traced64 = pick('zmqTraced', at);
+if (zmq64 && traced64 && !Number.isNaN(zmq64.cpu) && !Number.isNaN(traced64.cpu))
+  lines.push(
+    `- (information, issue 15) traced vs untraced at ${at} in flight, CPU per request: ${traced64.cpu.toFixed(1)} vs ${zmq64.cpu.toFixed(1)} µs (${(traced64.cpu / zmq64.cpu).toFixed(2)}x), req/s ${(traced64.rps / zmq64.rps).toFixed(2)}x`,
+  );
 console.log(lines.join('\n'));
 process.exit(0);
