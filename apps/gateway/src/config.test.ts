@@ -221,7 +221,7 @@ describe('parseConfig', () => {
     const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
     expect(shipped.tracing).toEqual({
       dashboardTraces: 20,
-      sampleRatio: 1,
+      sampleRatio: 0.1,
       maxSpansPerTrace: 500,
       maxSpans: 20_000,
     });

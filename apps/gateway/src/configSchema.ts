@@ -132,9 +132,9 @@ const TracingSchema = section(
       Type.Number({
         minimum: 0,
         maximum: 1,
-        default: 1,
+        default: 0.1,
         description:
-          'Share of requests traced when dashboardTraces > 0 (a caller traceparent that is sampled is always followed; OTEL_TRACES_SAMPLER overrides).',
+          'Share of requests traced when dashboardTraces > 0 (a caller traceparent that is sampled is always followed; OTEL_TRACES_SAMPLER overrides). Every traced request costs spans in the gateway and its instances: 1 halves the gateway’s search throughput.',
       }),
     ),
     maxSpansPerTrace: int(1, 100_000, 'Spans kept per trace; more are counted as dropped.', 500),

@@ -21,6 +21,7 @@ export function defaultConfig(): Record<string, any> {
  */
 export function testConfig(): Record<string, any> {
   const config = defaultConfig();
+  config.tracing.sampleRatio = 1; // the trace tests look at any request's trace
   Object.assign(config.resilience.orders, { timeoutMs: 5_000, expectedMs: 2_000 });
   Object.assign(config.resilience.search, { timeoutMs: 5_000, perTryTimeoutMs: 2_500 });
   // A killed catalog instance stays down for the rest of the test.

@@ -230,7 +230,7 @@ describe('the dashboard traces of a running gateway', () => {
 
 describe('the trace store of a flooded gateway', () => {
   let gw: RunningGateway;
-  const caps = { dashboardTraces: 5, maxSpansPerTrace: 40, maxSpans: 400 };
+  const caps = { dashboardTraces: 5, maxSpansPerTrace: 40, maxSpans: 400, sampleRatio: 1 };
 
   beforeAll(async () => {
     const config = testConfig();
