@@ -217,15 +217,17 @@ describe('parseConfig', () => {
     ]);
   });
 
-  it('reads the dashboard tracing (on by default, 0 turns it off), naming bad values', () => {
+  it('reads the dashboard tracing (opt-in, on in the shipped config), naming bad values', () => {
     const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
     expect(shipped.tracing).toEqual({
       dashboardTraces: 20,
-      sampleRatio: 0.1,
+      sampleRatio: 1,
       maxSpansPerTrace: 500,
       maxSpans: 20_000,
     });
     const config = base();
+    delete config.tracing;
+    expect(parseConfig(stringify(config), { file, backendsDir }).tracing.dashboardTraces).toBe(0);
     config.tracing = { dashboardTraces: 0 };
     expect(parseConfig(stringify(config), { file, backendsDir }).tracing.dashboardTraces).toBe(0);
     config.tracing = { dashboardTraces: -1, sampleRatio: 2 };
