@@ -8,6 +8,7 @@ import {
   Tracer,
   errorCode,
   faultTolerant,
+  parseRetryAfter,
   type Call,
   type FaultTolerantFunction,
   type FaultTolerantStats,
@@ -115,7 +116,6 @@ export function createOrdersClient(
         const url = `/orders/${encodeURIComponent(id)}`;
         const res = await sendToInstance(dispatcher, c, url, target, headers);
         if (res.status === 404) return { found: false };
-        if (res.status >= 500 || RETRYABLE_STATUSES.has(res.status)) throw statusError(res, url);
         return {
           found: true,
           source: 'live',
@@ -224,7 +224,8 @@ const ordersTracer = new Tracer('@x/gateway', 'x:gateway:orders');
 /**
  * One attempt: the request goes to an instance of the version in process, through the
  * dispatcher's `addRequest` (its instance slots, queue and deadline; the remaining budget goes to
- * the instance in `x-request-timeout-ms`), with no HTTP hop to the front door.
+ * the instance in `x-request-timeout-ms`), with no HTTP hop to the front door. A 408, 429 or 5xx
+ * answer rejects with the `HttpError` `Call.http` would raise (the breaker and retries read it).
  */
 async function sendToInstance(
   dispatcher: Pick<Dispatcher, 'addRequest'>,
@@ -253,7 +254,8 @@ async function sendToInstance(
       ...(Number.isFinite(remaining) ? { timeoutMs: Math.max(1, Math.ceil(remaining)) } : {}),
     });
     span?.setAttributes({ 'http.response.status_code': res.status });
-    span?.end(res.status >= 500 ? statusError(res, url) : undefined);
+    if (res.status >= 500 || RETRYABLE_STATUSES.has(res.status)) throw statusError(res, url);
+    span?.end();
     return res;
   } catch (error) {
     span?.end(error);
@@ -261,18 +263,17 @@ async function sendToInstance(
   }
 }
 
-/** The `HttpError` `Call.http` would raise for this answer (the breaker and retries read it). */
+/** The `HttpError` `Call.http` would raise for this answer. */
 function statusError(res: ResponseTuple, url: string): HttpError {
   const headers: Record<string, string> = {};
   for (const [name, value] of res.headers) headers[name.toLowerCase()] = value;
-  const retryAfter = Number(headers['retry-after']);
   return new HttpError(
     res.status,
     'GET',
     url,
     headers,
     decoder.decode(res.body.subarray(0, 4096)),
-    Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined,
+    parseRetryAfter(headers['retry-after']),
     true,
   );
 }
