@@ -38,18 +38,12 @@ const cases = {
     return { run: ft, close: () => ft.close() };
   },
   async 'faultTolerant traced: OpenTelemetry'() {
-    const { trace } = await import('@opentelemetry/api');
-    const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
-      await import('@opentelemetry/sdk-trace-base');
-    const exporter = { export: (spans, done) => done({ code: 0 }), shutdown: async () => {} };
-    const provider = new BasicTracerProvider({
-      sampler: new AlwaysOnSampler(),
-      spanProcessors: [new SimpleSpanProcessor(exporter)],
-    });
-    trace.setGlobalTracerProvider(provider);
+    const { noopTracing } = await import('@x/testkit');
+    const tracing = await noopTracing();
+    tracing.on();
     const { faultTolerant } = await dist();
     const ft = faultTolerant(async () => 42, { dependencyId: 'bench' });
-    return { run: ft, close: () => Promise.all([ft.close(), provider.shutdown()]) };
+    return { run: ft, close: () => Promise.all([ft.close(), tracing.shutdown()]) };
   },
   async 'faultTolerant traced: diagnostics_channel'() {
     const { tracingChannel } = await import('node:diagnostics_channel');

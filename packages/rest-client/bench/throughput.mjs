@@ -21,6 +21,7 @@ import { BalancedPool, Pool } from 'undici';
 import axios from 'axios';
 import got from 'got';
 import { LatencyHistogram } from '@x/resilience';
+import { noopTracing } from '@x/testkit';
 import { Resource, Resources } from '../dist/index.js';
 
 const { values: args } = parseArgs({
@@ -90,24 +91,9 @@ const broadcast1 = new Resources(slow.origins.slice(0, 1), { connections: CONNEC
 const broadcast8 = new Resources(slow.origins, { connections: CONNECTIONS });
 const sequentialPool = new Pool(slow.origins[0], { connections: CONNECTIONS });
 
-// The traced case: an OpenTelemetry BasicTracerProvider (always-on sampler, no-op exporter)
+// The traced case: an OpenTelemetry provider that records every span and exports nowhere,
 // registered only during its own slices, so the other cases run untraced as usual.
-const { trace } = await import('@opentelemetry/api');
-const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
-  await import('@opentelemetry/sdk-trace-base');
-const tracerProvider = new BasicTracerProvider({
-  sampler: new AlwaysOnSampler(),
-  spanProcessors: [
-    new SimpleSpanProcessor({
-      export: (spans, done) => done({ code: 0 }),
-      shutdown: async () => {},
-    }),
-  ],
-});
-const traced = {
-  on: () => trace.setGlobalTracerProvider(tracerProvider),
-  off: () => trace.disable(),
-};
+const traced = await noopTracing();
 
 /** name → [label, concurrency, one request returning the decoded body, { on, off } around its slices] */
 const cases = {

@@ -19,3 +19,5 @@ export { captureWarnings } from './captureWarnings.js';
 export type { CapturedWarnings } from './captureWarnings.js';
 export { startOtlpReceiver, otlpTraceRequestType } from './otlpReceiver.js';
 export type { OtlpReceiver, ReceivedSpan } from './otlpReceiver.js';
+export { noopTracing } from './noopTracing.js';
+export type { NoopTracing } from './noopTracing.js';

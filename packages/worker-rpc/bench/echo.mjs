@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import zmq from 'zeromq';
 import { ServiceBroker } from 'moleculer';
 import { createWorkerConnection, httpTransport, zmqTransport } from '../dist/index.js';
+import { noopTracing } from '@x/testkit';
 
 const { values } = parseArgs({
   options: {
@@ -215,20 +216,9 @@ const labels = {
 };
 /** The traced case runs at this many in flight only (it measures the cost of the spans). */
 const TRACED_WINDOW = 64;
-// The traced case: an OpenTelemetry BasicTracerProvider (always-on sampler, no-op exporter) in
-// this (client) process, registered only while that case runs.
-const { trace } = await import('@opentelemetry/api');
-const { AlwaysOnSampler, BasicTracerProvider, SimpleSpanProcessor } =
-  await import('@opentelemetry/sdk-trace-base');
-const tracerProvider = new BasicTracerProvider({
-  sampler: new AlwaysOnSampler(),
-  spanProcessors: [
-    new SimpleSpanProcessor({
-      export: (spans, done) => done({ code: 0 }),
-      shutdown: async () => {},
-    }),
-  ],
-});
+// The traced case: an OpenTelemetry provider in this (client) process that records every span
+// and exports nowhere, registered only while that case runs.
+const tracing = await noopTracing();
 function clientFor(name, params) {
   if (name === 'raw') return rawClient(info.raw, params);
   if (name === 'zmq' || name === 'zmqTraced') return ourClient(info.zmq, zmqTransport(), params);
@@ -238,7 +228,7 @@ function clientFor(name, params) {
   return moleculerClient(info.moleculerUrls, moleculerClientPort, params);
 }
 async function measure(name, params, window, into, key) {
-  if (name === 'zmqTraced') trace.setGlobalTracerProvider(tracerProvider);
+  if (name === 'zmqTraced') tracing.on();
   const client = await clientFor(name, params);
   try {
     await drive(client.call, window, WARMUP, child.pid);
@@ -247,7 +237,7 @@ async function measure(name, params, window, into, key) {
     return r;
   } finally {
     await client.close();
-    if (name === 'zmqTraced') trace.disable();
+    if (name === 'zmqTraced') tracing.off();
   }
 }
 const cpuText = r => (Number.isNaN(r.cpu) ? '—' : r.cpu.toFixed(1));
