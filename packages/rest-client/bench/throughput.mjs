@@ -244,8 +244,8 @@ if (res && raw)
   targets.push([
     'Resource.get req/s vs raw Pool.request',
     res.rps / raw.rps,
-    '>= 0.90x',
-    res.rps / raw.rps >= 0.9,
+    '>= 0.95x',
+    res.rps / raw.rps >= 0.95,
   ]);
 const uni = metric('unicast');
 const bp = metric('balancedPool');
