@@ -106,6 +106,9 @@ interface Endpoint {
  * | `/_x/admin`, `/_x/admin/*` | the dispatcher's admin API (token), in its mounted front door |
  * | `/metrics`, `/healthz`, `/readyz` | Prometheus, liveness, readiness |
  * | anything else | the dispatcher's front door, mounted here (`dispatcher.mount()`) |
+ *
+ * A connection pipelining requests has at most `maxPipelinedRequests` of them served at a time
+ * (`pipelineGate.ts`): one socket cannot take every route worker and queue place.
  */
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;
