@@ -195,6 +195,23 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('reads server.maxPipelinedRequests (default 8), naming a bad value', () => {
+    expect(parseConfig(DEFAULT_TEXT, { file, backendsDir }).server.maxPipelinedRequests).toBe(8);
+    const config = base();
+    delete config.server.maxPipelinedRequests;
+    expect(parseConfig(stringify(config), { file, backendsDir }).server.maxPipelinedRequests).toBe(
+      8,
+    );
+    config.server.maxPipelinedRequests = 2;
+    expect(parseConfig(stringify(config), { file, backendsDir }).server.maxPipelinedRequests).toBe(
+      2,
+    );
+    config.server.maxPipelinedRequests = 0;
+    expect(issues(config)).toEqual([
+      'server.maxPipelinedRequests: expected an integer from 1 to 1024, got 0',
+    ]);
+  });
+
   it('reads the dashboard limits and the admin lockout, naming bad values', () => {
     const shipped = parseConfig(DEFAULT_TEXT, { file, backendsDir });
     expect(shipped.dashboard).toEqual({

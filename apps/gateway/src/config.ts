@@ -151,6 +151,12 @@ export interface GatewayConfig {
      * docs/CONTEXT.md). Default: `dispatcher.requestTimeoutMs`, the gateway's request deadline.
      */
     readonly maxRequestBudgetMs: number;
+    /**
+     * Requests of one connection served at a time (HTTP/1.1 pipelining); later ones wait. Over
+     * 16 times as many waiting, or a full connection making no progress for `requestTimeoutMs`,
+     * closes the connection. Default 8.
+     */
+    readonly maxPipelinedRequests: number;
   };
   readonly admin: {
     readonly token: string | undefined;
@@ -313,6 +319,7 @@ function read(check: ConfigCheck, f: GatewayConfigFile, options: ParseOptions): 
       requestTimeoutMs,
       maxBodyBytes: server.maxBodyBytes!,
       maxRequestBudgetMs: server.maxRequestBudgetMs ?? disp.requestTimeoutMs!,
+      maxPipelinedRequests: server.maxPipelinedRequests!,
     },
     admin: {
       token: admin.token ?? undefined,

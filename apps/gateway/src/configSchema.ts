@@ -92,6 +92,12 @@ const ServerSchema = section(
     maxRequestBudgetMs: ms(
       'Largest budget a client may give in x-request-timeout-ms. Default: dispatcher.requestTimeoutMs.',
     ),
+    maxPipelinedRequests: int(
+      1,
+      1024,
+      'Requests of one connection served at a time (HTTP/1.1 pipelining); later ones wait. More than 16 times as many waiting, or a full connection whose answers make no progress for requestTimeoutMs (a client that reads nothing), closes the connection.',
+      8,
+    ),
   },
   'The gateway’s HTTP listener.',
 );

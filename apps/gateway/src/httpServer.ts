@@ -16,6 +16,7 @@ import type { Check } from './health.js';
 import type { Pino } from './logger.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
+import { PipelineGate } from './pipelineGate.js';
 import { RequestGuard } from './requestGuard.js';
 import { acceptBudget } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
@@ -52,6 +53,11 @@ export interface ServerParts {
     readonly requestTimeoutMs: number;
     /** Largest client budget (`x-request-timeout-ms`) accepted; none: no cap. */
     readonly maxRequestBudgetMs?: number;
+    /**
+     * Requests of one connection served at a time (HTTP/1.1 pipelining; {@link PipelineGate}).
+     * Default 8.
+     */
+    readonly maxPipelinedRequests?: number;
   };
 }
 
@@ -100,6 +106,9 @@ interface Endpoint {
  * | `/_x/admin`, `/_x/admin/*` | the dispatcher's admin API (token), in its mounted front door |
  * | `/metrics`, `/healthz`, `/readyz` | Prometheus, liveness, readiness |
  * | anything else | the dispatcher's front door, mounted here (`dispatcher.mount()`) |
+ *
+ * A connection pipelining requests has at most `maxPipelinedRequests` of them served at a time
+ * (`pipelineGate.ts`): one socket cannot take every route worker and queue place.
  */
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;
@@ -112,6 +121,12 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
     connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),
   };
   const guard = new RequestGuard();
+  // one connection pipelining many requests gets maxPipelinedRequests served at a time; a full
+  // connection whose answers make no progress for requestTimeoutMs is closed
+  const gate = new PipelineGate({
+    maxInFlight: parts.timeouts.maxPipelinedRequests ?? 8,
+    stallTimeoutMs: requestTimeoutMs,
+  });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
 
   /** Starts an endpoint's telemetry and span (when it has one) and serves the request in it. */
@@ -197,7 +212,7 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
   /** What no route takes: the dispatcher's front door (dispatch rules, module hosts, default module). */
   const fallback = { path: '/*', endpoint: 'dispatcher' };
 
-  const server = createServer(options, (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (guard.ignore(req)) {
       req.resume();
       return;
@@ -272,7 +287,8 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
         });
       }
     }
-  });
+  };
+  const server = createServer(options, (req, res) => gate.admit(req, res, () => handle(req, res)));
   // protocol upgrades (WebSocket) go to the dispatcher's instances; none while draining
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     if (parts.isDraining()) socket.destroy();

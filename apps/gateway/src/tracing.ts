@@ -9,7 +9,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { Tracer, type TraceSpan } from '@x/resilience';
+import { endSpanOnClose, Tracer, type TraceSpan } from '@x/resilience';
 
 /** The OpenTelemetry SDK the gateway (or one of its backends) started. */
 export interface Tracing {
@@ -109,14 +109,6 @@ export function serverSpan(
       'user_agent.original': req.headers['user-agent'],
     },
   });
-  if (span === undefined) return undefined;
-  res.once('close', () => {
-    const status = res.statusCode;
-    span.setAttributes({ 'http.response.status_code': status });
-    if (!res.writableFinished) span.end(new Error('the client went away before the answer'));
-    else if (status >= 500)
-      span.end(Object.assign(new Error(`HTTP ${status}`), { code: String(status) }));
-    else span.end();
-  });
+  if (span !== undefined) endSpanOnClose(span, res, 'the client went away before the answer');
   return span;
 }

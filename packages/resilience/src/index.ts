@@ -113,6 +113,7 @@ export {
   type TraceMessage,
   type TraceStartOptions,
 } from './tracing.js';
+export { endSpanOnClose, type ClosingResponse } from './endSpanOnClose.js';
 export { policyContext, type PolicyContextInit } from './policyContext.js';
 export { peakEwma, type PeakEwmaOptions } from './balancers/peakEwma.js';
 export { priority, type PriorityFn, type PriorityOptions } from './balancers/priority.js';

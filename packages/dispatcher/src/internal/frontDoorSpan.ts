@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { Tracer } from '@x/resilience';
+import { endSpanOnClose, Tracer } from '@x/resilience';
 import type { RouteDecision } from '../routeDecision.js';
 
 /** Spans of the front door (`@x/dispatcher`, channel `x:dispatcher:frontDoor`). */
@@ -47,12 +47,5 @@ export function traceForward(
   const out: Record<string, string> = {};
   span.inject(out);
   for (const name in out) headers.push(name, out[name]!);
-  res.once('close', () => {
-    const status = res.statusCode;
-    span.setAttributes({ 'http.response.status_code': status });
-    if (!res.writableFinished) span.end(new Error('the answer was not sent whole'));
-    else if (status >= 500)
-      span.end(Object.assign(new Error(`HTTP ${status}`), { code: String(status) }));
-    else span.end();
-  });
+  endSpanOnClose(span, res);
 }
