@@ -446,7 +446,11 @@ if (THREADS) {
   for (const w of WINDOWS) for (const name of CASES) threadRow(name, pick(name, w), w);
   for (const bytes of PAYLOADS)
     for (const name of CASES)
-      threadRow(name, pickPayload(name, bytes), bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`);
+      threadRow(
+        name,
+        pickPayload(name, bytes),
+        bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`,
+      );
 }
 console.log(lines.join('\n'));
 process.exit(0);
