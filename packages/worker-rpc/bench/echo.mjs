@@ -7,7 +7,7 @@
 //   [--baseline <dist folder of another build>] [--threads]
 // --threads adds a table of where the CPU goes per request (Linux, /proc/<pid>/task): each
 // process's main (event-loop) thread, its ZeroMQ I/O thread and its other threads (GC, libuv), and
-// how busy each main thread was (100 % = never idle); `node --cpu-prof bench/echo.mjs` profiles the
+// how busy each main thread was and how long it waited for a CPU (the rest is idle); `node --cpu-prof bench/echo.mjs` profiles the
 // client and the server process (the bench's node flags are passed on to the server).
 // --baseline adds the case `base`: that build's client and worker (A/B in the same run, e.g. a copy
 // of dist/ made before a change). Rounds are interleaved; figures are medians over rounds.
@@ -113,7 +113,7 @@ function serverCpuMs(pid) {
  * pool, libzmq's reaper). Linux only; empty elsewhere.
  */
 function threadCpuMs(pid) {
-  const out = { main: 0, io: 0, other: 0 };
+  const out = { main: 0, io: 0, other: 0, mainWait: 0 };
   let tids;
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -128,6 +128,11 @@ function threadCpuMs(pid) {
       const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
       const role = tid === String(pid) ? 'main' : comm.startsWith('ZMQbg/IO') ? 'io' : 'other';
       out[role] += ms;
+      if (role === 'main') {
+        // schedstat: CPU time, time spent runnable but waiting for a CPU, time slices (ns)
+        const wait = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1];
+        out.mainWait = Number(wait) / 1e6;
+      }
     } catch {
       // the thread ended meanwhile
     }
@@ -135,7 +140,14 @@ function threadCpuMs(pid) {
   return out;
 }
 const threadDelta = (a, b) =>
-  a && b ? { main: b.main - a.main, io: b.io - a.io, other: b.other - a.other } : undefined;
+  a && b
+    ? {
+        main: b.main - a.main,
+        io: b.io - a.io,
+        other: b.other - a.other,
+        mainWait: b.mainWait - a.mainWait,
+      }
+    : undefined;
 
 /**
  * Keeps `window` calls in flight for `ms`; returns latencies (ms) of calls completed in the window
@@ -205,6 +217,8 @@ function perRequest({ client, server, wallMs }, completed) {
     serverOther: us(server.other),
     clientBusy: client.main / wallMs,
     serverBusy: server.main / wallMs,
+    clientWait: client.mainWait / wallMs,
+    serverWait: server.mainWait / wallMs,
   };
 }
 
@@ -427,11 +441,11 @@ if (zmq64 && traced64 && !Number.isNaN(zmq64.cpu) && !Number.isNaN(traced64.cpu)
 if (THREADS) {
   lines.push('');
   lines.push(
-    'Where the CPU goes (µs per request; main = event-loop thread, io = libzmq I/O thread, other = GC, libuv pool; busy = main thread CPU / wall time, the rest is idle):',
+    'Where the CPU goes (µs per request; main = event-loop thread, io = libzmq I/O thread, other = GC, libuv pool; busy = main thread CPU / wall time; waiting = runnable but without a CPU (other processes); idle = the rest):',
   );
   lines.push('');
   lines.push(
-    '| transport | case | client main | client io | client other | server main | server io | server other | client busy | server busy |',
+    '| transport | case | client main | client io | client other | server main | server io | server other | client busy / waiting | server busy / waiting |',
   );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const pct = x => `${Math.round(x * 100)} %`;
@@ -440,7 +454,7 @@ if (THREADS) {
     if (!t) return;
     const f = x => x.toFixed(1);
     lines.push(
-      `| ${labels[name]} | ${col} | ${f(t.clientMain)} | ${f(t.clientIo)} | ${f(t.clientOther)} | ${f(t.serverMain)} | ${f(t.serverIo)} | ${f(t.serverOther)} | ${pct(t.clientBusy)} | ${pct(t.serverBusy)} |`,
+      `| ${labels[name]} | ${col} | ${f(t.clientMain)} | ${f(t.clientIo)} | ${f(t.clientOther)} | ${f(t.serverMain)} | ${f(t.serverIo)} | ${f(t.serverOther)} | ${pct(t.clientBusy)} / ${pct(t.clientWait)} | ${pct(t.serverBusy)} / ${pct(t.serverWait)} |`,
     );
   };
   for (const w of WINDOWS) for (const name of CASES) threadRow(name, pick(name, w), w);
