@@ -3,14 +3,18 @@
 //   our HTTP transport, and Moleculer with its TCP transporter, then 1 KB and 64 KB payloads at 64
 //   in flight; the servers run in a separate child process (bench/server.mjs).
 // Usage: node bench/echo.mjs [--duration 3000] [--warmup 700] [--inflight 1,16,64,1024]
-//   [--cases raw,zmq,http,moleculer] [--rounds 1] [--payloads 1024,65536] [--payload-inflight 64]
-//   [--baseline <dist folder of another build>]
+//   [--warmup-calls 3000] [--cases raw,zmq,http,moleculer] [--rounds 1] [--payloads 1024,65536] [--payload-inflight 64]
+//   [--baseline <dist folder of another build>] [--threads]
+// --threads adds a table of where the CPU goes per request (Linux, /proc/<pid>/task): each
+// process's main (event-loop) thread, its ZeroMQ I/O thread and its other threads (GC, libuv), and
+// how busy each main thread was and how long it waited for a CPU (the rest is idle); `node --cpu-prof bench/echo.mjs` profiles the
+// client and the server process (the bench's node flags are passed on to the server).
 // --baseline adds the case `base`: that build's client and worker (A/B in the same run, e.g. a copy
 // of dist/ made before a change). Rounds are interleaved; figures are medians over rounds.
 // The machine is shared: run it as `flock /tmp/bench.lock node bench/echo.mjs`.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,16 +27,25 @@ const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '700' },
+    'warmup-calls': { type: 'string', default: '3000' },
     inflight: { type: 'string', default: '1,16,64,1024' },
     cases: { type: 'string', default: 'raw,zmq,zmqTraced,http,moleculer' },
     rounds: { type: 'string', default: '1' },
     payloads: { type: 'string', default: '1024,65536' },
     'payload-inflight': { type: 'string', default: '64' },
     baseline: { type: 'string' },
+    threads: { type: 'boolean', default: false },
   },
 });
+const THREADS = values.threads;
 const DURATION = Number(values.duration);
 const WARMUP = Number(values.warmup);
+/**
+ * Warm-up also runs until this many calls completed (at most 10 warm-up periods): at 1 in flight a
+ * time-only warm-up of a few hundred calls measures V8 still compiling the call path (on its
+ * background threads, the `other` column of --threads), not the steady state.
+ */
+const WARMUP_CALLS = Number(values['warmup-calls']);
 const WINDOWS = values.inflight.split(',').map(Number);
 const BASELINE = values.baseline ? resolvePath(values.baseline) : undefined;
 const CASES = values.cases.split(',').concat(BASELINE ? ['base'] : []);
@@ -61,6 +74,8 @@ async function startServer(moleculerServer, moleculerClient) {
   const child = spawn(
     process.execPath,
     [
+      // the bench's own node flags (e.g. --cpu-prof) apply to the server process too
+      ...process.execArgv,
       join(here, 'server.mjs'),
       '--moleculer-server',
       String(moleculerServer),
@@ -93,6 +108,48 @@ function serverCpuMs(pid) {
 }
 
 /**
+ * CPU time (ms) of every thread of a process so far, by role: `main` (the event loop, whose tid is
+ * the pid), `io` (libzmq's `ZMQbg/IO/*` threads) and `other` (V8 GC and compiler threads, libuv's
+ * pool, libzmq's reaper). Linux only; empty elsewhere.
+ */
+function threadCpuMs(pid) {
+  const out = { main: 0, io: 0, other: 0, mainWait: 0 };
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+      const role = tid === String(pid) ? 'main' : comm.startsWith('ZMQbg/IO') ? 'io' : 'other';
+      out[role] += ms;
+      if (role === 'main') {
+        // schedstat: CPU time, time spent runnable but waiting for a CPU, time slices (ns)
+        const wait = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1];
+        out.mainWait = Number(wait) / 1e6;
+      }
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+const threadDelta = (a, b) =>
+  a && b
+    ? {
+        main: b.main - a.main,
+        io: b.io - a.io,
+        other: b.other - a.other,
+        mainWait: b.mainWait - a.mainWait,
+      }
+    : undefined;
+
+/**
  * Keeps `window` calls in flight for `ms`; returns latencies (ms) of calls completed in the window
  * and the CPU time both processes spent (client: process.cpuUsage, server: /proc).
  */
@@ -102,6 +159,8 @@ async function drive(call, window, ms, serverPid) {
   let completed = 0;
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs(serverPid);
+  const clientThreads0 = THREADS ? threadCpuMs(process.pid) : undefined;
+  const serverThreads0 = THREADS ? threadCpuMs(serverPid) : undefined;
   const started = performance.now();
   const end = started + ms;
   async function lane() {
@@ -122,10 +181,17 @@ async function drive(call, window, ms, serverPid) {
   const cpu = process.cpuUsage(cpu0);
   const clientUs = cpu.user + cpu.system;
   const serverUs = (serverCpuMs(serverPid) - server0) * 1000;
-  return { completed, elapsed, latencies, clientUs, serverUs };
+  const threads = THREADS
+    ? {
+        client: threadDelta(clientThreads0, threadCpuMs(process.pid)),
+        server: threadDelta(serverThreads0, threadCpuMs(serverPid)),
+        wallMs: performance.now() - started,
+      }
+    : undefined;
+  return { completed, elapsed, latencies, clientUs, serverUs, threads };
 }
 
-function summarize({ completed, elapsed, latencies, clientUs, serverUs }) {
+function summarize({ completed, elapsed, latencies, clientUs, serverUs, threads }) {
   const sorted = Float64Array.from(latencies).sort();
   const q = p =>
     sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : NaN;
@@ -134,6 +200,25 @@ function summarize({ completed, elapsed, latencies, clientUs, serverUs }) {
     p50: q(0.5),
     p99: q(0.99),
     cpu: completed ? (clientUs + serverUs) / completed : NaN,
+    threads: threads && completed ? perRequest(threads, completed) : undefined,
+  };
+}
+
+/** Thread CPU per request (µs) and how busy each main thread was (share of wall time). */
+function perRequest({ client, server, wallMs }, completed) {
+  if (!client || !server) return undefined;
+  const us = ms => (ms * 1000) / completed;
+  return {
+    clientMain: us(client.main),
+    clientIo: us(client.io),
+    clientOther: us(client.other),
+    serverMain: us(server.main),
+    serverIo: us(server.io),
+    serverOther: us(server.other),
+    clientBusy: client.main / wallMs,
+    serverBusy: server.main / wallMs,
+    clientWait: client.mainWait / wallMs,
+    serverWait: server.mainWait / wallMs,
   };
 }
 
@@ -231,7 +316,9 @@ async function measure(name, params, window, into, key) {
   if (name === 'zmqTraced') tracing.on();
   const client = await clientFor(name, params);
   try {
-    await drive(client.call, window, WARMUP, child.pid);
+    let warmed = 0;
+    for (let i = 0; i < 10 && (i === 0 || warmed < WARMUP_CALLS); i++)
+      warmed += (await drive(client.call, window, WARMUP, child.pid)).completed;
     const r = summarize(await drive(client.call, window, DURATION, child.pid));
     ((into[name] ??= {})[key] ??= []).push(r);
     return r;
@@ -351,5 +438,33 @@ if (zmq64 && traced64 && !Number.isNaN(zmq64.cpu) && !Number.isNaN(traced64.cpu)
   lines.push(
     `- (information, issue 15) traced vs untraced at ${at} in flight, CPU per request: ${traced64.cpu.toFixed(1)} vs ${zmq64.cpu.toFixed(1)} µs (${(traced64.cpu / zmq64.cpu).toFixed(2)}x), req/s ${(traced64.rps / zmq64.rps).toFixed(2)}x`,
   );
+if (THREADS) {
+  lines.push('');
+  lines.push(
+    'Where the CPU goes (µs per request; main = event-loop thread, io = libzmq I/O thread, other = GC, libuv pool; busy = main thread CPU / wall time; waiting = runnable but without a CPU (other processes); idle = the rest):',
+  );
+  lines.push('');
+  lines.push(
+    '| transport | case | client main | client io | client other | server main | server io | server other | client busy / waiting | server busy / waiting |',
+  );
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const pct = x => `${Math.round(x * 100)} %`;
+  const threadRow = (name, r, col) => {
+    const t = r?.threads;
+    if (!t) return;
+    const f = x => x.toFixed(1);
+    lines.push(
+      `| ${labels[name]} | ${col} | ${f(t.clientMain)} | ${f(t.clientIo)} | ${f(t.clientOther)} | ${f(t.serverMain)} | ${f(t.serverIo)} | ${f(t.serverOther)} | ${pct(t.clientBusy)} / ${pct(t.clientWait)} | ${pct(t.serverBusy)} / ${pct(t.serverWait)} |`,
+    );
+  };
+  for (const w of WINDOWS) for (const name of CASES) threadRow(name, pick(name, w), w);
+  for (const bytes of PAYLOADS)
+    for (const name of CASES)
+      threadRow(
+        name,
+        pickPayload(name, bytes),
+        bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`,
+      );
+}
 console.log(lines.join('\n'));
 process.exit(0);

@@ -12,6 +12,7 @@ import {
 import { WorkerRpcError } from './errors.js';
 import { splitEnvelope } from './internal/envelope.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
+import { receiveLoop } from './internal/receiveLoop.js';
 import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
 import {
   FIXED_HEADER_BYTES,
@@ -197,14 +198,14 @@ export class Broker {
     handle: (frames: Buffer[]) => void,
   ): Promise<void> {
     try {
-      for await (const frames of socket) {
+      await receiveLoop(socket, frames => {
         try {
           handle(frames);
         } catch (error) {
           this.badFrames++;
           this.logger.debug({ err: error }, 'broker dropped a message');
         }
-      }
+      });
     } catch (error) {
       if (!this.closed) this.logger.warn({ err: error }, 'broker receive loop ended');
     }

@@ -4,6 +4,7 @@ import { WorkerRpcError, isWorkerRpcError } from './errors.js';
 import { RequestHeaderEncoder } from './internal/headerCache.js';
 import { idToUuid, uuidToId } from './internal/ids.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
+import { receiveLoop } from './internal/receiveLoop.js';
 import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
 import { FLAG_COMPRESSED, Kind, decodeHeader, encodeHeader, type KindValue } from './protocol.js';
 import type {
@@ -214,13 +215,13 @@ class ZmqChannel implements Channel {
 
   private async receiveLoop(socket: InstanceType<Zmq['Dealer']>): Promise<void> {
     try {
-      for await (const frames of socket) {
+      await receiveLoop(socket, frames => {
         try {
           this.onMessage(frames);
         } catch {
           // a malformed reply never stops the loop
         }
-      }
+      });
     } catch (error) {
       if (!this.closed)
         this.events.state(

@@ -6,6 +6,7 @@ import { isUuidFrame, splitEnvelope } from './internal/envelope.js';
 import { ReplyHeaderEncoder } from './internal/headerCache.js';
 import { uuidToId } from './internal/ids.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
+import { receiveLoop } from './internal/receiveLoop.js';
 import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
 import {
   FIXED_HEADER_BYTES,
@@ -206,7 +207,7 @@ class ZmqWorkerTransport implements WorkerTransport {
   private async receiveLoop(socket: Socket, dealer: boolean): Promise<void> {
     const entry = this.sockets.find(s => s.socket === socket)!;
     try {
-      for await (const frames of socket) {
+      await receiveLoop(socket, frames => {
         try {
           this.onMessage(frames, entry.queue, dealer);
         } catch (error) {
@@ -216,7 +217,7 @@ class ZmqWorkerTransport implements WorkerTransport {
               : new WorkerRpcError('BAD_FRAME', String(error)),
           );
         }
-      }
+      });
     } catch (error) {
       if (!this.closed)
         this.sink?.rejected(
