@@ -425,7 +425,7 @@ if (zmq64) {
     lines.push(
       `- ${label}: ${ratio === undefined ? 'not measured' : `${ratio.toFixed(2)}x (target >= ${target}x) ${ratio >= target ? 'met' : 'MISSED'}`}`,
     );
-  check('ZMQ transport vs raw zeromq', raw64 && zmq64.rps / raw64.rps, 0.8);
+  check('ZMQ transport vs raw zeromq', raw64 && zmq64.rps / raw64.rps, 1.0);
   check('ZMQ transport vs our HTTP transport', http64 && zmq64.rps / http64.rps, 3);
   check('ZMQ transport vs Moleculer TCP', mol64 && zmq64.rps / mol64.rps, 2);
   if (mol64 && !Number.isNaN(zmq64.cpu) && !Number.isNaN(mol64.cpu))
