@@ -178,6 +178,11 @@ const STATE_VALUE: Record<CircuitStateName, number> = {
  * netloc and a concurrency limit per netloc. `fn` takes a {@link Call} first, or, with
  * `passCall: false`, only the caller's arguments (the Call is then its `this`).
  *
+ * With one breaker (no load balancer, no hedging), calls made while the circuit is open fail fast
+ * and all return the same promise for that open period: one rejected, already handled promise
+ * whose error is the period's `CircuitOpenError`. Stats, metrics, events and the fallback still
+ * see every call; a caller that ignores that promise gets no `unhandledRejection`.
+ *
  * @example
  * const getUser = faultTolerant(async (call, id: string) => {
  *   const res = await call.http.request('GET', `/users/${id}`);
