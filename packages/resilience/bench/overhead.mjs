@@ -2,7 +2,8 @@
 // wrap(retry, circuitBreaker) with and without its timeout and opossum fire(); the same call
 // traced (an OpenTelemetry BasicTracerProvider with an always-on sampler and a no-op exporter, or
 // a diagnostics_channel subscriber) against untraced; fast-fail throughput with an open circuit
-// against its floor (an async function rejecting with a new Error, caught). Each case runs in its
+// against its floors (an async function rejecting with a new Error, caught; down to one shared
+// rejected promise, caught, which is what faultTolerant returns). Each case runs in its
 // own child process (no JIT cross-talk);
 // rounds interleave the cases, and the table shows the median and the min–max over rounds.
 // Usage: pnpm bench   (builds first)
@@ -109,10 +110,16 @@ const cases = {
     return { run: () => fn().catch(() => 0) };
   },
   async 'open circuit floor (then of a rejected promise)'() {
-    // the technique faultTolerant uses: a fresh promise derived from one rejected, handled promise
+    // the cheapest fresh promise per call: one derived from one rejected, handled promise
     const rejected = Promise.reject(new Error('circuit open'));
     rejected.catch(() => {});
     return { run: () => rejected.then().catch(() => 0) };
+  },
+  async 'open circuit floor (one shared rejected promise)'() {
+    // the technique faultTolerant uses: every call gets one rejected, handled promise
+    const rejected = Promise.reject(new Error('circuit open'));
+    rejected.catch(() => {});
+    return { run: () => rejected.catch(() => 0) };
   },
   async 'cockatiel open circuit'() {
     const c = await import('cockatiel');
@@ -221,6 +228,7 @@ const FLOORS = [
   'open circuit floor',
   'open circuit floor (cached error)',
   'open circuit floor (then of a rejected promise)',
+  'open circuit floor (one shared rejected promise)',
 ];
 const floor = name =>
   FLOORS.filter(has)
@@ -248,6 +256,7 @@ row(
   'open circuit floor (then of a rejected promise)',
   'then() of one rejected, handled promise, caught',
 );
+row('open circuit floor (one shared rejected promise)', 'one rejected, handled promise, caught');
 row(
   'faultTolerant open circuit',
   has('faultTolerant open circuit') ? floor('faultTolerant open circuit') : '',

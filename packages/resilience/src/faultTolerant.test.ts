@@ -878,17 +878,66 @@ describe('faultTolerant open-circuit fast path', () => {
     expect(fn.stats()).toMatchObject({ calls: 2, failures: 1, rejections: { circuit: 1 } });
   });
 
-  it('gives each fast-failed call a promise of its own, rejected with the open period’s error', async () => {
+  it('fast-failed calls of one open period share one promise, rejected with the period’s error', async () => {
     const fn = ft(() => 1, { dependencyId: 'own' });
     await fn();
-    fn.breakers.peek('own')!.isolate();
+    const release = fn.breakers.peek('own')!.isolate();
     const a = fn();
     const b = fn();
-    expect(a).not.toBe(b);
+    expect(a).toBe(b); // one handled promise per open period: no promise and microtask per call
     const [ea, eb] = await Promise.all([a.catch((e: unknown) => e), b.catch((e: unknown) => e)]);
     expect(ea).toBe(eb); // one error per open period
     expect(ea).toMatchObject({ code: 'CIRCUIT_OPEN', isolated: true });
     expect(String((ea as Error).message)).toContain('own');
     expect(fn.stats()).toMatchObject({ calls: 3, failures: 2, rejections: { circuit: 2 } });
+    // the next open period has its own error and promise
+    release();
+    await fn();
+    fn.breakers.peek('own')!.isolate();
+    const c = fn();
+    expect(c).not.toBe(a);
+    expect(await c.catch((e: unknown) => e)).not.toBe(ea);
+  });
+
+  it('an ignored fast failure raises no unhandled rejection', async () => {
+    const fn = ft(() => 1, { dependencyId: 'ignored' });
+    await fn();
+    fn.breakers.peek('ignored')!.isolate();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      void fn();
+      void fn();
+      await new Promise(resolve => setTimeout(resolve, 20)); // Node reports after the microtasks
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(fn.stats()).toMatchObject({ calls: 3, failures: 2, rejections: { circuit: 2 } });
+  });
+
+  it('delivers reject events to every listener (breakers, one breaker, policy), one per fast failure', async () => {
+    const clock = new ManualClock();
+    const fn = ft(() => 1, { clock, dependencyId: 'heard' });
+    await fn();
+    const breaker = fn.breakers.peek('heard')!;
+    breaker.isolate();
+    const seen = { breakers: 0, breaker: 0, policy: 0 };
+    const count = (where: keyof typeof seen) => (e: { type: string }) => {
+      if (e.type === 'reject') seen[where]++;
+    };
+    await fn().catch(() => {}); // nobody else listens: counted, no event built
+    const stops = [fn.breakers.onEvent(count('breakers'))];
+    await fn().catch(() => {});
+    stops.push(breaker.onEvent(count('breaker')));
+    await fn().catch(() => {});
+    stops.push(fn.policy.onEvent(count('policy')));
+    await fn().catch(() => {});
+    expect(seen).toEqual({ breakers: 3, breaker: 2, policy: 1 });
+    for (const stop of stops) stop();
+    await fn().catch(() => {}); // quiet again
+    expect(seen).toEqual({ breakers: 3, breaker: 2, policy: 1 });
+    expect(fn.stats()).toMatchObject({ calls: 6, failures: 5, rejections: { circuit: 5 } });
   });
 });

@@ -90,6 +90,11 @@ export class KeyedPolicy<P extends Policy> implements Policy {
 
   readonly onEvent = this.events.on;
 
+  /** Listeners subscribed to {@link onEvent} (each key's policy forwards to them). */
+  get listenerCount(): number {
+    return this.events.size;
+  }
+
   execute<T>(task: Task<T>, signal?: AbortSignal): Promise<T> {
     return executeRoot(this, task, signal, this.clock);
   }

@@ -11,6 +11,11 @@ export abstract class PolicyBase implements Policy {
 
   constructor(readonly clock: Clock = systemClock) {}
 
+  /** Listeners subscribed to {@link onEvent}. */
+  get listenerCount(): number {
+    return this.events.size;
+  }
+
   execute<T>(task: Task<T>, signal?: AbortSignal): Promise<T> {
     return executeRoot(this, task, signal, this.clock);
   }
