@@ -1,3 +1,4 @@
+import { coarseNowOf } from './coarseNow.js';
 import { duration } from './duration.js';
 import { ConsecutiveBreaker, type IBreaker } from 'cockatiel';
 import type { Dispatcher } from 'undici';
@@ -208,6 +209,8 @@ export function faultTolerant<A extends unknown[], R>(
     throw new TypeError(`passCall must be true or false, got ${JSON.stringify(passCall)}`);
   const dependencyId = options.dependencyId ?? (fn.name || 'dependency');
   const clock = options.clock ?? systemClock;
+  /** The clock for fast failures: one reading per burst of calls (see coarseNow). */
+  const fastNow = coarseNowOf(clock);
   const metrics = options.metrics ?? noopMetrics;
   const log = options.logger ?? silentLogger;
   const ownAgent = options.agent === undefined;
@@ -590,7 +593,7 @@ export function faultTolerant<A extends unknown[], R>(
     if (directKey !== undefined) {
       const breaker = breakers.peek(directKey);
       if (breaker !== undefined && breaker.state !== 'closed') {
-        const now = clock.now();
+        const now = fastNow();
         if (breaker.wouldReject(now)) {
           const failed = failFast(breaker, args, span, now);
           if (failed) return failed;
