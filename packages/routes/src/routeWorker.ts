@@ -161,12 +161,21 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
 
   /** Translates, injects, calls; resolves with this worker once finished. Never rejects. */
   run(): Promise<this> {
+    const ran = this.runInline();
+    return ran === this ? Promise.resolve(this) : (ran as Promise<this>);
+  }
+
+  /**
+   * @internal {@link run}, returning this worker itself when every step was synchronous (the route
+   * calls it unless a worker class overrides `run`). Never throws.
+   */
+  runInline(): this | Promise<this> {
     this.ran = true;
     this.startedAt = this.route.clock.now();
     const deadline = this.messageDeadline;
     // a message whose caller stopped waiting is not run
     if (deadline <= this.startedAt)
-      return Promise.resolve(this.settle(undefined, new MessageDeadlineError(false), true));
+      return this.settle(undefined, new MessageDeadlineError(false), true);
     let pending: unknown;
     try {
       let policy = this.timeoutPolicy;
@@ -192,14 +201,14 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
         );
       }
     } catch (error) {
-      return Promise.resolve(this.settle(undefined, error, true));
+      return this.settle(undefined, error, true);
     }
     if (isThenable(pending))
       return Promise.resolve(pending).then(
         value => this.settle(value, undefined, false),
         error => this.settle(undefined, error, true),
       );
-    return Promise.resolve(this.settle(pending, undefined, false));
+    return this.settle(pending, undefined, false);
   }
 
   private settle(value: unknown, error: unknown, failed: boolean): this {
