@@ -280,7 +280,6 @@ export class Route<
     if (options?.deadline !== undefined) task.deadline = options.deadline;
     if (options?.onAbort !== undefined) options.onAbort(task.abortFn);
     this.tasks.add(task);
-    const outcome = new Promise<Outcome>(resolve => (task.resolve = resolve));
     task.settle = this.tasks.settle;
     task.route = this;
     let running: Outcome<R> | Promise<Outcome<R>>;
@@ -297,15 +296,20 @@ export class Route<
       } else running = this.execute(task, args);
     } catch (error) {
       task.fail(error);
-      return outcome as Promise<Outcome<R>>;
+      return Promise.resolve(task.outcome as Outcome<R>);
     }
-    // A message whose steps all stayed synchronous settles here, without a promise per step.
-    if (isThenable(running))
-      running.then(
-        done => task.finish(done),
-        error => task.fail(error),
-      );
-    else task.finish(running);
+    // A message whose steps all stayed synchronous settles here: one resolved promise, none per step.
+    if (!isThenable(running)) {
+      task.finish(running);
+      return Promise.resolve(task.outcome as Outcome<R>);
+    }
+    // settled already (killed while its synchronous part ran)
+    if (task.done) return Promise.resolve(task.outcome as Outcome<R>);
+    const outcome = new Promise<Outcome>(resolve => (task.resolve = resolve));
+    running.then(
+      done => task.finish(done),
+      error => task.fail(error),
+    );
     return outcome as Promise<Outcome<R>>;
   }
 

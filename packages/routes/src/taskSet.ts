@@ -61,6 +61,7 @@ export class TaskSet implements Iterable<Task> {
     const events = this.env.events;
     if (events.active)
       events.emit({ type: 'outcome', entryId: task.entryId, at: this.env.clock.now(), outcome });
+    task.outcome = outcome;
     task.resolve(outcome);
   };
 

@@ -27,7 +27,10 @@ export class Task implements Delivery {
   span: TraceSpan | undefined = undefined;
   /** Set by the route: settles this task once. */
   settle: (task: Task, outcome: Outcome) => void = noop;
+  /** Resolves the promise `startRoute` returned (set once a step went asynchronous). */
   resolve: (outcome: Outcome) => void = noop;
+  /** The outcome, once settled. */
+  outcome: Outcome | undefined = undefined;
   route: { internalFailure(task: Task, error: unknown): Outcome } | undefined = undefined;
   /** @internal Neighbours in the route's `TaskSet` (an intrusive list: no hashing per message). */
   prev: Task | undefined = undefined;
