@@ -11,7 +11,10 @@ import { deferred } from './test/helpers.js';
 // tests pin that the fast path keeps the behaviour of the promise path it shortcuts.
 describe('Route: the synchronous path', () => {
   it('a synchronous target settles inside startRoute: attempt and outcome events, slot freed, nothing in flight', async () => {
-    const r = route({ translators: [(x: number) => x * 2], target: (x: number) => x + 1 });
+    const r = route({
+      translators: [(x: unknown) => (x as number) * 2],
+      target: (x: number) => x + 1,
+    });
     const runner = new Runner({ routes: [r], maxWorkers: 1 });
     await runner.start();
     const events: string[] = [];
@@ -52,15 +55,13 @@ describe('Route: the synchronous path', () => {
   });
 
   it('a synchronous target that kills its route: its message settles once (it returned first), the next is refused', async () => {
-    let self: Route<number, number, number> | undefined;
     const outcomes: string[] = [];
-    const r = route({
+    const r = new Route<number, number, number>({
       target: (x: number) => {
-        void self!.kill();
+        void r.kill();
         return x;
       },
     });
-    self = r as unknown as Route<number, number, number>;
     r.onEvent(e => {
       if (e.type === 'outcome') outcomes.push(e.outcome.kind);
     });
@@ -106,7 +107,7 @@ describe('Route: the synchronous path', () => {
   });
 
   it('RouteWorker.run() still returns a promise for a synchronous target', async () => {
-    const r = route({ target: (x: number) => x + 1 });
+    const r = new Route<number, number, number>({ target: (x: number) => x + 1 });
     const worker = r.getWorkerInstance(
       1,
       {},
@@ -125,7 +126,7 @@ describe('Route: the synchronous path', () => {
 
   it('mixed synchronous and waiting messages: stop hands back the waiting ones, oldest first, and drains', async () => {
     const gate = deferred<void>();
-    const r = route({
+    const r = new Route<number, number, number>({
       target: async (x: number) => {
         if (x === 0) await gate.promise;
         return x;
