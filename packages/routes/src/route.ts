@@ -284,16 +284,9 @@ export class Route<
     task.route = this;
     let running: Outcome<R> | Promise<Outcome<R>>;
     try {
-      if (routeTracer.enabled) {
-        const span = routeTracer.start(`route ${label}`, {
-          kind: options?.spanKind ?? 'internal',
-          parent: options?.traceContext,
-          attributes: { 'x.route': label, 'x.entrypoint': options?.entrypoint?.name },
-        });
-        task.span = span;
-        // The target runs inside the span: the spans it starts (HTTP calls, jobs) are its children.
-        running = span ? span.run(() => this.execute(task, args)) : this.execute(task, args);
-      } else running = this.execute(task, args);
+      running = routeTracer.enabled
+        ? this.executeTraced(task, args, options)
+        : this.execute(task, args);
     } catch (error) {
       task.fail(error);
       return Promise.resolve(task.outcome as Outcome<R>);
@@ -311,6 +304,23 @@ export class Route<
       error => task.fail(error),
     );
     return outcome as Promise<Outcome<R>>;
+  }
+
+  /** {@link execute} inside the message's span (apart: keeps `startRoute` small enough to inline). */
+  private executeTraced(
+    task: Task,
+    args: In,
+    options: StartRouteOptions | undefined,
+  ): Outcome<R> | Promise<Outcome<R>> {
+    const label = this.env.label;
+    const span = routeTracer.start(`route ${label}`, {
+      kind: options?.spanKind ?? 'internal',
+      parent: options?.traceContext,
+      attributes: { 'x.route': label, 'x.entrypoint': options?.entrypoint?.name },
+    });
+    task.span = span;
+    // The target runs inside the span: the spans it starts (HTTP calls, jobs) are its children.
+    return span ? span.run(() => this.execute(task, args)) : this.execute(task, args);
   }
 
   /** The steps of one message: the outcome, or a promise of it once a step went asynchronous. */
