@@ -178,28 +178,11 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
       return this.settle(undefined, new MessageDeadlineError(false), true);
     let pending: unknown;
     try {
-      let policy = this.timeoutPolicy;
-      if (policy === undefined && deadline !== Infinity) {
-        const clock = this.route.clock;
-        policy = RouteWorker.deadlineOnly.get(clock);
-        if (policy === undefined)
-          RouteWorker.deadlineOnly.set(
-            clock,
-            (policy = timeout(Infinity, { clock, scope: 'attempt' })),
-          );
-      }
-      const timeoutPolicy = policy;
-      if (timeoutPolicy === undefined) pending = this.execute();
-      else {
-        const ctx = this.context as Context;
-        pending = timeoutPolicy.run(
-          policy => {
-            ctx.policy = policy;
-            return this.execute();
-          },
-          policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
-        );
-      }
+      const policy = this.timeoutPolicy;
+      pending =
+        policy === undefined && deadline === Infinity
+          ? this.execute()
+          : this.executeBounded(policy, deadline);
     } catch (error) {
       return this.settle(undefined, error, true);
     }
@@ -209,6 +192,27 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
         error => this.settle(undefined, error, true),
       );
     return this.settle(pending, undefined, false);
+  }
+
+  /** {@link execute} under the route's per-attempt timeout and/or the message's deadline. */
+  private executeBounded(policy: TimeoutPolicy | undefined, deadline: number): unknown {
+    if (policy === undefined) {
+      const clock = this.route.clock;
+      policy = RouteWorker.deadlineOnly.get(clock);
+      if (policy === undefined)
+        RouteWorker.deadlineOnly.set(
+          clock,
+          (policy = timeout(Infinity, { clock, scope: 'attempt' })),
+        );
+    }
+    const ctx = this.context as Context;
+    return policy.run(
+      bound => {
+        ctx.policy = bound;
+        return this.execute();
+      },
+      policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
+    );
   }
 
   private settle(value: unknown, error: unknown, failed: boolean): this {

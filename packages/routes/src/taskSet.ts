@@ -1,4 +1,4 @@
-import type { Clock } from '@x/resilience';
+import type { Clock, TraceSpan } from '@x/resilience';
 import type { EntryRef } from './entrypoint.js';
 import { CancelledError } from './errors.js';
 import type { Outcome } from './outcome.js';
@@ -53,11 +53,7 @@ export class TaskSet implements Iterable<Task> {
     this.remove(task);
     if (this.waiter !== undefined && this.count === 0) this.waiter();
     task.dispose();
-    const span = task.span;
-    if (span !== undefined) {
-      span.setAttributes(outcomeAttributes(outcome));
-      span.end(outcome.kind === 'failure' ? outcome.error : undefined);
-    }
+    if (task.span !== undefined) endSpan(task.span, outcome);
     const events = this.env.events;
     if (events.active)
       events.emit({ type: 'outcome', entryId: task.entryId, at: this.env.clock.now(), outcome });
@@ -125,4 +121,10 @@ export class TaskSet implements Iterable<Task> {
     for (let task = this.head; task !== undefined; task = task.next) list.push(task);
     for (let i = list.length - 1; i >= 0; i--) yield list[i]!;
   }
+}
+
+/** Ends a settled task's span with its outcome's attributes. */
+function endSpan(span: TraceSpan, outcome: Outcome): void {
+  span.setAttributes(outcomeAttributes(outcome));
+  span.end(outcome.kind === 'failure' ? outcome.error : undefined);
 }

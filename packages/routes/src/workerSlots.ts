@@ -140,17 +140,20 @@ export class WorkerSlots {
     const tags = env.metricTags;
     metrics.histogram('route.task.duration', w.durationMs, tags);
     if (w.failed) metrics.increment('route.task.failures', 1, tags);
-    if (env.events.active)
-      env.events.emit({
-        type: 'attempt',
-        entryId: task.entryId,
-        callId: w.id,
-        attempt: w.attempt,
-        at: w.startedAt,
-        durationMs: w.durationMs,
-        failed: w.failed,
-        ...(w.failed ? { error: w.error } : {}),
-      });
+    if (env.events.active) this.emitAttempt(task, w);
     return w;
+  }
+
+  private emitAttempt(task: Task, w: RouteWorker<any, any, any>): void {
+    this.env.events.emit({
+      type: 'attempt',
+      entryId: task.entryId,
+      callId: w.id,
+      attempt: w.attempt,
+      at: w.startedAt,
+      durationMs: w.durationMs,
+      failed: w.failed,
+      ...(w.failed ? { error: w.error } : {}),
+    });
   }
 }
