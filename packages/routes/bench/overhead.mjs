@@ -7,6 +7,7 @@
 // Usage (shared machine: always under the lock):
 //   flock /tmp/bench.lock node bench/overhead.mjs            full run
 //   flock /tmp/bench.lock node bench/overhead.mjs --quick    short dev run
+//   node bench/overhead.mjs --quick --only=in-process         only some parts (in-process, http, bullmq)
 // Needs `pnpm build` first. BullMQ rows use REDIS_URL; unset, the bench starts a redis-server of its
 // own on a free loopback port (stopped at the end), or skips those rows (saying why) when none is on
 // the PATH. An unreachable Redis skips them within REDIS_CONNECT_MS; a BullMQ case that stalls is
@@ -19,6 +20,16 @@ import { fileURLToPath } from 'node:url';
 const args = process.argv.slice(2);
 const self = fileURLToPath(import.meta.url);
 const QUICK = args.includes('--quick');
+const PARTS = ['in-process', 'http', 'bullmq'];
+const ONLY = (
+  args
+    .find(a => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',') ?? PARTS
+).filter(p => {
+  if (PARTS.includes(p)) return true;
+  throw new Error(`--only: expected some of ${PARTS.join(', ')}, got ${p}`);
+});
 const REDIS_URL = process.env.REDIS_URL; // the orchestrator sets it for the BullMQ children
 const REDIS_CONNECT_MS = 3_000;
 const BULLMQ_CASE_MS = QUICK ? 60_000 : 180_000;
@@ -30,6 +41,8 @@ const HTTP_ROUNDS = QUICK ? 1 : 5;
 const JOBS = QUICK ? 1_000 : 4_000;
 const JOB_ROUNDS = QUICK ? 1 : 5;
 const JOB_CONCURRENCY = 16;
+/** DESIGN §5: in-process route dispatch overhead per message. */
+const TARGET_NS = 500;
 
 /** A metrics sink that does the minimum a real one does: keep counters. */
 function countingMetrics() {
@@ -440,19 +453,34 @@ const child = (childArgs, timeoutMs) => {
   return JSON.parse(out.stdout);
 };
 
-const ns = {};
-for (let round = 0; round < ROUNDS; round++)
-  for (const name of Object.keys(inProcess)) (ns[name] ??= []).push(child(['--case', name]).ns);
-const inproc = Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, median(v)]));
-const queueNs = median(Array.from({ length: QUICK ? 1 : 3 }, () => child(['--queue']).ns));
+const has = part => ONLY.includes(part);
+let inproc;
+let queueNs;
+if (has('in-process')) {
+  const ns = {};
+  for (let round = 0; round < ROUNDS; round++)
+    for (const name of Object.keys(inProcess)) (ns[name] ??= []).push(child(['--case', name]).ns);
+  inproc = Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, median(v)]));
+  queueNs = median(Array.from({ length: QUICK ? 1 : 3 }, () => child(['--queue']).ns));
+}
 
-const httpRuns = { bare: [], route: [] };
-for (let round = 0; round < HTTP_ROUNDS; round++)
-  for (const kind of ['bare', 'route']) httpRuns[kind].push(await measureHttp(kind));
+let http;
+if (has('http')) {
+  const httpRuns = { bare: [], route: [] };
+  for (let round = 0; round < HTTP_ROUNDS; round++)
+    for (const kind of ['bare', 'route']) httpRuns[kind].push(await measureHttp(kind));
+  http = Object.fromEntries(
+    Object.entries(httpRuns).map(([k, v]) => [
+      k,
+      { rps: median(v.map(x => x.rps)), cpu: median(v.map(x => x.cpuMicrosPerRequest)) },
+    ]),
+  );
+}
 
 let jobs;
-const redis = await benchRedis();
-if (redis.skip) jobs = { error: redis.skip };
+const redis = has('bullmq') ? await benchRedis() : {};
+if (!has('bullmq')) jobs = undefined;
+else if (redis.skip) jobs = { error: redis.skip };
 else
   try {
     process.env.REDIS_URL = redis.url;
@@ -475,45 +503,45 @@ else
     redis.stop();
   }
 
-const overhead = inproc.route - inproc.bare;
-const overheadMem = inproc['route + memoryMetrics'] - inproc.bare;
-const http = Object.fromEntries(
-  Object.entries(httpRuns).map(([k, v]) => [
-    k,
-    { rps: median(v.map(x => x.rps)), cpu: median(v.map(x => x.cpuMicrosPerRequest)) },
-  ]),
-);
 const verdict = ok => (ok ? 'met' : 'MISSED');
-const httpCapacity = http.bare.cpu / http.route.cpu;
 
 console.log(
   `@x/routes overhead — Node ${process.version}, ${QUICK ? 'QUICK ' : ''}in-process ${fmt(CALLS)} sequential awaited messages x ${ROUNDS} rounds (CPU time per message); ` +
     `HTTP ${HTTP_CONCURRENCY} concurrent keep-alive requests for ${HTTP_MS} ms x ${HTTP_ROUNDS}; BullMQ ${fmt(JOBS)} jobs, concurrency ${JOB_CONCURRENCY} x ${JOB_ROUNDS} (medians). ` +
-    `CPU figures are the CPU time of the measured process, robust on a shared machine; wall-clock rates are shown for reference.\n`,
+    `CPU figures are the CPU time of the measured process, robust on a shared machine; wall-clock rates are shown for reference.` +
+    (ONLY.length < PARTS.length ? ` Only: ${ONLY.join(', ')}.` : '') +
+    '\n',
 );
 console.log('| case | figure | baseline | @x/routes | ratio | target |');
 console.log('|---|---|---:|---:|---|---|');
-console.log(
-  `| in-process route (translator, worker, counting metrics) vs bare awaited call | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc.route)} | +${fmt(overhead)} ns/message | <= 2,000 ns (DESIGN §5): ${verdict(overhead <= 2_000)} |`,
-);
-console.log(
-  `| same, with memoryMetrics (histograms) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc['route + memoryMetrics'])} | +${fmt(overheadMem)} ns/message | (information) |`,
-);
-console.log(
-  `| memory queue publish → settled (route as above) | CPU ns/message | — | ${fmt(queueNs)} | ${fmt(1e9 / queueNs)} messages/s per core | (information) |`,
-);
-console.log(
-  `| httpEntrypoint + route vs bare node:http handler (JSON in/out) | server CPU µs/request | ${fmt(http.bare.cpu, 1)} | ${fmt(http.route.cpu, 1)} | ${fmt(httpCapacity, 2)}x capacity | >= 0.80x (own goal): ${verdict(httpCapacity >= 0.8)} |`,
-);
-console.log(
-  `| same | req/s (wall) | ${fmt(http.bare.rps)} | ${fmt(http.route.rps)} | ${fmt(http.route.rps / http.bare.rps, 2)}x | (information) |`,
-);
-if (jobs.error) {
+if (inproc) {
+  const overhead = inproc.route - inproc.bare;
+  const overheadMem = inproc['route + memoryMetrics'] - inproc.bare;
+  console.log(
+    `| in-process route (translator, worker, counting metrics) vs bare awaited call | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc.route)} | +${fmt(overhead)} ns/message | <= ${fmt(TARGET_NS)} ns (DESIGN §5): ${verdict(overhead <= TARGET_NS)} |`,
+  );
+  console.log(
+    `| same, with memoryMetrics (histograms) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc['route + memoryMetrics'])} | +${fmt(overheadMem)} ns/message | (information) |`,
+  );
+  console.log(
+    `| memory queue publish → settled (route as above) | CPU ns/message | — | ${fmt(queueNs)} | ${fmt(1e9 / queueNs)} messages/s per core | (information) |`,
+  );
+}
+if (http) {
+  const httpCapacity = http.bare.cpu / http.route.cpu;
+  console.log(
+    `| httpEntrypoint + route vs bare node:http handler (JSON in/out) | server CPU µs/request | ${fmt(http.bare.cpu, 1)} | ${fmt(http.route.cpu, 1)} | ${fmt(httpCapacity, 2)}x capacity | >= 0.80x (own goal): ${verdict(httpCapacity >= 0.8)} |`,
+  );
+  console.log(
+    `| same | req/s (wall) | ${fmt(http.bare.rps)} | ${fmt(http.route.rps)} | ${fmt(http.route.rps / http.bare.rps, 2)}x | (information) |`,
+  );
+}
+if (jobs?.error) {
   console.log(
     `| bullmqEntrypoint + route vs raw BullMQ Worker | jobs/s | — | — | not measured: ${jobs.error} | — |`,
   );
   console.log(`\nBullMQ rows skipped: ${jobs.error}.`);
-} else {
+} else if (jobs) {
   const capacity = jobs.raw.cpu / jobs.route.cpu;
   console.log(
     `| bullmqEntrypoint + route vs raw BullMQ Worker | worker CPU µs/job | ${fmt(jobs.raw.cpu, 1)} | ${fmt(jobs.route.cpu, 1)} | ${fmt(capacity, 2)}x capacity | >= 0.80x (own goal): ${verdict(capacity >= 0.8)} |`,

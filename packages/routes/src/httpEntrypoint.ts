@@ -156,10 +156,14 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
   private readonly deadLetters: DeadLetterSink | undefined;
   private readonly exposeErrors: boolean;
   private readonly statusOverride: HttpEntrypointOptions['status'];
+  private readonly deadlineOptions: { readonly maxMs: number | undefined };
   private route: RouteHandle<M> | undefined = undefined;
   private server: Server | undefined = undefined;
   private accepting = false;
   private readonly readings = new Set<Reading>();
+  /** The route clock's shared timer queue, looked up once per clock (not per request). */
+  private timers: TimerQueue | undefined = undefined;
+  private timersClock: RouteHandle<M>['clock'] | undefined = undefined;
 
   constructor(options: HttpEntrypointOptions = {}) {
     checkKeys(options, KEYS, 'httpEntrypoint');
@@ -171,6 +175,9 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
     this.maxBodyBytes = checkInt(options.maxBodyBytes ?? 1_048_576, 0, 'maxBodyBytes');
     this.bodyTimeoutMs = checkMs(options.bodyTimeoutMs ?? 30_000, 1, 'bodyTimeoutMs');
     this.maxDeadlineMs = checkMs(options.maxDeadlineMs ?? 60_000, 0, 'maxDeadlineMs', true);
+    this.deadlineOptions = {
+      maxMs: this.maxDeadlineMs === Infinity ? undefined : this.maxDeadlineMs,
+    };
     this.messageOption = options.message ?? 'body';
     if (
       !['body', 'query', 'params'].includes(this.messageOption as string) &&
@@ -263,15 +270,19 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
       }
     }
     // the caller's budget counts from arrival: reading the body spends it too
-    const budgetMs = readDeadlineHeader(req.headers, {
-      maxMs: this.maxDeadlineMs === Infinity ? undefined : this.maxDeadlineMs,
-    });
-    const deadline = budgetMs === undefined ? undefined : route.clock.now() + budgetMs;
+    const budgetMs = readDeadlineHeader(req.headers, this.deadlineOptions);
+    const clock = route.clock;
+    const arrival = clock.now();
+    const deadline = budgetMs === undefined ? undefined : arrival + budgetMs;
     const chunks: Buffer[] = [];
     let size = 0;
-    const timers = timerQueue(route.clock);
+    if (this.timersClock !== clock) {
+      this.timers = timerQueue(clock);
+      this.timersClock = clock;
+    }
+    const timers = this.timers!;
     const reading: Reading = {
-      at: route.clock.now() + this.bodyTimeoutMs,
+      at: arrival + this.bodyTimeoutMs,
       prev: undefined,
       next: undefined,
       queued: false,
@@ -366,7 +377,8 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
     const meta: Meta = { http };
     const exchange: HttpExchange = { id: nextId(), req, res };
     let abort: ((reason: unknown) => void) | undefined;
-    res.once('close', () => {
+    // 'close' is emitted once: `on` spares the wrapper `once` allocates
+    res.on('close', () => {
       if (!res.writableFinished)
         abort?.(new CancelledError('the client closed the connection', true));
     });
@@ -376,7 +388,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
         onAbort: a => (abort = a),
         spanKind: 'server',
         traceContext: req.headers,
-        ...(deadline === undefined ? {} : { deadline }),
+        deadline,
       })
       .then(
         outcome => this.settle(route, exchange, message, meta, outcome),
@@ -498,7 +510,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
     res: ServerResponse,
     status: number,
     body: unknown,
-    headers: Record<string, string> = {},
+    headers?: Record<string, string>,
   ): void {
     if (res.headersSent || res.destroyed) return;
     let text: string | undefined;
@@ -510,7 +522,7 @@ export class HttpEntrypoint<M = Buffer> implements Entrypoint<M>, HttpMount {
         error: { code: 'INTERNAL', message: 'the result is not serialisable' },
       });
     }
-    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    if (headers !== undefined) for (const k in headers) res.setHeader(k, headers[k]!);
     this.send(res, status, 'application/json', text);
   }
 

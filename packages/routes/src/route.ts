@@ -99,6 +99,9 @@ export class Route<
   private started = false;
   private depsStarted = false;
   private stopping: Promise<DrainReport> | undefined = undefined;
+  /** `runWorker` / `spawnWorker` are not overridden: a message may take the inline path. */
+  private readonly inlineRunWorker: boolean;
+  private readonly inlineSpawnWorker: boolean;
 
   /** Subscribes to attempts, retries, callbacks and outcomes. */
   readonly onEvent: Listen<RouteEvent>;
@@ -132,6 +135,8 @@ export class Route<
     this.intake = new RouteEntrypoints(checked.entrypoints, this.env);
     this.slots = new WorkerSlots(this.env, checked.concurrencyLimit);
     this.retries = checked.backoff && new RouteRetries(this.env, checked.backoff);
+    this.inlineRunWorker = this.runWorker === Route.prototype.runWorker;
+    this.inlineSpawnWorker = this.spawnWorker === Route.prototype.spawnWorker;
     for (const ep of this.entrypoints) ep.bind(this);
   }
 
@@ -275,33 +280,90 @@ export class Route<
     if (options?.deadline !== undefined) task.deadline = options.deadline;
     if (options?.onAbort !== undefined) options.onAbort(task.abortFn);
     this.tasks.add(task);
-    const outcome = new Promise<Outcome>(resolve => (task.resolve = resolve));
     task.settle = this.tasks.settle;
     task.route = this;
-    let running: Promise<Outcome<R>>;
-    if (routeTracer.enabled) {
-      const span = routeTracer.start(`route ${label}`, {
-        kind: options?.spanKind ?? 'internal',
-        parent: options?.traceContext,
-        attributes: { 'x.route': label, 'x.entrypoint': options?.entrypoint?.name },
-      });
-      task.span = span;
-      // The target runs inside the span: the spans it starts (HTTP calls, jobs) are its children.
-      running = span ? span.run(() => this.execute(task, args)) : this.execute(task, args);
-    } else running = this.execute(task, args);
-    running.then(task.finish, task.fail);
+    let running: Outcome<R> | Promise<Outcome<R>>;
+    try {
+      running = routeTracer.enabled
+        ? this.executeTraced(task, args, options)
+        : this.execute(task, args);
+    } catch (error) {
+      task.fail(error);
+      return Promise.resolve(task.outcome as Outcome<R>);
+    }
+    // A message whose steps all stayed synchronous settles here: one resolved promise, none per step.
+    if (!isThenable(running)) {
+      task.finish(running);
+      return Promise.resolve(task.outcome as Outcome<R>);
+    }
+    // settled already (killed while its synchronous part ran)
+    if (task.done) return Promise.resolve(task.outcome as Outcome<R>);
+    const outcome = new Promise<Outcome>(resolve => (task.resolve = resolve));
+    running.then(
+      done => task.finish(done),
+      error => task.fail(error),
+    );
     return outcome as Promise<Outcome<R>>;
   }
 
-  private execute(task: Task, args: In): Promise<Outcome<R>> {
-    try {
-      const made = this.getWorkerInstance(args, task.meta, task);
-      return isThenable(made)
-        ? Promise.resolve(made).then(worker => this.runWorker(task, worker))
-        : this.runWorker(task, made);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  /** {@link execute} inside the message's span (apart: keeps `startRoute` small enough to inline). */
+  private executeTraced(
+    task: Task,
+    args: In,
+    options: StartRouteOptions | undefined,
+  ): Outcome<R> | Promise<Outcome<R>> {
+    const label = this.env.label;
+    const span = routeTracer.start(`route ${label}`, {
+      kind: options?.spanKind ?? 'internal',
+      parent: options?.traceContext,
+      attributes: { 'x.route': label, 'x.entrypoint': options?.entrypoint?.name },
+    });
+    task.span = span;
+    // The target runs inside the span: the spans it starts (HTTP calls, jobs) are its children.
+    return span ? span.run(() => this.execute(task, args)) : this.execute(task, args);
+  }
+
+  /** The steps of one message: the outcome, or a promise of it once a step went asynchronous. */
+  private execute(task: Task, args: In): Outcome<R> | Promise<Outcome<R>> {
+    const made = this.getWorkerInstance(args, task.meta, task);
+    return isThenable(made)
+      ? Promise.resolve(made).then(worker => this.runWorkerStep(task, worker))
+      : this.runWorkerStep(task, made);
+  }
+
+  /** `runWorker`, or its inline form (no promise while the worker stays synchronous) unless overridden. */
+  private runWorkerStep(
+    task: Task,
+    worker: RouteWorker<In, Out, R>,
+  ): Outcome<R> | Promise<Outcome<R>> {
+    return this.inlineRunWorker ? this.runWorkerInline(task, worker) : this.runWorker(task, worker);
+  }
+
+  private runWorkerInline(
+    delivery: Delivery,
+    worker: RouteWorker<In, Out, R>,
+  ): Outcome<R> | Promise<Outcome<R>> {
+    const spawned = this.inlineSpawnWorker
+      ? this.slots.spawnInline(worker)
+      : this.spawnWorker(worker);
+    return isThenable(spawned)
+      ? spawned.then(finished => this.afterWorker(delivery, finished))
+      : this.afterWorker(delivery, spawned);
+  }
+
+  /** Retries the finished worker if its backoff allows, then hands it to `handleFinishedWorker`. */
+  private afterWorker(
+    delivery: Delivery,
+    finished: RouteWorker<In, Out, R>,
+  ): Outcome<R> | Promise<Outcome<R>> {
+    if (
+      this.backoff !== undefined &&
+      finished.failed &&
+      finished.ran &&
+      !isXError(finished.error, 'DEADLINE_EXCEEDED')
+    )
+      return this.retryAndFinish(delivery, finished);
+    return this.handleFinishedWorker(delivery, finished);
   }
 
   /** @internal An overridden step threw: the message is settled, never lost. */
@@ -340,16 +402,7 @@ export class Route<
    * then hands the result to `handleFinishedWorker`.
    */
   runWorker(delivery: Delivery, worker: RouteWorker<In, Out, R>): Promise<Outcome<R>> {
-    return this.spawnWorker(worker).then(finished => {
-      if (
-        this.backoff !== undefined &&
-        finished.failed &&
-        finished.ran &&
-        !isXError(finished.error, 'DEADLINE_EXCEEDED')
-      )
-        return this.retryAndFinish(delivery, finished);
-      return this.handleFinishedWorker(delivery, finished);
-    });
+    return this.spawnWorker(worker).then(finished => this.afterWorker(delivery, finished));
   }
 
   private async retryAndFinish(

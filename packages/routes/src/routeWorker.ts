@@ -161,45 +161,58 @@ export class RouteWorker<In = unknown, Out = unknown, R = unknown> {
 
   /** Translates, injects, calls; resolves with this worker once finished. Never rejects. */
   run(): Promise<this> {
+    const ran = this.runInline();
+    return ran === this ? Promise.resolve(this) : (ran as Promise<this>);
+  }
+
+  /**
+   * @internal {@link run}, returning this worker itself when every step was synchronous (the route
+   * calls it unless a worker class overrides `run`). Never throws.
+   */
+  runInline(): this | Promise<this> {
     this.ran = true;
     this.startedAt = this.route.clock.now();
     const deadline = this.messageDeadline;
     // a message whose caller stopped waiting is not run
     if (deadline <= this.startedAt)
-      return Promise.resolve(this.settle(undefined, new MessageDeadlineError(false), true));
+      return this.settle(undefined, new MessageDeadlineError(false), true);
     let pending: unknown;
     try {
-      let policy = this.timeoutPolicy;
-      if (policy === undefined && deadline !== Infinity) {
-        const clock = this.route.clock;
-        policy = RouteWorker.deadlineOnly.get(clock);
-        if (policy === undefined)
-          RouteWorker.deadlineOnly.set(
-            clock,
-            (policy = timeout(Infinity, { clock, scope: 'attempt' })),
-          );
-      }
-      const timeoutPolicy = policy;
-      if (timeoutPolicy === undefined) pending = this.execute();
-      else {
-        const ctx = this.context as Context;
-        pending = timeoutPolicy.run(
-          policy => {
-            ctx.policy = policy;
-            return this.execute();
-          },
-          policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
-        );
-      }
+      const policy = this.timeoutPolicy;
+      pending =
+        policy === undefined && deadline === Infinity
+          ? this.execute()
+          : this.executeBounded(policy, deadline);
     } catch (error) {
-      return Promise.resolve(this.settle(undefined, error, true));
+      return this.settle(undefined, error, true);
     }
     if (isThenable(pending))
       return Promise.resolve(pending).then(
         value => this.settle(value, undefined, false),
         error => this.settle(undefined, error, true),
       );
-    return Promise.resolve(this.settle(pending, undefined, false));
+    return this.settle(pending, undefined, false);
+  }
+
+  /** {@link execute} under the route's per-attempt timeout and/or the message's deadline. */
+  private executeBounded(policy: TimeoutPolicy | undefined, deadline: number): unknown {
+    if (policy === undefined) {
+      const clock = this.route.clock;
+      policy = RouteWorker.deadlineOnly.get(clock);
+      if (policy === undefined)
+        RouteWorker.deadlineOnly.set(
+          clock,
+          (policy = timeout(Infinity, { clock, scope: 'attempt' })),
+        );
+    }
+    const ctx = this.context as Context;
+    return policy.run(
+      bound => {
+        ctx.policy = bound;
+        return this.execute();
+      },
+      policyContext({ signal: this.delivery.signal, attempt: this.attempt, deadline }),
+    );
   }
 
   private settle(value: unknown, error: unknown, failed: boolean): this {

@@ -38,6 +38,11 @@ describe('translators', () => {
       const { error } = await run(json(), bad);
       expect(isXError(error, 'TRANSLATION_FAILED'), String(bad)).toBe(true);
     }
+    // blank input says so (checked only once the parse failed), malformed input gives the parser's reason
+    for (const blank of ['', ' \n\t ', Buffer.from('  ')])
+      expect(((await run(json(), blank)).error as Error).message).toBe('json: empty message');
+    expect(((await run(json(), ' {')).error as Error).message).toMatch(/^json: .*JSON/);
+    expect(await run(json(), ' \n{"a":2} ')).toEqual({ value: { a: 2 } });
   });
 
   it('text() decodes bytes as UTF-8 and rejects non-text', async () => {

@@ -119,10 +119,11 @@ export function json<T = unknown>(): Translator<unknown, T> {
         if (input === undefined) throw new TranslationError('json: no message', 0, 'json');
         return input as T;
       }
-      if (text.trim() === '') throw new TranslationError('json: empty message', 0, 'json');
       try {
         return JSON.parse(text) as T;
       } catch (error) {
+        // only a failed parse looks for blank input: no trim() per message
+        if (text.trim() === '') throw new TranslationError('json: empty message', 0, 'json');
         throw new TranslationError(`json: ${(error as Error).message}`, 0, 'json', {
           cause: error,
         });

@@ -2,7 +2,8 @@ import { isXError, type Bulkhead } from '@x/resilience';
 import { CancelledError } from './errors.js';
 import type { Task } from './internal/task.js';
 import type { RouteEnv } from './routeEnv.js';
-import type { RouteWorker } from './routeWorker.js';
+import { RouteWorker } from './routeWorker.js';
+import { isThenable } from './translator.js';
 import type { RunnerContext } from './runnerContext.js';
 
 /**
@@ -33,8 +34,17 @@ export class WorkerSlots {
    * the queue is full, `CANCELLED` when handed back at stop).
    */
   spawn<W extends RouteWorker<any, any, any>>(worker: W): Promise<W> {
+    const spawned = this.spawnInline(worker);
+    return isThenable(spawned) ? spawned : Promise.resolve(spawned);
+  }
+
+  /**
+   * {@link spawn}, returning the finished worker itself when it got a slot at once and ran
+   * synchronously (no promise per message on that path).
+   */
+  spawnInline<W extends RouteWorker<any, any, any>>(worker: W): W | Promise<W> {
     const task = worker.delivery as Task;
-    if (task.aborted) return Promise.resolve(worker.fail(this.abortError(task)));
+    if (task.aborted) return worker.fail(this.abortError(task));
     const limiter = this.limiter;
     const budget = this.env.context.budget;
     if (limiter === undefined || limiter.tryAcquire()) {
@@ -101,7 +111,7 @@ export class WorkerSlots {
     task: Task,
     limiter: Bulkhead | undefined,
     budget: Bulkhead,
-  ): Promise<W> {
+  ): W | Promise<W> {
     task.started = true;
     task.holding = true;
     task.heldLimiter = limiter;
@@ -114,22 +124,36 @@ export class WorkerSlots {
     this.running++;
     metrics.increment('route.tasks', 1, tags);
     metrics.gauge('route.tasks.in_flight', this.running, tags);
-    return worker.run().then(w => {
-      this.release(task);
-      metrics.histogram('route.task.duration', w.durationMs, tags);
-      if (w.failed) metrics.increment('route.task.failures', 1, tags);
-      if (env.events.active)
-        env.events.emit({
-          type: 'attempt',
-          entryId: task.entryId,
-          callId: w.id,
-          attempt: w.attempt,
-          at: w.startedAt,
-          durationMs: w.durationMs,
-          failed: w.failed,
-          ...(w.failed ? { error: w.error } : {}),
-        });
-      return w;
+    // a worker class that overrides `run()` is run through it; otherwise a synchronous target
+    // finishes here without a promise
+    const ran = worker.run === RouteWorker.prototype.run ? worker.runInline() : worker.run();
+    return isThenable(ran)
+      ? ran.then(w => this.finished(task, w as W))
+      : this.finished(task, ran as W);
+  }
+
+  /** Frees the slot of a worker that ran, records its metrics and its `attempt` event. */
+  private finished<W extends RouteWorker<any, any, any>>(task: Task, w: W): W {
+    this.release(task);
+    const env = this.env;
+    const metrics = env.metrics;
+    const tags = env.metricTags;
+    metrics.histogram('route.task.duration', w.durationMs, tags);
+    if (w.failed) metrics.increment('route.task.failures', 1, tags);
+    if (env.events.active) this.emitAttempt(task, w);
+    return w;
+  }
+
+  private emitAttempt(task: Task, w: RouteWorker<any, any, any>): void {
+    this.env.events.emit({
+      type: 'attempt',
+      entryId: task.entryId,
+      callId: w.id,
+      attempt: w.attempt,
+      at: w.startedAt,
+      durationMs: w.durationMs,
+      failed: w.failed,
+      ...(w.failed ? { error: w.error } : {}),
     });
   }
 }

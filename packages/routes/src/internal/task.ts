@@ -3,6 +3,8 @@ import type { Meta, Outcome } from '../outcome.js';
 import type { Delivery } from '../entrypoint.js';
 import type { TraceSpan } from '@x/resilience';
 
+const noop = (): void => {};
+
 /**
  * One delivery in flight inside a route: the {@link Delivery} the overridable steps see, plus the
  * bookkeeping the drain needs. Its AbortController exists only once somebody reads `signal`.
@@ -24,13 +26,15 @@ export class Task implements Delivery {
   /** The execution's span, when traced. */
   span: TraceSpan | undefined = undefined;
   /** Set by the route: settles this task once. */
-  settle: (task: Task, outcome: Outcome) => void = () => {};
-  resolve: (outcome: Outcome) => void = () => {};
+  settle: (task: Task, outcome: Outcome) => void = noop;
+  /** Resolves the promise `startRoute` returned (set once a step went asynchronous). */
+  resolve: (outcome: Outcome) => void = noop;
+  /** The outcome, once settled. */
+  outcome: Outcome | undefined = undefined;
   route: { internalFailure(task: Task, error: unknown): Outcome } | undefined = undefined;
-  /** Bound once per task: `.then(task.finish, task.fail)` without extra closures per step. */
-  readonly finish = (outcome: Outcome): void => this.settle(this, outcome);
-  readonly fail = (error: unknown): void =>
-    this.settle(this, this.route!.internalFailure(this, error));
+  /** @internal Neighbours in the route's `TaskSet` (an intrusive list: no hashing per message). */
+  prev: Task | undefined = undefined;
+  next: Task | undefined = undefined;
   private controller: AbortController | undefined = undefined;
   private reason: unknown = undefined;
   private unlink: (() => void) | undefined = undefined;
@@ -62,6 +66,16 @@ export class Task implements Delivery {
 
   get aborted(): boolean {
     return this.reason !== undefined || !!this.external?.aborted;
+  }
+
+  /** Settles the task with `outcome` (once). */
+  finish(outcome: Outcome): void {
+    this.settle(this, outcome);
+  }
+
+  /** Settles the task after an overridden step threw `error` (see `Route.internalFailure`). */
+  fail(error: unknown): void {
+    this.settle(this, this.route!.internalFailure(this, error));
   }
 
   /** Detaches from the entrypoint's signal once the delivery settled. */
