@@ -118,9 +118,10 @@ describe('HTTP front door: pipelined requests (maxPipelinedRequests)', () => {
 
   it('refuses a bad maxPipelinedRequests with INVALID_CONFIG naming the field and the value', async () => {
     for (const bad of [0, -1, 1.5, '8']) {
-      const error = await dispatcher
-        .listen({ maxPipelinedRequests: bad as number })
-        .then(() => undefined, (e: unknown) => e);
+      const error = await dispatcher.listen({ maxPipelinedRequests: bad as number }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(InvalidConfigError);
       expect((error as Error).message).toMatch(
         new RegExp(`maxPipelinedRequests must be a positive integer, got ${String(bad)}`),
