@@ -45,6 +45,10 @@ describe('HTTP front door: pipelined requests (maxPipelinedRequests)', () => {
         }, 2);
         return;
       }
+      if (url.startsWith('/big/')) {
+        res.end('z'.repeat(4 * 1024 * 1024));
+        return;
+      }
       res.end('ok');
     });
     upstream.listen(0, '127.0.0.1');
@@ -176,5 +180,43 @@ describe('HTTP front door: pipelined requests (maxPipelinedRequests)', () => {
     expect(ids).toEqual(Array.from({ length: count }, (_, i) => `/local/${i}`));
     expect(active.maxLocal).toBeGreaterThanOrEqual(1);
     expect(active.maxLocal).toBeLessThanOrEqual(3);
+  });
+
+  it("a full connection whose answers make no progress is closed after the listener's requestTimeoutMs", async () => {
+    const requestTimeoutMs = 1_000;
+    const slowDoor = await dispatcher.listen({
+      maxPipelinedRequests: 2,
+      headersTimeoutMs: requestTimeoutMs,
+      requestTimeoutMs,
+    });
+    try {
+      // 4 MiB answers fill the kernel's buffers: a client that reads nothing never completes one
+      const socket = connect(slowDoor.port, '127.0.0.1');
+      sockets.push(socket);
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.pause();
+      const count = 20;
+      socket.write(
+        Array.from({ length: count }, (_, i) => `GET /big/${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join(
+          '',
+        ),
+      );
+      await new Promise(r => setTimeout(r, 4 * requestTimeoutMs));
+      // now read: the connection was closed by then, with far fewer than its answers
+      let bytes = 0;
+      socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      const ended = new Promise<boolean>(resolve => socket.once('close', () => resolve(true)));
+      socket.resume();
+      const closed = await Promise.race([
+        ended,
+        new Promise<false>(r => setTimeout(() => r(false), 20_000)),
+      ]);
+      expect(closed).toBe(true);
+      // without the gate all 20 answers (80 MiB) stream once the client reads
+      expect(bytes).toBeLessThan((count / 2) * 4 * 1024 * 1024);
+    } finally {
+      await slowDoor.close();
+    }
   });
 });
