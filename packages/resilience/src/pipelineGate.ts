@@ -31,7 +31,8 @@ interface Waiting {
 /** One connection's requests: those in flight, those waiting, and the stall timer. */
 interface Connection {
   readonly socket: Socket;
-  readonly inFlight: Set<ServerResponse>;
+  /** A small array, not a Set: hashing a new response object per request costs more than indexOf over ≤ maxInFlight. */
+  readonly inFlight: ServerResponse[];
   readonly waiting: Waiting[];
   stall: NodeJS.Timeout | undefined;
 }
@@ -99,9 +100,9 @@ export class PipelineGate {
     const socket = req.socket;
     if (socket.destroyed) return;
     const conn = this.connections.get(socket) ?? this.connection(socket);
-    if (conn.inFlight.size < this.maxInFlight) {
+    if (conn.inFlight.length < this.maxInFlight) {
       this.start(conn, res);
-      if (conn.inFlight.size === this.maxInFlight) this.watch(conn);
+      if (conn.inFlight.length === this.maxInFlight) this.watch(conn);
       serve(req, res);
       return;
     }
@@ -114,18 +115,18 @@ export class PipelineGate {
 
   /** Requests of `socket` in flight (for tests and dashboards). */
   inFlight(socket: Socket): number {
-    return this.connections.get(socket)?.inFlight.size ?? 0;
+    return this.connections.get(socket)?.inFlight.length ?? 0;
   }
 
   private connection(socket: Socket): Connection {
-    const conn: Connection = { socket, inFlight: new Set(), waiting: [], stall: undefined };
+    const conn: Connection = { socket, inFlight: [], waiting: [], stall: undefined };
     this.connections.set(socket, conn);
     socket.once('close', () => {
       clearTimeout(conn.stall);
       conn.waiting.length = 0;
       // Node emits 'close' on the response being written only: close the queued ones after it
       setImmediate(() => {
-        for (const res of conn.inFlight) {
+        for (const res of conn.inFlight.slice()) {
           res.destroy();
           res.emit('close');
         }
@@ -135,13 +136,17 @@ export class PipelineGate {
   }
 
   private start(conn: Connection, res: ServerResponse): void {
-    conn.inFlight.add(res);
+    conn.inFlight.push(res);
     res.on('close', this.onResponseClose);
   }
 
   /** An answer completed (or its connection died): the next waiting request takes its place. */
   private completed(conn: Connection, res: ServerResponse): void {
-    if (!conn.inFlight.delete(res)) return;
+    const inFlight = conn.inFlight;
+    const at = inFlight.indexOf(res);
+    if (at < 0) return;
+    const last = inFlight.pop()!;
+    if (at < inFlight.length) inFlight[at] = last;
     const next = conn.socket.destroyed ? undefined : conn.waiting.shift();
     if (next !== undefined) this.start(conn, next.res);
     this.watch(conn);
@@ -155,7 +160,7 @@ export class PipelineGate {
       conn.stall = undefined;
     }
     if (
-      conn.inFlight.size < this.maxInFlight ||
+      conn.inFlight.length < this.maxInFlight ||
       conn.socket.destroyed ||
       this.stallTimeoutMs === Infinity
     )
