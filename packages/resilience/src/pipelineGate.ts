@@ -81,10 +81,11 @@ export class PipelineGate {
     this.stallTimeoutMs = duration(options.stallTimeoutMs ?? 30_000, 'stallTimeoutMs', {
       exclusiveMin: true,
     });
-    const gate = this;
+    const connections = this.connections;
+    const completed = this.completed.bind(this);
     this.onResponseClose = function (this: ServerResponse) {
-      const conn = gate.connections.get(this.req.socket);
-      if (conn !== undefined) gate.completed(conn, this);
+      const conn = connections.get(this.req.socket);
+      if (conn !== undefined) completed(conn, this);
     };
   }
 
