@@ -180,6 +180,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           drainTimeoutMs: config.server.drainTimeoutMs,
           headersTimeoutMs: config.server.headersTimeoutMs,
           requestTimeoutMs: config.server.requestTimeoutMs,
+          maxPipelinedRequests: config.server.maxPipelinedRequests,
         })
       : undefined;
     catalog.refresh();

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Metrics } from '@x/resilience';
 import type { MountedFrontDoor } from '@x/dispatcher';
 import {
   httpRouter,
@@ -16,7 +15,7 @@ import type { Check } from './health.js';
 import type { Pino } from './logger.js';
 import type { ReportJobs } from './reportJobs.js';
 import type { ReportsClient } from './reportsClient.js';
-import { PipelineGate } from './pipelineGate.js';
+import { PipelineGate, type Metrics } from '@x/resilience';
 import { RequestGuard } from './requestGuard.js';
 import { acceptBudget } from './edgeBudget.js';
 import { sendJson } from './sendJson.js';
@@ -108,7 +107,7 @@ interface Endpoint {
  * | anything else | the dispatcher's front door, mounted here (`dispatcher.mount()`) |
  *
  * A connection pipelining requests has at most `maxPipelinedRequests` of them served at a time
- * (`pipelineGate.ts`): one socket cannot take every route worker and queue place.
+ * (`PipelineGate` of `@x/resilience`): one socket cannot take every route worker and queue place.
  */
 export function createGatewayServer(parts: ServerParts): GatewayServer {
   let inFlight = 0;

@@ -54,6 +54,13 @@ export interface ListenOptions extends FrontDoorOptions {
   /** Default 10 000. */
   readonly maxConnections?: number;
   /**
+   * Requests of one connection served at a time (HTTP/1.1 pipelining; `PipelineGate` of
+   * `@x/resilience`). Later ones wait for an earlier answer to be written; a connection with more
+   * than 16 × as many waiting, or full and making no progress for `requestTimeoutMs`, is closed.
+   * Default 8.
+   */
+  readonly maxPipelinedRequests?: number;
+  /**
    * Tunnel upgrade requests (WebSocket) to HTTP instances (the mounted door's `upgrade`). Default
    * false: an `Upgrade` header is dropped and the request served as a plain one, as clients that
    * offer `h2c` expect.
@@ -141,6 +148,12 @@ export function frontDoorServerSettings(options: ListenOptions): FrontDoorServer
     requestTimeoutMs: timerOption(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs'),
     keepAliveTimeoutMs: timerOption(options.keepAliveTimeoutMs ?? 5_000, 'keepAliveTimeoutMs'),
     maxConnections: positiveOption('maxConnections', options.maxConnections, 10_000, true),
+    maxPipelinedRequests: positiveOption(
+      'maxPipelinedRequests',
+      options.maxPipelinedRequests,
+      8,
+      true,
+    ),
     upgrades: booleanOption('upgrades', options.upgrades, false),
   };
 }

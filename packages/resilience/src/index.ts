@@ -114,6 +114,7 @@ export {
   type TraceStartOptions,
 } from './tracing.js';
 export { endSpanOnClose, type ClosingResponse } from './endSpanOnClose.js';
+export { PipelineGate, type PipelineGateOptions } from './pipelineGate.js';
 export { policyContext, type PolicyContextInit } from './policyContext.js';
 export { peakEwma, type PeakEwmaOptions } from './balancers/peakEwma.js';
 export { priority, type PriorityFn, type PriorityOptions } from './balancers/priority.js';

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { PipelineGate } from '@x/resilience';
 import { sendSocketError } from './errorResponse.js';
 import type { FrontDoorHandler } from './frontDoorHandler.js';
 
@@ -12,6 +13,8 @@ export interface FrontDoorServerSettings {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  /** Requests of one connection served at a time ({@link PipelineGate}). */
+  readonly maxPipelinedRequests: number;
   /** Tunnel upgrade requests; otherwise Node serves them as plain requests. */
   readonly upgrades: boolean;
 }
@@ -19,7 +22,9 @@ export interface FrontDoorServerSettings {
 /**
  * `dispatcher.listen()`: a `node:http` server that mounts a {@link FrontDoorHandler} (requests
  * and upgrades) and answers what never becomes a request (a malformed or oversized head, a slow
- * client) with 400/431/408 itself.
+ * client) with 400/431/408 itself. A connection pipelining requests has at most
+ * `maxPipelinedRequests` of them served at a time ({@link PipelineGate}; upgrades are not gated):
+ * one socket cannot take every instance slot and wait-queue place.
  */
 export class FrontDoorServer {
   readonly server: Server;
@@ -30,6 +35,11 @@ export class FrontDoorServer {
     readonly handler: FrontDoorHandler,
     readonly settings: FrontDoorServerSettings,
   ) {
+    // a full connection whose answers make no progress for requestTimeoutMs is closed
+    const gate = new PipelineGate({
+      maxInFlight: settings.maxPipelinedRequests,
+      stallTimeoutMs: settings.requestTimeoutMs,
+    });
     this.server = createServer(
       {
         maxHeaderSize: settings.maxHeaderBytes,
@@ -43,7 +53,7 @@ export class FrontDoorServer {
         joinDuplicateHeaders: false,
         requireHostHeader: false,
       },
-      (req, res) => handler.handler(req, res),
+      (req, res) => gate.admit(req, res, handler.handler),
     );
     this.server.maxConnections = settings.maxConnections;
     if (settings.upgrades) this.server.on('upgrade', handler.upgrade);

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from './errors.js';
 import { PipelineGate, type PipelineGateOptions } from './pipelineGate.js';
 
 /** A real node:http server behind a gate; each request is answered `delayMs` later with its path. */
@@ -115,4 +116,55 @@ describe('PipelineGate', () => {
     expect(await answer.text()).toBe('/other');
     expect(performance.now() - started).toBeLessThan(5_000);
   });
+
+  it('refuses bad options with InvalidArgumentError naming the field, expected and received value', () => {
+    const cases: Array<[unknown, string, RegExp]> = [
+      [{ maxInFlight: 0 }, 'maxInFlight', /maxInFlight: expected an integer >= 1, received 0/],
+      [{ maxInFlight: 1.5 }, 'maxInFlight', /received 1\.5/],
+      [{ maxInFlight: '8' }, 'maxInFlight', /received "8"/],
+      [{ maxInFlight: 2, maxWaiting: -1 }, 'maxWaiting', /maxWaiting: expected an integer >= 0/],
+      [{ maxInFlight: 2, stallTimeoutMs: 0 }, 'stallTimeoutMs', /stallTimeoutMs: expected/],
+    ];
+    for (const [options, field, message] of cases) {
+      let caught: unknown;
+      try {
+        new PipelineGate(options as PipelineGateOptions);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, field).toBeInstanceOf(InvalidArgumentError);
+      expect((caught as InvalidArgumentError).field).toBe(field);
+      expect((caught as Error).message).toMatch(message);
+    }
+    expect(() => new PipelineGate(undefined as never)).toThrow(InvalidArgumentError);
+  });
+
+  it('one request at a time per connection (keep-alive) is served at once and leaves nothing in flight', async () => {
+    const { stats, port } = await gatedServer({ maxInFlight: 1, stallTimeoutMs: Infinity }, 0);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await fetchWith(agent, port, `/${i}`);
+        expect(res).toBe(`/${i}`);
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect(stats.served).toBe(20);
+    expect(stats.maxInFlight).toBe(1);
+  });
 });
+
+/** GET `path` through a keep-alive `agent`; resolves with the body. */
+function fetchWith(agent: Agent, port: number, path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, agent }, res => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
