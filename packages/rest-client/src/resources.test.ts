@@ -518,7 +518,9 @@ describe('Resources: limits, low-level API, membership, stats and hedging', () =
     expect(results.filter(x => x === 'ok')).toHaveLength(5);
     expect(results.filter(x => x === 'QUEUE_FULL')).toHaveLength(3);
     expect(peak).toBeLessThanOrEqual(2);
-    expect(list[0]!.maxInFlight + list[1]!.maxInFlight).toBeLessThanOrEqual(3);
+    // each host's own peak is within the total cap (the two peaks may come at different times,
+    // so their sum may reach 4 without the cap ever being exceeded)
+    expect(Math.max(list[0]!.maxInFlight, list[1]!.maxInFlight)).toBeLessThanOrEqual(2);
   });
 
   it('request/getresponse send to a given host (lupyne low level)', async () => {
