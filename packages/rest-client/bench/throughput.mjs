@@ -239,37 +239,27 @@ for (const row of rows) {
 }
 
 const targets = [];
-const res = metric('resource');
-if (res && raw)
+/** A target row whose printed bound and verdict come from one value (`op` '>=' or '<='). */
+const target = (label, value, op, bound) =>
   targets.push([
-    'Resource.get req/s vs raw Pool.request',
-    res.rps / raw.rps,
-    '>= 0.95x',
-    res.rps / raw.rps >= 0.95,
+    label,
+    value,
+    `${op} ${bound}x`,
+    op === '>=' ? value >= Number(bound) : value <= Number(bound),
   ]);
+const res = metric('resource');
+if (res && raw) target('Resource.get req/s vs raw Pool.request', res.rps / raw.rps, '>=', '0.95');
 const uni = metric('unicast');
 const bp = metric('balancedPool');
 if (uni && bp)
-  targets.push([
-    'Resources.unicast req/s vs undici BalancedPool',
-    uni.rps / bp.rps,
-    '>= 1.00x',
-    uni.rps / bp.rps >= 1,
-  ]);
+  target('Resources.unicast req/s vs undici BalancedPool', uni.rps / bp.rps, '>=', '1.00');
 for (const peer of ['axios', 'got']) {
   const p = metric(peer);
-  if (res && p)
-    targets.push([`Resource.get req/s vs ${peer}`, res.rps / p.rps, '>= 4x', res.rps / p.rps >= 4]);
+  if (res && p) target(`Resource.get req/s vs ${peer}`, res.rps / p.rps, '>=', '4');
 }
 const b1 = metric('broadcast1');
 const b8 = metric('broadcast8');
-if (b1 && b8)
-  targets.push([
-    'broadcast p50 latency, 8 hosts vs 1',
-    b8.p50 / b1.p50,
-    '<= 1.5x',
-    b8.p50 / b1.p50 <= 1.5,
-  ]);
+if (b1 && b8) target('broadcast p50 latency, 8 hosts vs 1', b8.p50 / b1.p50, '<=', '1.5');
 const tr = metric('resourceTraced');
 if (res && tr)
   targets.push([
