@@ -287,7 +287,7 @@ export function createGatewayServer(parts: ServerParts): GatewayServer {
       }
     }
   };
-  const server = createServer(options, (req, res) => gate.admit(req, res, () => handle(req, res)));
+  const server = createServer(options, (req, res) => gate.admit(req, res, handle));
   // protocol upgrades (WebSocket) go to the dispatcher's instances; none while draining
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     if (parts.isDraining()) socket.destroy();
