@@ -293,43 +293,42 @@ function take(p: CompactProblem, s: CoverScratch, top: number): number {
 }
 
 /**
- * The greedy cover by scanning every host per pick. When every host costs the same, the order of
- * equal gains ({@link tieBefore}: more keys, then the lower rank) is one number per host.
+ * The greedy cover by scanning the hosts per pick; hosts whose gain fell to 0 leave the scanned
+ * list as they are met. When every host costs the same, the order of equal gains
+ * ({@link tieBefore}: more keys, then the lower rank) is one number per host.
  */
 function greedyScan(p: CompactProblem, s: CoverScratch): number[] {
   const { n, hostCount: h, cost, rank } = p;
   const { gain, hostStart, tieKey } = s;
+  const active = s.heap; // unused by the scan's caller otherwise
+  let size = 0;
+  for (let l = 0; l < h; l++) if (gain[l]! > 0) active[size++] = l;
   let uniform = n < 0x200000; // key counts times 2^32 stay exact in a double
   for (let l = 1; l < h && uniform; l++) if (cost[l] !== cost[0]) uniform = false;
-  const greedy: number[] = [];
-  if (uniform) {
+  if (uniform)
     for (let l = 0; l < h; l++)
       tieKey[l] = (hostStart[l + 1]! - hostStart[l]!) * 4294967296 - rank[l]!;
-    for (let left = n; left > 0;) {
-      let top = -1;
-      let best = 0;
-      let bestKey = 0;
-      for (let l = 0; l < h; l++) {
-        const g = gain[l]!;
-        if (g > best || (g === best && g > 0 && tieKey[l]! > bestKey)) {
-          top = l;
-          best = g;
-          bestKey = tieKey[l]!;
-        }
-      }
-      greedy.push(top);
-      left -= take(p, s, top);
-    }
-    return greedy;
-  }
+  const greedy: number[] = [];
   for (let left = n; left > 0;) {
     let top = -1;
     let best = 0;
-    for (let l = 0; l < h; l++) {
+    let bestKey = 0;
+    for (let j = 0; j < size; ) {
+      const l = active[j]!;
       const g = gain[l]!;
-      if (g > best || (g === best && g > 0 && tieBefore(l, top, cost, hostStart, rank))) {
+      if (g === 0) {
+        active[j] = active[--size]!;
+        continue;
+      }
+      j++;
+      if (
+        g > best ||
+        (g === best &&
+          (uniform ? tieKey[l]! > bestKey : tieBefore(l, top, cost, hostStart, rank)))
+      ) {
         top = l;
         best = g;
+        bestKey = tieKey[l]!;
       }
     }
     greedy.push(top);
