@@ -465,6 +465,103 @@ describe('Shards.cover planning', () => {
     }
   });
 
+  it('property: a cover of every key (the placement used as it is) is valid and minimal; so is one after add/remove, with an excluded or eliminated host', async () => {
+    const made: Shards<number>[] = [];
+    try {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }).chain(h =>
+            fc.record({
+              placement: fc.array(
+                fc.uniqueArray(fc.integer({ min: 0, max: h - 1 }), { minLength: 1, maxLength: h }),
+                { minLength: 1, maxLength: 30 },
+              ),
+              priorities: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: h, maxLength: h }),
+              order: fc.array(fc.nat(), { maxLength: 40 }),
+              off: fc.nat(),
+              mode: fc.constantFrom('auto', 'greedy', 'exact'),
+              seed: fc.integer(),
+            }),
+          ),
+          ({ placement, priorities, order, off, mode, seed }) => {
+            const hosts = fakeHosts(priorities.length);
+            const table = new Map<string, number | null>(hosts.map((h, i) => [h, priorities[i]!]));
+            let state = seed >>> 0;
+            const shards = new Shards<number>(
+              placement.flatMap((replicas, key) => replicas.map(h => [hosts[h]!, key] as const)),
+              {
+                health: false,
+                cover: mode,
+                priority: host => table.get(host) ?? null,
+                random: () =>
+                  (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296,
+              },
+            );
+            made.push(shards);
+            // Every key, shuffled, some twice.
+            const keys = placement.map((_, k) => k);
+            for (const at of order) keys.push(keys[at % keys.length]!);
+            for (let i = keys.length - 1; i > 0; i--) {
+              const j = (order[i % Math.max(1, order.length)] ?? i) % (i + 1);
+              [keys[i], keys[j]] = [keys[j]!, keys[i]!];
+            }
+            const check = (exclude: readonly string[] = []) => {
+              const live = (host: string) => !exclude.includes(host) && table.get(host) !== null;
+              const all = [...shards.keys()];
+              const asked = keys.filter(k => all.includes(k)).concat(all);
+              if (!asked.every(key => shards.hostsFor(key).some(live))) {
+                expect(() => shards.cover(asked, exclude)).toThrow(
+                  expect.objectContaining({ code: 'NO_HOST' }),
+                );
+                return;
+              }
+              const cover = shards.cover(asked, exclude);
+              expect([...cover.assignment.keys()]).toEqual([...new Set(asked)]);
+              expect(new Set(cover.hosts).size).toBe(cover.hosts.length);
+              for (const host of cover.hosts) expect(live(host)).toBe(true);
+              for (const [key, host] of cover.assignment) {
+                expect(shards.hostsFor(key)).toContain(host);
+                expect(cover.hosts).toContain(host);
+                // its cheapest replica in the cover
+                for (const other of shards.hostsFor(key))
+                  if (cover.hosts.includes(other))
+                    expect(table.get(host)!).toBeLessThanOrEqual(table.get(other)!);
+              }
+              const eligible = [...new Set(asked.flatMap(key => shards.hostsFor(key)))].filter(
+                live,
+              );
+              const [count, sum] = bruteForceCover(shards, asked, eligible, h => table.get(h)!);
+              if (mode !== 'greedy') {
+                expect(cover.exact).toBe(true);
+                const coverSum = cover.hosts.reduce((s, h) => s + table.get(h)!, 0);
+                expect([cover.hosts.length, coverSum]).toEqual([count, sum]);
+              } else {
+                expect(cover.hosts.length).toBeGreaterThanOrEqual(count);
+              }
+            };
+            check();
+            const victim = hosts[off % hosts.length]!;
+            check([victim]);
+            table.set(victim, null);
+            check();
+            table.set(victim, priorities[off % hosts.length]!);
+            // Membership changes re-index the placement: a new host holding every key, then
+            // the victim removed.
+            const extra = `http://10.8.0.1:9200`;
+            table.set(extra, 0);
+            shards.add(extra, placement.map((_, k) => k));
+            check();
+            void shards.remove(victim);
+            check();
+          },
+        ),
+        { numRuns: 150 },
+      );
+    } finally {
+      await Promise.all(made.map(s => s.close()));
+    }
+  });
+
   it('prefers the least-loaded hosts on ties, and a loaded host gives way (lupyne priority)', async () => {
     const [a, b, c] = fakeHosts(3) as [string, string, string];
     const load = new Map([

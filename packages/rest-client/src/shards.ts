@@ -113,6 +113,9 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   private readonly keyIndex = new Map<K, number>();
   private replicaStart!: Int32Array;
   private replicaHosts!: Int32Array;
+  /** The same pairs by host (host → key numbers, CSR): a cover of every key uses them as they are. */
+  private hostKeyStart!: Int32Array;
+  private hostKeyList!: Int32Array;
   /** Key → index by array position when every key is a small non-negative integer. */
   private denseIndex: Int32Array | undefined;
   // Buffers of cover(), sized by the placement and reused (a cover is synchronous): stamps mark
@@ -122,6 +125,7 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
   private excludeStamp!: Uint32Array;
   private hostLocal!: Int32Array;
   private keyStamp!: Uint32Array;
+  private askedKeys!: Int32Array;
   private localHost!: Int32Array;
   private localCost!: Float64Array;
   private localRank!: Uint32Array;
@@ -245,6 +249,16 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       );
     });
     this.replicaStart[keyReplicas.length] = r;
+    const hostCount = this.hostList.length;
+    const keyCount = keyReplicas.length;
+    this.hostKeyStart = new Int32Array(hostCount + 1);
+    this.hostKeyList = new Int32Array(pairs);
+    for (let q = 0; q < pairs; q++) this.hostKeyStart[this.replicaHosts[q]! + 1]!++;
+    for (let h = 0; h < hostCount; h++) this.hostKeyStart[h + 1]! += this.hostKeyStart[h]!;
+    const fill = this.hostKeyStart.slice(0, hostCount);
+    for (let k = 0; k < keyCount; k++)
+      for (let q = this.replicaStart[k]!; q < this.replicaStart[k + 1]!; q++)
+        this.hostKeyList[fill[this.replicaHosts[q]!]!++] = k;
     // Integer keys in a compact range (shard numbers) are found by array index, not hashing.
     let maxKey = -1;
     for (const key of this.keyList) {
@@ -260,12 +274,11 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
       this.keyList.forEach((key, k) => (dense[key as number] = k));
       this.denseIndex = dense;
     }
-    const hostCount = this.hostList.length;
-    const keyCount = keyReplicas.length;
     this.hostStamp = new Uint32Array(hostCount);
     this.excludeStamp = new Uint32Array(hostCount);
     this.hostLocal = new Int32Array(hostCount);
     this.keyStamp = new Uint32Array(keyCount);
+    this.askedKeys = new Int32Array(keyCount);
     this.localHost = new Int32Array(hostCount);
     this.localCost = new Float64Array(hostCount);
     this.localRank = new Uint32Array(hostCount);
@@ -487,16 +500,19 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
     }
     const epoch = this.epoch;
     const { hostStamp, excludeStamp, hostLocal, keyStamp, localHost, localCost, keyStart } = this;
-    const { keyHosts, replicaStart, replicaHosts, configuredList } = this;
+    const { keyHosts, replicaStart, replicaHosts, configuredList, askedKeys } = this;
+    let excluded = 0;
     if (exclude !== undefined) {
       for (const host of exclude) {
         const h = this.indexOfHost(host);
-        if (h !== undefined) excludeStamp[h] = epoch;
+        if (h !== undefined && excludeStamp[h] !== epoch) {
+          excludeStamp[h] = epoch;
+          excluded++;
+        }
       }
     }
+    // The keys asked, deduplicated: `unique[i]` is key number `askedKeys[i]`.
     const unique: K[] = [];
-    let hostCount = 0;
-    let pairs = 0;
     const dense = this.denseIndex;
     for (const key of keys) {
       const k =
@@ -507,7 +523,57 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
         throw new NoHostError(`no host serves key ${JSON.stringify(key)}`);
       if (keyStamp[k] === epoch) continue;
       keyStamp[k] = epoch;
-      keyStart[unique.length] = pairs;
+      askedKeys[unique.length] = k;
+      unique.push(key);
+    }
+    const n = unique.length;
+    const seed = tieSeed(this.random);
+    const rank = this.localRank;
+    const allHosts = this.hostList.length;
+    // Every key asked and every host eligible (the usual full multicast): the placement's own
+    // arrays are the problem, nothing is copied.
+    let full = n === this.keyList.length && excluded === 0;
+    if (full) {
+      for (let h = 0; h < allHosts; h++) {
+        const p = this.hostPriority(h);
+        if (p === null || p === undefined) {
+          full = false;
+          break;
+        }
+        localCost[h] = p;
+        rank[h] = tieRank(h, seed);
+      }
+    }
+    if (full) {
+      const solution = solveCover(
+        {
+          n,
+          keyStart: replicaStart,
+          keyHosts: replicaHosts,
+          hostCount: allHosts,
+          cost: localCost,
+          rank,
+          hostStart: this.hostKeyStart,
+          hostKeys: this.hostKeyList,
+        },
+        this.scratch,
+        this.coverLimits,
+      );
+      const assignment = new Map<K, string>();
+      for (let i = 0; i < n; i++)
+        assignment.set(unique[i]!, configuredList[solution.assignment[askedKeys[i]!]!]!);
+      return {
+        hosts: solution.hosts.map(h => configuredList[h]!),
+        assignment,
+        exact: solution.exact,
+      };
+    }
+    // Otherwise the keys asked and their eligible replicas, renumbered from 0 (local numbers).
+    let hostCount = 0;
+    let pairs = 0;
+    for (let i = 0; i < n; i++) {
+      const k = askedKeys[i]!;
+      keyStart[i] = pairs;
       for (let r = replicaStart[k]!; r < replicaStart[k + 1]!; r++) {
         const h = replicaHosts[r]!;
         if (hostStamp[h] !== epoch) {
@@ -518,21 +584,17 @@ export class Shards<K extends ShardKey = ShardKey> implements AsyncDisposable {
             hostLocal[h] = hostCount;
             localHost[hostCount] = h;
             localCost[hostCount] = p;
+            rank[hostCount] = tieRank(h, seed);
             hostCount++;
           }
         }
         const local = hostLocal[h]!;
         if (local >= 0) keyHosts[pairs++] = local;
       }
-      if (keyStart[unique.length] === pairs)
-        throw new NoHostError(`no eligible host for key ${JSON.stringify(key)}`);
-      unique.push(key);
+      if (keyStart[i] === pairs)
+        throw new NoHostError(`no eligible host for key ${JSON.stringify(unique[i])}`);
     }
-    const n = unique.length;
     keyStart[n] = pairs;
-    const seed = tieSeed(this.random);
-    const rank = this.localRank;
-    for (let l = 0; l < hostCount; l++) rank[l] = tieRank(localHost[l]!, seed);
     const solution = solveCover(
       { n, keyStart, keyHosts, hostCount, cost: localCost, rank },
       this.scratch,

@@ -69,6 +69,13 @@ export interface CompactProblem {
   readonly cost: Float64Array;
   /** Tie-break rank per host (lower wins), distinct, random per call. */
   readonly rank: Uint32Array;
+  /**
+   * The same pairs by host (CSR: the keys of host `l` are `hostKeys[hostStart[l] ..
+   * hostStart[l + 1]]`), when the caller has them already (`Shards` keeps its placement's);
+   * otherwise built per call in the scratch.
+   */
+  readonly hostStart?: Int32Array;
+  readonly hostKeys?: Int32Array;
 }
 
 /** Reusable buffers of {@link solveCover}: sized once, no allocation per call beyond the result. */
@@ -79,9 +86,14 @@ export class CoverScratch {
   gain = new Int32Array(0);
   snap = new Int32Array(0);
   heap = new Int32Array(0);
-  hostStart = new Int32Array(1);
+  /** The host → keys CSR of the current call: the problem's own, or the buffers below. */
+  hostStart: Int32Array = new Int32Array(1);
+  hostKeys: Int32Array = new Int32Array(0);
+  hostStartBuf = new Int32Array(1);
   hostFill = new Int32Array(0);
-  hostKeys = new Int32Array(0);
+  hostKeysBuf = new Int32Array(0);
+  order = new Int32Array(0);
+  tieKey = new Float64Array(0);
   owner = new Int32Array(0);
   count = new Int32Array(0);
   sole = new Int32Array(0);
@@ -101,7 +113,9 @@ export class CoverScratch {
       this.gain = new Int32Array(this.hostCap);
       this.snap = new Int32Array(this.hostCap);
       this.heap = new Int32Array(this.hostCap);
-      this.hostStart = new Int32Array(this.hostCap + 1);
+      this.hostStartBuf = new Int32Array(this.hostCap + 1);
+      this.order = new Int32Array(this.hostCap);
+      this.tieKey = new Float64Array(this.hostCap);
       this.hostFill = new Int32Array(this.hostCap);
       this.selected = new Uint8Array(this.hostCap);
       this.excl = new Int32Array(this.hostCap);
@@ -117,7 +131,7 @@ export class CoverScratch {
     }
     if (pairs > this.pairCap) {
       this.pairCap = Math.max(pairs, this.pairCap * 2);
-      this.hostKeys = new Int32Array(this.pairCap);
+      this.hostKeysBuf = new Int32Array(this.pairCap);
     }
   }
 }
@@ -157,29 +171,41 @@ export function solveCover(
   if (n === 0) return { hosts: [], assignment: s.owner.subarray(0, 0), exact: true };
   const pairs = keyStart[n]!;
   s.ensure(h, n, pairs);
-  const { gain, hostStart, hostFill, hostKeys, owner, selected } = s;
+  const { gain, owner } = s;
 
   // host → keys (CSR), gains = number of keys per host
-  gain.fill(0, 0, h);
-  for (let r = 0; r < pairs; r++) gain[keyHosts[r]!]!++;
-  hostStart[0] = 0;
-  for (let l = 0; l < h; l++) {
-    hostStart[l + 1] = hostStart[l]! + gain[l]!;
-    hostFill[l] = hostStart[l]!;
+  let hostStart: Int32Array;
+  if (p.hostStart !== undefined && p.hostKeys !== undefined) {
+    hostStart = s.hostStart = p.hostStart;
+    s.hostKeys = p.hostKeys;
+    for (let l = 0; l < h; l++) gain[l] = hostStart[l + 1]! - hostStart[l]!;
+  } else {
+    const { hostFill } = s;
+    hostStart = s.hostStart = s.hostStartBuf;
+    const hostKeys = (s.hostKeys = s.hostKeysBuf);
+    gain.fill(0, 0, h);
+    for (let r = 0; r < pairs; r++) gain[keyHosts[r]!]!++;
+    hostStart[0] = 0;
+    for (let l = 0; l < h; l++) {
+      hostStart[l + 1] = hostStart[l]! + gain[l]!;
+      hostFill[l] = hostStart[l]!;
+    }
+    for (let i = 0; i < n; i++)
+      for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) hostKeys[hostFill[keyHosts[r]!]!++] = i;
   }
-  for (let i = 0; i < n; i++)
-    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) hostKeys[hostFill[keyHosts[r]!]!++] = i;
 
   // ---- greedy (ties: tieBefore). A scan of the hosts per pick costs picks × H cheap steps, the
   // lazy heap about P log H dearer ones: the one likely cheaper runs (same result; measured, the
   // scan wins up to about H² ≈ 32 P).
   owner.fill(-1, 0, n);
+  s.count.fill(0, 0, n);
+  s.sole.fill(0, 0, n);
   const greedy = Math.min(h, n) * h <= 32 * pairs ? greedyScan(p, s) : greedyHeap(p, s);
 
-  let best = prune(greedy, s, n, cost);
+  let best = prune(greedy, s, cost);
   if (best.length > 2) {
     const improved = replacePairs(p, s, best);
-    if (improved !== best) best = prune(improved, s, n, cost, true);
+    if (improved !== best) best = prune(improved, s, cost);
   }
   // Greedy covers of one host are minimal: the first pick covers everything at the lowest cost.
   let exact = best.length <= 1;
@@ -201,22 +227,30 @@ export function solveCover(
     }
   }
 
-  // ---- assignment: each key goes to its cheapest chosen replica
-  for (const l of best) selected[l] = 1;
+  // ---- assignment: each key goes to its cheapest chosen replica (lowest rank among equals): the
+  // chosen hosts in that order, each taking the keys not taken yet.
   const assignment = owner; // the greedy's owners are no longer needed
-  for (let i = 0; i < n; i++) {
-    let pick = -1;
-    for (let r = keyStart[i]!; r < keyStart[i + 1]!; r++) {
-      const l = keyHosts[r]!;
-      if (
-        selected[l] === 1 &&
-        (pick < 0 || cost[l]! < cost[pick]! || (cost[l] === cost[pick] && rank[l]! < rank[pick]!))
-      )
-        pick = l;
+  assignment.fill(-1, 0, n);
+  const { order, hostKeys } = s;
+  const m = best.length;
+  for (let j = 0; j < m; j++) {
+    // insertion sort by (cost, rank): covers are short, and often already in order
+    const l = best[j]!;
+    let at = j;
+    for (; at > 0; at--) {
+      const o = order[at - 1]!;
+      if (cost[o]! < cost[l]! || (cost[o] === cost[l] && rank[o]! < rank[l]!)) break;
+      order[at] = o;
     }
-    assignment[i] = pick;
+    order[at] = l;
   }
-  for (const l of best) selected[l] = 0;
+  for (let j = 0; j < m; j++) {
+    const l = order[j]!;
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) {
+      const i = hostKeys[q]!;
+      if (assignment[i]! < 0) assignment[i] = l;
+    }
+  }
   return { hosts: best, assignment: assignment.subarray(0, n), exact };
 }
 
@@ -238,13 +272,18 @@ function tieBefore(
   return da > db || (da === db && rank[a]! < rank[b]!);
 }
 
-/** Marks the keys of `top` covered (by it) and lowers the gains of their other replicas. */
+/**
+ * Marks the keys of `top` covered (by it) and lowers the gains of their other replicas; counts
+ * `top` in `count` and `sole` of its keys (what {@link prune} and {@link replacePairs} read).
+ */
 function take(p: CompactProblem, s: CoverScratch, top: number): number {
   const { keyStart, keyHosts } = p;
-  const { gain, hostStart, hostKeys, owner } = s;
+  const { gain, hostStart, hostKeys, owner, count, sole } = s;
   let covered = 0;
   for (let q = hostStart[top]!; q < hostStart[top + 1]!; q++) {
     const i = hostKeys[q]!;
+    count[i]!++;
+    sole[i]! += top;
     if (owner[i]! >= 0) continue;
     owner[i] = top;
     covered++;
@@ -253,19 +292,43 @@ function take(p: CompactProblem, s: CoverScratch, top: number): number {
   return covered;
 }
 
-/** The greedy cover by scanning every host per pick. */
+/**
+ * The greedy cover by scanning the hosts per pick; hosts whose gain fell to 0 leave the scanned
+ * list as they are met. When every host costs the same, the order of equal gains
+ * ({@link tieBefore}: more keys, then the lower rank) is one number per host.
+ */
 function greedyScan(p: CompactProblem, s: CoverScratch): number[] {
   const { n, hostCount: h, cost, rank } = p;
-  const { gain, hostStart } = s;
+  const { gain, hostStart, tieKey } = s;
+  const active = s.heap; // unused by the scan's caller otherwise
+  let size = 0;
+  for (let l = 0; l < h; l++) if (gain[l]! > 0) active[size++] = l;
+  let uniform = n < 0x200000; // key counts times 2^32 stay exact in a double
+  for (let l = 1; l < h && uniform; l++) if (cost[l] !== cost[0]) uniform = false;
+  if (uniform)
+    for (let l = 0; l < h; l++)
+      tieKey[l] = (hostStart[l + 1]! - hostStart[l]!) * 4294967296 - rank[l]!;
   const greedy: number[] = [];
   for (let left = n; left > 0;) {
     let top = -1;
     let best = 0;
-    for (let l = 0; l < h; l++) {
+    let bestKey = 0;
+    for (let j = 0; j < size; ) {
+      const l = active[j]!;
       const g = gain[l]!;
-      if (g > best || (g === best && g > 0 && tieBefore(l, top, cost, hostStart, rank))) {
+      if (g === 0) {
+        active[j] = active[--size]!;
+        continue;
+      }
+      j++;
+      if (
+        g > best ||
+        (g === best &&
+          (uniform ? tieKey[l]! > bestKey : tieBefore(l, top, cost, hostStart, rank)))
+      ) {
         top = l;
         best = g;
+        bestKey = tieKey[l]!;
       }
     }
     greedy.push(top);
@@ -322,21 +385,13 @@ function greedyHeap(p: CompactProblem, s: CoverScratch): number[] {
   return greedy;
 }
 
-/** Drops hosts whose every key another chosen host serves: most expensive, latest picked first. */
-function prune(
-  greedy: number[],
-  s: CoverScratch,
-  n: number,
-  cost: Float64Array,
-  counted = false,
-): number[] {
-  const { hostStart, hostKeys, count } = s;
-  if (!counted) {
-    // count[i]: chosen hosts serving key i (left matching the result for the next step)
-    count.fill(0, 0, n);
-    for (const l of greedy)
-      for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) count[hostKeys[q]!]!++;
-  }
+/**
+ * Drops hosts whose every key another chosen host serves: most expensive, latest picked first.
+ * `count[i]` / `sole[i]` (the number / the sum of the chosen hosts serving key `i`) describe
+ * `greedy` on entry and the result on return.
+ */
+function prune(greedy: number[], s: CoverScratch, cost: Float64Array): number[] {
+  const { hostStart, hostKeys, count, sole } = s;
   const order = new Int32Array(greedy.length);
   let sameCost = true;
   for (let at = 0; at < order.length; at++) {
@@ -357,7 +412,11 @@ function prune(
     if (!redundant) continue;
     dropped[at] = 1;
     kept--;
-    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) count[hostKeys[q]!]!--;
+    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) {
+      const i = hostKeys[q]!;
+      count[i]!--;
+      sole[i]! -= l;
+    }
   }
   if (kept === greedy.length) return greedy;
   const result: number[] = [];
@@ -376,14 +435,10 @@ function prune(
 function replacePairs(p: CompactProblem, s: CoverScratch, cover: number[]): number[] {
   const { n, hostCount: h } = p;
   const { hostStart, hostKeys, count, sole, excl, tally, selected } = s;
-  // count[i] is left by prune for this cover.
-  sole.fill(0, 0, n);
+  // count[i] and sole[i] (the only chosen host of key i while count[i] is 1: the sum of its chosen
+  // hosts) are left by prune for this cover.
   excl.fill(0, 0, h);
-  for (const l of cover) {
-    selected[l] = 1;
-    // sole[i]: the only chosen host of key i while count[i] is 1 (the sum of its chosen hosts)
-    for (let q = hostStart[l]!; q < hostStart[l + 1]!; q++) sole[hostKeys[q]!]! += l;
-  }
+  for (const l of cover) selected[l] = 1;
   for (let i = 0; i < n; i++) if (count[i] === 1) excl[sole[i]!]!++;
   const add = (g: number): void => {
     selected[g] = 1;
