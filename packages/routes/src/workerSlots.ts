@@ -140,7 +140,7 @@ export class WorkerSlots {
     const env = this.env;
     const metrics = env.metrics;
     const tags = env.metricTags;
-    if (w.timed) metrics.histogram('route.task.duration', w.durationMs, tags);
+    if (w.timed && env.histograms) metrics.histogram('route.task.duration', w.durationMs, tags);
     if (w.failed) metrics.increment('route.task.failures', 1, tags);
     if (env.events.active) this.emitAttempt(task, w);
     return w;
