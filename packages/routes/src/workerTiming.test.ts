@@ -38,7 +38,7 @@ describe('worker timing', () => {
   it('a sink declaring recordsHistograms: false and no listener: no clock read per message, counters still counted', async () => {
     const clock = countingClock();
     const metrics = recordingMetrics(false);
-    const r = route({ translators: [(x: number) => x], target: (x: number) => x + 1 });
+    const r = route({ translators: [(x: unknown) => x as number], target: (x: number) => x + 1 });
     const runner = new Runner({ routes: [r], clock, metrics: metrics.sink });
     await runner.start();
     const before = clock.reads;
@@ -53,7 +53,7 @@ describe('worker timing', () => {
     const clock = countingClock();
     const metrics = recordingMetrics(); // not declared: histograms recorded
     const r = route({
-      target: (x: number) => {
+      target: (x: unknown) => {
         clock.t += 7;
         return x;
       },
@@ -73,7 +73,7 @@ describe('worker timing', () => {
     const clock = countingClock();
     const metrics = recordingMetrics(false);
     const r = route({
-      target: async (x: number) => {
+      target: async (x: unknown) => {
         clock.t += 5;
         await Promise.resolve();
         clock.t += 6;
