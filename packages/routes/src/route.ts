@@ -408,7 +408,9 @@ export class Route<
       delivery,
       attempt: retryCountOf(meta),
     }) as RouteWorker<In, Out, R>;
-    if (this.privateWorkers) worker.timed = false;
+    // untimed while nothing takes its timing (a listener may still come before it runs)
+    if (this.privateWorkers && !this.env.histograms && !this.env.events.active)
+      worker.timed = false;
     return worker;
   }
 

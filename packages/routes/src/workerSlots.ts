@@ -124,8 +124,8 @@ export class WorkerSlots {
     this.running++;
     metrics.increment('route.tasks', 1, tags);
     metrics.gauge('route.tasks.in_flight', this.running, tags);
-    // its start and duration are measured when a histogram or a listener takes them
-    if (!worker.timed && (env.histograms || env.events.active)) worker.timed = true;
+    // a listener that came while it waited for its slot takes its start and duration
+    if (!worker.timed && env.events.active) worker.timed = true;
     // a worker class that overrides `run()` is run through it; otherwise a synchronous target
     // finishes here without a promise
     const ran = worker.run === RouteWorker.prototype.run ? worker.runInline() : worker.run();
@@ -142,7 +142,8 @@ export class WorkerSlots {
     const tags = env.metricTags;
     if (w.timed && env.histograms) metrics.histogram('route.task.duration', w.durationMs, tags);
     if (w.failed) metrics.increment('route.task.failures', 1, tags);
-    if (env.events.active) this.emitAttempt(task, w);
+    // an attempt that began untimed, before the first listener came, is not reported (no timing)
+    if (env.events.active && w.timed) this.emitAttempt(task, w);
     return w;
   }
 

@@ -5,6 +5,7 @@ import type { Outcome } from './outcome.js';
 import { Route, route } from './route.js';
 import type { RouteWorker } from './routeWorker.js';
 import { Runner } from './runner.js';
+import { deferred } from './test/helpers.js';
 
 /** A clock that counts its reads; the target moves it forward by `step` ms. */
 function countingClock(): Clock & { reads: number; t: number } {
@@ -91,6 +92,37 @@ describe('worker timing', () => {
     await r.startRoute(null, 1);
     expect(attempts).toEqual([{ at: start, durationMs: 11 }]);
     expect(metrics.named('route.task.duration')).toEqual([]);
+    await runner.stop();
+  });
+
+  it('a listener that comes while a message waits for its slot gets it timed; the one already running untimed reports no attempt', async () => {
+    const clock = countingClock();
+    const metrics = recordingMetrics(false);
+    const gate = deferred();
+    const r = route({
+      target: async (x: unknown) => {
+        if (x === 'first') await gate.promise;
+        clock.t += 4;
+        return x;
+      },
+    });
+    const runner = new Runner({ routes: [r], clock, metrics: metrics.sink, maxWorkers: 1 });
+    await runner.start();
+    const first = r.startRoute(1, 'first');
+    const second = r.startRoute(2, 'second'); // waits for the only slot, untimed so far
+    const events: Array<[string, unknown, number?]> = [];
+    r.onEvent(e => {
+      if (e.type === 'attempt') events.push([e.type, e.entryId, e.durationMs]);
+      if (e.type === 'outcome') events.push([e.type, e.entryId]);
+    });
+    gate.resolve();
+    await Promise.all([first, second]);
+    // the first ran untimed: its outcome is reported, no attempt with a made-up timing
+    expect(events).toEqual([
+      ['outcome', 1],
+      ['attempt', 2, 4],
+      ['outcome', 2],
+    ]);
     await runner.stop();
   });
 
