@@ -8,6 +8,10 @@
 //   flock /tmp/bench.lock node bench/overhead.mjs            full run
 //   flock /tmp/bench.lock node bench/overhead.mjs --quick    short dev run
 //   node bench/overhead.mjs --quick --only=in-process         only some parts (in-process, http, bullmq)
+//   node bench/overhead.mjs --quick --only=in-process --base=.bench-base --rounds=7
+//     --base=DIR: an older build's dist/ as extra in-process A/B rows, interleaved with this build's
+//     in the same rounds (`cp -r dist .bench-base` before changing the code). --rounds=N overrides
+//     the in-process rounds.
 // Needs `pnpm build` first. BullMQ rows use REDIS_URL; unset, the bench starts a redis-server of its
 // own on a free loopback port (stopped at the end), or skips those rows (saying why) when none is on
 // the PATH. An unreachable Redis skips them within REDIS_CONNECT_MS; a BullMQ case that stalls is
@@ -15,7 +19,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, request, Agent } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
 const self = fileURLToPath(import.meta.url);
@@ -30,11 +35,17 @@ const ONLY = (
   if (PARTS.includes(p)) return true;
   throw new Error(`--only: expected some of ${PARTS.join(', ')}, got ${p}`);
 });
+const option = name => args.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+/** `--base=DIR`: an older build's dist/ (A/B rows); a child gets it as an absolute file URL. */
+const BASE = option('base');
+const BASE_URL = BASE && pathToFileURL(resolve(BASE, 'index.js')).href;
 const REDIS_URL = process.env.REDIS_URL; // the orchestrator sets it for the BullMQ children
 const REDIS_CONNECT_MS = 3_000;
 const BULLMQ_CASE_MS = QUICK ? 60_000 : 180_000;
 const CALLS = QUICK ? 100_000 : 300_000;
-const ROUNDS = QUICK ? 3 : 7;
+const ROUNDS = Number(option('rounds') ?? (QUICK ? 3 : 7));
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
+  throw new Error(`--rounds: expected a positive integer, got ${option('rounds')}`);
 const HTTP_CONCURRENCY = 32;
 const HTTP_MS = QUICK ? 1_000 : 2_000;
 const HTTP_ROUNDS = QUICK ? 1 : 5;
@@ -44,8 +55,12 @@ const JOB_CONCURRENCY = 16;
 /** DESIGN §5: in-process route dispatch overhead per message. */
 const TARGET_NS = 500;
 
-/** A metrics sink that does the minimum a real one does: keep counters. */
-function countingMetrics() {
+/**
+ * A metrics sink that does the minimum a real one does: keep counters. It records no histograms
+ * and says so (`recordsHistograms: false`, which lets a route skip timing its workers) unless
+ * `declared` is false.
+ */
+function countingMetrics(declared = true) {
   const counters = new Map();
   return {
     increment(name, value = 1) {
@@ -53,10 +68,22 @@ function countingMetrics() {
     },
     gauge() {},
     histogram() {},
+    ...(declared && { recordsHistograms: false }),
   };
 }
 
 // ---- 1. in-process -------------------------------------------------------------------------
+
+/** A route with the counting sink (or `metrics`) from the build at `dist` (this one, or --base). */
+async function routeCase(dist, metrics = countingMetrics()) {
+  const { route, Runner } = await import(dist);
+  const r = route({ translators: [x => x], target: x => x + 1 });
+  const runner = new Runner({ routes: [r], metrics });
+  await runner.start();
+  return { run: x => r.startRoute(null, x), close: () => runner.stop() };
+}
+
+const perf = globalThis.performance;
 
 const inProcess = {
   async bare() {
@@ -64,21 +91,53 @@ const inProcess = {
     const fn = async x => translate(x) + 1;
     return { run: fn };
   },
-  async route() {
-    const { route, Runner } = await import('../dist/index.js');
-    const r = route({ translators: [x => x], target: x => x + 1 });
-    const runner = new Runner({ routes: [r], metrics: countingMetrics() });
-    await runner.start();
-    return { run: x => r.startRoute(null, x), close: () => runner.stop() };
+  async 'floor: bare + counters + outcome'() {
+    // The least a route does per message beyond the bare call: count the task (one counter, the
+    // in-flight gauge up and down) and resolve with an outcome object of its own.
+    const metrics = countingMetrics();
+    const tags = Object.freeze({ context: 'default', route: 'bench' });
+    const translate = x => x;
+    let running = 0;
+    const fn = async x => {
+      metrics.increment('route.tasks', 1, tags);
+      metrics.gauge('route.tasks.in_flight', ++running, tags);
+      const value = translate(x) + 1;
+      metrics.gauge('route.tasks.in_flight', --running, tags);
+      return { kind: 'success', value, attempts: 1 };
+    };
+    return { run: fn };
   },
+  async 'floor + 2 clock reads'() {
+    // the same, timing the call (what a duration histogram or an attempt listener needs)
+    const metrics = countingMetrics();
+    const tags = Object.freeze({ context: 'default', route: 'bench' });
+    const translate = x => x;
+    let running = 0;
+    const fn = async x => {
+      const startedAt = perf.now();
+      metrics.increment('route.tasks', 1, tags);
+      metrics.gauge('route.tasks.in_flight', ++running, tags);
+      const value = translate(x) + 1;
+      metrics.gauge('route.tasks.in_flight', --running, tags);
+      metrics.histogram('route.task.duration', perf.now() - startedAt, tags);
+      return { kind: 'success', value, attempts: 1 };
+    };
+    return { run: fn };
+  },
+  route: () => routeCase('../dist/index.js'),
+  'route, sink without recordsHistograms': () =>
+    routeCase('../dist/index.js', countingMetrics(false)),
   async 'route + memoryMetrics'() {
-    const { route, Runner } = await import('../dist/index.js');
     const { memoryMetrics } = await import('@x/resilience');
-    const r = route({ translators: [x => x], target: x => x + 1 });
-    const runner = new Runner({ routes: [r], metrics: memoryMetrics() });
-    await runner.start();
-    return { run: x => r.startRoute(null, x), close: () => runner.stop() };
+    return routeCase('../dist/index.js', memoryMetrics());
   },
+  ...(BASE_URL && {
+    'base: route': () => routeCase(BASE_URL),
+    async 'base: route + memoryMetrics'() {
+      const { memoryMetrics } = await import('@x/resilience');
+      return routeCase(BASE_URL, memoryMetrics());
+    },
+  }),
 };
 
 async function measureInProcess(name) {
@@ -455,12 +514,23 @@ const child = (childArgs, timeoutMs) => {
 
 const has = part => ONLY.includes(part);
 let inproc;
+let inprocRange;
 let queueNs;
 if (has('in-process')) {
   const ns = {};
+  // rounds interleave the cases (and the --base build's): drift on a shared machine hits all alike
+  const caseArgs = name => ['--case', name, ...(BASE ? [`--base=${BASE}`] : [])];
   for (let round = 0; round < ROUNDS; round++)
-    for (const name of Object.keys(inProcess)) (ns[name] ??= []).push(child(['--case', name]).ns);
+    for (const name of Object.keys(inProcess))
+      (ns[name] ??= []).push(child(caseArgs(name)).ns);
   inproc = Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, median(v)]));
+  // overhead over bare per round (same round, so drift between rounds cancels), then its range
+  inprocRange = Object.fromEntries(
+    Object.entries(ns).map(([k, v]) => {
+      const over = v.map((x, i) => x - ns.bare[i]);
+      return [k, { median: median(over), min: Math.min(...over), max: Math.max(...over) }];
+    }),
+  );
   queueNs = median(Array.from({ length: QUICK ? 1 : 3 }, () => child(['--queue']).ns));
 }
 
@@ -515,14 +585,34 @@ console.log(
 console.log('| case | figure | baseline | @x/routes | ratio | target |');
 console.log('|---|---|---:|---:|---|---|');
 if (inproc) {
-  const overhead = inproc.route - inproc.bare;
-  const overheadMem = inproc['route + memoryMetrics'] - inproc.bare;
+  const over = name => inprocRange[name];
+  const range = name =>
+    ROUNDS > 1 ? ` (${fmt(over(name).min)} to ${fmt(over(name).max)} over ${ROUNDS} rounds)` : '';
+  const signed = x => (x < 0 ? '' : '+') + fmt(x);
+  const overhead = over('route').median;
   console.log(
-    `| in-process route (translator, worker, counting metrics) vs bare awaited call | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc.route)} | +${fmt(overhead)} ns/message | <= ${fmt(TARGET_NS)} ns (DESIGN §5): ${verdict(overhead <= TARGET_NS)} |`,
+    `| in-process route (translator, worker, counting metrics) vs bare awaited call | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc.route)} | ${signed(overhead)} ns/message${range('route')} | <= ${fmt(TARGET_NS)} ns (DESIGN §5): ${verdict(overhead <= TARGET_NS)} |`,
   );
   console.log(
-    `| same, with memoryMetrics (histograms) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc['route + memoryMetrics'])} | +${fmt(overheadMem)} ns/message | (information) |`,
+    `| same, with memoryMetrics (histograms) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc['route + memoryMetrics'])} | ${signed(over('route + memoryMetrics').median)} ns/message${range('route + memoryMetrics')} | (information) |`,
   );
+  console.log(
+    `| same, counting sink that does not declare \`recordsHistograms: false\` (workers timed) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc['route, sink without recordsHistograms'])} | ${signed(over('route, sink without recordsHistograms').median)} ns/message${range('route, sink without recordsHistograms')} | (information) |`,
+  );
+  for (const [floor, what] of [
+    ['floor: bare + counters + outcome', 'no route: the least its work per message costs'],
+    ['floor + 2 clock reads', 'the same, timed'],
+  ])
+    console.log(
+      `| ${floor} (${what}) | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc[floor])} | ${signed(over(floor).median)} ns/message${range(floor)} | (information) |`,
+    );
+  for (const name of ['base: route', 'base: route + memoryMetrics'].filter(n => n in inproc)) {
+    const ours = name.replace('base: ', '');
+    const delta = () => inproc[ours] - inproc[name];
+    console.log(
+      `| A/B: ${name.slice(6)} with the build in ${BASE} | CPU ns/message | ${fmt(inproc.bare)} | ${fmt(inproc[name])} | ${signed(over(name).median)} ns/message${range(name)} | this build ${signed(delta())} ns/message |`,
+    );
+  }
   console.log(
     `| memory queue publish → settled (route as above) | CPU ns/message | — | ${fmt(queueNs)} | ${fmt(1e9 / queueNs)} messages/s per core | (information) |`,
   );

@@ -102,6 +102,11 @@ export class Route<
   /** `runWorker` / `spawnWorker` are not overridden: a message may take the inline path. */
   private readonly inlineRunWorker: boolean;
   private readonly inlineSpawnWorker: boolean;
+  /**
+   * Its workers reach no code but its own (default worker class and steps, no callbacks, no
+   * backoff): their timings need not be measured unless a histogram or a listener takes them.
+   */
+  private readonly privateWorkers: boolean;
 
   /** Subscribes to attempts, retries, callbacks and outcomes. */
   readonly onEvent: Listen<RouteEvent>;
@@ -137,6 +142,14 @@ export class Route<
     this.retries = checked.backoff && new RouteRetries(this.env, checked.backoff);
     this.inlineRunWorker = this.runWorker === Route.prototype.runWorker;
     this.inlineSpawnWorker = this.spawnWorker === Route.prototype.spawnWorker;
+    this.privateWorkers =
+      this.inlineRunWorker &&
+      this.inlineSpawnWorker &&
+      checked.workerClass === RouteWorker &&
+      checked.backoff === undefined &&
+      checked.callbacks === undefined &&
+      this.getWorkerInstance === Route.prototype.getWorkerInstance &&
+      this.handleFinishedWorker === Route.prototype.handleFinishedWorker;
     for (const ep of this.entrypoints) ep.bind(this);
   }
 
@@ -389,12 +402,16 @@ export class Route<
     meta: Meta,
     delivery: Delivery,
   ): RouteWorker<In, Out, R> | Promise<RouteWorker<In, Out, R>> {
-    return new this.workerClass(this, {
+    const worker = new this.workerClass(this, {
       args,
       meta,
       delivery,
       attempt: retryCountOf(meta),
     }) as RouteWorker<In, Out, R>;
+    // untimed while nothing takes its timing (a listener may still come before it runs)
+    if (this.privateWorkers && !this.env.histograms && !this.env.events.active)
+      worker.timed = false;
+    return worker;
   }
 
   /**

@@ -42,6 +42,8 @@ export class RouteEnv {
   /** Per-attempt deadline (set when bound: it needs the clock). */
   timeoutPolicy: TimeoutPolicy | undefined = undefined;
   callbackTimeoutPolicy: TimeoutPolicy | undefined = undefined;
+  /** False when the metrics sink declares it discards histograms (`recordsHistograms: false`). */
+  histograms = true;
   private ctx: RunnerContext<any> | undefined = undefined;
   private envClock: Clock | undefined = undefined;
   private envMetrics: Metrics | undefined = undefined;
@@ -99,6 +101,7 @@ export class RouteEnv {
     const clock = (this.envClock = overrides.clock ?? context.clock);
     const metrics = (this.envMetrics = overrides.metrics ?? context.metrics);
     const logger = (this.envLogger = overrides.logger ?? context.logger);
+    this.histograms = metrics.recordsHistograms !== false;
     this.timeoutPolicy =
       timeoutMs === undefined ? undefined : timeout(timeoutMs, { clock, scope: 'attempt' });
     this.callbackTimeoutPolicy =

@@ -124,6 +124,8 @@ export class WorkerSlots {
     this.running++;
     metrics.increment('route.tasks', 1, tags);
     metrics.gauge('route.tasks.in_flight', this.running, tags);
+    // a listener that came while it waited for its slot takes its start and duration
+    if (!worker.timed && env.events.active) worker.timed = true;
     // a worker class that overrides `run()` is run through it; otherwise a synchronous target
     // finishes here without a promise
     const ran = worker.run === RouteWorker.prototype.run ? worker.runInline() : worker.run();
@@ -138,9 +140,10 @@ export class WorkerSlots {
     const env = this.env;
     const metrics = env.metrics;
     const tags = env.metricTags;
-    metrics.histogram('route.task.duration', w.durationMs, tags);
+    if (w.timed && env.histograms) metrics.histogram('route.task.duration', w.durationMs, tags);
     if (w.failed) metrics.increment('route.task.failures', 1, tags);
-    if (env.events.active) this.emitAttempt(task, w);
+    // an attempt that began untimed, before the first listener came, is not reported (no timing)
+    if (env.events.active && w.timed) this.emitAttempt(task, w);
     return w;
   }
 

@@ -13,6 +13,12 @@ export interface Metrics {
   histogram(name: string, value: number, tags?: Tags): void;
   /** Sets a gauge to `value`. */
   gauge(name: string, value: number, tags?: Tags): void;
+  /**
+   * `false` declares that {@link histogram} discards every observation (a counters-only sink): a
+   * caller may then skip measuring what only a histogram would get, such as a duration's clock
+   * reads. Absent or `true`: histograms are recorded.
+   */
+  readonly recordsHistograms?: boolean;
 }
 
 /** Metrics that go nowhere (the default). */
@@ -20,4 +26,5 @@ export const noopMetrics: Metrics = {
   increment() {},
   histogram() {},
   gauge() {},
+  recordsHistograms: false,
 };

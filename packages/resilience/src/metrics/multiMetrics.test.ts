@@ -40,4 +40,12 @@ describe('multiMetrics', () => {
     expect(() => multiMetrics().increment('a')).not.toThrow();
     expect(() => multiMetrics({} as never)).toThrow(TypeError);
   });
+
+  it('records histograms unless no sink does (recordsHistograms)', () => {
+    const counters: Metrics = { ...noopMetrics, recordsHistograms: false };
+    expect(noopMetrics.recordsHistograms).toBe(false);
+    expect(multiMetrics(counters, noopMetrics).recordsHistograms).toBe(false);
+    expect(multiMetrics(counters, memoryMetrics()).recordsHistograms).toBe(true);
+    expect(multiMetrics().recordsHistograms).toBe(false);
+  });
 });

@@ -2,7 +2,8 @@ import type { Metrics, Tags } from './metrics.js';
 
 /**
  * Sends every observation to each of `sinks`, in order. A sink that throws does not stop the
- * others: the first error is rethrown once all have been called. With one sink, returns it.
+ * others: the first error is rethrown once all have been called. With one sink, returns it. It
+ * records histograms unless no sink does (`recordsHistograms`).
  * Throws `TypeError` when a sink is not a {@link Metrics}.
  */
 export function multiMetrics(...sinks: Metrics[]): Metrics {
@@ -19,7 +20,7 @@ export function multiMetrics(...sinks: Metrics[]): Metrics {
   }
   if (sinks.length === 1) return sinks[0]!;
   const all = [...sinks];
-  const fanOut = (method: keyof Metrics) => (name: string, value: number, tags?: Tags) => {
+  const fanOut = (method: 'increment' | 'histogram' | 'gauge') => (name: string, value: number, tags?: Tags) => {
     let failed = false;
     let error: unknown;
     for (let i = 0; i < all.length; i++) {
@@ -38,5 +39,6 @@ export function multiMetrics(...sinks: Metrics[]): Metrics {
     increment: fanOut('increment'),
     histogram: fanOut('histogram'),
     gauge: fanOut('gauge'),
+    recordsHistograms: all.some(sink => sink.recordsHistograms !== false),
   };
 }
