@@ -449,7 +449,7 @@ export class Worker<Api = UntypedApi> {
     if (this.slots.tryAcquire()) {
       this.register(key, execution);
       if (request.ack) this.ack(request);
-      this.run(execution);
+      this.run(execution, now);
     } else if (this.slots.queued < this.queueLimit) {
       this.register(key, execution);
       if (request.ack) this.ack(request);
@@ -505,6 +505,7 @@ export class Worker<Api = UntypedApi> {
   }
 
   private register(key: string, execution: Execution): void {
+    execution.key = key;
     this.byId.set(key, execution);
     if (execution.dedupeKey !== undefined) this.dedupe!.set(execution.dedupeKey, execution, true);
   }
@@ -535,10 +536,10 @@ export class Worker<Api = UntypedApi> {
     return undefined;
   }
 
-  /** Runs the handler of an execution that holds a slot. */
-  private run(execution: Execution): void {
+  /** Runs the handler of an execution that holds a slot (`now`: the clock's time, when just read). */
+  private run(execution: Execution, now: number = this.clock.now()): void {
     execution.started = true;
-    execution.startedAt = this.clock.now();
+    execution.startedAt = now;
     const first = execution.requests[0]!;
     const { fn, self } = execution.handler!;
     if (isAsynchronous(fn)) this.ackAll(execution);
@@ -649,7 +650,8 @@ export class Worker<Api = UntypedApi> {
     if (!outcome.ok && outcome.error?.code === 'INTERNAL')
       this.logger.warn({ err: outcome.cause, method: execution.method }, 'handler failed');
     for (const request of execution.requests) {
-      const key = idKey(request.id);
+      const key =
+        request === execution.first && execution.key !== '' ? execution.key : idKey(request.id);
       if (this.byId.get(key) === execution) this.byId.delete(key);
     }
     if (execution.dedupeKey !== undefined) {
@@ -664,7 +666,7 @@ export class Worker<Api = UntypedApi> {
       else this.dedupe!.set(execution.dedupeKey, outcome);
     }
     const requests = execution.requests;
-    execution.requests = [];
+    execution.requests = NO_REQUESTS;
     for (const request of requests) {
       if (request.toto && execution.acked) continue; // toto's @asynchronous methods answer with the ACK only
       this.wire.reply(request, outcome, this.credit);
@@ -723,6 +725,9 @@ export class Worker<Api = UntypedApi> {
     this.wire.replyError(request, error, this.credit);
   }
 }
+
+/** The requests of a finished execution (frozen: nothing joins it any more). */
+const NO_REQUESTS = Object.freeze([]) as unknown as IncomingRequest[];
 
 function int(value: number, min: number, name: string): number {
   if (!(Number.isInteger(value) && value >= min))

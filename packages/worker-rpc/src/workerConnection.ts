@@ -58,6 +58,8 @@ import type {
 import { zmqTransport } from './zmqTransport.js';
 
 const NO_SIGNALS: readonly AbortSignal[] = [];
+/** The options of a call made without any (shared: no allocation per call). */
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 /** What `invoke` resolved about a call before its body is ready (compression may be asynchronous). */
 interface CallPlan {
@@ -311,7 +313,7 @@ export class WorkerConnection<Api = UntypedApi> {
     method: M,
     ...args: InvokeArgs<Api, M, CallOptions>
   ): Promise<ResultOf<Api, M>>;
-  invoke(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
+  invoke(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (typeof method !== 'string' || method.length === 0 || method.length > 1024) {
@@ -355,7 +357,7 @@ export class WorkerConnection<Api = UntypedApi> {
       );
     }
     const key = options.idempotencyKey ?? '';
-    if (typeof key !== 'string' || Buffer.byteLength(key) > 255)
+    if (typeof key !== 'string' || (key !== '' && Buffer.byteLength(key) > 255))
       return Promise.reject(
         new WorkerRpcError(
           'INVALID_ARGUMENT',
@@ -495,7 +497,7 @@ export class WorkerConnection<Api = UntypedApi> {
       this.runAttempts(call);
     } else {
       if (plan.idempotent) this.policy.budget?.deposit();
-      this.dispatch(call, this.directSink);
+      this.dispatch(call, this.directSink, undefined, startedAt);
     }
     return promise;
   }
@@ -547,7 +549,12 @@ export class WorkerConnection<Api = UntypedApi> {
   }
 
   /** Picks an endpoint and sends the next attempt, or queues the call. */
-  private dispatch(call: OutgoingCall, sink: AttemptSink, attemptNumber?: number): void {
+  private dispatch(
+    call: OutgoingCall,
+    sink: AttemptSink,
+    attemptNumber?: number,
+    now?: number,
+  ): void {
     if (call.done) return;
     if (call.waiting) {
       // a hedge while the call still waits for an endpoint: nothing to hedge to
@@ -559,7 +566,7 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     if (attemptNumber !== undefined) call.attempt = attemptNumber;
     const endpoint = this.sent < this.maxInFlight ? this.endpointsByAddress.pick(call) : undefined;
-    if (endpoint !== undefined) return this.send(call, endpoint, sink);
+    if (endpoint !== undefined) return this.send(call, endpoint, sink, now);
     if (
       this.endpointsByAddress.upCount === 0 &&
       !this.endpointsByAddress.hasConnecting() &&
@@ -588,8 +595,14 @@ export class WorkerConnection<Api = UntypedApi> {
     this.queue.add(call, sink);
   }
 
-  private send(call: OutgoingCall, endpoint: EndpointHandle, sink: AttemptSink): void {
-    const attempt = new Attempt(call, endpoint, call.attempt, this.clock.now(), sink);
+  /** Sends an attempt now; `now` is the clock's time when the caller just read it. */
+  private send(
+    call: OutgoingCall,
+    endpoint: EndpointHandle,
+    sink: AttemptSink,
+    now: number = this.clock.now(),
+  ): void {
+    const attempt = new Attempt(call, endpoint, call.attempt, now, sink);
     call.attempts.push(attempt);
     if (endpoint.credit !== Infinity) endpoint.credit--;
     this.sent++;
@@ -686,9 +699,10 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     const endpoint = attempt.endpoint;
     this.sent--;
-    const durationMs = Math.max(0, this.clock.now() - attempt.startedAt);
+    const now = this.clock.now();
+    const durationMs = Math.max(0, now - attempt.startedAt);
     this.balancer.end(endpoint, { ok, durationMs });
-    if (ok) endpoint.latency.record(durationMs);
+    if (ok) endpoint.latency.record(durationMs, now);
     endpoint.wakeDrains();
   }
 

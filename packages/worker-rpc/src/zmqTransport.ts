@@ -5,7 +5,7 @@ import { RequestHeaderEncoder } from './internal/headerCache.js';
 import { idToUuid, uuidToId } from './internal/ids.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
 import { receiveLoop } from './internal/receiveLoop.js';
-import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
+import { BATCH_ALLOWANCE_BYTES, SendQueue, readPairs } from './internal/sendQueue.js';
 import { FLAG_COMPRESSED, Kind, decodeHeader, encodeHeader, type KindValue } from './protocol.js';
 import type {
   Channel,
@@ -252,9 +252,12 @@ class ZmqChannel implements Channel {
       });
       return;
     }
-    const pairs = splitPairs(frames.slice(1));
-    if (!pairs) return;
-    for (const [first, body] of pairs) {
+    const headers: Buffer[] = [];
+    const bodies: (Buffer | undefined)[] = [];
+    if (!readPairs(frames, headers, bodies, 1)) return;
+    for (let i = 0; i < headers.length; i++) {
+      const first = headers[i]!;
+      const body = bodies[i];
       let header;
       try {
         header = decodeHeader(first);

@@ -30,6 +30,9 @@ export class Execution {
   startedAt = 0;
   /** The `server` span of this handled call, when traced. */
   span: TraceSpan | undefined;
+  /** `idKey` of the first request's id (computed once, when registered). */
+  key = '';
+  readonly first: IncomingRequest;
 
   constructor(
     first: IncomingRequest,
@@ -40,6 +43,7 @@ export class Execution {
     readonly dedupeKey: string | undefined,
     readonly receivedAt: number,
   ) {
+    this.first = first;
     this.requests = [first];
   }
 }
