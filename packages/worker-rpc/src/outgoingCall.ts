@@ -1,7 +1,11 @@
 import type { Clock, TimerEntry, TimerHandle, TraceSpan } from '@x/resilience';
 import type { EndpointHandle } from './endpointHandle.js';
 import type { WorkerRpcError } from './errors.js';
+import type { IdSource } from './internal/ids.js';
 import type { OutgoingRequest } from './transport.js';
+
+/** The attempts of a call not sent yet (frozen: the first send replaces it). */
+const NO_ATTEMPTS = Object.freeze([]) as unknown as Attempt[];
 
 /** Where the outcome of one attempt goes: the call itself, or the attempt's retry/hedge policy. */
 export interface AttemptSink {
@@ -43,7 +47,8 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
   expire: ((call: OutgoingCall) => void) | undefined = undefined;
   /** Attempt number of the next (or queued) send: 0 first, then retries and hedges. */
   attempt = 0;
-  attempts: Attempt[] = [];
+  /** Every attempt sent, in order (a shared empty array until the first one). */
+  attempts: Attempt[] = NO_ATTEMPTS;
   /** Waiting in the admission queue for an endpoint with credit. */
   waiting = false;
   /** Waits for an endpoint while none is up or connecting (`waitForReady`) instead of failing. */
@@ -58,10 +63,14 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
   /** The call's `client` span, when traced (see `rpcTracers.ts`). */
   span: TraceSpan | undefined;
 
+  /** The id's bytes once something asked for them (see {@link id}). */
+  private idBytes: Buffer | undefined = undefined;
+
   constructor(
     private readonly clock: Clock,
     readonly seq: number,
-    readonly id: Buffer,
+    /** Where the id comes from (`seq` under the connection's nonce). */
+    private readonly ids: IdSource,
     readonly method: string,
     readonly idempotent: boolean,
     readonly key: string,
@@ -80,6 +89,17 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
     readonly timeoutMs: number,
   ) {
     this.at = deadline;
+  }
+
+  /** The 16-byte request id, made on first use (the ZeroMQ transport writes it with {@link writeId}). */
+  get id(): Buffer {
+    return (this.idBytes ??= this.ids.idOf(this.seq));
+  }
+
+  /** Writes the id into `target` at `offset` without allocating it. */
+  writeId(target: Uint8Array, offset: number): void {
+    if (this.idBytes !== undefined) target.set(this.idBytes, offset);
+    else this.ids.writeId(this.seq, target, offset);
   }
 
   /** TimerEntry: the deadline passed. */

@@ -454,7 +454,7 @@ export class WorkerConnection<Api = UntypedApi> {
     const call = new OutgoingCall(
       this.clock,
       seq,
-      this.ids.idOf(seq),
+      this.ids,
       method,
       plan.idempotent,
       plan.key,
@@ -603,7 +603,8 @@ export class WorkerConnection<Api = UntypedApi> {
     now: number = this.clock.now(),
   ): void {
     const attempt = new Attempt(call, endpoint, call.attempt, now, sink);
-    call.attempts.push(attempt);
+    if (call.attempts.length === 0) call.attempts = [attempt];
+    else call.attempts.push(attempt);
     if (endpoint.credit !== Infinity) endpoint.credit--;
     this.sent++;
     this.balancer.start(endpoint);

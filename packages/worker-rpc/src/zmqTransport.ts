@@ -95,7 +95,8 @@ type Frames = (Uint8Array | string)[];
 
 class ZmqChannel implements Channel {
   private socket: InstanceType<Zmq['Dealer']> | undefined;
-  private readonly queue: SendQueue<Uint8Array>;
+  /** Tagged with the request of each message, to fail it when its send fails. */
+  private readonly queue: SendQueue<OutgoingRequest>;
   private readonly ready: Promise<void>;
   private loadError: WorkerRpcError | undefined;
   private closed = false;
@@ -114,16 +115,16 @@ class ZmqChannel implements Channel {
       send: (frames: Frames) =>
         this.socket ? this.socket.send(frames) : this.ready.then(() => this.socket!.send(frames)),
     };
-    this.queue = new SendQueue<Uint8Array>(
+    this.queue = new SendQueue<OutgoingRequest>(
       writer,
       options.sendQueue ?? 10_000,
-      (error, ids) => {
+      (error, requests) => {
         if (this.closed) return;
-        for (const id of ids) {
-          if (id !== undefined)
+        for (const request of requests) {
+          if (request !== undefined)
             this.events.fail(
               this,
-              id,
+              request.id,
               new WorkerRpcError(
                 'UNAVAILABLE',
                 `send to ${address} failed: ${(error as Error).message}`,
@@ -296,7 +297,7 @@ class ZmqChannel implements Channel {
       return new WorkerRpcError('CLOSED', 'channel closed', { endpoint: this.address });
     let queued: boolean;
     if (this.toto) {
-      queued = this.queue.push([EMPTY, idToUuid(request.id), request.body], request.id);
+      queued = this.queue.push([EMPTY, idToUuid(request.id), request.body], request);
     } else {
       let header: Buffer;
       try {
@@ -308,7 +309,7 @@ class ZmqChannel implements Channel {
         NO_ROUTING,
         header,
         request.body.byteLength > 0 ? request.body : undefined,
-        request.id,
+        request,
       );
     }
     if (!queued) {

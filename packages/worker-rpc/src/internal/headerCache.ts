@@ -68,7 +68,8 @@ export class RequestHeaderEncoder {
     template.copy(header);
     header[2] = flags;
     header[3] = attempt > 255 ? 255 : attempt;
-    header.set(request.id, 4);
+    if (request.writeId !== undefined) request.writeId(header, 4);
+    else header.set(request.id, 4);
     header.writeInt32LE(budgetMs < 0 ? -1 : Math.min(MAX_BUDGET_MS, Math.ceil(budgetMs)), 20);
     return header;
   }
