@@ -79,8 +79,8 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
     readonly codec: string,
     readonly contentType: string,
     readonly encoding: string,
-    readonly compressed: boolean,
-    readonly body: Uint8Array,
+    compressed: boolean,
+    body: Uint8Array,
     readonly deadline: number,
     readonly startedAt: number,
     readonly maxAttempts: number,
@@ -89,6 +89,22 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
     readonly timeoutMs: number,
   ) {
     this.at = deadline;
+    this.compressed = compressed;
+    this.body = body;
+  }
+
+  /** The clock's time while the connection hands an attempt to its channel: saves a clock read. */
+  sendingAt: number | undefined = undefined;
+  /** Whether `body` is compressed (set once, before the first send). */
+  compressed: boolean;
+  /** Encoded (and maybe compressed) params (set once, before the first send). */
+  body: Uint8Array;
+
+  /** The call with its body compressed (`invoke` compresses after making the call). */
+  compressedAs(body: Uint8Array): this {
+    this.body = body;
+    this.compressed = true;
+    return this;
   }
 
   /** The 16-byte request id, made on first use (the ZeroMQ transport writes it with {@link writeId}). */
@@ -109,7 +125,9 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
 
   /** Milliseconds left (the wrpc/1 budget sent with each attempt); -1 when there is no deadline. */
   budgetMs(): number {
-    return this.deadline === Infinity ? -1 : Math.max(0, this.deadline - this.clock.now());
+    if (this.deadline === Infinity) return -1;
+    const now = this.sendingAt ?? this.clock.now();
+    return Math.max(0, this.deadline - now);
   }
 
   /** The request as seen for attempt `n` (CANCEL carries the attempt it cancels). */

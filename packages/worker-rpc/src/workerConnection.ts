@@ -61,21 +61,6 @@ const NO_SIGNALS: readonly AbortSignal[] = [];
 /** The options of a call made without any (shared: no allocation per call). */
 const NO_OPTIONS: CallOptions = Object.freeze({});
 
-/** What `invoke` resolved about a call before its body is ready (compression may be asynchronous). */
-interface CallPlan {
-  readonly method: string;
-  readonly idempotent: boolean;
-  readonly key: string;
-  readonly meta: Readonly<Record<string, string>> | undefined;
-  readonly ack: boolean;
-  readonly deadline: number;
-  readonly startedAt: number;
-  readonly maxAttempts: number;
-  readonly signals: readonly AbortSignal[];
-  readonly timeoutMs: number;
-  readonly waitForReady: boolean;
-}
-
 /**
  * A connection to one or more remote workers (toto's `WorkerConnection`, `ZMQWorkerConnection` and
  * `HTTPWorkerConnection`). Calls go through `invoke` or the typed `proxy`; endpoints are managed
@@ -389,19 +374,28 @@ export class WorkerConnection<Api = UntypedApi> {
       options.maxAttempts === undefined
         ? this.policy.maxAttempts
         : Math.min(MAX_ATTEMPTS, Math.max(1, Math.floor(options.maxAttempts)));
-    const plan: CallPlan = {
+    // The call is its own plan: made before its body is final (compression may be asynchronous).
+    const call = new OutgoingCall(
+      this.clock,
+      this.ids.nextSeq(),
+      this.ids,
       method,
       idempotent,
       key,
       meta,
-      ack: options.ack === 'delivery',
+      options.ack === 'delivery',
+      this.codec.name,
+      this.contentType,
+      this.compressor ? this.compressor.name : '',
+      false,
+      body,
       deadline,
-      startedAt: now,
-      maxAttempts: idempotent ? maxAttempts : 1,
+      now,
+      idempotent ? maxAttempts : 1,
       signals,
       timeoutMs,
-      waitForReady: options.waitForReady ?? this.waitForReady,
-    };
+    );
+    call.waitForReady = options.waitForReady ?? this.waitForReady;
     const compressor = this.compressor;
     if (compressor && body.byteLength >= this.thresholdBytes && body.byteLength > 0) {
       let compressed: Uint8Array | Promise<Uint8Array>;
@@ -417,7 +411,7 @@ export class WorkerConnection<Api = UntypedApi> {
       }
       if (compressed instanceof Promise) {
         return compressed.then(
-          bytes => this.start(plan, bytes, true),
+          bytes => this.start(call.compressedAs(bytes)),
           (error: unknown) =>
             Promise.reject(
               new WorkerRpcError('INTERNAL', `compression failed: ${(error as Error).message}`, {
@@ -427,13 +421,13 @@ export class WorkerConnection<Api = UntypedApi> {
             ),
         );
       }
-      return this.start(plan, compressed, true);
+      return this.start(call.compressedAs(compressed));
     }
-    return this.start(plan, body, false);
+    return this.start(call);
   }
 
-  private start(plan: CallPlan, body: Uint8Array, compressed: boolean): Promise<unknown> {
-    const { method, deadline, startedAt, signals } = plan;
+  private start(call: OutgoingCall): Promise<unknown> {
+    const { method, deadline, signals, body } = call;
     if (body.byteLength > this.maxBodyBytes) {
       return Promise.reject(
         new WorkerRpcError(
@@ -446,32 +440,11 @@ export class WorkerConnection<Api = UntypedApi> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.endpointsByAddress.size === 0 && !plan.waitForReady)
+    if (this.endpointsByAddress.size === 0 && !call.waitForReady)
       return Promise.reject(
         new WorkerRpcError('NO_ENDPOINTS', 'no active connections', { method }),
       );
-    const seq = this.ids.nextSeq();
-    const call = new OutgoingCall(
-      this.clock,
-      seq,
-      this.ids,
-      method,
-      plan.idempotent,
-      plan.key,
-      plan.meta,
-      plan.ack,
-      this.codec.name,
-      this.contentType,
-      this.compressor ? this.compressor.name : '',
-      compressed,
-      body,
-      deadline,
-      startedAt,
-      plan.maxAttempts,
-      signals,
-      plan.timeoutMs,
-    );
-    call.waitForReady = plan.waitForReady;
+    const seq = call.seq;
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
@@ -493,11 +466,11 @@ export class WorkerConnection<Api = UntypedApi> {
       };
       for (const s of signals) s.addEventListener('abort', call.onAbort, { once: true });
     }
-    if (plan.idempotent && this.policy.applies(call.maxAttempts)) {
+    if (call.idempotent && this.policy.applies(call.maxAttempts)) {
       this.runAttempts(call);
     } else {
-      if (plan.idempotent) this.policy.budget?.deposit();
-      this.dispatch(call, this.directSink, undefined, startedAt);
+      if (call.idempotent) this.policy.budget?.deposit();
+      this.dispatch(call, this.directSink, undefined, call.startedAt);
     }
     return promise;
   }
@@ -629,7 +602,13 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     let request: OutgoingRequest = call;
     if (call.span !== undefined) request = this.traceAttempt(call, attempt);
-    const error = endpoint.channel.send(request);
+    let error: WorkerRpcError | undefined;
+    call.sendingAt = now;
+    try {
+      error = endpoint.channel.send(request);
+    } finally {
+      call.sendingAt = undefined;
+    }
     if (error) this.attemptFailed(attempt, error);
   }
 

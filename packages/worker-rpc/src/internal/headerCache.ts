@@ -65,7 +65,7 @@ export class RequestHeaderEncoder {
     }
     const template = entry.template;
     const header = Buffer.allocUnsafe(template.byteLength);
-    template.copy(header);
+    header.set(template); // TypedArray#set: no intermediate views, unlike Buffer#copy
     header[2] = flags;
     header[3] = attempt > 255 ? 255 : attempt;
     if (request.writeId !== undefined) request.writeId(header, 4);
@@ -112,7 +112,7 @@ export class ReplyHeaderEncoder {
       this.lastTemplate = template;
     }
     const header = Buffer.allocUnsafe(template.byteLength);
-    template.copy(header);
+    header.set(template); // TypedArray#set: no intermediate views, unlike Buffer#copy
     header[2] = compressed ? FLAG_COMPRESSED : 0;
     header[3] = attempt > 255 ? 255 : attempt;
     header.set(id, 4);
