@@ -30,9 +30,6 @@ export class Execution {
   startedAt = 0;
   /** The `server` span of this handled call, when traced. */
   span: TraceSpan | undefined;
-  /** `idKey` of the first request's id (computed once, when registered). */
-  key = '';
-  readonly first: IncomingRequest;
 
   constructor(
     first: IncomingRequest,
@@ -43,7 +40,6 @@ export class Execution {
     readonly dedupeKey: string | undefined,
     readonly receivedAt: number,
   ) {
-    this.first = first;
     this.requests = [first];
   }
 }
