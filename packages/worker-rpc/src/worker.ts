@@ -16,6 +16,7 @@ import type { Codec } from './codec.js';
 import type { CompressionOption, Compressor } from './compression.js';
 import { WorkerRpcError, isWorkerRpcError, toWireError } from './errors.js';
 import { DedupeWindow } from './internal/dedupeWindow.js';
+import { ExecutionList } from './internal/executionList.js';
 import { abortedBy, Execution, type ExecutionOutcome } from './internal/execution.js';
 import { HandlerContextImpl, type ExecutionControl } from './internal/handlerContext.js';
 import { WorkerCodecs, type DecodedRequest } from './internal/workerCodecs.js';
@@ -104,10 +105,10 @@ export class Worker<Api = UntypedApi> {
   private readonly logger: Logger;
   private readonly metrics: Metrics | undefined;
   /**
-   * Executions being handled or queued. A set of objects rather than a map by id string: no key
-   * string to make and hash per request; a CANCEL (rare) scans it for the request id.
+   * Executions being handled or queued, in a linked list rather than a map by id string: no key
+   * string, hash or table resize per request; a CANCEL (rare) scans it for the request id.
    */
-  private readonly active = new Set<Execution>();
+  private readonly active = new ExecutionList<Execution>();
   /** Handler slots (`concurrency`) and the wait queue (`queue`). */
   private readonly slots: Bulkhead;
   private stateValue: WorkerState = 'idle';
@@ -273,7 +274,7 @@ export class Worker<Api = UntypedApi> {
       const reason = new WorkerRpcError('UNAVAILABLE', 'worker drain timed out', {
         retryable: true,
       });
-      for (const execution of [...this.active]) {
+      for (const execution of this.active.toArray()) {
         if (!execution.started)
           this.complete(execution, {
             ok: false,
@@ -297,7 +298,7 @@ export class Worker<Api = UntypedApi> {
           t.close().catch(error => this.logger.warn({ err: error }, 'transport close failed')),
         ),
       );
-      for (const execution of [...this.active])
+      for (const execution of this.active.toArray())
         this.abortExecution(execution, new WorkerRpcError('CLOSED', 'worker closed'));
       this.active.clear();
       this.dedupe?.clear();
