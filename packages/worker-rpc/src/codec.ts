@@ -35,7 +35,8 @@ const JSON_CODEC: Codec = Object.freeze({
     return Buffer.from(text, 'utf8');
   },
   decode(data: Uint8Array): unknown {
-    return JSON.parse(asBuffer(data).toString('utf8'));
+    // toString() without arguments is Node's UTF-8 fast path (no encoding lookup, no range checks)
+    return JSON.parse(asBuffer(data).toString());
   },
 });
 

@@ -1,7 +1,11 @@
 import type { Clock, TimerEntry, TimerHandle, TraceSpan } from '@x/resilience';
 import type { EndpointHandle } from './endpointHandle.js';
 import type { WorkerRpcError } from './errors.js';
+import type { IdSource } from './internal/ids.js';
 import type { OutgoingRequest } from './transport.js';
+
+/** The attempts of a call not sent yet (frozen: the first send replaces it). */
+const NO_ATTEMPTS = Object.freeze([]) as unknown as Attempt[];
 
 /** Where the outcome of one attempt goes: the call itself, or the attempt's retry/hedge policy. */
 export interface AttemptSink {
@@ -43,7 +47,8 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
   expire: ((call: OutgoingCall) => void) | undefined = undefined;
   /** Attempt number of the next (or queued) send: 0 first, then retries and hedges. */
   attempt = 0;
-  attempts: Attempt[] = [];
+  /** Every attempt sent, in order (a shared empty array until the first one). */
+  attempts: Attempt[] = NO_ATTEMPTS;
   /** Waiting in the admission queue for an endpoint with credit. */
   waiting = false;
   /** Waits for an endpoint while none is up or connecting (`waitForReady`) instead of failing. */
@@ -58,10 +63,14 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
   /** The call's `client` span, when traced (see `rpcTracers.ts`). */
   span: TraceSpan | undefined;
 
+  /** The id's bytes once something asked for them (see {@link id}). */
+  private idBytes: Buffer | undefined = undefined;
+
   constructor(
     private readonly clock: Clock,
     readonly seq: number,
-    readonly id: Buffer,
+    /** Where the id comes from (`seq` under the connection's nonce). */
+    private readonly ids: IdSource,
     readonly method: string,
     readonly idempotent: boolean,
     readonly key: string,
@@ -70,8 +79,8 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
     readonly codec: string,
     readonly contentType: string,
     readonly encoding: string,
-    readonly compressed: boolean,
-    readonly body: Uint8Array,
+    compressed: boolean,
+    body: Uint8Array,
     readonly deadline: number,
     readonly startedAt: number,
     readonly maxAttempts: number,
@@ -80,6 +89,33 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
     readonly timeoutMs: number,
   ) {
     this.at = deadline;
+    this.compressed = compressed;
+    this.body = body;
+  }
+
+  /** The clock's time while the connection hands an attempt to its channel: saves a clock read. */
+  sendingAt: number | undefined = undefined;
+  /** Whether `body` is compressed (set once, before the first send). */
+  compressed: boolean;
+  /** Encoded (and maybe compressed) params (set once, before the first send). */
+  body: Uint8Array;
+
+  /** The call with its body compressed (`invoke` compresses after making the call). */
+  compressedAs(body: Uint8Array): this {
+    this.body = body;
+    this.compressed = true;
+    return this;
+  }
+
+  /** The 16-byte request id, made on first use (the ZeroMQ transport writes it with {@link writeId}). */
+  get id(): Buffer {
+    return (this.idBytes ??= this.ids.idOf(this.seq));
+  }
+
+  /** Writes the id into `target` at `offset` without allocating it. */
+  writeId(target: Uint8Array, offset: number): void {
+    if (this.idBytes !== undefined) target.set(this.idBytes, offset);
+    else this.ids.writeId(this.seq, target, offset);
   }
 
   /** TimerEntry: the deadline passed. */
@@ -89,7 +125,9 @@ export class OutgoingCall implements OutgoingRequest, TimerEntry {
 
   /** Milliseconds left (the wrpc/1 budget sent with each attempt); -1 when there is no deadline. */
   budgetMs(): number {
-    return this.deadline === Infinity ? -1 : Math.max(0, this.deadline - this.clock.now());
+    if (this.deadline === Infinity) return -1;
+    const now = this.sendingAt ?? this.clock.now();
+    return Math.max(0, this.deadline - now);
   }
 
   /** The request as seen for attempt `n` (CANCEL carries the attempt it cancels). */

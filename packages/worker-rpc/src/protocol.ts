@@ -218,7 +218,8 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function readName(buf: Buffer, o: number, end: number, what: string): [string, number] {
+/** Reads a u8-length name (`a-z 0-9 . _ + -`) at `o`; the caller skips `1 + buf[o]` bytes. */
+function readName(buf: Buffer, o: number, end: number, what: string): string {
   const len = buf[o]!;
   const start = o + 1;
   if (start + len > end) throw bad(`truncated ${what}`);
@@ -236,7 +237,7 @@ function readName(buf: Buffer, o: number, end: number, what: string): [string, n
       throw bad(`invalid ${what} name`);
     }
   }
-  return [len === 0 ? '' : intern(buf, start, len), start + len];
+  return len === 0 ? '' : intern(buf, start, len);
 }
 
 const COMMON_NAMES = ['json', 'msgpack', 'gzip', 'deflate', 'br'];
@@ -255,6 +256,31 @@ function intern(buf: Buffer, start: number, len: number): string {
     if (same) return name;
   }
   return buf.toString('latin1', start, start + len);
+}
+
+/**
+ * The last ASCII method names decoded (a worker mostly sees the same few): a header naming one of
+ * them reuses the string instead of allocating a new one (and hashing it again for the handler
+ * lookup).
+ */
+const recentMethods: string[] = [];
+const RECENT_METHODS = 8;
+let recentNext = 0;
+
+function readMethod(buf: Buffer, start: number, len: number, end: number): string {
+  if (len === 0 || len > 128 || start + len > end) return readText(buf, start, len, end, 'method');
+  for (let k = 0; k < recentMethods.length; k++) {
+    const name = recentMethods[k]!;
+    if (name.length !== len) continue;
+    let i = 0;
+    while (i < len && buf[start + i] === name.charCodeAt(i)) i++;
+    if (i === len) return name;
+  }
+  const method = readText(buf, start, len, end, 'method');
+  for (let i = 0; i < len; i++) if (method.charCodeAt(i) > 0x7f) return method;
+  recentMethods[recentNext] = method;
+  recentNext = (recentNext + 1) % RECENT_METHODS;
+  return method;
 }
 
 function readText(buf: Buffer, start: number, len: number, end: number, what: string): string {
@@ -305,14 +331,15 @@ export function decodeHeader(data: Uint8Array): WireHeader {
   const budgetMs = buf.readInt32LE(20);
   const rawCredit = buf.readUInt32LE(24);
   const credit = rawCredit === CREDIT_UNKNOWN ? -1 : rawCredit;
-  const [codec, afterCodec] = readName(buf, FIXED_HEADER_BYTES, end, 'codec');
+  const codec = readName(buf, FIXED_HEADER_BYTES, end, 'codec');
+  const afterCodec = FIXED_HEADER_BYTES + 1 + buf[FIXED_HEADER_BYTES]!;
   if (afterCodec >= end) throw bad('truncated encoding');
-  const [encoding, afterEncoding] = readName(buf, afterCodec, end, 'encoding');
-  let o = afterEncoding;
+  const encoding = readName(buf, afterCodec, end, 'encoding');
+  let o = afterCodec + 1 + buf[afterCodec]!;
   if (o + 2 > end) throw bad('truncated method');
   const methodLen = buf.readUInt16LE(o);
   o += 2;
-  const method = readText(buf, o, methodLen, end, 'method');
+  const method = readMethod(buf, o, methodLen, end);
   o += methodLen;
   if (o + 1 > end) throw bad('truncated key');
   const keyLen = buf[o++]!;

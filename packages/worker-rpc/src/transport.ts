@@ -26,6 +26,8 @@ export interface OutgoingRequest {
   readonly compressed: boolean;
   /** Encoded (and maybe compressed) params; empty for `undefined`. */
   readonly body: Uint8Array;
+  /** Optional fast path: writes `id` into `target` at `offset` (a transport may use it instead of reading `id`). */
+  writeId?(target: Uint8Array, offset: number): void;
 }
 
 /** A reply a transport hands to the connection. */

@@ -16,6 +16,7 @@ import type { Codec } from './codec.js';
 import type { CompressionOption, Compressor } from './compression.js';
 import { WorkerRpcError, isWorkerRpcError, toWireError } from './errors.js';
 import { DedupeWindow } from './internal/dedupeWindow.js';
+import { ExecutionList } from './internal/executionList.js';
 import { abortedBy, Execution, type ExecutionOutcome } from './internal/execution.js';
 import { HandlerContextImpl, type ExecutionControl } from './internal/handlerContext.js';
 import { WorkerCodecs, type DecodedRequest } from './internal/workerCodecs.js';
@@ -103,7 +104,11 @@ export class Worker<Api = UntypedApi> {
   private readonly drainTimeoutMs: number;
   private readonly logger: Logger;
   private readonly metrics: Metrics | undefined;
-  private readonly byId = new Map<string, Execution>();
+  /**
+   * Executions being handled or queued, in a linked list rather than a map by id string: no key
+   * string, hash or table resize per request; a CANCEL (rare) scans it for the request id.
+   */
+  private readonly active = new ExecutionList<Execution>();
   /** Handler slots (`concurrency`) and the wait queue (`queue`). */
   private readonly slots: Bulkhead;
   private stateValue: WorkerState = 'idle';
@@ -233,9 +238,9 @@ export class Worker<Api = UntypedApi> {
     };
   }
 
-  /** Requests being handled or queued (bookkeeping entries; 0 when idle). */
+  /** Executions being handled or queued (a duplicate joins its original; 0 when idle). */
   get pending(): number {
-    return this.byId.size;
+    return this.active.size;
   }
 
   /**
@@ -257,7 +262,7 @@ export class Worker<Api = UntypedApi> {
         this.logger.warn({ err: error }, 'transport drain failed');
       }
     }
-    if (this.byId.size > 0) {
+    if (this.active.size > 0) {
       let timer: TimerHandle | undefined;
       await new Promise<void>(resolve => {
         this.idleWaiters.push(resolve);
@@ -265,11 +270,11 @@ export class Worker<Api = UntypedApi> {
       });
       if (timer) this.clock.clearTimeout(timer);
     }
-    if (this.byId.size > 0) {
+    if (this.active.size > 0) {
       const reason = new WorkerRpcError('UNAVAILABLE', 'worker drain timed out', {
         retryable: true,
       });
-      for (const execution of new Set(this.byId.values())) {
+      for (const execution of this.active.toArray()) {
         if (!execution.started)
           this.complete(execution, {
             ok: false,
@@ -293,9 +298,9 @@ export class Worker<Api = UntypedApi> {
           t.close().catch(error => this.logger.warn({ err: error }, 'transport close failed')),
         ),
       );
-      for (const execution of new Set(this.byId.values()))
+      for (const execution of this.active.toArray())
         this.abortExecution(execution, new WorkerRpcError('CLOSED', 'worker closed'));
-      this.byId.clear();
+      this.active.clear();
       this.dedupe?.clear();
       this.handlerCache.clear();
     })();
@@ -403,17 +408,15 @@ export class Worker<Api = UntypedApi> {
       );
       return;
     }
-    const key = idKey(request.id);
     let dedupeKey: string | undefined;
     if (this.dedupe && (request.idempotent || request.key !== '')) {
-      dedupeKey = request.key !== '' ? `k:${method}:${request.key}` : `i:${key}`;
+      dedupeKey = request.key !== '' ? `k:${method}:${request.key}` : `i:${idKey(request.id)}`;
       const seen = this.dedupe.get(dedupeKey);
       if (seen !== undefined) {
         this.deduplicated++;
         if (seen instanceof Execution) {
           if (!seen.finished) {
             seen.requests.push(request);
-            this.byId.set(key, seen);
             seen.span?.event('duplicate', { 'x.attempt': request.attempt });
             if (request.ack && (seen.acked || seen.started)) this.ack(request);
             return;
@@ -447,11 +450,11 @@ export class Worker<Api = UntypedApi> {
         },
       });
     if (this.slots.tryAcquire()) {
-      this.register(key, execution);
+      this.register(execution);
       if (request.ack) this.ack(request);
-      this.run(execution);
+      this.run(execution, now);
     } else if (this.slots.queued < this.queueLimit) {
-      this.register(key, execution);
+      this.register(execution);
       if (request.ack) this.ack(request);
       this.enqueue(execution);
     } else {
@@ -504,8 +507,8 @@ export class Worker<Api = UntypedApi> {
     );
   }
 
-  private register(key: string, execution: Execution): void {
-    this.byId.set(key, execution);
+  private register(execution: Execution): void {
+    this.active.add(execution);
     if (execution.dedupeKey !== undefined) this.dedupe!.set(execution.dedupeKey, execution, true);
   }
 
@@ -535,10 +538,10 @@ export class Worker<Api = UntypedApi> {
     return undefined;
   }
 
-  /** Runs the handler of an execution that holds a slot. */
-  private run(execution: Execution): void {
+  /** Runs the handler of an execution that holds a slot (`now`: the clock's time, when just read). */
+  private run(execution: Execution, now: number = this.clock.now()): void {
     execution.started = true;
-    execution.startedAt = this.clock.now();
+    execution.startedAt = now;
     const first = execution.requests[0]!;
     const { fn, self } = execution.handler!;
     if (isAsynchronous(fn)) this.ackAll(execution);
@@ -648,10 +651,7 @@ export class Worker<Api = UntypedApi> {
     }
     if (!outcome.ok && outcome.error?.code === 'INTERNAL')
       this.logger.warn({ err: outcome.cause, method: execution.method }, 'handler failed');
-    for (const request of execution.requests) {
-      const key = idKey(request.id);
-      if (this.byId.get(key) === execution) this.byId.delete(key);
-    }
+    this.active.delete(execution);
     if (execution.dedupeKey !== undefined) {
       // Keep successes and definitive failures for replay; forget transient ones so a retry runs again.
       const transient =
@@ -664,12 +664,12 @@ export class Worker<Api = UntypedApi> {
       else this.dedupe!.set(execution.dedupeKey, outcome);
     }
     const requests = execution.requests;
-    execution.requests = [];
+    execution.requests = NO_REQUESTS;
     for (const request of requests) {
       if (request.toto && execution.acked) continue; // toto's @asynchronous methods answer with the ACK only
       this.wire.reply(request, outcome, this.credit);
     }
-    if (this.byId.size === 0 && this.idleWaiters.length > 0) {
+    if (this.active.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -677,16 +677,21 @@ export class Worker<Api = UntypedApi> {
   }
 
   private onCancel(id: Uint8Array): void {
-    const key = idKey(id);
-    const execution = this.byId.get(key);
-    if (!execution || execution.finished) return;
-    this.byId.delete(key);
-    const index = execution.requests.findIndex(r => idKey(r.id) === key);
-    const error = new WorkerRpcError('CANCELLED', 'cancelled by the caller');
-    if (index >= 0) {
-      const [request] = execution.requests.splice(index, 1);
-      this.replyError(request!, error);
+    // the newest unfinished execution answering request `id` (a retry reuses the id)
+    let execution: Execution | undefined;
+    let index = -1;
+    for (const e of this.active) {
+      if (e.finished) continue;
+      const i = e.requests.findIndex(r => sameId(r.id, id));
+      if (i >= 0) {
+        execution = e;
+        index = i;
+      }
     }
+    if (execution === undefined) return;
+    const error = new WorkerRpcError('CANCELLED', 'cancelled by the caller');
+    const [request] = execution.requests.splice(index, 1);
+    this.replyError(request!, error);
     if (execution.requests.length === 0) {
       if (!execution.started) {
         this.complete(execution, {
@@ -723,6 +728,15 @@ export class Worker<Api = UntypedApi> {
     this.wire.replyError(request, error, this.credit);
   }
 }
+
+function sameId(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The requests of a finished execution (frozen: nothing joins it any more). */
+const NO_REQUESTS = Object.freeze([]) as unknown as IncomingRequest[];
 
 function int(value: number, min: number, name: string): number {
   if (!(Number.isInteger(value) && value >= min))

@@ -58,21 +58,8 @@ import type {
 import { zmqTransport } from './zmqTransport.js';
 
 const NO_SIGNALS: readonly AbortSignal[] = [];
-
-/** What `invoke` resolved about a call before its body is ready (compression may be asynchronous). */
-interface CallPlan {
-  readonly method: string;
-  readonly idempotent: boolean;
-  readonly key: string;
-  readonly meta: Readonly<Record<string, string>> | undefined;
-  readonly ack: boolean;
-  readonly deadline: number;
-  readonly startedAt: number;
-  readonly maxAttempts: number;
-  readonly signals: readonly AbortSignal[];
-  readonly timeoutMs: number;
-  readonly waitForReady: boolean;
-}
+/** The options of a call made without any (shared: no allocation per call). */
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 /**
  * A connection to one or more remote workers (toto's `WorkerConnection`, `ZMQWorkerConnection` and
@@ -311,7 +298,7 @@ export class WorkerConnection<Api = UntypedApi> {
     method: M,
     ...args: InvokeArgs<Api, M, CallOptions>
   ): Promise<ResultOf<Api, M>>;
-  invoke(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
+  invoke(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (typeof method !== 'string' || method.length === 0 || method.length > 1024) {
@@ -355,7 +342,7 @@ export class WorkerConnection<Api = UntypedApi> {
       );
     }
     const key = options.idempotencyKey ?? '';
-    if (typeof key !== 'string' || Buffer.byteLength(key) > 255)
+    if (typeof key !== 'string' || (key !== '' && Buffer.byteLength(key) > 255))
       return Promise.reject(
         new WorkerRpcError(
           'INVALID_ARGUMENT',
@@ -387,19 +374,28 @@ export class WorkerConnection<Api = UntypedApi> {
       options.maxAttempts === undefined
         ? this.policy.maxAttempts
         : Math.min(MAX_ATTEMPTS, Math.max(1, Math.floor(options.maxAttempts)));
-    const plan: CallPlan = {
+    // The call is its own plan: made before its body is final (compression may be asynchronous).
+    const call = new OutgoingCall(
+      this.clock,
+      this.ids.nextSeq(),
+      this.ids,
       method,
       idempotent,
       key,
       meta,
-      ack: options.ack === 'delivery',
+      options.ack === 'delivery',
+      this.codec.name,
+      this.contentType,
+      this.compressor ? this.compressor.name : '',
+      false,
+      body,
       deadline,
-      startedAt: now,
-      maxAttempts: idempotent ? maxAttempts : 1,
+      now,
+      idempotent ? maxAttempts : 1,
       signals,
       timeoutMs,
-      waitForReady: options.waitForReady ?? this.waitForReady,
-    };
+    );
+    call.waitForReady = options.waitForReady ?? this.waitForReady;
     const compressor = this.compressor;
     if (compressor && body.byteLength >= this.thresholdBytes && body.byteLength > 0) {
       let compressed: Uint8Array | Promise<Uint8Array>;
@@ -415,7 +411,7 @@ export class WorkerConnection<Api = UntypedApi> {
       }
       if (compressed instanceof Promise) {
         return compressed.then(
-          bytes => this.start(plan, bytes, true),
+          bytes => this.start(call.compressedAs(bytes)),
           (error: unknown) =>
             Promise.reject(
               new WorkerRpcError('INTERNAL', `compression failed: ${(error as Error).message}`, {
@@ -425,13 +421,13 @@ export class WorkerConnection<Api = UntypedApi> {
             ),
         );
       }
-      return this.start(plan, compressed, true);
+      return this.start(call.compressedAs(compressed));
     }
-    return this.start(plan, body, false);
+    return this.start(call);
   }
 
-  private start(plan: CallPlan, body: Uint8Array, compressed: boolean): Promise<unknown> {
-    const { method, deadline, startedAt, signals } = plan;
+  private start(call: OutgoingCall): Promise<unknown> {
+    const { method, deadline, signals, body } = call;
     if (body.byteLength > this.maxBodyBytes) {
       return Promise.reject(
         new WorkerRpcError(
@@ -444,32 +440,11 @@ export class WorkerConnection<Api = UntypedApi> {
     if (this.closing)
       return Promise.reject(new WorkerRpcError('CLOSED', 'connection is closed', { method }));
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.endpointsByAddress.size === 0 && !plan.waitForReady)
+    if (this.endpointsByAddress.size === 0 && !call.waitForReady)
       return Promise.reject(
         new WorkerRpcError('NO_ENDPOINTS', 'no active connections', { method }),
       );
-    const seq = this.ids.nextSeq();
-    const call = new OutgoingCall(
-      this.clock,
-      seq,
-      this.ids.idOf(seq),
-      method,
-      plan.idempotent,
-      plan.key,
-      plan.meta,
-      plan.ack,
-      this.codec.name,
-      this.contentType,
-      this.compressor ? this.compressor.name : '',
-      compressed,
-      body,
-      deadline,
-      startedAt,
-      plan.maxAttempts,
-      signals,
-      plan.timeoutMs,
-    );
-    call.waitForReady = plan.waitForReady;
+    const seq = call.seq;
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
@@ -491,11 +466,11 @@ export class WorkerConnection<Api = UntypedApi> {
       };
       for (const s of signals) s.addEventListener('abort', call.onAbort, { once: true });
     }
-    if (plan.idempotent && this.policy.applies(call.maxAttempts)) {
+    if (call.idempotent && this.policy.applies(call.maxAttempts)) {
       this.runAttempts(call);
     } else {
-      if (plan.idempotent) this.policy.budget?.deposit();
-      this.dispatch(call, this.directSink);
+      if (call.idempotent) this.policy.budget?.deposit();
+      this.dispatch(call, this.directSink, undefined, call.startedAt);
     }
     return promise;
   }
@@ -547,7 +522,12 @@ export class WorkerConnection<Api = UntypedApi> {
   }
 
   /** Picks an endpoint and sends the next attempt, or queues the call. */
-  private dispatch(call: OutgoingCall, sink: AttemptSink, attemptNumber?: number): void {
+  private dispatch(
+    call: OutgoingCall,
+    sink: AttemptSink,
+    attemptNumber?: number,
+    now?: number,
+  ): void {
     if (call.done) return;
     if (call.waiting) {
       // a hedge while the call still waits for an endpoint: nothing to hedge to
@@ -559,7 +539,7 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     if (attemptNumber !== undefined) call.attempt = attemptNumber;
     const endpoint = this.sent < this.maxInFlight ? this.endpointsByAddress.pick(call) : undefined;
-    if (endpoint !== undefined) return this.send(call, endpoint, sink);
+    if (endpoint !== undefined) return this.send(call, endpoint, sink, now);
     if (
       this.endpointsByAddress.upCount === 0 &&
       !this.endpointsByAddress.hasConnecting() &&
@@ -588,9 +568,16 @@ export class WorkerConnection<Api = UntypedApi> {
     this.queue.add(call, sink);
   }
 
-  private send(call: OutgoingCall, endpoint: EndpointHandle, sink: AttemptSink): void {
-    const attempt = new Attempt(call, endpoint, call.attempt, this.clock.now(), sink);
-    call.attempts.push(attempt);
+  /** Sends an attempt now; `now` is the clock's time when the caller just read it. */
+  private send(
+    call: OutgoingCall,
+    endpoint: EndpointHandle,
+    sink: AttemptSink,
+    now: number = this.clock.now(),
+  ): void {
+    const attempt = new Attempt(call, endpoint, call.attempt, now, sink);
+    if (call.attempts.length === 0) call.attempts = [attempt];
+    else call.attempts.push(attempt);
     if (endpoint.credit !== Infinity) endpoint.credit--;
     this.sent++;
     this.balancer.start(endpoint);
@@ -615,7 +602,13 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     let request: OutgoingRequest = call;
     if (call.span !== undefined) request = this.traceAttempt(call, attempt);
-    const error = endpoint.channel.send(request);
+    let error: WorkerRpcError | undefined;
+    call.sendingAt = now;
+    try {
+      error = endpoint.channel.send(request);
+    } finally {
+      call.sendingAt = undefined;
+    }
     if (error) this.attemptFailed(attempt, error);
   }
 
@@ -686,9 +679,10 @@ export class WorkerConnection<Api = UntypedApi> {
     }
     const endpoint = attempt.endpoint;
     this.sent--;
-    const durationMs = Math.max(0, this.clock.now() - attempt.startedAt);
+    const now = this.clock.now();
+    const durationMs = Math.max(0, now - attempt.startedAt);
     this.balancer.end(endpoint, { ok, durationMs });
-    if (ok) endpoint.latency.record(durationMs);
+    if (ok) endpoint.latency.record(durationMs, now);
     endpoint.wakeDrains();
   }
 

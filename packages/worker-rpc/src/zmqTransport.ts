@@ -5,7 +5,7 @@ import { RequestHeaderEncoder } from './internal/headerCache.js';
 import { idToUuid, uuidToId } from './internal/ids.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
 import { receiveLoop } from './internal/receiveLoop.js';
-import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
+import { BATCH_ALLOWANCE_BYTES, SendQueue, readPairs } from './internal/sendQueue.js';
 import { FLAG_COMPRESSED, Kind, decodeHeader, encodeHeader, type KindValue } from './protocol.js';
 import type {
   Channel,
@@ -95,7 +95,8 @@ type Frames = (Uint8Array | string)[];
 
 class ZmqChannel implements Channel {
   private socket: InstanceType<Zmq['Dealer']> | undefined;
-  private readonly queue: SendQueue<Uint8Array>;
+  /** Tagged with the request of each message, to fail it when its send fails. */
+  private readonly queue: SendQueue<OutgoingRequest>;
   private readonly ready: Promise<void>;
   private loadError: WorkerRpcError | undefined;
   private closed = false;
@@ -114,16 +115,16 @@ class ZmqChannel implements Channel {
       send: (frames: Frames) =>
         this.socket ? this.socket.send(frames) : this.ready.then(() => this.socket!.send(frames)),
     };
-    this.queue = new SendQueue<Uint8Array>(
+    this.queue = new SendQueue<OutgoingRequest>(
       writer,
       options.sendQueue ?? 10_000,
-      (error, ids) => {
+      (error, requests) => {
         if (this.closed) return;
-        for (const id of ids) {
-          if (id !== undefined)
+        for (const request of requests) {
+          if (request !== undefined)
             this.events.fail(
               this,
-              id,
+              request.id,
               new WorkerRpcError(
                 'UNAVAILABLE',
                 `send to ${address} failed: ${(error as Error).message}`,
@@ -252,9 +253,12 @@ class ZmqChannel implements Channel {
       });
       return;
     }
-    const pairs = splitPairs(frames.slice(1));
-    if (!pairs) return;
-    for (const [first, body] of pairs) {
+    const headers: Buffer[] = [];
+    const bodies: (Buffer | undefined)[] = [];
+    if (!readPairs(frames, headers, bodies, 1)) return;
+    for (let i = 0; i < headers.length; i++) {
+      const first = headers[i]!;
+      const body = bodies[i];
       let header;
       try {
         header = decodeHeader(first);
@@ -293,7 +297,7 @@ class ZmqChannel implements Channel {
       return new WorkerRpcError('CLOSED', 'channel closed', { endpoint: this.address });
     let queued: boolean;
     if (this.toto) {
-      queued = this.queue.push([EMPTY, idToUuid(request.id), request.body], request.id);
+      queued = this.queue.push([EMPTY, idToUuid(request.id), request.body], request);
     } else {
       let header: Buffer;
       try {
@@ -305,7 +309,7 @@ class ZmqChannel implements Channel {
         NO_ROUTING,
         header,
         request.body.byteLength > 0 ? request.body : undefined,
-        request.id,
+        request,
       );
     }
     if (!queued) {

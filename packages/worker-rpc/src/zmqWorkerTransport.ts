@@ -7,7 +7,7 @@ import { ReplyHeaderEncoder } from './internal/headerCache.js';
 import { uuidToId } from './internal/ids.js';
 import { loadZmq, type Zmq } from './internal/loadZmq.js';
 import { receiveLoop } from './internal/receiveLoop.js';
-import { BATCH_ALLOWANCE_BYTES, SendQueue, splitPairs } from './internal/sendQueue.js';
+import { BATCH_ALLOWANCE_BYTES, SendQueue, readPairs } from './internal/sendQueue.js';
 import {
   FIXED_HEADER_BYTES,
   PROTOCOL_VERSION,
@@ -19,6 +19,7 @@ import {
   decodeHeader,
   encodeHeader,
   type KindValue,
+  type WireHeader,
 } from './protocol.js';
 import type {
   IncomingRequest,
@@ -244,8 +245,9 @@ class ZmqWorkerTransport implements WorkerTransport {
       sink.rejected(new WorkerRpcError('BAD_FRAME', 'expected a toto message id'));
       return;
     }
-    const pairs = splitPairs(content);
-    if (!pairs) {
+    const headers: Buffer[] = [];
+    const bodies: (Buffer | undefined)[] = [];
+    if (!readPairs(content, headers, bodies)) {
       const e = new WorkerRpcError(
         'BAD_FRAME',
         `message has ${content.length} frames after the delimiter (expected header/body pairs)`,
@@ -256,7 +258,7 @@ class ZmqWorkerTransport implements WorkerTransport {
       return;
     }
     if (!dealer && routing.length > 0) this.remember(routing);
-    for (const [headerFrame, body] of pairs) this.onPair(routing, headerFrame, body, queue);
+    for (let i = 0; i < headers.length; i++) this.onPair(routing, headers[i]!, bodies[i], queue);
   }
 
   private onPair(
@@ -279,27 +281,7 @@ class ZmqWorkerTransport implements WorkerTransport {
     }
     switch (header.kind) {
       case Kind.REQ: {
-        const id = header.id;
-        const attempt = header.attempt;
-        const request: IncomingRequest = {
-          id,
-          method: header.method,
-          attempt,
-          budgetMs: header.budgetMs,
-          idempotent: (header.flags & FLAG_IDEMPOTENT) !== 0,
-          key: header.key,
-          meta: header.meta,
-          ack: (header.flags & FLAG_ACK) !== 0,
-          codec: header.codec || 'json',
-          encoding: header.encoding,
-          compressed: (header.flags & FLAG_COMPRESSED) !== 0,
-          body,
-          toto: false,
-          wrapErrors: false,
-          respond: (kind, replyBody, info) =>
-            this.respond(queue, routing, id, attempt, kind, replyBody, info),
-        };
-        sink.request(request);
+        sink.request(new ZmqRequest(this, queue, routing, header, body));
         return;
       }
       case Kind.CANCEL:
@@ -368,7 +350,8 @@ class ZmqWorkerTransport implements WorkerTransport {
     this.peers.set(key, routing);
   }
 
-  private respond(
+  /** Sends a reply of request `id` (see {@link ZmqRequest.respond}). */
+  respond(
     queue: SendQueue,
     routing: Buffer[],
     id: Uint8Array,
@@ -441,3 +424,47 @@ class ZmqWorkerTransport implements WorkerTransport {
 }
 
 const ZERO_ID = new Uint8Array(ID_BYTES);
+
+/**
+ * A wrpc/1 request received on a ZeroMQ socket: a class rather than an object literal with a
+ * `respond` closure, so a request costs one allocation.
+ */
+class ZmqRequest implements IncomingRequest {
+  readonly id: Uint8Array;
+  readonly method: string;
+  readonly attempt: number;
+  readonly budgetMs: number;
+  readonly idempotent: boolean;
+  readonly key: string;
+  readonly meta: Readonly<Record<string, string>> | undefined;
+  readonly ack: boolean;
+  readonly codec: string;
+  readonly encoding: string;
+  readonly compressed: boolean;
+  readonly toto = false;
+  readonly wrapErrors = false;
+
+  constructor(
+    private readonly transport: ZmqWorkerTransport,
+    private readonly queue: SendQueue,
+    private readonly routing: Buffer[],
+    header: WireHeader,
+    readonly body: Buffer | undefined,
+  ) {
+    this.id = header.id;
+    this.method = header.method;
+    this.attempt = header.attempt;
+    this.budgetMs = header.budgetMs;
+    this.idempotent = (header.flags & FLAG_IDEMPOTENT) !== 0;
+    this.key = header.key;
+    this.meta = header.meta;
+    this.ack = (header.flags & FLAG_ACK) !== 0;
+    this.codec = header.codec || 'json';
+    this.encoding = header.encoding;
+    this.compressed = (header.flags & FLAG_COMPRESSED) !== 0;
+  }
+
+  respond(kind: KindValue, body: Uint8Array | undefined, info: ResponseInfo): void {
+    this.transport.respond(this.queue, this.routing, this.id, this.attempt, kind, body, info);
+  }
+}

@@ -30,6 +30,10 @@ export class Execution {
   startedAt = 0;
   /** The `server` span of this handled call, when traced. */
   span: TraceSpan | undefined;
+  /** Links of the worker's list of running executions (see `ExecutionList`). */
+  prev: Execution | undefined = undefined;
+  next: Execution | undefined = undefined;
+  listed = false;
 
   constructor(
     first: IncomingRequest,

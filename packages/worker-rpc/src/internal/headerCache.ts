@@ -65,10 +65,11 @@ export class RequestHeaderEncoder {
     }
     const template = entry.template;
     const header = Buffer.allocUnsafe(template.byteLength);
-    template.copy(header);
+    header.set(template); // TypedArray#set: no intermediate views, unlike Buffer#copy
     header[2] = flags;
     header[3] = attempt > 255 ? 255 : attempt;
-    header.set(request.id, 4);
+    if (request.writeId !== undefined) request.writeId(header, 4);
+    else header.set(request.id, 4);
     header.writeInt32LE(budgetMs < 0 ? -1 : Math.min(MAX_BUDGET_MS, Math.ceil(budgetMs)), 20);
     return header;
   }
@@ -111,7 +112,7 @@ export class ReplyHeaderEncoder {
       this.lastTemplate = template;
     }
     const header = Buffer.allocUnsafe(template.byteLength);
-    template.copy(header);
+    header.set(template); // TypedArray#set: no intermediate views, unlike Buffer#copy
     header[2] = compressed ? FLAG_COMPRESSED : 0;
     header[3] = attempt > 255 ? 255 : attempt;
     header.set(id, 4);

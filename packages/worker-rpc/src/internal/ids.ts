@@ -26,11 +26,16 @@ export class IdSource {
   /** The 16-byte id of sequence number `seq`. */
   idOf(seq: number): Buffer {
     const id = Buffer.allocUnsafe(ID_BYTES);
-    id.writeUInt32LE(this.nonceLo, 0);
-    id.writeUInt32LE(this.nonceHi, 4);
-    id.writeUInt32LE(seq % 0x1_0000_0000, 8);
-    id.writeUInt32LE(Math.floor(seq / 0x1_0000_0000), 12);
+    this.writeId(seq, id, 0);
     return id;
+  }
+
+  /** Writes the id of sequence number `seq` into `target` at `offset` (16 bytes). */
+  writeId(seq: number, target: Uint8Array, offset: number): void {
+    writeUint32(target, offset, this.nonceLo);
+    writeUint32(target, offset + 4, this.nonceHi);
+    writeUint32(target, offset + 8, seq % 0x1_0000_0000);
+    writeUint32(target, offset + 12, Math.floor(seq / 0x1_0000_0000));
   }
 
   /** The sequence number of an id made here, or -1 for a foreign or malformed id. */
@@ -40,6 +45,13 @@ export class IdSource {
     if (b.readUInt32LE(0) !== this.nonceLo || b.readUInt32LE(4) !== this.nonceHi) return -1;
     return b.readUInt32LE(8) + b.readUInt32LE(12) * 0x1_0000_0000;
   }
+}
+
+function writeUint32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value & 0xff;
+  target[offset + 1] = (value >>> 8) & 0xff;
+  target[offset + 2] = (value >>> 16) & 0xff;
+  target[offset + 3] = value >>> 24;
 }
 
 /** Formats a 16-byte id as a UUID-shaped string (toto's message id frame). */

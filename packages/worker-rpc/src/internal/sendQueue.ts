@@ -323,47 +323,71 @@ export function packBatch(
   return [h, b];
 }
 
-function unpackBatch(headers: Buffer, bodies: Buffer): [Buffer, Buffer | undefined][] | undefined {
-  if (headers.byteLength < 3) return undefined;
+function unpackBatch(
+  headers: Buffer,
+  bodies: Buffer,
+  headerFrames: Buffer[],
+  bodyFrames: (Buffer | undefined)[],
+): boolean {
+  if (headers.byteLength < 3) return false;
   const count = headers.readUInt16LE(1);
-  if (count === 0 || count > MAX_BATCH_ENTRIES) return undefined;
-  const pairs: [Buffer, Buffer | undefined][] = [];
+  if (count === 0 || count > MAX_BATCH_ENTRIES) return false;
+  const headerEnd = headers.byteLength;
+  const bodyEnd = bodies.byteLength;
   let ho = 3;
   let bo = 0;
   for (let k = 0; k < count; k++) {
-    if (ho + 2 > headers.byteLength || bo + 4 > bodies.byteLength) return undefined;
-    const hl = headers.readUInt16LE(ho);
+    if (ho + 2 > headerEnd || bo + 4 > bodyEnd) return false;
+    const hl = headers[ho]! | (headers[ho + 1]! << 8);
     const bl = bodies.readUInt32LE(bo);
     ho += 2;
     bo += 4;
-    if (ho + hl > headers.byteLength || bo + bl > bodies.byteLength) return undefined;
-    pairs.push([
-      headers.subarray(ho, ho + hl),
-      bl === 0 ? undefined : bodies.subarray(bo, bo + bl),
-    ]);
+    if (ho + hl > headerEnd || bo + bl > bodyEnd) return false;
+    headerFrames.push(headers.subarray(ho, ho + hl));
+    bodyFrames.push(bl === 0 ? undefined : bodies.subarray(bo, bo + bl));
     ho += hl;
     bo += bl;
   }
-  if (ho !== headers.byteLength || bo !== bodies.byteLength) return undefined;
-  return pairs;
+  return ho === headerEnd && bo === bodyEnd;
 }
 
 /**
- * Splits the content of a wrpc/1 message (the frames after the delimiter) into header/body pairs:
- * `[h]` is one bodiless message, `[h, b]` one message, `[h, b, h, b, ...]` several, and a batch
- * (`[packed headers, packed bodies]`, see {@link packBatch}) several more. A zero-length body is
- * none. Returns undefined for anything else (odd frame counts, malformed batches).
+ * Splits the content of a wrpc/1 message (the frames after the delimiter) into its header and
+ * body frames, appended to `headers` and `bodies` (same index = one message): `[h]` is one
+ * bodiless message, `[h, b]` one message, `[h, b, h, b, ...]` several, and a batch (`[packed
+ * headers, packed bodies]`, see {@link packBatch}) several more. A zero-length body is none.
+ * Returns false for anything else (odd frame counts, malformed batches); the arrays then hold
+ * nothing usable.
  */
-export function splitPairs(content: readonly Buffer[]): [Buffer, Buffer | undefined][] | undefined {
-  const n = content.length;
-  if (n === 1) return [[content[0]!, undefined]];
-  if (n === 0 || n % 2 !== 0) return undefined;
-  if (n === 2 && content[0]!.byteLength > 0 && content[0]![0] === BATCH_MARKER)
-    return unpackBatch(content[0]!, content[1]!);
-  const pairs: [Buffer, Buffer | undefined][] = [];
-  for (let i = 0; i < n; i += 2) {
-    const body = content[i + 1]!;
-    pairs.push([content[i]!, body.byteLength === 0 ? undefined : body]);
+export function readPairs(
+  content: readonly Buffer[],
+  headers: Buffer[],
+  bodies: (Buffer | undefined)[],
+  /** Index of the first content frame (the frames before it are skipped). */
+  from = 0,
+): boolean {
+  const n = content.length - from;
+  if (n === 1) {
+    headers.push(content[from]!);
+    bodies.push(undefined);
+    return true;
   }
-  return pairs;
+  if (n <= 0 || n % 2 !== 0) return false;
+  const first = content[from]!;
+  if (n === 2 && first.byteLength > 0 && first[0] === BATCH_MARKER)
+    return unpackBatch(first, content[from + 1]!, headers, bodies);
+  for (let i = from; i < content.length; i += 2) {
+    const body = content[i + 1]!;
+    headers.push(content[i]!);
+    bodies.push(body.byteLength === 0 ? undefined : body);
+  }
+  return true;
+}
+
+/** {@link readPairs} as `[header, body]` tuples; undefined for malformed content. */
+export function splitPairs(content: readonly Buffer[]): [Buffer, Buffer | undefined][] | undefined {
+  const headers: Buffer[] = [];
+  const bodies: (Buffer | undefined)[] = [];
+  if (!readPairs(content, headers, bodies)) return undefined;
+  return headers.map((h, i) => [h, bodies[i]]);
 }

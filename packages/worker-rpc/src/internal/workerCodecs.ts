@@ -211,14 +211,20 @@ export class WorkerCodecs {
           encoding = compressor.name;
         }
       }
-      request.respond(kind, body, {
-        codec: codec.name,
-        encoding,
-        compressed,
-        credit,
-        ...(code ? { code } : {}),
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      });
+      request.respond(
+        kind,
+        body,
+        code === undefined && retryAfterMs === undefined
+          ? { codec: codec.name, encoding, compressed, credit }
+          : {
+              codec: codec.name,
+              encoding,
+              compressed,
+              credit,
+              ...(code ? { code } : {}),
+              ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+            },
+      );
     } catch (error) {
       this.logger.error({ err: error }, 'worker failed to send a reply');
     }
